@@ -1,0 +1,1 @@
+"""silentfail.proofs: sympy derivations of the closed forms (DESIGN.md section 7)."""

@@ -1,0 +1,332 @@
+"""The ``silentfail`` command line.
+
+Every error is one clear line on stderr and a non-zero exit (2 for bad input, 1 for a
+failed check), with no traceback unless ``--debug`` is given.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .taxonomy import (
+    FEDERATED_CONSTRAINTS,
+    MODE_COLUMNS,
+    SchemaError,
+    Taxonomy,
+    benchmark_table,
+    builtin_taxonomy,
+    causes_of,
+    coverage_matrix,
+    detectors_for,
+    load_extension,
+    paths,
+    silent_modes,
+    structural_divide,
+    validate,
+)
+from .taxonomy import export as tx_export
+from .taxonomy.schema import NodeKind
+
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
+
+_STATE = {"debug": False}
+
+app = typer.Typer(
+    name="silentfail",
+    help="Silent failures in federated personalization of foundation models: the taxonomy, "
+    "its queries and exports, and citations.\n\nExample: silentfail taxonomy query silent "
+    "--constraints secure_aggregation,no_personal_model_access",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+taxonomy_app = typer.Typer(
+    help="Show, export, query and validate the taxonomy graph.\n\nExample: silentfail taxonomy show alignment_erosion",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+query_app = typer.Typer(
+    help="Query the taxonomy: silent modes, causes, detectors, paths, coverage, benchmarks.\n\n"
+    "Example: silentfail taxonomy query causes fairness_collapse",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(taxonomy_app, name="taxonomy")
+taxonomy_app.add_typer(query_app, name="query")
+
+
+class UserError(Exception):
+    """A problem with what the user asked for; printed as one line."""
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors.")) -> None:
+    _STATE["debug"] = debug
+
+
+# ------------------------------------------------------------------ helpers
+
+ExtOption = typer.Option(None, "--file", "-f", help="An extension file (JSON/TOML) applied to the built-in graph.")
+
+
+def _load(file: Optional[Path]) -> Taxonomy:
+    tax = builtin_taxonomy()
+    if file is None:
+        return tax
+    tax, violations = load_extension(tax, file)
+    if violations:
+        raise UserError(f"{file} has {len(violations)} violation(s); run 'silentfail taxonomy validate {file}'")
+    return tax
+
+
+def _split(values: Optional[str]) -> list[str]:
+    if not values:
+        return []
+    return [v.strip() for v in values.split(",") if v.strip()]
+
+
+def _table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
+    t = Table(title=title, show_lines=False)
+    for c in columns:
+        t.add_column(c, overflow="fold")
+    for r in rows:
+        t.add_row(*r)
+    return t
+
+
+ConstraintsOption = typer.Option(
+    "", "--constraints", "-c", help="Comma-separated constraint ids, e.g. secure_aggregation,central_dp."
+)
+ScopeOption = typer.Option("deployed", "--scope", help="deployed (personalized models) or global (the global model).")
+
+
+# ------------------------------------------------------------------ taxonomy
+
+
+@taxonomy_app.command("show")
+def show(
+    node: Optional[str] = typer.Argument(None, help="A node id, name or alias to show in full."),
+    kind: Optional[str] = typer.Option(None, "--kind", "-k", help="Only nodes of this kind."),
+    file: Optional[Path] = ExtOption,
+) -> None:
+    """List the nodes of the graph, or show one node in full.
+
+    Example: silentfail taxonomy show --kind failure_mode
+    """
+    tax = _load(file)
+    if node is not None:
+        n = tax.find(node)
+        t = Table(title=f"{n.name} ({n.kind.value})", show_header=False)
+        for k, v in n.model_dump(mode="json").items():
+            if v not in ("", [], (), None) and k != "bibtex":
+                t.add_row(k, str(v))
+        for e in tax.out_edges(n.id):
+            t.add_row(f"-{e.kind.value}->", e.target + (f" ({e.strength or e.level or e.scope})" if (e.strength or e.level or e.scope) else ""))
+        for e in tax.in_edges(n.id):
+            t.add_row(f"<-{e.kind.value}-", e.source)
+        console.print(t)
+        return
+    if kind is not None and kind not in {k.value for k in NodeKind}:
+        raise UserError(f"unknown kind {kind!r}; known kinds: {', '.join(k.value for k in NodeKind)}")
+    rows = [[n.id, n.kind.value, n.name] for n in tax.nodes(kind)]
+    console.print(_table(f"silentfail taxonomy: {len(rows)} nodes", ["id", "kind", "name"], rows))
+
+
+@taxonomy_app.command("export")
+def export(
+    fmt: str = typer.Option("json", "--format", "-t", help=f"One of: {', '.join(tx_export.FORMATS)}."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output file (stdout if omitted; required for figures)."),
+    file: Optional[Path] = ExtOption,
+) -> None:
+    """Export the graph as node-link JSON, GraphML, DOT, Mermaid, a LaTeX table or a figure.
+
+    Example: silentfail taxonomy export --format png -o taxonomy.png
+    """
+    tax = _load(file)
+    text = tx_export.write(tax, fmt, output)
+    if text is not None:
+        sys.stdout.write(text)
+    else:
+        err_console.print(f"wrote {output}")
+
+
+@taxonomy_app.command("validate")
+def validate_cmd(file: Optional[Path] = typer.Argument(None, help="An extension file (JSON/TOML); default: the built-in graph.")) -> None:
+    """Check the built-in graph, or a user's extension file, and list every violation.
+
+    Exits 1 if there is any violation. Example: silentfail taxonomy validate my_modes.toml
+    """
+    if file is None:
+        tax, violations = builtin_taxonomy(), validate(builtin_taxonomy())
+    else:
+        tax, violations = load_extension(builtin_taxonomy(), file)
+    if violations:
+        for v in violations:
+            err_console.print(str(v), markup=False, highlight=False)
+        err_console.print(f"{len(violations)} violation(s)", markup=False)
+        raise typer.Exit(1)
+    console.print(f"ok: {len(tax)} nodes, {len(tax.edges())} edges, no violations")
+
+
+# ------------------------------------------------------------------ queries
+
+
+@query_app.command("silent")
+def q_silent(
+    constraints: str = ConstraintsOption,
+    detectors: Optional[str] = typer.Option(None, "--detectors", "-d", help="Comma-separated detector ids deployed (default: all)."),
+    scope: str = ScopeOption,
+    file: Optional[Path] = ExtOption,
+) -> None:
+    """The modes no deployed detector can see under the constraints, with the blocking paths.
+
+    Example: silentfail taxonomy query silent -c secure_aggregation,no_personal_model_access
+    """
+    tax = _load(file)
+    dets = _split(detectors) if detectors is not None else None
+    result = silent_modes(tax, _split(constraints), dets, scope=scope)
+    rows = [[s.mode, s.explanation()] for s in result]
+    console.print(_table(f"structurally silent modes ({scope} models): {len(rows)}", ["mode", "why"], rows))
+
+
+@query_app.command("causes")
+def q_causes(mode: str = typer.Argument(..., help="A failure mode id."), file: Optional[Path] = ExtOption) -> None:
+    """Every cause with a causal path to a mode, by kind.
+
+    Example: silentfail taxonomy query causes alignment_erosion
+    """
+    tax = _load(file)
+    rows = [[k, ", ".join(v)] for k, v in causes_of(tax, mode).items()]
+    console.print(_table(f"causes of {mode}", ["kind", "nodes"], rows))
+
+
+@query_app.command("detectors")
+def q_detectors(
+    mode: str = typer.Argument(..., help="A failure mode id."),
+    constraints: str = ConstraintsOption,
+    scope: str = ScopeOption,
+    file: Optional[Path] = ExtOption,
+) -> None:
+    """The detectors of a mode that survive a constraint set.
+
+    Example: silentfail taxonomy query detectors fairness_collapse -c no_attribute_use
+    """
+    tax = _load(file)
+    found = detectors_for(tax, mode, _split(constraints), scope=scope)
+    console.print("\n".join(found) if found else f"none: {mode} is structurally silent under these constraints")
+
+
+@query_app.command("paths")
+def q_paths(
+    cause: str = typer.Argument(..., help="A cause (shift, personalization, constraint, threat or mechanism) id."),
+    mode: str = typer.Argument(..., help="A failure mode id."),
+    file: Optional[Path] = ExtOption,
+) -> None:
+    """All causal paths from a cause to a mode.
+
+    Example: silentfail taxonomy query paths label_shift confidence_miscalibration
+    """
+    tax = _load(file)
+    found = paths(tax, cause, mode)
+    console.print("\n".join(" -> ".join(p) for p in found) if found else f"no causal path from {cause} to {mode}")
+
+
+@query_app.command("coverage")
+def q_coverage(scope: str = ScopeOption, file: Optional[Path] = ExtOption) -> None:
+    """The coverage matrix: for each mode and constraint set, the surviving detectors
+    ('*' = degraded by noise or sampling; SILENT = none).
+
+    Example: silentfail taxonomy query coverage --scope global
+    """
+    tax = _load(file)
+    cm = coverage_matrix(tax, scope=scope)
+    sets = list(cm.constraint_sets)
+    t = Table(title=f"coverage ({scope} models)")
+    t.add_column("constraint set")
+    for m in cm.modes:
+        t.add_column(m, overflow="fold")
+    rows = cm.rows()
+    for j, s in enumerate(sets):
+        t.add_row(s, *[rows[i][j + 1] for i in range(len(cm.modes))])
+    console.print(t)
+
+
+@query_app.command("benchmarks")
+def q_benchmarks(file: Optional[Path] = ExtOption) -> None:
+    """The paper's benchmark table (Oh & Bui, Table 1), regenerated from the graph.
+
+    Example: silentfail taxonomy query benchmarks
+    """
+    tax = _load(file)
+    rows = [[r["category"], r["benchmark"], *[r[m] for m in MODE_COLUMNS]] for r in benchmark_table(tax)]
+    console.print(_table("benchmark landscape", ["category", "benchmark", *MODE_COLUMNS], rows))
+
+
+@query_app.command("divide")
+def q_divide(constraints: str = typer.Option(",".join(FEDERATED_CONSTRAINTS), "--constraints", "-c", help="Comma-separated constraint ids."),
+             file: Optional[Path] = ExtOption) -> None:
+    """The structural divide: benchmarks that cover a mode directly and still work under
+    the constraints (by default the standard federated ones).
+
+    Example: silentfail taxonomy query divide
+    """
+    tax = _load(file)
+    rows = structural_divide(tax, _split(constraints))
+    console.print(_table(
+        "structural divide", ["mode", "direct coverage", "direct and usable", "proxy and usable"],
+        [[r.mode, ", ".join(r.direct) or "-", ", ".join(r.direct_usable) or "none", ", ".join(r.proxy_usable) or "none"] for r in rows],
+    ))
+    if not any(r.direct_usable for r in rows):
+        console.print("No benchmark both covers a mode directly and works under these constraints.")
+
+
+# ------------------------------------------------------------------ cite
+
+
+@app.command("cite")
+def cite(nodes: Optional[list[str]] = typer.Argument(None, help="Node ids, names or aliases.")) -> None:
+    """Print BibTeX for the package and for the references behind the named nodes.
+
+    Example: silentfail cite proximal alignment_erosion
+    """
+    from .citation import citation
+
+    sys.stdout.write(citation(nodes or ()))
+
+
+# ------------------------------------------------------------------ entry point
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    """Console entry point: run the app, turning errors into one line and exit code 2."""
+    from pydantic import ValidationError
+
+    _STATE["debug"] = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        app(args=argv, prog_name="silentfail")
+    except SystemExit:
+        raise
+    except (UserError, SchemaError, ValidationError, FileNotFoundError, ValueError) as exc:
+        if _STATE["debug"]:
+            raise
+        err_console.print(f"error: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}",
+                          markup=False, highlight=False)
+        sys.exit(2)
+    except Exception as exc:  # noqa: BLE001 - the CLI promises no traceback without --debug
+        if _STATE["debug"]:
+            raise
+        err_console.print(f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+                          markup=False, highlight=False)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,298 @@
+"""BibTeX entries behind the built-in taxonomy. Each key becomes a ``Reference`` node."""
+
+from __future__ import annotations
+
+PACKAGE_BIBTEX = """@software{silentfail,
+  title = {silentfail: a taxonomy, theory and simulation of silent failures in federated personalization of foundation models},
+  author = {{The silentfail developers}},
+  year = {2026},
+  version = {0.1.0},
+  note = {Reference implementation of the silent-failure taxonomy of Oh and Bui (KDD '26)}
+}"""
+
+BIBTEX: dict[str, str] = {
+    "oh2026silent": """@inproceedings{oh2026silent,
+  title = {Silent Failures in Federated Personalization of Foundation Models},
+  author = {Oh, YongKyung and Bui, Alex},
+  booktitle = {Proceedings of the 32nd ACM SIGKDD Conference on Knowledge Discovery and Data Mining (Blue Sky Ideas)},
+  year = {2026},
+  eprint = {2606.00947},
+  archivePrefix = {arXiv}
+}""",
+    "moreno2012unifying": """@article{moreno2012unifying,
+  title = {A unifying view on dataset shift in classification},
+  author = {Moreno-Torres, Jose G. and Raeder, Troy and Alaiz-Rodr{\\'i}guez, Roc{\\'i}o and Chawla, Nitesh V. and Herrera, Francisco},
+  journal = {Pattern Recognition},
+  volume = {45},
+  number = {1},
+  pages = {521--530},
+  year = {2012}
+}""",
+    "yang2023change": """@inproceedings{yang2023change,
+  title = {Change is Hard: A Closer Look at Subpopulation Shift},
+  author = {Yang, Yuzhe and Zhang, Haoran and Katabi, Dina and Ghassemi, Marzyeh},
+  booktitle = {Proceedings of the 40th International Conference on Machine Learning},
+  year = {2023}
+}""",
+    "mcmahan2017communication": """@inproceedings{mcmahan2017communication,
+  title = {Communication-Efficient Learning of Deep Networks from Decentralized Data},
+  author = {McMahan, Brendan and Moore, Eider and Ramage, Daniel and Hampson, Seth and Ag{\\"u}era y Arcas, Blaise},
+  booktitle = {Proceedings of the 20th International Conference on Artificial Intelligence and Statistics},
+  pages = {1273--1282},
+  year = {2017}
+}""",
+    "kairouz2021advances": """@article{kairouz2021advances,
+  title = {Advances and Open Problems in Federated Learning},
+  author = {Kairouz, Peter and McMahan, H. Brendan and others},
+  journal = {Foundations and Trends in Machine Learning},
+  volume = {14},
+  number = {1--2},
+  pages = {1--210},
+  year = {2021}
+}""",
+    "li2021ditto": """@inproceedings{li2021ditto,
+  title = {Ditto: Fair and Robust Federated Learning Through Personalization},
+  author = {Li, Tian and Hu, Shengyuan and Beirami, Ahmad and Smith, Virginia},
+  booktitle = {Proceedings of the 38th International Conference on Machine Learning},
+  year = {2021}
+}""",
+    "dinh2020personalized": """@inproceedings{dinh2020personalized,
+  title = {Personalized Federated Learning with Moreau Envelopes},
+  author = {Dinh, Canh T. and Tran, Nguyen H. and Nguyen, Tuan Dung},
+  booktitle = {Advances in Neural Information Processing Systems},
+  year = {2020}
+}""",
+    "hu2022lora": """@inproceedings{hu2022lora,
+  title = {{LoRA}: Low-Rank Adaptation of Large Language Models},
+  author = {Hu, Edward J. and Shen, Yelong and Wallis, Phillip and Allen-Zhu, Zeyuan and Li, Yuanzhi and Wang, Shean and Wang, Lu and Chen, Weizhu},
+  booktitle = {International Conference on Learning Representations},
+  year = {2022}
+}""",
+    "lester2021power": """@inproceedings{lester2021power,
+  title = {The Power of Scale for Parameter-Efficient Prompt Tuning},
+  author = {Lester, Brian and Al-Rfou, Rami and Constant, Noah},
+  booktitle = {Proceedings of the 2021 Conference on Empirical Methods in Natural Language Processing},
+  year = {2021}
+}""",
+    "hinton2015distilling": """@article{hinton2015distilling,
+  title = {Distilling the Knowledge in a Neural Network},
+  author = {Hinton, Geoffrey and Vinyals, Oriol and Dean, Jeff},
+  journal = {arXiv preprint arXiv:1503.02531},
+  year = {2015}
+}""",
+    "bonawitz2017practical": """@inproceedings{bonawitz2017practical,
+  title = {Practical Secure Aggregation for Privacy-Preserving Machine Learning},
+  author = {Bonawitz, Keith and Ivanov, Vladimir and Kreuter, Ben and Marcedone, Antonio and McMahan, H. Brendan and Patel, Sarvar and Ramage, Daniel and Segal, Aaron and Seth, Karn},
+  booktitle = {Proceedings of the 2017 ACM SIGSAC Conference on Computer and Communications Security},
+  pages = {1175--1191},
+  year = {2017}
+}""",
+    "mcmahan2018learning": """@inproceedings{mcmahan2018learning,
+  title = {Learning Differentially Private Recurrent Language Models},
+  author = {McMahan, H. Brendan and Ramage, Daniel and Talwar, Kunal and Zhang, Li},
+  booktitle = {International Conference on Learning Representations},
+  year = {2018}
+}""",
+    "abadi2016deep": """@inproceedings{abadi2016deep,
+  title = {Deep Learning with Differential Privacy},
+  author = {Abadi, Martin and Chu, Andy and Goodfellow, Ian and McMahan, H. Brendan and Mironov, Ilya and Talwar, Kunal and Zhang, Li},
+  booktitle = {Proceedings of the 2016 ACM SIGSAC Conference on Computer and Communications Security},
+  pages = {308--318},
+  year = {2016}
+}""",
+    "dong2022gaussian": """@article{dong2022gaussian,
+  title = {Gaussian Differential Privacy},
+  author = {Dong, Jinshuo and Roth, Aaron and Su, Weijie J.},
+  journal = {Journal of the Royal Statistical Society Series B},
+  volume = {84},
+  number = {1},
+  pages = {3--37},
+  year = {2022}
+}""",
+    "bagdasaryan2019differential": """@inproceedings{bagdasaryan2019differential,
+  title = {Differential Privacy Has Disparate Impact on Model Accuracy},
+  author = {Bagdasaryan, Eugene and Poursaeed, Omid and Shmatikov, Vitaly},
+  booktitle = {Advances in Neural Information Processing Systems},
+  year = {2019}
+}""",
+    "karimireddy2020scaffold": """@inproceedings{karimireddy2020scaffold,
+  title = {{SCAFFOLD}: Stochastic Controlled Averaging for Federated Learning},
+  author = {Karimireddy, Sai Praneeth and Kale, Satyen and Mohri, Mehryar and Reddi, Sashank and Stich, Sebastian and Suresh, Ananda Theertha},
+  booktitle = {Proceedings of the 37th International Conference on Machine Learning},
+  year = {2020}
+}""",
+    "li2020fair": """@inproceedings{li2020fair,
+  title = {Fair Resource Allocation in Federated Learning},
+  author = {Li, Tian and Sanjabi, Maziar and Beirami, Ahmad and Smith, Virginia},
+  booktitle = {International Conference on Learning Representations},
+  year = {2020}
+}""",
+    "zhu2019deep": """@inproceedings{zhu2019deep,
+  title = {Deep Leakage from Gradients},
+  author = {Zhu, Ligeng and Liu, Zhijian and Han, Song},
+  booktitle = {Advances in Neural Information Processing Systems},
+  year = {2019}
+}""",
+    "blanchard2017machine": """@inproceedings{blanchard2017machine,
+  title = {Machine Learning with Adversaries: Byzantine Tolerant Gradient Descent},
+  author = {Blanchard, Peva and El Mhamdi, El Mahdi and Guerraoui, Rachid and Stainer, Julien},
+  booktitle = {Advances in Neural Information Processing Systems},
+  year = {2017}
+}""",
+    "li2024position": """@article{li2024position,
+  title = {Position Paper: Assessing Robustness, Privacy, and Fairness in Federated Learning Integrated with Foundation Models},
+  author = {Li, Xi and Wang, Jiaqi},
+  journal = {arXiv preprint arXiv:2402.01857},
+  year = {2024}
+}""",
+    "yu2023federated": """@article{yu2023federated,
+  title = {Federated Foundation Models: Privacy-Preserving and Collaborative Learning for Large Models},
+  author = {Yu, Sixing and Mu{\\~n}oz, J. Pablo and Jannesari, Ali},
+  journal = {arXiv preprint arXiv:2305.11414},
+  year = {2023}
+}""",
+    "wang2021directional": """@inproceedings{wang2021directional,
+  title = {Directional Bias Amplification},
+  author = {Wang, Angelina and Russakovsky, Olga},
+  booktitle = {Proceedings of the 38th International Conference on Machine Learning},
+  year = {2021}
+}""",
+    "guo2017calibration": """@inproceedings{guo2017calibration,
+  title = {On Calibration of Modern Neural Networks},
+  author = {Guo, Chuan and Pleiss, Geoff and Sun, Yu and Weinberger, Kilian Q.},
+  booktitle = {Proceedings of the 34th International Conference on Machine Learning},
+  year = {2017}
+}""",
+    "ovadia2019can": """@inproceedings{ovadia2019can,
+  title = {Can You Trust Your Model's Uncertainty? Evaluating Predictive Uncertainty Under Dataset Shift},
+  author = {Ovadia, Yaniv and Fertig, Emily and Ren, Jie and Nado, Zachary and Sculley, D. and Nowozin, Sebastian and Dillon, Joshua V. and Lakshminarayanan, Balaji and Snoek, Jasper},
+  booktitle = {Advances in Neural Information Processing Systems},
+  year = {2019}
+}""",
+    "saerens2002adjusting": """@article{saerens2002adjusting,
+  title = {Adjusting the Outputs of a Classifier to New a Priori Probabilities: A Simple Procedure},
+  author = {Saerens, Marco and Latinne, Patrice and Decaestecker, Christine},
+  journal = {Neural Computation},
+  volume = {14},
+  number = {1},
+  pages = {21--41},
+  year = {2002}
+}""",
+    "hardt2016equality": """@inproceedings{hardt2016equality,
+  title = {Equality of Opportunity in Supervised Learning},
+  author = {Hardt, Moritz and Price, Eric and Srebro, Nathan},
+  booktitle = {Advances in Neural Information Processing Systems},
+  year = {2016}
+}""",
+    "sagawa2020distributionally": """@inproceedings{sagawa2020distributionally,
+  title = {Distributionally Robust Neural Networks for Group Shifts: On the Importance of Regularization for Worst-Case Generalization},
+  author = {Sagawa, Shiori and Koh, Pang Wei and Hashimoto, Tatsunori B. and Liang, Percy},
+  booktitle = {International Conference on Learning Representations},
+  year = {2020}
+}""",
+    "qi2024fine": """@inproceedings{qi2024fine,
+  title = {Fine-tuning Aligned Language Models Compromises Safety, Even When Users Do Not Intend To!},
+  author = {Qi, Xiangyu and Zeng, Yi and Xie, Tinghao and Chen, Pin-Yu and Jia, Ruoxi and Mittal, Prateek and Henderson, Peter},
+  booktitle = {International Conference on Learning Representations},
+  year = {2024}
+}""",
+    "kumar2022fine": """@inproceedings{kumar2022fine,
+  title = {Fine-Tuning can Distort Pretrained Features and Underperform Out-of-Distribution},
+  author = {Kumar, Ananya and Raghunathan, Aditi and Jones, Robbie and Ma, Tengyu and Liang, Percy},
+  booktitle = {International Conference on Learning Representations},
+  year = {2022}
+}""",
+    "page1954continuous": """@article{page1954continuous,
+  title = {Continuous Inspection Schemes},
+  author = {Page, E. S.},
+  journal = {Biometrika},
+  volume = {41},
+  number = {1/2},
+  pages = {100--115},
+  year = {1954}
+}""",
+    "adams2007bayesian": """@article{adams2007bayesian,
+  title = {Bayesian Online Changepoint Detection},
+  author = {Adams, Ryan Prescott and MacKay, David J. C.},
+  journal = {arXiv preprint arXiv:0710.3742},
+  year = {2007}
+}""",
+    "caldas2018leaf": """@article{caldas2018leaf,
+  title = {{LEAF}: A Benchmark for Federated Settings},
+  author = {Caldas, Sebastian and Duddu, Sai Meher Karthik and Wu, Peter and Li, Tian and Kone{\\v{c}}n{\\'y}, Jakub and McMahan, H. Brendan and Smith, Virginia and Talwalkar, Ameet},
+  journal = {arXiv preprint arXiv:1812.01097},
+  year = {2018}
+}""",
+    "lai2022fedscale": """@inproceedings{lai2022fedscale,
+  title = {{FedScale}: Benchmarking Model and System Performance of Federated Learning at Scale},
+  author = {Lai, Fan and Dai, Yinwei and Singapuram, Sanjay and Liu, Jiachen and Zhu, Xiangfeng and Madhyastha, Harsha and Chowdhury, Mosharaf},
+  booktitle = {Proceedings of the 39th International Conference on Machine Learning},
+  year = {2022}
+}""",
+    "terrail2022flamby": """@inproceedings{terrail2022flamby,
+  title = {{FLamby}: Datasets and Benchmarks for Cross-Silo Federated Learning in Realistic Healthcare Settings},
+  author = {Ogier du Terrail, Jean and others},
+  booktitle = {Advances in Neural Information Processing Systems, Datasets and Benchmarks Track},
+  year = {2022}
+}""",
+    "ye2024fedllm": """@inproceedings{ye2024fedllm,
+  title = {{FedLLM-Bench}: Realistic Benchmarks for Federated Learning of Large Language Models},
+  author = {Ye, Rui and others},
+  booktitle = {Advances in Neural Information Processing Systems, Datasets and Benchmarks Track},
+  year = {2024}
+}""",
+    "zhang2024flhetbench": """@inproceedings{zhang2024flhetbench,
+  title = {{FLHetBench}: Benchmarking Device and State Heterogeneity in Federated Learning},
+  author = {Zhang, Junyuan and others},
+  booktitle = {Proceedings of the IEEE/CVF Conference on Computer Vision and Pattern Recognition},
+  year = {2024}
+}""",
+    "zhang2025pfllib": """@article{zhang2025pfllib,
+  title = {{PFLlib}: A Beginner-Friendly and Comprehensive Personalized Federated Learning Library and Benchmark},
+  author = {Zhang, Jianqing and others},
+  journal = {Journal of Machine Learning Research},
+  year = {2025}
+}""",
+    "liang2023holistic": """@article{liang2023holistic,
+  title = {Holistic Evaluation of Language Models},
+  author = {Liang, Percy and others},
+  journal = {Transactions on Machine Learning Research},
+  year = {2023}
+}""",
+    "srivastava2023beyond": """@article{srivastava2023beyond,
+  title = {Beyond the Imitation Game: Quantifying and Extrapolating the Capabilities of Language Models},
+  author = {Srivastava, Aarohi and others},
+  journal = {Transactions on Machine Learning Research},
+  year = {2023}
+}""",
+    "wang2023decodingtrust": """@inproceedings{wang2023decodingtrust,
+  title = {{DecodingTrust}: A Comprehensive Assessment of Trustworthiness in {GPT} Models},
+  author = {Wang, Boxin and others},
+  booktitle = {Advances in Neural Information Processing Systems, Datasets and Benchmarks Track},
+  year = {2023}
+}""",
+    "chao2024jailbreakbench": """@inproceedings{chao2024jailbreakbench,
+  title = {{JailbreakBench}: An Open Robustness Benchmark for Jailbreaking Large Language Models},
+  author = {Chao, Patrick and others},
+  booktitle = {Advances in Neural Information Processing Systems, Datasets and Benchmarks Track},
+  year = {2024}
+}""",
+    "huang2024trustllm": """@inproceedings{huang2024trustllm,
+  title = {Position: {TrustLLM}: Trustworthiness in Large Language Models},
+  author = {Huang, Yue and others},
+  booktitle = {Proceedings of the 41st International Conference on Machine Learning},
+  year = {2024}
+}""",
+    "mazeika2024harmbench": """@inproceedings{mazeika2024harmbench,
+  title = {{HarmBench}: A Standardized Evaluation Framework for Automated Red Teaming and Robust Refusal},
+  author = {Mazeika, Mantas and others},
+  booktitle = {Proceedings of the 41st International Conference on Machine Learning},
+  year = {2024}
+}""",
+}
+
+#: Short display names for the reference nodes.
+TITLES: dict[str, str] = {
+    key: entry.split("title = {", 1)[1].split("},\n", 1)[0].replace("{", "").replace("}", "")
+    for key, entry in BIBTEX.items()
+}
