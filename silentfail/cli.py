@@ -33,8 +33,22 @@ from .taxonomy import (
 from .taxonomy import export as tx_export
 from .taxonomy.schema import NodeKind
 
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
+class _Consoles:
+    """Rich consoles made on use, so they follow the current stdout/stderr; when the
+    output is not a terminal (a pipe, a file, a test) tables get a wide fixed width
+    rather than folding cells."""
+
+    def __init__(self, stderr: bool) -> None:
+        self.stderr = stderr
+
+    def print(self, *args, **kwargs) -> None:
+        stream = sys.stderr if self.stderr else sys.stdout
+        width = None if stream.isatty() else 200
+        Console(file=stream, width=width, soft_wrap=True).print(*args, **kwargs)
+
+
+console = _Consoles(stderr=False)
+err_console = _Consoles(stderr=True)
 
 _STATE = {"debug": False}
 

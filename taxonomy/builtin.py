@@ -150,7 +150,7 @@ def _constraints() -> list[tuple]:
         (Constraint(id="central_dp", name="Central differential privacy",
                     definition="Updates are clipped to norm C and Gaussian noise of scale zC is added to their sum (user-level DP-FedAvg).",
                     formal=r"\tilde S = \sum_c \mathrm{clip}_C(\Delta_c) + \mathcal{N}(0, z^2 C^2 I)",
-                    aliases=("DP-FedAvg", "user-level DP")), ["mcmahan2018learning", "abadi2016deep"]),
+                    aliases=("DP-FedAvg", "user-level DP")), ["mcmahan2018learning", "abadi2016deep", "dong2022gaussian"]),
         (Constraint(id="local_dp", name="Local differential privacy",
                     definition="Each client adds noise to its own clipped update before it leaves the device.",
                     formal=r"\tilde\Delta_c = \mathrm{clip}_C(\Delta_c) + \mathcal{N}(0, z^2 C^2 I)"),
@@ -408,6 +408,10 @@ def _mitigations() -> list[tuple]:
         (Mitigation(id="drift_correction", name="Drift correction (control variates)",
                     definition="Correct local steps with control variates so local optima do not pull the aggregate."),
          ["karimireddy2020scaffold"], ["client_drift"], []),
+        (Mitigation(id="adaptive_switching", name="Adaptive switching to public-data rounds",
+                    definition="The server alternates federated rounds on private data with centralized optimization on public data (the base world P0), re-anchoring the global model.",
+                    aliases=("federated foundation models", "FFM adaptive switching")),
+         ["yu2023federated"], ["erosion_accumulation", "domain_overspecialization"], ["public_probe_set"]),
     ]
 
 

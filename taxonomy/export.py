@@ -280,10 +280,12 @@ def write(tax: Taxonomy, fmt: str, path: str | Path | None = None) -> str | None
             raise SchemaError(f"a {fmt} figure needs an output file (-o FILE)")
         import matplotlib.pyplot as plt
 
-        fig = figure(tax)
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=300 if fmt == "png" else None)
-        plt.close(fig)
+        # text stays text in vector outputs, so it can be edited and searched
+        with plt.rc_context({"svg.fonttype": "none", "pdf.fonttype": 42}):
+            fig = figure(tax)
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            fig.savefig(path, dpi=300 if fmt == "png" else None)
+            plt.close(fig)
         return None
     text = {"json": to_json, "graphml": to_graphml, "dot": to_dot, "mermaid": to_mermaid, "latex": to_latex}[fmt](tax)
     if path is None:

@@ -157,14 +157,14 @@ def silent_modes(
         undeployed: list[str] = []
         visible = False
         for det in mode_detectors(tax, mode, scope):
-            if det not in pool:
-                undeployed.append(det)
-                continue
             status = detector_status(tax, det, cons)
-            if status.survives:
+            if not status.survives:
+                blocks.extend(status.blocked_by)
+            elif det in pool:
                 visible = True
                 break
-            blocks.extend(status.blocked_by)
+            else:
+                undeployed.append(det)
         if not visible:
             out.append(SilentMode(mode, tuple(blocks), tuple(undeployed)))
     return out

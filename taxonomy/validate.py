@@ -92,7 +92,8 @@ def validate(tax: Taxonomy) -> list[Violation]:
                     f"failure mode {mode.id!r}: no_detector_under names unknown constraints {unknown}",
                 ))
                 continue
-            silent = {s.mode for s in silent_modes(tax, cset)} | {
+            # "no detector" means no detector of either scope survives
+            silent = {s.mode for s in silent_modes(tax, cset)} & {
                 s.mode for s in silent_modes(tax, cset, scope="global")
             }
             if mode.id not in silent:

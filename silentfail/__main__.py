@@ -1,0 +1,5 @@
+"""``python -m silentfail`` runs the CLI."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,130 @@
+"""The CLI: exit codes, one-line errors, help with examples."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from silentfail.cli import main
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    try:
+        main(list(argv))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"], ["taxonomy", "--help"], ["taxonomy", "query", "--help"], ["taxonomy", "show", "--help"],
+        ["taxonomy", "export", "--help"], ["taxonomy", "validate", "--help"], ["cite", "--help"],
+        ["taxonomy", "query", "silent", "--help"], ["taxonomy", "query", "coverage", "--help"],
+    ],
+)
+def test_every_help_has_an_example(capsys, argv):
+    code, out, _ = run(capsys, *argv)
+    assert code == 0
+    assert "Example: silentfail" in out
+
+
+def test_query_silent(capsys):
+    code, out, _ = run(capsys, "taxonomy", "query", "silent", "-c", "secure_aggregation,no_personal_model_access",
+                       "-d", "aggregate_monitor,server_probe_eval,update_direction_monitor")
+    assert code == 0
+    assert "alignment_erosion" in out and "no_personal_model_access" in out
+
+
+def test_unknown_constraint_is_one_line_exit_2(capsys):
+    code, out, err = run(capsys, "taxonomy", "query", "silent", "-c", "secure_aggregaton")
+    assert code == 2
+    assert err.startswith("error: unknown constraint 'secure_aggregaton'")
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_debug_shows_the_traceback(capsys):
+    from silentfail.taxonomy import SchemaError
+
+    with pytest.raises(SchemaError):
+        main(["--debug", "taxonomy", "query", "causes", "not_a_mode"])
+
+
+def test_usage_error_exits_non_zero(capsys):
+    code, _, err = run(capsys, "taxonomy", "query", "paths", "label_shift")
+    assert code == 2 and "Missing argument" in err
+
+
+def test_validate_builtin_and_broken_file(capsys):
+    code, out, _ = run(capsys, "taxonomy", "validate")
+    assert code == 0 and "no violations" in out
+    code, _, err = run(capsys, "taxonomy", "validate", str(DATA / "broken_extension.toml"))
+    assert code == 1
+    assert "[mistyped-edge]" in err and "[dangling-edge]" in err and "violation(s)" in err
+
+
+def test_extension_file_is_usable_by_every_query(capsys):
+    code, out, _ = run(capsys, "taxonomy", "query", "detectors", "memorization", "-f", str(DATA / "good_extension.json"))
+    assert code == 0 and "central_audit" in out
+    code, _, err = run(capsys, "taxonomy", "show", "-f", str(DATA / "broken_extension.toml"))
+    assert code == 2 and "violation(s)" in err
+
+
+def test_export_json_to_stdout_round_trips(capsys):
+    from silentfail.taxonomy import builtin_taxonomy
+    from silentfail.taxonomy.export import from_node_link
+
+    code, out, _ = run(capsys, "taxonomy", "export", "--format", "json")
+    assert code == 0
+    assert from_node_link(json.loads(out)) == builtin_taxonomy()
+
+
+def test_export_figure_needs_output(capsys, tmp_path):
+    code, _, err = run(capsys, "taxonomy", "export", "--format", "png")
+    assert code == 2 and "needs an output file" in err
+    code, _, _ = run(capsys, "taxonomy", "export", "--format", "svg", "-o", str(tmp_path / "t.svg"))
+    assert code == 0 and (tmp_path / "t.svg").exists()
+
+
+def test_show_node_and_bad_kind(capsys):
+    code, out, _ = run(capsys, "taxonomy", "show", "Ditto")
+    assert code == 0 and "proximal" in out
+    code, _, err = run(capsys, "taxonomy", "show", "--kind", "gadget")
+    assert code == 2 and "unknown kind 'gadget'" in err
+
+
+def test_cite(capsys):
+    code, out, _ = run(capsys, "cite", "proximal", "alignment_erosion")
+    assert code == 0
+    for key in ("@software{silentfail", "oh2026silent", "li2021ditto", "dinh2020personalized", "qi2024fine"):
+        assert key in out
+    assert out.count("@inproceedings{oh2026silent") == 1
+    code, _, err = run(capsys, "cite", "nonexistent_node")
+    assert code == 2 and "no node with id, name or alias 'nonexistent_node'" in err
+
+
+def test_queries_print_tables(capsys):
+    for argv in (["coverage"], ["benchmarks"], ["divide"], ["causes", "fairness_collapse"],
+                 ["paths", "label_shift", "confidence_miscalibration"]):
+        code, out, _ = run(capsys, "taxonomy", "query", *argv)
+        assert code == 0 and out.strip(), argv
+    code, out, _ = run(capsys, "taxonomy", "query", "divide")
+    assert "No benchmark both covers a mode directly" in out
+
+
+def test_console_script_is_installed():
+    exe = shutil.which("silentfail") or str(Path(sys.executable).parent / "silentfail")
+    proc = subprocess.run([exe, "taxonomy", "query", "causes", "bogus"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: unknown failure mode 'bogus'; known: amplified_bias, " \
+        "confidence_miscalibration, fairness_collapse, adaptation_misalignment, out_of_domain_degradation, alignment_erosion"
