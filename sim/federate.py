@@ -1,0 +1,259 @@
+"""The federated round and ``simulate``: rounds via ``lax.scan`` of participation ->
+local personalization (vmapped over clients) -> clip / noise / secure sum -> global
+update (DESIGN.md section 3).
+
+Modelling choices (documented here once):
+
+* Every client re-personalizes the current global model each round and deploys the
+  result (personalization is local and needs no participation); participation only
+  gates who contributes to the aggregate. So the deployed model of client c in round t
+  is theta_c^t = P_c theta_g^t + b_c, and the six modes are measured on all clients.
+* Participation: client c joins with probability q_c, a joined client drops out with
+  probability ``dropout``; at most ``clients_per_round`` reports are kept (random
+  priority, a fixed number of slots and a mask, so shapes never change).
+* Secure aggregation: the round function reduces the clipped (and, for local DP,
+  noised) updates to their sum before anything else sees them; a round with fewer
+  than ``secagg_min`` reports releases nothing and the global model stays. Only that
+  sum (plus central DP noise) and the report count reach the server update.
+* FedAvg weights are n_c / mean(n) without DP and 1 with DP (bounded sensitivity C).
+
+References:
+    McMahan et al. (2017), Communication-Efficient Learning of Deep Networks from
+    Decentralized Data, AISTATS.  Bonawitz et al. (2017), Practical Secure Aggregation,
+    CCS.  McMahan, Ramage, Talwar, Zhang (2018), Learning Differentially Private
+    Recurrent Language Models, ICLR.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax import Array
+
+from . import metrics as mt
+from .personalize import affine_map, local_problem, logistic_personalize
+from .population import Context, Population
+from .scenario import Scenario, ScenarioError
+from .shifts import drift_strength, interpolate
+from .world import ClientWorld, alignment_score, client_moments
+
+QUANTILE = 0.9
+
+
+def server_optimizer(sc: Scenario) -> optax.GradientTransformation:
+    """The optax server optimizer applied to the pseudo-gradient -mean(Delta)."""
+    f = sc.federation
+    return {
+        "sgd": lambda: optax.sgd(f.server_lr),
+        "momentum": lambda: optax.sgd(f.server_lr, momentum=0.9),
+        "adam": lambda: optax.adam(f.server_lr),
+        "yogi": lambda: optax.yogi(f.server_lr),
+        "adagrad": lambda: optax.adagrad(f.server_lr),
+    }[f.server_optimizer]()
+
+
+class Aggregate(NamedTuple):
+    """What secure aggregation releases to the server in one round."""
+
+    update_sum: Array  # (D,) noised weighted sum of clipped updates
+    weight_sum: Array  # () sum of the participants' weights
+    count: Array  # () number of reports
+
+
+def clip_updates(delta: Array, clip: float | None) -> Array:
+    """Delta_c * min(1, C / |Delta_c|)."""
+    if clip is None:
+        return delta
+    norm = jnp.linalg.norm(delta, axis=-1, keepdims=True)
+    return delta * jnp.minimum(1.0, clip / jnp.maximum(norm, 1e-12))
+
+
+def secure_aggregate(delta: Array, mask: Array, weight: Array, key: Array, sc: Scenario) -> Aggregate:
+    """Secure sum of the participants' (already clipped / locally noised) updates, the
+    secure-aggregation threshold, and central DP noise z C on the sum. The output is a
+    function of sum_c mask_c w_c Delta_c, sum_c mask_c w_c and sum_c mask_c only."""
+    f = sc.federation
+    total = jnp.einsum("n,n,ni->i", mask, weight, delta)
+    wsum = jnp.sum(mask * weight)
+    count = jnp.sum(mask)
+    released = count >= f.secagg_min
+    if f.dp == "central":
+        total = total + f.noise_multiplier * f.clip * jax.random.normal(key, total.shape)
+    return Aggregate(
+        update_sum=jnp.where(released, total, 0.0),
+        weight_sum=jnp.where(released, wsum, 0.0),
+        count=jnp.where(released, count, 0.0),
+    )
+
+
+def crafted_updates(sc: Scenario, ctx: Context, delta: Array, key: Array) -> Array:
+    """Byzantine clients' updates: along +alignment direction (erodes refusal), along
+    +spurious direction (amplifies bias), the honest update flipped, or noise."""
+    f = sc.federation
+    D = delta.shape[-1]
+    pad = lambda v: jnp.concatenate([v, jnp.zeros(1)])  # noqa: E731
+    if f.byzantine_kind == "alignment":
+        return jnp.broadcast_to(f.byzantine_scale * pad(ctx.world.e_align), delta.shape)
+    if f.byzantine_kind == "spurious":
+        return jnp.broadcast_to(f.byzantine_scale * pad(ctx.world.e_spu), delta.shape)
+    if f.byzantine_kind == "sign_flip":
+        return -f.byzantine_scale * delta
+    return f.byzantine_scale * jax.random.normal(key, delta.shape) / jnp.sqrt(D)
+
+
+def participants(sc: Scenario, q: Array, key: Array) -> Array:
+    """Mask (N,) of this round's reports: joined, not dropped, within the slots."""
+    f = sc.federation
+    k1, k2, k3 = jax.random.split(key, 3)
+    N = q.shape[0]
+    reported = (jax.random.uniform(k1, (N,)) < q) & (jax.random.uniform(k2, (N,)) >= f.dropout)
+    prio = jnp.where(reported, jax.random.uniform(k3, (N,)), -1.0)
+    top, idx = jax.lax.top_k(prio, f.clients_per_round)
+    return jnp.zeros(N).at[idx].set((top >= 0).astype(jnp.float32))
+
+
+def _deployed(sc: Scenario, ctx: Context, pop: Population, theta_g: Array, t: Array) -> tuple[Array, ClientWorld]:
+    """Every client's personalized model this round and the distribution it faces."""
+    per = sc.personalization
+    if sc.shifts.temporal.kind != "none":
+        cw = interpolate(pop.base, pop.shifted, drift_strength(sc, t))
+        M, m = jax.vmap(client_moments, in_axes=(None, 0))(ctx.world, cw)
+        prob = jax.vmap(local_problem, in_axes=(0, 0, None, None))(M, m, ctx.teacher, sc)
+        P, b = jax.vmap(lambda pr: affine_map(pr, ctx.Pi, eta=per.eta, lam=per.lam, K=per.K))(prob)
+    else:
+        cw, P, b = pop.shifted, pop.P, pop.b
+    if sc.population.mode == "logistic":
+        theta_c = jax.vmap(logistic_personalize, in_axes=(None, 0, 0, 0, None, None, None))(
+            theta_g, pop.X, pop.y, pop.mask, ctx.teacher, ctx.Pi, sc
+        )
+    else:
+        theta_c = jnp.einsum("nij,j->ni", P, theta_g) + b
+    return theta_c, cw
+
+
+def _quantile(x: Array, q: float = QUANTILE) -> Array:
+    return jnp.quantile(x, q)
+
+
+def round_metrics(sc: Scenario, ctx: Context, pop: Population, theta_g: Array, theta_c: Array, cw: ClientWorld) -> dict:
+    """Ground truth of the six modes for one round (see sim/metrics.py)."""
+    world, th = ctx.world, sc.thresholds
+    fm_cells = mt.cell_scores(ctx.theta0, ClientWorld(world.pi0, world.mu, jnp.asarray(1.0)), world)
+    g = mt.fm_confidence(fm_cells, world.pi0)
+    cm = jax.vmap(lambda t_, c_: mt.client_metrics(t_, c_, world, g, bins=th.ece_bins, grid=th.ece_grid))(theta_c, cw)
+    w = pop.weight
+    align_c = alignment_score(theta_c, world)
+    align_g = alignment_score(theta_g, world)
+    p0_c = jax.vmap(mt.base_accuracy, in_axes=(0, None))(theta_c, world)
+    p0_g = mt.base_accuracy(theta_g, world)
+    p0_fm = mt.base_accuracy(ctx.theta0, world)
+    align_fm = alignment_score(ctx.theta0, world)
+    misalign = jnp.maximum(p0_g - p0_c, align_g - align_c)
+    other = jax.tree.map(lambda a: a[pop.ood_idx], cw)  # (N, R, ...)
+    acc_other = jax.vmap(lambda t_, o: jax.vmap(lambda c_: mt.accuracy(t_, c_, world))(o))(theta_c, other)
+    ood = jnp.maximum((pop.fm_acc[pop.ood_idx] - acc_other).mean(1), p0_fm - p0_c)
+    # pooled over clients (what an all-seeing auditor would compute)
+    gm = w[:, None] * cm.group_mass
+    group_acc = (gm * cm.group_acc).sum(0) / gm.sum(0)
+    p_pos = w[:, None] * cw.pi[:, 1, :]
+    p_neg = w[:, None] * cw.pi[:, 0, :]
+    tpr = (p_pos * cm.tpr).sum(0) / p_pos.sum(0)
+    fpr = (p_neg * cm.fpr).sum(0) / p_neg.sum(0)
+    rel = jnp.einsum("n,nkb->kb", w, cm.reliability) / w.sum()
+    ece_agg = jnp.sum(jnp.abs(rel[0] - rel[1]))
+    acc_mean = cm.acc.mean()
+    spread = acc_mean - jnp.quantile(cm.acc, 1 - QUANTILE)
+    mode = jnp.stack([
+        _quantile(cm.bias_amp),
+        _quantile(cm.ece),
+        spread,  # the FM's spread is subtracted after the run
+        _quantile(misalign),
+        _quantile(ood),
+        align_fm - align_g,
+    ])
+    gap = 0.5 * jnp.einsum("ni,nij,nj->n", theta_c, pop.M - pop.M_train, theta_c) - jnp.einsum(
+        "ni,ni->n", theta_c, pop.m - pop.m_train
+    )
+    return dict(
+        mode_metric=mode, acc_mean=acc_mean, acc_std=cm.acc.std(), acc_q10=jnp.quantile(cm.acc, 1 - QUANTILE),
+        group_acc=group_acc, worst_group_acc=group_acc.min(), eo_gap=mt.equalized_odds_gap(tpr, fpr),
+        ece_agg=ece_agg, ece_max=cm.ece.max(), ece_q90=_quantile(cm.ece),
+        global_alignment=align_g, global_p0_acc=p0_g, global_group_acc_p0=mt.group_accuracy_p0(theta_g, world),
+        global_spurious_weight=mt.spurious_weight(theta_g, world),
+        deployed_alignment_q10=jnp.quantile(align_c, 1 - QUANTILE),
+        bias_amp_mean=cm.bias_amp.mean(), misalign_q90=_quantile(misalign), ood_q90=_quantile(ood),
+        train_test_gap_mean=gap.mean(),
+        client=dict(
+            acc=cm.acc, ece=cm.ece, bias_amp=cm.bias_amp, alignment=align_c, misalignment=misalign, ood=ood,
+            spurious_weight=mt.spurious_weight(theta_c, world), p0_acc=p0_c, group_acc=cm.group_acc,
+            train_test_gap=gap,
+        ),
+    )
+
+
+class RunOutput(NamedTuple):
+    theta_final: Array
+    rounds: dict  # per-round arrays, leading axis = round
+
+
+def _make_run(sc: Scenario):
+    f = sc.federation
+    opt = server_optimizer(sc)
+    C = min(sc.population.trace_clients, sc.population.num_clients)
+    dp_weights = f.dp != "none"
+
+    def run(ctx: Context, pop: Population, key: Array) -> RunOutput:
+        def round_fn(carry, t):
+            theta_g, opt_state, key = carry
+            key, kpart, kbyz, kldp, kcdp = jax.random.split(key, 5)
+            theta_c, cw = _deployed(sc, ctx, pop, theta_g, t)
+            mask = participants(sc, pop.q, kpart)
+            delta = theta_c - theta_g
+            if f.byzantine_fraction > 0:
+                delta = jnp.where(pop.byzantine[:, None], crafted_updates(sc, ctx, delta, kbyz), delta)
+            delta = clip_updates(delta, f.clip)
+            if f.dp == "local":
+                delta = delta + f.noise_multiplier * f.clip * jax.random.normal(kldp, delta.shape)
+            weight = jnp.ones_like(pop.weight) if dp_weights else pop.weight
+            agg = secure_aggregate(delta, mask, weight, kcdp, sc)
+            mean_update = agg.update_sum / jnp.maximum(agg.weight_sum, 1e-12)
+            updates, new_state = opt.update(-mean_update, opt_state, theta_g)
+            released = agg.count > 0
+            new_theta = jnp.where(released, optax.apply_updates(theta_g, updates), theta_g)
+            new_state = jax.tree.map(lambda a, b: jnp.where(released, a, b), new_state, opt_state)
+            out = round_metrics(sc, ctx, pop, theta_g, theta_c, cw)
+            out["client"] = jax.tree.map(lambda a: a[:C], out["client"])
+            out["client"]["participated"] = mask[:C]
+            out.update(update_sum=agg.update_sum, participants=agg.count, theta_global=theta_g,
+                       finite=jnp.all(jnp.isfinite(theta_c)) & jnp.all(jnp.isfinite(new_theta)))
+            return (new_theta, new_state, key), out
+
+        init = (ctx.theta0, opt.init(ctx.theta0), key)
+        (theta, _, _), rounds = jax.lax.scan(round_fn, init, jnp.arange(f.rounds))
+        return RunOutput(theta, rounds)
+
+    return jax.jit(run)
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled(scenario_json: str):
+    import json
+
+    from .scenario import scenario_from_dict
+
+    return _make_run(scenario_from_dict(json.loads(scenario_json)))
+
+
+def check_supported(sc: Scenario) -> None:
+    if sc.shifts.temporal.kind != "none" and sc.population.mode != "population":
+        raise ScenarioError("shifts.temporal requires population.mode = 'population' (finite-sample statistics are drawn once)")
+
+
+def run_compiled(sc: Scenario, ctx: Context, pop: Population, key: Array) -> RunOutput:
+    """Run the jitted round scan (compiled once per distinct scenario)."""
+    check_supported(sc)
+    return _compiled(sc.to_json())(ctx, pop, key)

@@ -1,0 +1,165 @@
+"""``Population``: per-client distributions and sufficient statistics (DESIGN.md
+section 2), built once per (scenario, seed).
+
+A client is its (M_c, m_c): O(d^2) state, independent of its sample size. In
+``population`` mode the training statistics are the exact population moments. In
+``finite`` mode they are drawn exactly for n_c samples: cell counts ~ Multinomial(n_c,
+pi_c), cell means ~ N(mu, Sigma / n_cell), cell scatter ~ Wishart(n_cell - 1, Sigma),
+which is identical in distribution to sampling the data. In ``logistic`` mode the data
+are materialized (up to ``max_samples`` per client) for the logistic loss.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import Array
+
+from .metrics import accuracy
+from .personalize import affine_map, check_stable, local_problem, projector, teacher_moments
+from .scenario import Scenario
+from .shifts import from_scenario
+from .world import Y, ClientWorld, World, augment, base_client, client_moments, make_world
+
+
+class Population(NamedTuple):
+    """All per-client arrays (leading axis: client). A PyTree."""
+
+    base: ClientWorld  # unshifted client distributions (for temporal drift)
+    shifted: ClientWorld  # fully shifted client distributions
+    M: Array  # (N, D, D) population second moments of the shifted distribution
+    m: Array  # (N, D)
+    M_train: Array  # (N, D, D) training statistics (= M in population mode)
+    m_train: Array  # (N, D)
+    n: Array  # (N,) sample sizes
+    weight: Array  # (N,) aggregation weights n_c / mean(n)
+    q: Array  # (N,) participation probabilities
+    byzantine: Array  # (N,) bool
+    ood_idx: Array  # (N, R) other clients each personal model is evaluated on
+    fm_acc: Array  # (N,) FM accuracy on each client's distribution
+    P: Array  # (N, D, D) affine personalization maps (static shifts)
+    b: Array  # (N, D)
+    X: Array | None  # (N, n_max, D) logistic mode data
+    y: Array | None  # (N, n_max)
+    mask: Array | None  # (N, n_max)
+
+
+class Context(NamedTuple):
+    """Population-independent arrays shared by all clients (a PyTree)."""
+
+    world: World
+    theta0: Array
+    Pi: Array
+    teacher: tuple[Array, Array]
+
+
+def sample_sizes(sc: Scenario, key: Array) -> Array:
+    p = sc.population
+    z = jax.random.normal(key, (p.num_clients,))
+    n = p.samples_per_client * jnp.exp(p.samples_spread * z - 0.5 * p.samples_spread**2)
+    return jnp.maximum(2.0, jnp.round(n))
+
+
+def wishart(key: Array, df: Array, Sigma: Array) -> Array:
+    """W ~ Wishart(df, Sigma) for integer df >= 0 (singular when df < d): Bartlett's
+    decomposition when df >= d, else a sum of df Gaussian outer products."""
+    d = Sigma.shape[-1]
+    L = jnp.linalg.cholesky(Sigma)
+    k1, k2, k3 = jax.random.split(key, 3)
+    # Bartlett: A lower triangular, A_ii^2 ~ chi2(df - i), A_ij ~ N(0, 1) below
+    dof = jnp.maximum(df - jnp.arange(d), 1.0)
+    diag = jnp.sqrt(2.0 * jax.random.gamma(k1, dof / 2.0))
+    A = jnp.tril(jax.random.normal(k2, (d, d)), -1) + jnp.diag(diag)
+    bart = L @ A @ A.T @ L.T
+    Z = jax.random.normal(k3, (d, d)) * (jnp.arange(d) < df)[:, None]
+    small = L @ Z.T @ Z @ L.T
+    return jnp.where(df >= d, bart, small)
+
+
+def sample_statistics(key: Array, cw: ClientWorld, world: World, n: Array) -> tuple[Array, Array]:
+    """Exact finite-sample squared-loss statistics (M_hat, m_hat) of n samples:
+    M_hat = (1/n) sum_i x~_i x~_i^T, m_hat = (1/n) sum_i y_i x~_i."""
+    G, d = cw.mu.shape[1], cw.mu.shape[2]
+    kc, km, kw = jax.random.split(key, 3)
+    counts = jax.random.multinomial(kc, n, cw.pi.reshape(-1)).reshape(2, G)
+    Sig = cw.scale * world.Sigma  # (G, d, d)
+    L = jnp.linalg.cholesky(Sig)
+    z = jax.random.normal(km, (2, G, d))
+    xbar = cw.mu + jnp.einsum("aij,yaj->yai", L, z) / jnp.sqrt(jnp.maximum(counts, 1.0))[..., None]
+    wkeys = jax.random.split(kw, 2 * G).reshape(2, G, -1)
+    W = jax.vmap(jax.vmap(wishart, in_axes=(0, 0, 0)), in_axes=(0, 0, None))(wkeys, jnp.maximum(counts - 1.0, 0.0), Sig)
+    xt = augment(xbar)  # (2, G, D)
+    S = jnp.zeros((2, G, d + 1, d + 1)).at[..., :d, :d].set(W)
+    M_hat = (S + counts[..., None, None] * jnp.einsum("yai,yaj->yaij", xt, xt)).sum((0, 1)) / n
+    m_hat = jnp.einsum("ya,y,yai->i", counts, Y, xt) / n
+    return M_hat, m_hat
+
+
+def sample_data(key: Array, cw: ClientWorld, world: World, n_max: int) -> tuple[Array, Array]:
+    """Materialize n_max samples (x~, y) of a client's distribution."""
+    G, d = cw.mu.shape[1], cw.mu.shape[2]
+    k1, k2 = jax.random.split(key)
+    cell = jax.random.categorical(k1, jnp.log(jnp.maximum(cw.pi.reshape(-1), 1e-30)), shape=(n_max,))
+    yi, ai = cell // G, cell % G
+    L = jnp.linalg.cholesky(cw.scale * world.Sigma)
+    x = cw.mu[yi, ai] + jnp.einsum("nij,nj->ni", L[ai], jax.random.normal(k2, (n_max, d)))
+    return augment(x), Y[yi]
+
+
+def participation(sc: Scenario, shifted: ClientWorld) -> Array:
+    """q_c = q (1 - disparity pi_c(a=1)) / (1 - disparity mean_c pi_c(a=1)), clipped to [0, 1]:
+    clients rich in the minority group join less (participation resource disparity)."""
+    f = sc.federation
+    minority = shifted.pi.sum(axis=1)[:, 1]
+    scale = (1 - f.participation_disparity * minority) / (1 - f.participation_disparity * minority.mean())
+    return jnp.clip(f.participation * scale, 0.0, 1.0)
+
+
+def make_context(sc: Scenario, key: Array) -> Context:
+    from .world import fm_theta
+
+    world = make_world(sc)
+    return Context(world=world, theta0=fm_theta(world, sc), Pi=projector(sc, key), teacher=teacher_moments(world, sc))
+
+
+def build_population(sc: Scenario, key: Array, ctx: Context | None = None) -> tuple[Context, Population]:
+    """Draw the clients of a scenario: a pure function of (scenario, key)."""
+    p = sc.population
+    N = p.num_clients
+    kctx, kshift, kn, kstat, kbyz, kood, kdata = jax.random.split(key, 7)
+    ctx = ctx or make_context(sc, kctx)
+    world = ctx.world
+    base1 = base_client(world)
+    base = jax.tree.map(lambda a: jnp.broadcast_to(a, (N,) + a.shape), base1)
+    shift = from_scenario(world, sc)
+    shifted = jax.vmap(shift)(base, jax.random.split(kshift, N))
+    M, m = jax.vmap(client_moments, in_axes=(None, 0))(world, shifted)
+    n = sample_sizes(sc, kn)
+    X = y = mask = None
+    if p.mode == "finite":
+        M_train, m_train = jax.vmap(sample_statistics, in_axes=(0, 0, None, 0))(
+            jax.random.split(kstat, N), shifted, world, n
+        )
+    elif p.mode == "logistic":
+        X, y = jax.vmap(sample_data, in_axes=(0, 0, None, None))(jax.random.split(kdata, N), shifted, world, p.max_samples)
+        mask = (jnp.arange(p.max_samples)[None, :] < jnp.minimum(n, p.max_samples)[:, None]).astype(jnp.float32)
+        cnt = mask.sum(1)
+        M_train = jnp.einsum("nk,nki,nkj->nij", mask, X, X) / cnt[:, None, None]
+        m_train = jnp.einsum("nk,nk,nki->ni", mask, y, X) / cnt[:, None]
+    else:
+        M_train, m_train = M, m
+    prob = jax.vmap(local_problem, in_axes=(0, 0, None, None))(M_train, m_train, ctx.teacher, sc)
+    check_stable(prob.H, ctx.Pi, sc, curvature=0.25 if p.mode == "logistic" else 1.0)
+    per = sc.personalization
+    P, b = jax.vmap(lambda pr: affine_map(pr, ctx.Pi, eta=per.eta, lam=per.lam, K=per.K))(prob)
+    n_byz = int(sc.federation.byzantine_fraction * N)
+    byz = jnp.argsort(jax.random.uniform(kbyz, (N,))) < n_byz
+    R = p.ood_subset
+    ood_idx = (jnp.arange(N)[:, None] + 1 + jax.random.randint(kood, (N, R), 0, max(N - 1, 1))) % N
+    fm_acc = jax.vmap(accuracy, in_axes=(None, 0, None))(ctx.theta0, shifted, world)
+    return ctx, Population(
+        base=base, shifted=shifted, M=M, m=m, M_train=M_train, m_train=m_train, n=n, weight=n / n.mean(),
+        q=participation(sc, shifted), byzantine=byz, ood_idx=ood_idx, fm_acc=fm_acc, P=P, b=b, X=X, y=y, mask=mask,
+    )

@@ -1,0 +1,305 @@
+"""``Scenario``: the validated, immutable configuration of one simulated world
+(DESIGN.md sections 2-4), loadable from TOML, with named presets.
+
+Every field is documented (``Field(description=...)``) and bounded; a bad value is
+rejected with a :class:`ScenarioError` whose message names the field path and the
+allowed range, e.g. ``personalization.eta: Input should be greater than 0 (got -1)``.
+Inside ``jit`` the scenario is split into a hashable :class:`Static` part (shapes,
+names) and a PyTree of float parameters (see :mod:`silentfail.sim.params`).
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ScenarioError(ValueError):
+    """An invalid scenario: the message names the field and the allowed range."""
+
+
+Prob = Annotated[float, Field(ge=0.0, le=1.0)]
+Corr = Annotated[float, Field(ge=-1.0, le=1.0)]
+Pos = Annotated[float, Field(gt=0.0)]
+NonNeg = Annotated[float, Field(ge=0.0)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class World(_Section):
+    """The base world P0 and the probe world (DESIGN.md section 2).
+
+    Directions: e_0 = mu_core, e_1 = mu_spu, e_2 = group offsets, e_3 = the
+    alignment direction u along which the probe distribution lies.
+    """
+
+    d: int = Field(16, ge=4, le=512, description="feature dimension of the FM's representation space")
+    groups: int = Field(2, ge=2, le=8, description="number of protected groups G (a = 1 is the minority)")
+    group_shares: tuple[Prob, ...] | None = Field(
+        None, description="P0(a), one per group, summing to 1 (default: 0.7/0.3 for two groups, else uniform)"
+    )
+    spurious_r: Corr = Field(0.0, description="spurious correlation r of P0: P0(y=+1|a) = (1 + r s_a)/2")
+    core_strength: Pos = Field(1.0, description="|mu_core|: the causal signal")
+    spurious_strength: NonNeg = Field(1.0, description="|mu_spu|: the attribute-tied direction")
+    group_offset: float = Field(0.0, description="nu_a = group_offset * (a - mean a) * e_2")
+    noise_std: tuple[Pos, ...] | Pos = Field(1.0, description="per-group feature noise std (Sigma_a = std^2 I)")
+    probe_strength: Pos = Field(2.0, description="|mu_h|: probe mean along the alignment direction")
+    probe_std: Pos = Field(1.0, description="probe feature std (Sigma_h = std^2 I)")
+
+    @model_validator(mode="after")
+    def _shapes(self) -> "World":
+        if self.group_shares is not None:
+            if len(self.group_shares) != self.groups:
+                raise ValueError(f"world.group_shares needs {self.groups} entries (one per group), got {len(self.group_shares)}")
+            if abs(sum(self.group_shares) - 1.0) > 1e-6:
+                raise ValueError(f"world.group_shares must sum to 1, got {sum(self.group_shares):.6g}")
+        if isinstance(self.noise_std, tuple) and len(self.noise_std) != self.groups:
+            raise ValueError(f"world.noise_std needs {self.groups} entries or one number, got {len(self.noise_std)}")
+        return self
+
+    def shares(self) -> tuple[float, ...]:
+        if self.group_shares is not None:
+            return tuple(self.group_shares)
+        return (0.7, 0.3) if self.groups == 2 else tuple([1.0 / self.groups] * self.groups)
+
+    def stds(self) -> tuple[float, ...]:
+        return self.noise_std if isinstance(self.noise_std, tuple) else (self.noise_std,) * self.groups
+
+
+class FM(_Section):
+    """How theta_0 is made: ridge solution of P0 risk (with its own spurious
+    correlation r0) plus an alignment term on the probe world."""
+
+    r0: Corr = Field(0.0, description="spurious correlation of the FM's pretraining world (FM bias)")
+    ridge: NonNeg = Field(1e-3, description="ridge penalty of the pretraining solution")
+    alignment_weight: NonNeg = Field(1.0, description="gamma: weight of the probe-refusal term")
+
+
+class Temporal(_Section):
+    kind: Literal["none", "linear", "step"] = Field("none", description="how shift strength evolves over rounds")
+    ramp_rounds: int = Field(10, ge=1, description="rounds to reach full strength (linear) or the step round (step)")
+
+
+class Shifts(_Section):
+    """Client shift families and their heterogeneity (DESIGN.md section 2 table)."""
+
+    label_alpha: Pos | None = Field(None, description="label shift: pi_c(y) ~ Dirichlet(alpha pi0(y)); smaller = stronger; None = off")
+    attribute_alpha: Pos | None = Field(None, description="attribute imbalance: pi_c(a) ~ Dirichlet(alpha pi0(a)); None = off")
+    spurious_mean: Corr | None = Field(None, description="spurious correlation: mean client r_c; None = off (clients keep P0's r)")
+    spurious_spread: NonNeg = Field(0.0, description="std of r_c across clients (clipped to [-1, 1])")
+    covariate_scale: NonNeg = Field(0.0, description="covariate shift: std of the client mean offset delta_c")
+    covariate_var_spread: NonNeg = Field(0.0, description="covariate shift: log-std of the client covariance scale s_c")
+    concept_angle: NonNeg = Field(0.0, description="concept shift: std (radians) of the rotation of mu_core toward the alignment direction")
+    temporal: Temporal = Field(default_factory=Temporal, description="temporal drift of all the above")
+
+
+class Population(_Section):
+    num_clients: int = Field(1000, ge=1, le=10_000_000, description="number of clients N")
+    mode: Literal["population", "finite", "logistic"] = Field(
+        "population", description="exact population risks, exact finite-sample statistics, or materialized data with logistic loss"
+    )
+    samples_per_client: int = Field(200, ge=2, le=1_000_000, description="mean local sample size n_c (finite/logistic modes)")
+    samples_spread: NonNeg = Field(0.0, description="log-normal spread of n_c across clients")
+    max_samples: int = Field(256, ge=2, le=4096, description="logistic mode: samples materialized per client (cap)")
+    ood_subset: int = Field(8, ge=1, le=64, description="R: other clients each personal model is evaluated on")
+    trace_clients: int = Field(64, ge=0, description="clients whose per-client metrics the trace keeps (all clients enter the summaries)")
+
+
+class Personalization(_Section):
+    rule: Literal["full", "proximal", "subspace", "head_only", "teacher"] = Field(
+        "proximal", description="local personalization rule (DESIGN.md section 3)"
+    )
+    K: int = Field(5, ge=1, le=10_000, description="local steps per round")
+    eta: Pos = Field(0.1, description="local learning rate")
+    lam: NonNeg = Field(0.1, description="proximal strength lambda (Ditto / pFedMe); 0 for 'full'")
+    rank: int | None = Field(None, ge=1, description="subspace rule: rank r of span(U_r) (default d/4)")
+    trainable: tuple[int, ...] | None = Field(None, description="head_only rule: trainable coordinate indices in [0, d] (d = bias); default bias + first half")
+    beta: Prob = Field(0.0, description="teacher rule: weight of the FM teacher's risk")
+    teacher_r: Corr | None = Field(None, description="teacher's spurious correlation (default: the FM's r0)")
+    teacher_poison: Prob = Field(0.0, description="fraction of the teacher's data drawn from the probe world labelled 'comply' (external FM poisoning)")
+
+    @model_validator(mode="after")
+    def _rule_fields(self) -> "Personalization":
+        if self.rule == "full" and self.lam != 0:
+            raise ValueError("personalization.lam must be 0 for rule 'full' (use rule 'proximal' for lambda > 0)")
+        if self.rule != "teacher" and (self.beta != 0 or self.teacher_poison != 0):
+            raise ValueError("personalization.beta and teacher_poison apply only to rule 'teacher'")
+        if self.rule != "subspace" and self.rank is not None:
+            raise ValueError("personalization.rank applies only to rule 'subspace'")
+        if self.rule != "head_only" and self.trainable is not None:
+            raise ValueError("personalization.trainable applies only to rule 'head_only'")
+        return self
+
+
+class Federation(_Section):
+    rounds: int = Field(50, ge=1, le=100_000, description="communication rounds T")
+    clients_per_round: int = Field(100, ge=1, description="participation slots per round (fixed; masked when fewer join)")
+    participation: Prob = Field(0.1, description="base probability q that a client joins a round")
+    participation_disparity: Prob = Field(0.0, description="q_c = q (1 - disparity pi_c(a=1)) / (1 - disparity mean pi(a=1)): minority-heavy clients join less")
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(0.0, description="probability a sampled client fails to report")
+    secagg_min: int = Field(1, ge=1, description="secure aggregation threshold m: a round with fewer reports releases nothing")
+    clip: Pos | None = Field(None, description="update clip norm C (required with DP)")
+    dp: Literal["none", "central", "local"] = Field("none", description="differential privacy mode")
+    noise_multiplier: NonNeg = Field(0.0, description="z: Gaussian noise std is z C (on the sum, or per client for local DP)")
+    dp_delta: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(1e-5, description="delta of the (epsilon, delta) accounting")
+    server_optimizer: Literal["sgd", "momentum", "adam", "yogi", "adagrad"] = Field("sgd", description="optax server optimizer (FedAvg = sgd with lr 1)")
+    server_lr: Pos = Field(1.0, description="server learning rate")
+    byzantine_fraction: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(0.0, description="fraction of clients that submit crafted updates")
+    byzantine_kind: Literal["alignment", "spurious", "sign_flip", "noise"] = Field("alignment", description="crafted update: push along -alignment or +spurious direction, flip, or noise")
+    byzantine_scale: Pos = Field(1.0, description="norm of the crafted update (before clipping)")
+
+    @model_validator(mode="after")
+    def _dp_needs_clip(self) -> "Federation":
+        if self.dp != "none" and self.clip is None:
+            raise ValueError("federation.clip must be set (> 0) when federation.dp is 'central' or 'local'")
+        if self.dp != "none" and self.noise_multiplier <= 0:
+            raise ValueError("federation.noise_multiplier must be > 0 when federation.dp is not 'none'")
+        if self.secagg_min > self.clients_per_round:
+            raise ValueError(
+                f"federation.secagg_min ({self.secagg_min}) must be <= federation.clients_per_round ({self.clients_per_round})"
+            )
+        return self
+
+
+MODES = (
+    "amplified_bias", "confidence_miscalibration", "fairness_collapse",
+    "adaptation_misalignment", "out_of_domain_degradation", "alignment_erosion",
+)
+
+
+class Thresholds(_Section):
+    """Failure thresholds of the six modes' round metrics (see sim/metrics.py)."""
+
+    amplified_bias: Pos = Field(0.05, description="worst-decile directional bias amplification")
+    confidence_miscalibration: Pos = Field(0.05, description="worst-decile client ECE")
+    fairness_collapse: Pos = Field(0.05, description="growth of (mean - worst-decile) client accuracy over the FM's")
+    fairness_mean_tolerance: NonNeg = Field(0.02, description="mean accuracy may drop at most this much for a fairness collapse to count")
+    adaptation_misalignment: Pos = Field(0.05, description="worst-decile within-round drop of P0 accuracy or alignment")
+    out_of_domain_degradation: Pos = Field(0.05, description="worst-decile drop of accuracy on other clients or P0 vs the FM")
+    alignment_erosion: Pos = Field(0.05, description="drop of the global model's alignment score below the FM's")
+    ece_bins: int = Field(15, ge=2, le=100, description="bins of the calibration error")
+    ece_grid: int = Field(128, ge=16, le=4096, description="quadrature points over the score")
+
+
+class Scenario(_Section):
+    """One simulated world: P0 and the probe, the FM, the clients, the personalization,
+    the federation, and the failure thresholds."""
+
+    name: str = Field("custom", description="scenario name")
+    description: str = Field("", description="what the scenario shows")
+    world: World = Field(default_factory=World)
+    fm: FM = Field(default_factory=FM)
+    shifts: Shifts = Field(default_factory=Shifts)
+    population: Population = Field(default_factory=Population)
+    personalization: Personalization = Field(default_factory=Personalization)
+    federation: Federation = Field(default_factory=Federation)
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+
+    @model_validator(mode="after")
+    def _cross(self) -> "Scenario":
+        d, n = self.world.d, self.population.num_clients
+        if self.federation.clients_per_round > n:
+            raise ValueError(
+                f"federation.clients_per_round ({self.federation.clients_per_round}) must be <= population.num_clients ({n})"
+            )
+        p = self.personalization
+        if p.rank is not None and p.rank > d + 1:
+            raise ValueError(f"personalization.rank must be in [1, d+1] = [1, {d + 1}], got {p.rank}")
+        if p.trainable is not None:
+            bad = [i for i in p.trainable if not 0 <= i <= d]
+            if bad or not p.trainable:
+                raise ValueError(f"personalization.trainable indices must be in [0, d] = [0, {d}], got {list(p.trainable)}")
+        if self.population.ood_subset >= max(n, 2):
+            raise ValueError(f"population.ood_subset must be < population.num_clients ({n}), got {self.population.ood_subset}")
+        return self
+
+    # ------------------------------------------------------------------ helpers
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    def replace(self, **updates: Any) -> "Scenario":
+        """A copy with dotted-path fields replaced, e.g. ``replace(**{"federation.rounds": 5})``;
+        the result is validated again."""
+        data = self.to_dict()
+        for path, value in updates.items():
+            node = data
+            parts = path.split(".")
+            for p in parts[:-1]:
+                if not isinstance(node, dict) or p not in node:
+                    raise ScenarioError(f"unknown scenario field {path!r}")
+                node = node[p]
+            if parts[-1] not in node:
+                raise ScenarioError(f"unknown scenario field {path!r}")
+            node[parts[-1]] = value
+        return scenario_from_dict(data)
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ()))
+        msg = err.get("msg", "").removeprefix("Value error, ")
+        value = err.get("input")
+        got = f" (got {value!r})" if loc and not isinstance(value, dict) else ""
+        parts.append(f"{loc + ': ' if loc else ''}{msg}{got}")
+    return "; ".join(parts)
+
+
+def scenario_from_dict(data: dict[str, Any]) -> Scenario:
+    """Validate a mapping into a Scenario, raising ScenarioError naming each bad field."""
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioError(f"invalid scenario: {_describe(exc)}") from None
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Load a scenario from a TOML file (a ``preset = "NAME"`` key starts from a preset)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ScenarioError(f"scenario file {str(p)!r} does not exist")
+    try:
+        data = tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"scenario file {p.name!r} is not valid TOML: {exc}") from None
+    base = data.pop("preset", None)
+    if base is not None:
+        merged = _merge(preset(base).to_dict(), data)
+        return scenario_from_dict(merged)
+    return scenario_from_dict(data)
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def preset_names() -> list[str]:
+    """Names of the presets shipped with the package."""
+    files = resources.files(__package__).joinpath("presets")
+    return sorted(f.name[:-5] for f in files.iterdir() if f.name.endswith(".toml"))
+
+
+def preset(name: str) -> Scenario:
+    """A named preset (``silentfail simulate --list-presets``)."""
+    names = preset_names()
+    if name not in names:
+        raise ScenarioError(f"unknown preset {name!r}; presets: {', '.join(names)}")
+    text = resources.files(__package__).joinpath("presets", f"{name}.toml").read_text()
+    data = tomllib.loads(text)
+    base = data.pop("preset", None)
+    if base is not None:
+        return scenario_from_dict(_merge(preset(base).to_dict(), data))
+    return scenario_from_dict(data)

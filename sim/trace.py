@@ -1,0 +1,143 @@
+"""``Trace``: the xarray Dataset a run produces, with named dims (round, client, group,
+mode, param) and attrs holding the full scenario and seed; saved as NetCDF and loaded
+back unchanged. Also the per-mode failure verdicts (failed?, failure round T_f, worst
+value) against the scenario's thresholds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from .scenario import MODES, Scenario, scenario_from_dict
+
+Trace = xr.Dataset
+
+_ROUND_VARS = (
+    "acc_mean", "acc_std", "acc_q10", "worst_group_acc", "eo_gap", "ece_agg", "ece_max", "ece_q90",
+    "global_alignment", "global_p0_acc", "global_spurious_weight", "deployed_alignment_q10", "bias_amp_mean",
+    "misalign_q90", "ood_q90", "train_test_gap_mean", "participants",
+)
+
+
+def failure_rounds(metric: np.ndarray, threshold: np.ndarray, condition: np.ndarray | None = None) -> np.ndarray:
+    """First round at which each mode's metric exceeds its threshold (-1 if never).
+
+    Args:
+        metric: (T, modes); threshold: (modes,); condition: optional (T, modes) bool that
+            must also hold (e.g. fairness collapse counts only while mean accuracy holds).
+    """
+    over = metric > threshold[None, :]
+    if condition is not None:
+        over &= condition
+    any_ = over.any(axis=0)
+    return np.where(any_, over.argmax(axis=0), -1)
+
+
+def build_trace(sc: Scenario, seed: int, rounds: dict, *, fm: dict, dp_epsilon: float) -> Trace:
+    """Assemble the Dataset from the scan's per-round outputs (numpy-converted)."""
+    T = sc.federation.rounds
+    d, G = sc.world.d, sc.world.groups
+    th = sc.thresholds
+    metric = np.asarray(rounds["mode_metric"], dtype=np.float64).copy()
+    metric[:, MODES.index("fairness_collapse")] -= fm["spread"]
+    thr = np.array([getattr(th, m) for m in MODES])
+    cond = np.ones_like(metric, dtype=bool)
+    cond[:, MODES.index("fairness_collapse")] = np.asarray(rounds["acc_mean"]) >= fm["acc_mean"] - th.fairness_mean_tolerance
+    t_f = failure_rounds(metric, thr, cond)
+    client = rounds["client"]
+    C = np.asarray(client["acc"]).shape[1]
+    coords = {
+        "round": np.arange(T), "mode": list(MODES), "group": np.arange(G), "client": np.arange(C),
+        "param": [f"x{i}" for i in range(d)] + ["bias"],
+    }
+    data = {
+        "mode_metric": (("round", "mode"), metric),
+        "threshold": (("mode",), thr),
+        "failed": (("mode",), t_f >= 0),
+        "failure_round": (("mode",), t_f.astype(np.int64)),
+        "worst_value": (("mode",), metric.max(axis=0)),
+        "group_acc": (("round", "group"), np.asarray(rounds["group_acc"])),
+        "global_group_acc_p0": (("round", "group"), np.asarray(rounds["global_group_acc_p0"])),
+        "update_sum": (("round", "param"), np.asarray(rounds["update_sum"])),
+        "theta_global": (("round", "param"), np.asarray(rounds["theta_global"])),
+    }
+    for v in _ROUND_VARS:
+        data[v] = (("round",), np.asarray(rounds[v]))
+    for k, v in client.items():
+        arr = np.asarray(v)
+        dims = ("round", "client", "group") if arr.ndim == 3 else ("round", "client")
+        data[f"client_{k}"] = (dims, arr)
+    ds = xr.Dataset(data, coords=coords)
+    ds.attrs.update(
+        scenario=sc.to_json(), scenario_name=sc.name, seed=int(seed), dp_epsilon=float(dp_epsilon),
+        dp_delta=float(sc.federation.dp_delta), dp_accountant="dp_accounting.rdp.RdpAccountant",
+        fm_alignment=float(fm["alignment"]), fm_p0_acc=float(fm["p0_acc"]), fm_acc_mean=float(fm["acc_mean"]),
+        fm_spread=float(fm["spread"]), silentfail_version=_version(),
+    )
+    ds["mode_metric"].attrs["description"] = (
+        "per round: q90 directional bias amplification; q90 client ECE; growth of (mean - q10) client accuracy "
+        "over the FM's; q90 within-round drop of P0 accuracy or alignment; q90 drop of accuracy on other clients "
+        "or P0 vs the FM; drop of the global model's alignment below the FM's"
+    )
+    return ds
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("silentfail")
+    except Exception:  # pragma: no cover
+        return "unknown"
+
+
+def scenario_of(trace: Trace) -> Scenario:
+    """The scenario a trace was produced with."""
+    return scenario_from_dict(json.loads(trace.attrs["scenario"]))
+
+
+def save_trace(trace: Trace, path: str | Path) -> Path:
+    """Write NetCDF atomically (temporary file in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        trace.to_netcdf(tmp, engine="h5netcdf")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def load_trace(path: str | Path) -> Trace:
+    """Load a NetCDF trace written by :func:`save_trace`."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"trace file {str(p)!r} does not exist")
+    ds = xr.load_dataset(p, engine="h5netcdf")
+    if "failed" in ds:
+        ds["failed"] = ds["failed"].astype(bool)
+    return ds
+
+
+def summary(trace: Trace) -> list[dict]:
+    """Per mode: failed?, failure round, worst value and threshold."""
+    return [
+        {
+            "mode": m,
+            "failed": bool(trace["failed"].sel(mode=m)),
+            "failure_round": int(trace["failure_round"].sel(mode=m)),
+            "worst_value": float(trace["worst_value"].sel(mode=m)),
+            "final_value": float(trace["mode_metric"].sel(mode=m)[-1]),
+            "threshold": float(trace["threshold"].sel(mode=m)),
+        }
+        for m in MODES
+    ]

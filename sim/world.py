@@ -1,0 +1,136 @@
+"""The stylized world of DESIGN.md section 2: Gaussian class-group cells on the FM's
+frozen features, a probe world for alignment, and the FM theta_0 in closed form.
+
+Cells (y, a), y in {-1, +1} (index 0 is y = -1), a in {0..G-1}::
+
+    x | y, a ~ N(mu_{y,a}, Sigma_a),   mu_{y,a} = y mu_core + s_a mu_spu + nu_a
+    P0(y = +1 | a) = (1 + r s_a) / 2       (s_a = +1 for even a, -1 for odd a)
+
+so r = corr(y, s_a) when the groups are balanced. A model is a linear readout with
+bias, f(x) = theta^T [x; 1]; D = d + 1.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax.numpy as jnp
+from jax import Array
+from jax.scipy.special import ndtr
+
+from .scenario import Scenario
+
+Y = jnp.array([-1.0, 1.0])  # label values by cell index
+
+
+class World(NamedTuple):
+    """Arrays of the base world P0 and the probe world (a PyTree)."""
+
+    mu: Array  # (2, G, d) cell means of P0
+    pi0: Array  # (2, G) joint prior of P0
+    Sigma: Array  # (G, d, d) cell covariances
+    signs: Array  # (G,) s_a
+    e_core: Array  # (d,) unit causal direction
+    e_spu: Array  # (d,) unit spurious direction
+    e_align: Array  # (d,) unit alignment direction u
+    mu_h: Array  # (d,) probe mean
+    Sigma_h: Array  # (d, d) probe covariance
+
+
+class ClientWorld(NamedTuple):
+    """One client's distribution: prior, cell means and a covariance scale (a PyTree).
+
+    The client's cell covariance is ``scale * Sigma_a``.
+    """
+
+    pi: Array  # (2, G)
+    mu: Array  # (2, G, d)
+    scale: Array  # ()
+
+
+def prior(shares: Array, r: Array | float, signs: Array) -> Array:
+    """pi(y, a) = P(a) (1 + y r s_a) / 2, shape (2, G)."""
+    return shares[None, :] * (1.0 + Y[:, None] * r * signs[None, :]) / 2.0
+
+
+def make_world(sc: Scenario) -> World:
+    """Build P0 and the probe world from a scenario's ``world`` section."""
+    w = sc.world
+    d, G = w.d, w.groups
+    eye = jnp.eye(d)
+    e_core, e_spu, e_off, e_align = eye[0], eye[1], eye[2], eye[3]
+    signs = jnp.where(jnp.arange(G) % 2 == 0, 1.0, -1.0)
+    a = jnp.arange(G, dtype=jnp.float32)
+    offsets = w.group_offset * (a - a.mean())
+    mu = (
+        Y[:, None, None] * w.core_strength * e_core
+        + signs[None, :, None] * w.spurious_strength * e_spu
+        + offsets[None, :, None] * e_off
+    )
+    shares = jnp.asarray(w.shares(), dtype=jnp.float32)
+    stds = jnp.asarray(w.stds(), dtype=jnp.float32)
+    Sigma = stds[:, None, None] ** 2 * eye[None]
+    return World(
+        mu=mu, pi0=prior(shares, w.spurious_r, signs), Sigma=Sigma, signs=signs,
+        e_core=e_core, e_spu=e_spu, e_align=e_align,
+        mu_h=w.probe_strength * e_align, Sigma_h=w.probe_std**2 * eye,
+    )
+
+
+def base_client(world: World) -> ClientWorld:
+    return ClientWorld(pi=world.pi0, mu=world.mu, scale=jnp.asarray(1.0))
+
+
+def augment(x: Array) -> Array:
+    """x~ = [x; 1] along the last axis."""
+    return jnp.concatenate([x, jnp.ones(x.shape[:-1] + (1,), x.dtype)], axis=-1)
+
+
+def second_moments(pi: Array, mu: Array, Sigma: Array) -> tuple[Array, Array]:
+    """Squared-loss sufficient statistics of a cell mixture (DESIGN.md section 2):
+
+        M = sum_{y,a} pi(y,a) (Sigma~_a + mu~_{y,a} mu~_{y,a}^T),  m = sum_{y,a} pi(y,a) y mu~_{y,a}
+
+    so that R(theta) = 1/2 theta^T M theta - theta^T m + 1/2.
+    """
+    d = mu.shape[-1]
+    mt = augment(mu)  # (2, G, D)
+    cov = jnp.zeros(Sigma.shape[:-2] + (d + 1, d + 1)).at[..., :d, :d].set(Sigma)  # (G, D, D)
+    M = jnp.einsum("ya,aij->ij", pi, cov) + jnp.einsum("ya,yai,yaj->ij", pi, mt, mt)
+    m = jnp.einsum("ya,y,yai->i", pi, Y, mt)
+    return M, m
+
+
+def client_moments(world: World, cw: ClientWorld) -> tuple[Array, Array]:
+    return second_moments(cw.pi, cw.mu, cw.scale * world.Sigma)
+
+
+def probe_moments(world: World) -> tuple[Array, Array]:
+    """(M_h, mu~_h): second moment and augmented mean of the probe distribution."""
+    d = world.mu_h.shape[0]
+    mt = augment(world.mu_h)
+    cov = jnp.zeros((d + 1, d + 1)).at[:d, :d].set(world.Sigma_h)
+    return cov + jnp.outer(mt, mt), mt
+
+
+def fm_theta(world: World, sc: Scenario) -> Array:
+    """theta_0 = argmin R_{P0(r0)}(theta) + gamma/2 E_probe (theta^T x~ + 1)^2 + ridge/2 |theta|^2
+
+    = (M_0 + gamma M_h + ridge I)^{-1} (m_0 - gamma mu~_h), the FM: accurate on P0 and
+    refusing (score < 0) the probe with margin; biased when r0 != 0.
+    """
+    shares = world.pi0.sum(axis=0)
+    pi_fm = prior(shares, sc.fm.r0, world.signs)
+    M0, m0 = second_moments(pi_fm, world.mu, world.Sigma)
+    Mh, mh = probe_moments(world)
+    g = sc.fm.alignment_weight
+    A = M0 + g * Mh + sc.fm.ridge * jnp.eye(M0.shape[0])
+    return jnp.linalg.solve(A, m0 - g * mh)
+
+
+def alignment_score(theta: Array, world: World) -> Array:
+    """A(theta) = P_probe(theta^T x~ < 0) = Phi(-theta^T mu~_h / sqrt(theta_x^T Sigma_h theta_x))."""
+    tx, b = theta[..., :-1], theta[..., -1]
+    mean = jnp.einsum("...i,i->...", tx, world.mu_h) + b
+    var = jnp.einsum("...i,ij,...j->...", tx, world.Sigma_h, tx)
+    return ndtr(-mean / jnp.sqrt(var))
