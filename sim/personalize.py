@@ -131,13 +131,15 @@ def logistic_personalize(
     return theta
 
 
-def check_stable(H: Array, Pi: Array, sc: Scenario, *, curvature: float = 1.0) -> None:
-    """Raise if local GD diverges for some client: eta * lambda_max(Pi H Pi) must be < 2.
+def max_curvature(H: Array, Pi: Array, *, curvature: float = 1.0) -> Array:
+    """lambda_max(Pi H Pi) per client (``curvature`` scales H: 1/4 bounds the logistic
+    loss's Hessian by the squared loss's)."""
+    return jnp.linalg.eigvalsh(Pi @ (curvature * H) @ Pi)[..., -1]
 
-    ``curvature`` scales H (1/4 bounds the logistic loss's Hessian by the squared loss's).
-    """
+
+def check_stable(lam_max: Array, sc: Scenario) -> None:
+    """Raise if local GD diverges for some client: eta * lambda_max(Pi H Pi) must be < 2."""
     p = sc.personalization
-    lam_max = jnp.linalg.eigvalsh(Pi @ (curvature * H) @ Pi)[..., -1]
     worst = float(jnp.max(lam_max))
     if not jnp.isfinite(worst):
         raise ScenarioError("personalization: a client's local Hessian is not finite")

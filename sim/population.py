@@ -11,6 +11,8 @@ are materialized (up to ``max_samples`` per client) for the logistic loss.
 
 from __future__ import annotations
 
+import functools
+import json
 from typing import NamedTuple
 
 import jax
@@ -18,8 +20,8 @@ import jax.numpy as jnp
 from jax import Array
 
 from .metrics import accuracy
-from .personalize import affine_map, check_stable, local_problem, projector, teacher_moments
-from .scenario import Scenario
+from .personalize import affine_map, check_stable, local_problem, max_curvature, projector, teacher_moments
+from .scenario import Scenario, scenario_from_dict
 from .shifts import from_scenario
 from .world import Y, ClientWorld, World, augment, base_client, client_moments, make_world
 
@@ -97,15 +99,15 @@ def sample_statistics(key: Array, cw: ClientWorld, world: World, n: Array) -> tu
     return M_hat, m_hat
 
 
-def sample_data(key: Array, cw: ClientWorld, world: World, n_max: int) -> tuple[Array, Array]:
-    """Materialize n_max samples (x~, y) of a client's distribution."""
+def sample_data(key: Array, cw: ClientWorld, world: World, n_max: int) -> tuple[Array, Array, Array]:
+    """Materialize n_max samples (x~, y, a) of a client's distribution."""
     G, d = cw.mu.shape[1], cw.mu.shape[2]
     k1, k2 = jax.random.split(key)
     cell = jax.random.categorical(k1, jnp.log(jnp.maximum(cw.pi.reshape(-1), 1e-30)), shape=(n_max,))
     yi, ai = cell // G, cell % G
     L = jnp.linalg.cholesky(cw.scale * world.Sigma)
     x = cw.mu[yi, ai] + jnp.einsum("nij,nj->ni", L[ai], jax.random.normal(k2, (n_max, d)))
-    return augment(x), Y[yi]
+    return augment(x), Y[yi], ai
 
 
 def participation(sc: Scenario, shifted: ClientWorld) -> Array:
@@ -124,12 +126,25 @@ def make_context(sc: Scenario, key: Array) -> Context:
     return Context(world=world, theta0=fm_theta(world, sc), Pi=projector(sc, key), teacher=teacher_moments(world, sc))
 
 
-def build_population(sc: Scenario, key: Array, ctx: Context | None = None) -> tuple[Context, Population]:
-    """Draw the clients of a scenario: a pure function of (scenario, key)."""
+def build_population(sc: Scenario, key: Array) -> tuple[Context, Population]:
+    """Draw the clients of a scenario: a pure function of (scenario, key), compiled
+    once per scenario. Raises ScenarioError if local gradient descent would diverge."""
+    ctx, pop, lam_max = _compiled_build(sc.to_json())(key)
+    check_stable(lam_max, sc)
+    return ctx, pop
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled_build(scenario_json: str):
+    sc = scenario_from_dict(json.loads(scenario_json))
+    return jax.jit(functools.partial(_build, sc))
+
+
+def _build(sc: Scenario, key: Array) -> tuple[Context, Population, Array]:
     p = sc.population
     N = p.num_clients
     kctx, kshift, kn, kstat, kbyz, kood, kdata = jax.random.split(key, 7)
-    ctx = ctx or make_context(sc, kctx)
+    ctx = make_context(sc, kctx)
     world = ctx.world
     base1 = base_client(world)
     base = jax.tree.map(lambda a: jnp.broadcast_to(a, (N,) + a.shape), base1)
@@ -143,7 +158,7 @@ def build_population(sc: Scenario, key: Array, ctx: Context | None = None) -> tu
             jax.random.split(kstat, N), shifted, world, n
         )
     elif p.mode == "logistic":
-        X, y = jax.vmap(sample_data, in_axes=(0, 0, None, None))(jax.random.split(kdata, N), shifted, world, p.max_samples)
+        X, y, _ = jax.vmap(sample_data, in_axes=(0, 0, None, None))(jax.random.split(kdata, N), shifted, world, p.max_samples)
         mask = (jnp.arange(p.max_samples)[None, :] < jnp.minimum(n, p.max_samples)[:, None]).astype(jnp.float32)
         cnt = mask.sum(1)
         M_train = jnp.einsum("nk,nki,nkj->nij", mask, X, X) / cnt[:, None, None]
@@ -151,7 +166,7 @@ def build_population(sc: Scenario, key: Array, ctx: Context | None = None) -> tu
     else:
         M_train, m_train = M, m
     prob = jax.vmap(local_problem, in_axes=(0, 0, None, None))(M_train, m_train, ctx.teacher, sc)
-    check_stable(prob.H, ctx.Pi, sc, curvature=0.25 if p.mode == "logistic" else 1.0)
+    lam_max = max_curvature(prob.H, ctx.Pi, curvature=0.25 if p.mode == "logistic" else 1.0)
     per = sc.personalization
     P, b = jax.vmap(lambda pr: affine_map(pr, ctx.Pi, eta=per.eta, lam=per.lam, K=per.K))(prob)
     n_byz = int(sc.federation.byzantine_fraction * N)
@@ -162,4 +177,4 @@ def build_population(sc: Scenario, key: Array, ctx: Context | None = None) -> tu
     return ctx, Population(
         base=base, shifted=shifted, M=M, m=m, M_train=M_train, m_train=m_train, n=n, weight=n / n.mean(),
         q=participation(sc, shifted), byzantine=byz, ood_idx=ood_idx, fm_acc=fm_acc, P=P, b=b, X=X, y=y, mask=mask,
-    )
+    ), lam_max

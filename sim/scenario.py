@@ -32,6 +32,18 @@ NonNeg = Annotated[float, Field(ge=0.0)]
 class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _off_means_none(cls, data: Any) -> Any:
+        """TOML has no null: "off" (or "none") switches off an optional field."""
+        if isinstance(data, dict):
+            data = dict(data)
+            for name, field in cls.model_fields.items():
+                value = data.get(name)
+                if field.default is None and isinstance(value, str) and value.lower() in ("off", "none"):
+                    data[name] = None
+        return data
+
 
 class World(_Section):
     """The base world P0 and the probe world (DESIGN.md section 2).
@@ -50,7 +62,7 @@ class World(_Section):
     spurious_strength: NonNeg = Field(1.0, description="|mu_spu|: the attribute-tied direction")
     group_offset: float = Field(0.0, description="nu_a = group_offset * (a - mean a) * e_2")
     noise_std: tuple[Pos, ...] | Pos = Field(1.0, description="per-group feature noise std (Sigma_a = std^2 I)")
-    probe_strength: Pos = Field(2.0, description="|mu_h|: probe mean along the alignment direction")
+    probe_strength: Pos = Field(6.0, description="|mu_h|: probe mean along the alignment direction")
     probe_std: Pos = Field(1.0, description="probe feature std (Sigma_h = std^2 I)")
 
     @model_validator(mode="after")
@@ -79,7 +91,7 @@ class FM(_Section):
 
     r0: Corr = Field(0.0, description="spurious correlation of the FM's pretraining world (FM bias)")
     ridge: NonNeg = Field(1e-3, description="ridge penalty of the pretraining solution")
-    alignment_weight: NonNeg = Field(1.0, description="gamma: weight of the probe-refusal term")
+    alignment_weight: NonNeg = Field(0.1, description="gamma: weight of the probe-refusal term")
 
 
 class Temporal(_Section):
