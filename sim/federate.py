@@ -72,6 +72,14 @@ def clip_updates(delta: Array, clip: float | None) -> Array:
     return delta * jnp.minimum(1.0, clip / jnp.maximum(norm, 1e-12))
 
 
+def local_noise(delta: Array, key: Array, sc: Scenario) -> Array:
+    """Local DP: each client adds N(0, (z C)^2 I) to its clipped update before it leaves."""
+    f = sc.federation
+    if f.dp != "local":
+        return delta
+    return delta + f.noise_multiplier * f.clip * jax.random.normal(key, delta.shape)
+
+
 def secure_aggregate(delta: Array, mask: Array, weight: Array, key: Array, sc: Scenario) -> Aggregate:
     """Secure sum of the participants' (already clipped / locally noised) updates, the
     secure-aggregation threshold, and central DP noise z C on the sum. The output is a
@@ -215,9 +223,7 @@ def _make_run(sc: Scenario):
             delta = theta_c - theta_g
             if f.byzantine_fraction > 0:
                 delta = jnp.where(pop.byzantine[:, None], crafted_updates(sc, ctx, delta, kbyz), delta)
-            delta = clip_updates(delta, f.clip)
-            if f.dp == "local":
-                delta = delta + f.noise_multiplier * f.clip * jax.random.normal(kldp, delta.shape)
+            delta = local_noise(clip_updates(delta, f.clip), kldp, sc)
             weight = jnp.ones_like(pop.weight) if dp_weights else pop.weight
             agg = secure_aggregate(delta, mask, weight, kcdp, sc)
             mean_update = agg.update_sum / jnp.maximum(agg.weight_sum, 1e-12)

@@ -90,7 +90,7 @@ def sample_statistics(key: Array, cw: ClientWorld, world: World, n: Array) -> tu
     L = jnp.linalg.cholesky(Sig)
     z = jax.random.normal(km, (2, G, d))
     xbar = cw.mu + jnp.einsum("aij,yaj->yai", L, z) / jnp.sqrt(jnp.maximum(counts, 1.0))[..., None]
-    wkeys = jax.random.split(kw, 2 * G).reshape(2, G, -1)
+    wkeys = jax.random.split(kw, 2 * G).reshape(2, G)
     W = jax.vmap(jax.vmap(wishart, in_axes=(0, 0, 0)), in_axes=(0, 0, None))(wkeys, jnp.maximum(counts - 1.0, 0.0), Sig)
     xt = augment(xbar)  # (2, G, D)
     S = jnp.zeros((2, G, d + 1, d + 1)).at[..., :d, :d].set(W)
