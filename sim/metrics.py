@@ -72,7 +72,7 @@ def directional_bias_amplification(pos: Array, pi: Array) -> Array:
     (the sign of the data gap; of the model gap when the data has none).
     Wang & Russakovsky (2021); this package's formalization of amplified bias.
     """
-    pa = pi.sum(axis=0)
+    pa = jnp.maximum(pi.sum(axis=0), 1e-12)  # a group absent from the client has weight 0
     model = (pi * pos).sum(axis=0) / pa  # P(yhat=1 | a)
     data = pi[1] / pa  # P(y=1 | a)
     model_gap, data_gap = model[1] - model[0], data[1] - data[0]
@@ -126,9 +126,11 @@ def client_metrics(theta: Array, cw: ClientWorld, world: World, g, *, bins: int,
     correct = ndtr(Y[:, None] * cs.mean / cs.sd[None, :])
     pa = cw.pi.sum(axis=0)
     ece, rel = calibration(cs, cw.pi, g, bins=bins, grid=grid)
+    # accuracy given the group, Phi-averaged over P(y | a); defined even where P_c(a) = 0
+    y_given_a = jnp.where(pa > 1e-12, cw.pi / jnp.maximum(pa, 1e-12), 0.5)
     return ClientMetrics(
         acc=jnp.sum(cw.pi * correct),
-        group_acc=(cw.pi * correct).sum(0) / pa,
+        group_acc=(y_given_a * correct).sum(0),
         group_mass=pa,
         tpr=pos[1],
         fpr=pos[0],

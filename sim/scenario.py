@@ -49,7 +49,8 @@ class World(_Section):
     """The base world P0 and the probe world (DESIGN.md section 2).
 
     Directions: e_0 = mu_core, e_1 = mu_spu, e_2 = group offsets, e_3 = the
-    alignment direction u along which the probe distribution lies.
+    alignment direction u along which the probe distribution lies, e_4 = the direction
+    the minority's causal direction rotates toward.
     """
 
     d: int = Field(16, ge=4, le=512, description="feature dimension of the FM's representation space")
@@ -61,7 +62,14 @@ class World(_Section):
     core_strength: Pos = Field(1.0, description="|mu_core|: the causal signal")
     spurious_strength: NonNeg = Field(1.0, description="|mu_spu|: the attribute-tied direction")
     group_offset: float = Field(0.0, description="nu_a = group_offset * (a - mean a) * e_2")
-    noise_std: tuple[Pos, ...] | Pos = Field(1.0, description="per-group feature noise std (Sigma_a = std^2 I)")
+    noise_std: tuple[Pos, ...] | Pos = Field(1.0, description="per-group feature noise std (off the alignment direction)")
+    align_noise_std: Pos = Field(
+        0.1, description="std of task features along the alignment direction u: the FM's safety features are nearly silent on benign task data"
+    )
+    minority_core_angle: float = Field(
+        0.0, ge=-3.1416, le=3.1416,
+        description="the causal direction of odd (minority) groups is mu_core rotated by this angle toward e_4: a subpopulation whose best classifier differs",
+    )
     probe_strength: Pos = Field(6.0, description="|mu_h|: probe mean along the alignment direction")
     probe_std: Pos = Field(1.0, description="probe feature std (Sigma_h = std^2 I)")
 

@@ -90,22 +90,19 @@ def covariate_shift(world: World, *, scale: float, var_spread: float) -> ShiftFn
 
 
 def concept_shift(world: World, *, angle: float) -> ShiftFn:
-    """Concept shift: mu_core rotated by phi_c ~ N(0, angle^2) in the plane of (e_core,
-    e_align), i.e. toward the alignment direction, so the client's task loads on the
-    direction the FM uses to refuse the probe.
+    """Concept shift: each group's causal direction mu_core,a is rotated by phi_c ~ N(0,
+    angle^2) in the plane of (e_core, e_align), i.e. toward the alignment direction, so
+    the client's task loads on the direction the FM uses to refuse the probe.
 
     Changes P(y | x) and P(x | y); keeps P(y, a).
     """
 
     def f(client: ClientWorld, key: Array) -> ClientWorld:
         phi = angle * jax.random.normal(key)
-        core = jnp.einsum("yad,d->ya", client.mu, world.e_core)[1, 0] - jnp.einsum(
-            "yad,d->ya", client.mu, world.e_core
-        )[0, 0]
-        strength = core / 2.0  # |mu_core| from the (+1, a) - (-1, a) difference
-        old = strength * world.e_core
-        new = strength * (jnp.cos(phi) * world.e_core + jnp.sin(phi) * world.e_align)
-        return client._replace(mu=client.mu + Y[:, None, None] * (new - old))
+        core = (client.mu[1] - client.mu[0]) / 2.0  # (G, d): y mu_core,a, the rest cancels
+        along = core @ world.e_core  # (G,) component to rotate
+        new = core + along[:, None] * ((jnp.cos(phi) - 1.0) * world.e_core + jnp.sin(phi) * world.e_align)
+        return client._replace(mu=client.mu + Y[:, None, None] * (new - core)[None])
 
     return f
 

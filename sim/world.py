@@ -3,8 +3,13 @@ frozen features, a probe world for alignment, and the FM theta_0 in closed form.
 
 Cells (y, a), y in {-1, +1} (index 0 is y = -1), a in {0..G-1}::
 
-    x | y, a ~ N(mu_{y,a}, Sigma_a),   mu_{y,a} = y mu_core + s_a mu_spu + nu_a
+    x | y, a ~ N(mu_{y,a}, Sigma_a),   mu_{y,a} = y mu_core,a + s_a mu_spu + nu_a
     P0(y = +1 | a) = (1 + r s_a) / 2       (s_a = +1 for even a, -1 for odd a)
+    Sigma_a = sigma_a^2 (I - u u^T) + sigma_u^2 u u^T
+
+with mu_core,a = mu_core for even a and rotated by ``minority_core_angle`` toward e_4
+for odd a, and sigma_u (``align_noise_std``) the small spread of task data along the
+alignment direction u.
 
 so r = corr(y, s_a) when the groups are balanced. A model is a linear readout with
 bias, f(x) = theta^T [x; 1]; D = d + 1.
@@ -62,14 +67,17 @@ def make_world(sc: Scenario) -> World:
     signs = jnp.where(jnp.arange(G) % 2 == 0, 1.0, -1.0)
     a = jnp.arange(G, dtype=jnp.float32)
     offsets = w.group_offset * (a - a.mean())
+    phi = jnp.where(jnp.arange(G) % 2 == 1, w.minority_core_angle, 0.0)  # (G,)
+    core = w.core_strength * (jnp.cos(phi)[:, None] * e_core + jnp.sin(phi)[:, None] * eye[4])  # (G, d)
     mu = (
-        Y[:, None, None] * w.core_strength * e_core
+        Y[:, None, None] * core[None]
         + signs[None, :, None] * w.spurious_strength * e_spu
         + offsets[None, :, None] * e_off
     )
     shares = jnp.asarray(w.shares(), dtype=jnp.float32)
     stds = jnp.asarray(w.stds(), dtype=jnp.float32)
-    Sigma = stds[:, None, None] ** 2 * eye[None]
+    uu = jnp.outer(e_align, e_align)
+    Sigma = stds[:, None, None] ** 2 * (eye - uu)[None] + w.align_noise_std**2 * uu[None]
     return World(
         mu=mu, pi0=prior(shares, w.spurious_r, signs), Sigma=Sigma, signs=signs,
         e_core=e_core, e_spu=e_spu, e_align=e_align,
