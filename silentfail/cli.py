@@ -55,7 +55,7 @@ _STATE = {"debug": False}
 app = typer.Typer(
     name="silentfail",
     help="Silent failures in federated personalization of foundation models: the taxonomy, "
-    "its queries and exports, and citations.\n\nExample: silentfail taxonomy query silent "
+    "its queries and exports, simulation of the stylized world, and citations.\n\nExample: silentfail taxonomy query silent "
     "--constraints secure_aggregation,no_personal_model_access",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -302,6 +302,68 @@ def q_divide(constraints: str = typer.Option(",".join(FEDERATED_CONSTRAINTS), "-
         console.print("No benchmark both covers a mode directly and works under these constraints.")
 
 
+# ------------------------------------------------------------------ simulate
+
+
+@app.command("simulate")
+def simulate(
+    scenario_file: Optional[Path] = typer.Argument(None, help="A scenario TOML file (default: the 'default' preset)."),
+    preset_name: Optional[str] = typer.Option(None, "--preset", "-p", help="A named preset instead of a file."),
+    seed: int = typer.Option(0, "--seed", "-s", min=0, help="Random seed: a run is a pure function of (scenario, seed)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the trace as NetCDF."),
+    list_presets: bool = typer.Option(False, "--list-presets", help="List the presets and exit."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="Override a field, e.g. --set federation.rounds=10 (repeatable)."),
+) -> None:
+    """Simulate a scenario, print a per-mode table of failures, and optionally save the trace.
+
+    Example: silentfail simulate --preset label-shift --seed 1 -o trace.nc
+    """
+    import json as _json
+
+    from .sim.run import run
+    from .sim.scenario import load_scenario, preset, preset_names
+    from .sim.trace import save_trace, summary
+
+    if list_presets:
+        t = Table(title="presets")
+        t.add_column("name")
+        t.add_column("description", overflow="fold")
+        for name in preset_names():
+            t.add_row(name, preset(name).description)
+        console.print(t)
+        return
+    if scenario_file is not None and preset_name is not None:
+        raise UserError("give a scenario file or --preset, not both")
+    sc = load_scenario(scenario_file) if scenario_file is not None else preset(preset_name or "default")
+    overrides = {}
+    for item in set_ or []:
+        if "=" not in item:
+            raise UserError(f"--set expects FIELD=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        try:
+            overrides[key.strip()] = _json.loads(value)
+        except _json.JSONDecodeError:
+            overrides[key.strip()] = value
+    if overrides:
+        sc = sc.replace(**overrides)
+    trace = run(sc, seed)
+    rows = summary(trace)
+    t = Table(title=f"{sc.name}: seed {seed}, {sc.population.num_clients} clients x {sc.federation.rounds} rounds")
+    for col in ("mode", "failed", "failure round", "worst", "final", "threshold"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r["mode"], "FAILED" if r["failed"] else "ok", str(r["failure_round"]) if r["failed"] else "-",
+                  f"{r['worst_value']:.4f}", f"{r['final_value']:.4f}", f"{r['threshold']:.4f}")
+    console.print(t)
+    eps, delta = trace.attrs["dp_epsilon"], trace.attrs["dp_delta"]
+    dp_text = "none" if eps == float("inf") else f"epsilon = {eps:.3f} at delta = {delta:g}"
+    final_alignment = float(trace["global_alignment"][-1])
+    console.print(f"DP: {dp_text}; FM alignment {trace.attrs['fm_alignment']:.3f} -> global {final_alignment:.3f}")
+    if output is not None:
+        save_trace(trace, output)
+        err_console.print(f"wrote {output}")
+
+
 # ------------------------------------------------------------------ cite
 
 
@@ -328,7 +390,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         app(args=argv, prog_name="silentfail")
     except SystemExit:
         raise
-    except (UserError, SchemaError, ValidationError, FileNotFoundError, ValueError) as exc:
+    except (UserError, SchemaError, ValidationError, FileNotFoundError, ValueError, RuntimeError) as exc:
         if _STATE["debug"]:
             raise
         err_console.print(f"error: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}",

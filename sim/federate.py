@@ -160,10 +160,10 @@ def round_metrics(sc: Scenario, ctx: Context, pop: Population, theta_g: Array, t
     p0_g = mt.base_accuracy(theta_g, world)
     p0_fm = mt.base_accuracy(ctx.theta0, world)
     align_fm = alignment_score(ctx.theta0, world)
-    misalign = jnp.maximum(p0_g - p0_c, align_g - align_c)
+    misalign = mt.within_round_drop(p0_g, p0_c, align_g, align_c)
     other = jax.tree.map(lambda a: a[pop.ood_idx], cw)  # (N, R, ...)
     acc_other = jax.vmap(lambda t_, o: jax.vmap(lambda c_: mt.accuracy(t_, c_, world))(o))(theta_c, other)
-    ood = jnp.maximum((pop.fm_acc[pop.ood_idx] - acc_other).mean(1), p0_fm - p0_c)
+    ood = mt.out_of_domain_drop(pop.fm_acc[pop.ood_idx], acc_other, p0_fm, p0_c)
     # pooled over clients (what an all-seeing auditor would compute)
     gm = w[:, None] * cm.group_mass
     group_acc = (gm * cm.group_acc).sum(0) / gm.sum(0)
@@ -174,14 +174,14 @@ def round_metrics(sc: Scenario, ctx: Context, pop: Population, theta_g: Array, t
     rel = jnp.einsum("n,nkb->kb", w, cm.reliability) / w.sum()
     ece_agg = jnp.sum(jnp.abs(rel[0] - rel[1]))
     acc_mean = cm.acc.mean()
-    spread = acc_mean - jnp.quantile(cm.acc, 1 - QUANTILE)
+    spread = mt.accuracy_spread(cm.acc, 1 - QUANTILE)
     mode = jnp.stack([
         _quantile(cm.bias_amp),
         _quantile(cm.ece),
         spread,  # the FM's spread is subtracted after the run
         _quantile(misalign),
         _quantile(ood),
-        align_fm - align_g,
+        mt.alignment_erosion(align_fm, align_g),
     ])
     gap = 0.5 * jnp.einsum("ni,nij,nj->n", theta_c, pop.M - pop.M_train, theta_c) - jnp.einsum(
         "ni,ni->n", theta_c, pop.m - pop.m_train

@@ -162,7 +162,34 @@ def equalized_odds_gap(tpr: Array, fpr: Array) -> Array:
     return jnp.maximum(tpr.max(-1) - tpr.min(-1), fpr.max(-1) - fpr.min(-1))
 
 
+def accuracy_spread(acc: Array, q: float = 0.1) -> Array:
+    """Fairness collapse (mode 3): mean client accuracy minus its q-quantile (the
+    worst-decile gap). The mode's metric is its growth over the FM's spread while mean
+    accuracy holds (this package's formalization)."""
+    return acc.mean() - jnp.quantile(acc, q)
+
+
+def within_round_drop(p0_start: Array, p0_end: Array, align_start: Array, align_end: Array) -> Array:
+    """Adaptation misalignment (mode 4): the larger of the drops of base-world accuracy
+    and probe alignment from the model a round starts from to the model after the K
+    local steps (this package's formalization)."""
+    return jnp.maximum(p0_start - p0_end, align_start - align_end)
+
+
+def out_of_domain_drop(fm_acc_other: Array, acc_other: Array, p0_fm: Array, p0: Array) -> Array:
+    """Out-of-domain degradation (mode 5): the larger of the mean accuracy drop on R other
+    clients' distributions (last axis) and the P0 accuracy drop, both relative to the FM
+    (this package's formalization)."""
+    return jnp.maximum((fm_acc_other - acc_other).mean(-1), p0_fm - p0)
+
+
+def alignment_erosion(align_fm: Array, align: Array) -> Array:
+    """Alignment erosion (mode 6): A(theta_0) - A(theta_t) (this package's formalization)."""
+    return align_fm - align
+
+
 __all__ = [
+    "accuracy_spread", "alignment_erosion", "out_of_domain_drop", "within_round_drop", 
     "CellScores", "ClientMetrics", "accuracy", "alignment_score", "base_accuracy", "calibration", "cell_scores",
     "client_metrics", "directional_bias_amplification", "equalized_odds_gap", "fm_confidence",
     "group_accuracy_p0", "positive_rate", "spurious_weight",

@@ -512,6 +512,41 @@ _BENCHMARK_REFS = {
 BENCHMARK_ACCESS = {"Federated": ("per_client_values",), "Centralized": ("personalized_models",)}
 
 
+_SIM = "silentfail.sim."
+#: Where the simulation implements each node (dotted paths; resolved by the tests).
+IMPLEMENTATIONS: dict[str, str] = {
+    "full_finetuning": _SIM + "personalize.affine_map",
+    "proximal": _SIM + "personalize.affine_map",
+    "subspace": _SIM + "personalize.projector",
+    "head_only": _SIM + "personalize.projector",
+    "teacher_mixing": _SIM + "personalize.teacher_moments",
+    "label_shift": _SIM + "shifts.label_shift",
+    "attribute_imbalance": _SIM + "shifts.attribute_imbalance",
+    "spurious_correlation": _SIM + "shifts.spurious_correlation",
+    "covariate_shift": _SIM + "shifts.covariate_shift",
+    "concept_shift": _SIM + "shifts.concept_shift",
+    "temporal_drift": _SIM + "shifts.interpolate",
+    "secure_aggregation": _SIM + "federate.secure_aggregate",
+    "central_dp": _SIM + "federate.secure_aggregate",
+    "local_dp": _SIM + "federate.local_noise",
+    "partial_participation": _SIM + "federate.participants",
+    "participation_disparity": _SIM + "population.participation",
+    "client_dropout": _SIM + "federate.participants",
+    "no_raw_data_access": _SIM + "federate.Aggregate",
+    "no_personal_model_access": _SIM + "federate.Aggregate",
+    "no_attribute_use": _SIM + "federate.Aggregate",
+    "byzantine_clients": _SIM + "federate.crafted_updates",
+    "external_fm_poisoning": _SIM + "personalize.teacher_moments",
+    "universal_evasion": _SIM + "federate.crafted_updates",
+    "amplified_bias": _SIM + "metrics.directional_bias_amplification",
+    "confidence_miscalibration": _SIM + "metrics.calibration",
+    "fairness_collapse": _SIM + "metrics.accuracy_spread",
+    "adaptation_misalignment": _SIM + "metrics.within_round_drop",
+    "out_of_domain_degradation": _SIM + "metrics.out_of_domain_drop",
+    "alignment_erosion": _SIM + "metrics.alignment_erosion",
+}
+
+
 def benchmark_id(name: str) -> str:
     """Node id of a benchmark name, e.g. 'FedLLM-Bench' -> 'bench_fedllm_bench'."""
     return "bench_" + "".join(ch if ch.isalnum() else "_" for ch in name.lower())
@@ -529,7 +564,7 @@ def _builtin() -> Taxonomy:
         tax.add_node(Reference(id=key, name=TITLES[key], definition=TITLES[key], bibtex=entry))
     for group in (_personalizations(), _shifts(), _constraints(), _threats(), _mechanisms(), _modes()):
         for node, refs in group:
-            tax.add_node(node)
+            tax.add_node(node.model_copy(update={"implementation": IMPLEMENTATIONS.get(node.id, "")}))
             _add_cites(tax, node.id, refs)
     for node, _ in _access():
         tax.add_node(node)

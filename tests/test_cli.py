@@ -128,3 +128,36 @@ def test_console_script_is_installed():
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: unknown failure mode 'bogus'; known: amplified_bias, " \
         "confidence_miscalibration, fairness_collapse, adaptation_misalignment, out_of_domain_degradation, alignment_erosion"
+
+
+SMALL_SET = ["--set", "population.num_clients=60", "--set", "federation.clients_per_round=10",
+             "--set", "federation.rounds=4", "--set", "population.ood_subset=4"]
+
+
+def test_simulate_prints_a_mode_table_and_writes_the_trace(capsys, tmp_path):
+    from silentfail.sim.trace import load_trace
+
+    out_file = tmp_path / "trace.nc"
+    code, out, _ = run(capsys, "simulate", "--preset", "label-shift", "--seed", "2", *SMALL_SET, "-o", str(out_file))
+    assert code == 0
+    for m in ("amplified_bias", "alignment_erosion", "threshold"):
+        assert m in out
+    tr = load_trace(out_file)
+    assert tr.attrs["seed"] == 2 and tr.attrs["scenario_name"] == "label-shift"
+
+
+def test_simulate_lists_presets(capsys):
+    code, out, _ = run(capsys, "simulate", "--list-presets")
+    assert code == 0 and "poisoned-clients" in out and "teacher-bias" in out
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["simulate", "--preset", "nope"], "error: unknown preset 'nope'"),
+    (["simulate", "--set", "personalization.eta=-1"], "error: invalid scenario: personalization.eta: Input should be greater than 0"),
+    (["simulate", "--set", "federation.roundz=3"], "error: unknown scenario field 'federation.roundz'"),
+    (["simulate", "--set", "rounds"], "error: --set expects FIELD=VALUE"),
+    (["simulate", "missing.toml"], "error: scenario file 'missing.toml' does not exist"),
+])
+def test_simulate_bad_input_is_one_line(capsys, argv, needle):
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and err.startswith(needle) and len(err.strip().splitlines()) == 1

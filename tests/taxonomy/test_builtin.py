@@ -117,7 +117,13 @@ def resolve(path: str):
 def test_every_implementation_path_resolves(tax):
     for n in tax.nodes():
         if n.implementation:
-            assert resolve(n.implementation) is not None, n.id
+            assert callable(resolve(n.implementation)), n.id
+
+
+def test_every_shift_personalization_constraint_and_mode_is_implemented(tax):
+    for kind in (NodeKind.SHIFT, NodeKind.PERSONALIZATION, NodeKind.CONSTRAINT, NodeKind.FAILURE_MODE):
+        for n in tax.nodes(kind):
+            assert n.implementation.startswith("silentfail.sim."), n.id
 
 
 def test_resolver_rejects_a_bad_path():
