@@ -143,16 +143,11 @@ def _deployed(sc: Scenario, ctx: Context, pop: Population, theta_g: Array, t: Ar
     return theta_c, cw
 
 
-def _quantile(x: Array, q: float = QUANTILE) -> Array:
-    return jnp.quantile(x, q)
-
-
 def round_metrics(sc: Scenario, ctx: Context, pop: Population, theta_g: Array, theta_c: Array, cw: ClientWorld) -> dict:
     """Ground truth of the six modes for one round (see sim/metrics.py)."""
     world, th = ctx.world, sc.thresholds
-    fm_cells = mt.cell_scores(ctx.theta0, ClientWorld(world.pi0, world.mu, jnp.asarray(1.0)), world)
-    g = mt.fm_confidence(fm_cells, world.pi0)
-    cm = jax.vmap(lambda t_, c_: mt.client_metrics(t_, c_, world, g, bins=th.ece_bins, grid=th.ece_grid))(theta_c, cw)
+    cm = jax.vmap(lambda t_, c_: mt.client_metrics(t_, c_, world))(theta_c, cw)
+    ece, reliability = mt.calibration_batch(cm.cells.mean, cm.cells.sd, cw.pi, ctx.confidence, bins=th.ece_bins)
     w = pop.weight
     align_c = alignment_score(theta_c, world)
     align_g = alignment_score(theta_g, world)
@@ -161,9 +156,10 @@ def round_metrics(sc: Scenario, ctx: Context, pop: Population, theta_g: Array, t
     p0_fm = mt.base_accuracy(ctx.theta0, world)
     align_fm = alignment_score(ctx.theta0, world)
     misalign = mt.within_round_drop(p0_g, p0_c, align_g, align_c)
-    other = jax.tree.map(lambda a: a[pop.ood_idx], cw)  # (N, R, ...)
-    acc_other = jax.vmap(lambda t_, o: jax.vmap(lambda c_: mt.accuracy(t_, c_, world))(o))(theta_c, other)
-    ood = mt.out_of_domain_drop(pop.fm_acc[pop.ood_idx], acc_other, p0_fm, p0_c)
+    panel = jax.tree.map(lambda a: a[pop.ood_panel], cw)  # (R, ...)
+    acc_other = mt.panel_accuracy(theta_c, panel, world)  # (N, R)
+    not_self = (jnp.arange(theta_c.shape[0])[:, None] != pop.ood_panel[None, :]).astype(acc_other.dtype)
+    ood = mt.out_of_domain_drop(pop.fm_acc[pop.ood_panel][None, :], acc_other, p0_fm, p0_c, not_self)
     # pooled over clients (what an all-seeing auditor would compute)
     gm = w[:, None] * cm.group_mass
     group_acc = (gm * cm.group_acc).sum(0) / gm.sum(0)
@@ -171,32 +167,28 @@ def round_metrics(sc: Scenario, ctx: Context, pop: Population, theta_g: Array, t
     p_neg = w[:, None] * cw.pi[:, 0, :]
     tpr = (p_pos * cm.tpr).sum(0) / p_pos.sum(0)
     fpr = (p_neg * cm.fpr).sum(0) / p_neg.sum(0)
-    rel = jnp.einsum("n,nkb->kb", w, cm.reliability) / w.sum()
+    rel = jnp.einsum("n,nkb->kb", w, reliability) / w.sum()
     ece_agg = jnp.sum(jnp.abs(rel[0] - rel[1]))
     acc_mean = cm.acc.mean()
-    spread = mt.accuracy_spread(cm.acc, 1 - QUANTILE)
-    mode = jnp.stack([
-        _quantile(cm.bias_amp),
-        _quantile(cm.ece),
-        spread,  # the FM's spread is subtracted after the run
-        _quantile(misalign),
-        _quantile(ood),
-        mt.alignment_erosion(align_fm, align_g),
-    ])
+    # one batched partial sort for every quantile over clients
+    hi = mt.quantile(jnp.stack([cm.bias_amp, ece, misalign, ood]), QUANTILE)
+    lo = mt.quantile(jnp.stack([cm.acc, align_c]), 1 - QUANTILE)
+    spread = acc_mean - lo[0]  # mt.accuracy_spread, with the quantile shared
+    mode = jnp.stack([hi[0], hi[1], spread, hi[2], hi[3], mt.alignment_erosion(align_fm, align_g)])  # FM spread subtracted after the run
     gap = 0.5 * jnp.einsum("ni,nij,nj->n", theta_c, pop.M - pop.M_train, theta_c) - jnp.einsum(
         "ni,ni->n", theta_c, pop.m - pop.m_train
     )
     return dict(
-        mode_metric=mode, acc_mean=acc_mean, acc_std=cm.acc.std(), acc_q10=jnp.quantile(cm.acc, 1 - QUANTILE),
+        mode_metric=mode, acc_mean=acc_mean, acc_std=cm.acc.std(), acc_q10=lo[0],
         group_acc=group_acc, worst_group_acc=group_acc.min(), eo_gap=mt.equalized_odds_gap(tpr, fpr),
-        ece_agg=ece_agg, ece_max=cm.ece.max(), ece_q90=_quantile(cm.ece),
+        ece_agg=ece_agg, ece_max=ece.max(), ece_q90=hi[1],
         global_alignment=align_g, global_p0_acc=p0_g, global_group_acc_p0=mt.group_accuracy_p0(theta_g, world),
         global_spurious_weight=mt.spurious_weight(theta_g, world),
-        deployed_alignment_q10=jnp.quantile(align_c, 1 - QUANTILE),
-        bias_amp_mean=cm.bias_amp.mean(), misalign_q90=_quantile(misalign), ood_q90=_quantile(ood),
+        deployed_alignment_q10=lo[1],
+        bias_amp_mean=cm.bias_amp.mean(), misalign_q90=hi[2], ood_q90=hi[3],
         train_test_gap_mean=gap.mean(),
         client=dict(
-            acc=cm.acc, ece=cm.ece, bias_amp=cm.bias_amp, alignment=align_c, misalignment=misalign, ood=ood,
+            acc=cm.acc, ece=ece, bias_amp=cm.bias_amp, alignment=align_c, misalignment=misalign, ood=ood,
             spurious_weight=mt.spurious_weight(theta_c, world), p0_acc=p0_c, group_acc=cm.group_acc,
             train_test_gap=gap,
         ),

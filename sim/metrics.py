@@ -5,8 +5,8 @@ each cell, so
     P(yhat = +1 | y, a) = Phi(theta^T mu~_{y,a} / sqrt(theta_x^T Sigma_a theta_x)),
     P(correct | y, a)   = Phi(y theta^T mu~_{y,a} / sqrt(theta_x^T Sigma_a theta_x)),
 
-and every metric below is exact except the calibration error, which integrates the
-1-D score density by quadrature. The mode metrics are this package's formalization of
+and every metric below is exact except the calibration error, whose per-bin
+confidence mass is a smooth 1-D integral done by Gauss-Legendre quadrature. The mode metrics are this package's formalization of
 the prose of Oh & Bui (KDD '26); each function says which.
 
 References:
@@ -50,11 +50,12 @@ def positive_rate(cs: CellScores) -> Array:
 def accuracy(theta: Array, cw: ClientWorld, world: World) -> Array:
     """Accuracy of theta on a client's distribution: sum_{y,a} pi(y,a) Phi(y m_{y,a} / s_a)."""
     cs = cell_scores(theta, cw, world)
-    return jnp.sum(cw.pi * ndtr(Y[:, None] * cs.mean / cs.sd[None, :]))
+    return jnp.sum(cw.pi * phi(Y[:, None] * cs.mean / cs.sd[None, :]))
 
 
 class ClientMetrics(NamedTuple):
-    """Per-client metrics of a deployed model on the client's own distribution."""
+    """Per-client metrics of a deployed model on the client's own distribution
+    (calibration is computed for all clients at once by :func:`calibration_batch`)."""
 
     acc: Array  # ()
     group_acc: Array  # (G,)
@@ -62,8 +63,7 @@ class ClientMetrics(NamedTuple):
     tpr: Array  # (G,)
     fpr: Array  # (G,)
     bias_amp: Array  # () directional bias amplification (see below)
-    ece: Array  # () binned calibration error
-    reliability: Array  # (2, B): per bin P(y=+1, p in b) and E[p 1{p in b}] (for the pooled ECE)
+    cells: CellScores  # score mean (2, G) and std (G,)
 
 
 def directional_bias_amplification(pos: Array, pi: Array) -> Array:
@@ -80,52 +80,110 @@ def directional_bias_amplification(pos: Array, pi: Array) -> Array:
     return direction * (model_gap - data_gap)
 
 
-def fm_confidence(fm_cells: CellScores, fm_pi: Array) -> callable:
-    """The FM's confidence map g(s) = P0(y = +1 | FM score = s): the exact posterior of
-    the FM's Gaussian score mixture on P0. Personal models keep this map (DESIGN.md
-    section 4, mode 2)."""
+class Confidence(NamedTuple):
+    """The FM's confidence map p(s) = sigmoid(alpha s + beta) (Platt scaling of the FM's
+    score on P0). Personal models keep it (DESIGN.md section 4, mode 2)."""
 
-    def g(s: Array) -> Array:
-        z = (s[..., None, None] - fm_cells.mean) / fm_cells.sd[None, :]
-        logp = jnp.log(jnp.maximum(fm_pi, 1e-30)) - 0.5 * z**2 - jnp.log(fm_cells.sd)[None, :]
-        pos = jax.nn.logsumexp(logp[..., 1, :], axis=-1)
-        tot = jax.nn.logsumexp(logp.reshape(logp.shape[:-2] + (-1,)), axis=-1)
-        return jnp.exp(pos - tot)
+    alpha: Array
+    beta: Array
 
-    return g
+    def __call__(self, s: Array) -> Array:
+        return jax.nn.sigmoid(self.alpha * s + self.beta)
+
+    def inverse(self, p: Array) -> Array:
+        """s(p) = (logit p - beta) / alpha, with s(0) = -inf and s(1) = +inf."""
+        return (jnp.log(p) - jnp.log1p(-p) - self.beta) / self.alpha
 
 
-def calibration(cs: CellScores, pi: Array, g, *, bins: int, grid: int) -> tuple[Array, Array]:
-    """Binned calibration error of the positive-class probability p = g(s) on a client:
+def fit_confidence(fm_cells: CellScores, pi: Array, *, grid: int = 4001, iters: int = 50) -> Confidence:
+    """Platt-scale the FM: (alpha, beta) minimizing the expected log loss of
+    sigmoid(alpha s + beta) for y on P0, by Newton's method on a fine score quadrature.
+    For one group with equal class variances this is the exact posterior (LDA)."""
+    sd_max = jnp.max(fm_cells.sd)
+    s = jnp.linspace(jnp.min(fm_cells.mean) - 10 * sd_max, jnp.max(fm_cells.mean) + 10 * sd_max, grid)
+    z = (s[:, None, None] - fm_cells.mean[None]) / fm_cells.sd[None, None, :]
+    dens = pi[None] * jnp.exp(-0.5 * z**2 - LOG_SQRT_2PI) / fm_cells.sd[None, None, :] * (s[1] - s[0])
+    w_pos, w_all = dens[:, 1].sum(-1), dens.sum((-1, -2))
+    X = jnp.stack([s, jnp.ones_like(s)], axis=1)
 
-        ECE = sum_b | P(y = +1, p in b) - E[p 1{p in b}] |,
+    def newton(ab, _):
+        p = jax.nn.sigmoid(X @ ab)
+        grad = X.T @ (w_all * p - w_pos)
+        hess = (X * (w_all * p * (1 - p))[:, None]).T @ X + 1e-9 * jnp.eye(2)
+        return ab - jnp.linalg.solve(hess, grad), None
 
-    each term integrated over the Gaussian score mixture by the trapezoid rule on
-    ``grid`` points over +-8 std (Guo et al. 2017 binning with ``bins`` equal bins).
-    Returns (ECE, reliability (2, bins)).
+    ab, _ = jax.lax.scan(newton, jnp.array([1.0, 0.0]), None, length=iters)
+    return Confidence(ab[0], ab[1])
+
+
+_GL_NODES, _GL_WEIGHTS = (jnp.asarray(a, jnp.float32) for a in __import__("numpy").polynomial.legendre.leggauss(8))
+
+
+def phi(z: Array) -> Array:
+    """Standard normal CDF, Phi(z) = erfc(-z / sqrt 2) / 2 (accurate in both tails)."""
+    return 0.5 * jax.lax.erfc(-z * 0.7071067811865476)
+
+
+def calibration_points(conf: Confidence, bins: int) -> tuple[Array, Array, Array, Array]:
+    """The score points every client's calibration integral is evaluated at, shared by
+    all clients since the confidence map is the FM's: the B + 1 bin edges a_b and their
+    scores s(a_b), and 8 Gauss-Legendre nodes u per bin and their scores s(u) (B, 8)."""
+    edges = jnp.linspace(0.0, 1.0, bins + 1)
+    lo, hi = edges[:-1], edges[1:]
+    u = 0.5 * (hi - lo)[:, None] * (_GL_NODES[None, :] + 1.0) + lo[:, None]  # (B, 8)
+    return edges, conf.inverse(edges), u, conf.inverse(u)
+
+
+def _mixture_cdf(s: Array, mean: Array, inv_sd: Array, pi: Array, positive: bool) -> Array:
+    """sum over cells (y, a) (y = +1 only if ``positive``) of pi Phi((s - m) / sd), for
+    every client (axis 0) at every point of ``s`` (any shape): shape (n,) + s.shape."""
+    n, _, G = mean.shape
+    expand = (slice(None),) + (None,) * s.ndim
+    out = jnp.zeros((n,) + s.shape)
+    for y in (1,) if positive else (0, 1):  # one broadcast per cell vectorizes best
+        for a in range(G):
+            out = out + pi[:, y, a][expand] * phi((s[None] - mean[:, y, a][expand]) * inv_sd[:, a][expand])
+    return out
+
+
+def calibration_batch(mean: Array, sd: Array, pi: Array, conf: Confidence, *, bins: int) -> tuple[Array, Array]:
+    """Binned calibration error of the positive-class probability p = conf(s) for a batch
+    of clients (leading axis n of ``mean`` (n, 2, G), ``sd`` (n, G), ``pi`` (n, 2, G)):
+
+        ECE = sum_b | P(y = +1, p in b) - E[p 1{p in b}] |     (Guo et al. 2017 binning)
+
+    Because p is monotone in the Gaussian-mixture score s, bin b = [a_b, c_b) is the score
+    interval [s(a_b), s(c_b)), so P(y = +1, p in b) is exact (Phi at the edges), and
+    E[p 1{p in b}] = a_b P(p in b) + int_{a_b}^{c_b} P(u < p < c_b) du is a smooth 1-D
+    integral of Gaussian CDFs, done by 8-point Gauss-Legendre per bin.
+    Returns (ECE (n,), reliability (n, 2, bins)).
     """
-    sd_max = jnp.max(cs.sd)
-    lo, hi = jnp.min(cs.mean) - 8 * sd_max, jnp.max(cs.mean) + 8 * sd_max
-    s = jnp.linspace(lo, hi, grid)
-    w = jnp.full(grid, (hi - lo) / (grid - 1)).at[0].multiply(0.5).at[-1].multiply(0.5)
-    z = (s[:, None, None] - cs.mean[None]) / cs.sd[None, None, :]
-    dens = pi[None] * jnp.exp(-0.5 * z**2 - LOG_SQRT_2PI) / cs.sd[None, None, :]  # (Q, 2, G)
-    f_pos = dens[:, 1].sum(-1)
-    f_all = dens.sum((-1, -2))
-    p = g(s)
-    onehot = jax.nn.one_hot(jnp.clip(jnp.floor(p * bins), 0, bins - 1).astype(jnp.int32), bins)  # (Q, B)
-    pos_b = (w * f_pos) @ onehot
-    conf_b = (w * p * f_all) @ onehot
-    return jnp.sum(jnp.abs(pos_b - conf_b)), jnp.stack([pos_b, conf_b])
+    edges, s_edges, _, s_nodes = calibration_points(conf, bins)
+    inv = 1.0 / sd
+    F_pos = _mixture_cdf(s_edges, mean, inv, pi, True)  # (n, B+1)
+    F_all = _mixture_cdf(s_edges, mean, inv, pi, False)  # (n, B+1)
+    F_nodes = _mixture_cdf(s_nodes, mean, inv, pi, False)  # (n, B, 8)
+    pos_b = F_pos[:, 1:] - F_pos[:, :-1]
+    mass_b = F_all[:, 1:] - F_all[:, :-1]
+    tail = F_all[:, 1:, None] - F_nodes  # P(u < p < c_b)
+    width = edges[1:] - edges[:-1]
+    conf_b = edges[:-1] * mass_b + 0.5 * width * (tail @ _GL_WEIGHTS)
+    return jnp.abs(pos_b - conf_b).sum(-1), jnp.stack([pos_b, conf_b], axis=1)
 
 
-def client_metrics(theta: Array, cw: ClientWorld, world: World, g, *, bins: int, grid: int) -> ClientMetrics:
-    """All per-client metrics of a deployed model on its client's own distribution."""
+def calibration(cs: CellScores, pi: Array, conf: Confidence, *, bins: int) -> tuple[Array, Array]:
+    """:func:`calibration_batch` for one client: (ECE, reliability (2, bins))."""
+    ece, rel = calibration_batch(cs.mean[None], cs.sd[None], pi[None], conf, bins=bins)
+    return ece[0], rel[0]
+
+
+def client_metrics(theta: Array, cw: ClientWorld, world: World) -> ClientMetrics:
+    """All per-client metrics (but calibration) of a deployed model on its client's own
+    distribution."""
     cs = cell_scores(theta, cw, world)
-    pos = positive_rate(cs)
-    correct = ndtr(Y[:, None] * cs.mean / cs.sd[None, :])
+    pos = phi(cs.mean / cs.sd[None, :])
+    correct = phi(Y[:, None] * cs.mean / cs.sd[None, :])
     pa = cw.pi.sum(axis=0)
-    ece, rel = calibration(cs, cw.pi, g, bins=bins, grid=grid)
     # accuracy given the group, Phi-averaged over P(y | a); defined even where P_c(a) = 0
     y_given_a = jnp.where(pa > 1e-12, cw.pi / jnp.maximum(pa, 1e-12), 0.5)
     return ClientMetrics(
@@ -135,8 +193,7 @@ def client_metrics(theta: Array, cw: ClientWorld, world: World, g, *, bins: int,
         tpr=pos[1],
         fpr=pos[0],
         bias_amp=directional_bias_amplification(pos, cw.pi),
-        ece=ece,
-        reliability=rel,
+        cells=cs,
     )
 
 
@@ -162,11 +219,27 @@ def equalized_odds_gap(tpr: Array, fpr: Array) -> Array:
     return jnp.maximum(tpr.max(-1) - tpr.min(-1), fpr.max(-1) - fpr.min(-1))
 
 
+def quantile(x: Array, q: float) -> Array:
+    """The q-quantile of each row of ``x`` (last axis), equal to ``jnp.quantile`` with
+    linear interpolation, from a partial sort (``lax.top_k``) instead of a full one."""
+    n = x.shape[-1]
+    pos = q * (n - 1)
+    i = int(pos)
+    frac = pos - i
+    if q >= 0.5:  # order statistics i and i+1 (ascending) are the (n-i)-th and (n-i-1)-th largest
+        top = jax.lax.top_k(x, n - i)[0]
+        lo_v, hi_v = top[..., -1], top[..., max(n - i - 2, 0)]
+    else:
+        bot = -jax.lax.top_k(-x, min(i + 2, n))[0]
+        lo_v, hi_v = bot[..., i], bot[..., min(i + 1, n - 1)]
+    return lo_v + frac * (hi_v - lo_v)
+
+
 def accuracy_spread(acc: Array, q: float = 0.1) -> Array:
     """Fairness collapse (mode 3): mean client accuracy minus its q-quantile (the
     worst-decile gap). The mode's metric is its growth over the FM's spread while mean
     accuracy holds (this package's formalization)."""
-    return acc.mean() - jnp.quantile(acc, q)
+    return acc.mean() - quantile(acc, q)
 
 
 def within_round_drop(p0_start: Array, p0_end: Array, align_start: Array, align_end: Array) -> Array:
@@ -176,11 +249,24 @@ def within_round_drop(p0_start: Array, p0_end: Array, align_start: Array, align_
     return jnp.maximum(p0_start - p0_end, align_start - align_end)
 
 
-def out_of_domain_drop(fm_acc_other: Array, acc_other: Array, p0_fm: Array, p0: Array) -> Array:
-    """Out-of-domain degradation (mode 5): the larger of the mean accuracy drop on R other
-    clients' distributions (last axis) and the P0 accuracy drop, both relative to the FM
-    (this package's formalization)."""
-    return jnp.maximum((fm_acc_other - acc_other).mean(-1), p0_fm - p0)
+def panel_accuracy(theta: Array, panel: ClientWorld, world: World) -> Array:
+    """Accuracy of each model (rows of ``theta``, (n, D)) on each panel client's
+    distribution (``panel`` batched over R): shape (n, R). One matmul for the score
+    means; the score variance is theta_x^T Sigma_a theta_x scaled per panel client."""
+    tx, b = theta[:, :-1], theta[:, -1]
+    mean = jnp.einsum("nd,ryad->nrya", tx, panel.mu) + b[:, None, None, None]
+    quad = jnp.einsum("ni,aij,nj->na", tx, world.Sigma, tx)  # (n, G)
+    sd = jnp.sqrt(jnp.maximum(panel.scale[None, :, None] * quad[:, None, :], 1e-30))  # (n, R, G)
+    return jnp.sum(panel.pi[None] * phi(Y[None, None, :, None] * mean / sd[:, :, None, :]), axis=(-1, -2))
+
+
+def out_of_domain_drop(fm_acc_other: Array, acc_other: Array, p0_fm: Array, p0: Array, mask: Array | None = None) -> Array:
+    """Out-of-domain degradation (mode 5): the larger of the mean accuracy drop on other
+    clients' distributions (last axis, ``mask`` selecting the other clients) and the P0
+    accuracy drop, both relative to the FM (this package's formalization)."""
+    mask = jnp.ones_like(acc_other) if mask is None else mask
+    drop = ((fm_acc_other - acc_other) * mask).sum(-1) / jnp.maximum(mask.sum(-1), 1.0)
+    return jnp.maximum(drop, p0_fm - p0)
 
 
 def alignment_erosion(align_fm: Array, align: Array) -> Array:
@@ -189,8 +275,8 @@ def alignment_erosion(align_fm: Array, align: Array) -> Array:
 
 
 __all__ = [
-    "accuracy_spread", "alignment_erosion", "out_of_domain_drop", "within_round_drop", 
+    "accuracy_spread", "alignment_erosion", "calibration_batch", "panel_accuracy", "quantile", "out_of_domain_drop", "phi", "within_round_drop", 
     "CellScores", "ClientMetrics", "accuracy", "alignment_score", "base_accuracy", "calibration", "cell_scores",
-    "client_metrics", "directional_bias_amplification", "equalized_odds_gap", "fm_confidence",
+    "client_metrics", "Confidence", "directional_bias_amplification", "equalized_odds_gap", "fit_confidence",
     "group_accuracy_p0", "positive_rate", "spurious_weight",
 ]

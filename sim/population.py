@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from .metrics import accuracy
+from .metrics import Confidence, accuracy, cell_scores, fit_confidence
 from .personalize import affine_map, check_stable, local_problem, max_curvature, projector, teacher_moments
 from .scenario import Scenario, scenario_from_dict
 from .shifts import from_scenario
@@ -39,7 +39,7 @@ class Population(NamedTuple):
     weight: Array  # (N,) aggregation weights n_c / mean(n)
     q: Array  # (N,) participation probabilities
     byzantine: Array  # (N,) bool
-    ood_idx: Array  # (N, R) other clients each personal model is evaluated on
+    ood_panel: Array  # (R,) a fixed random panel of clients every personal model is evaluated on
     fm_acc: Array  # (N,) FM accuracy on each client's distribution
     P: Array  # (N, D, D) affine personalization maps (static shifts)
     b: Array  # (N, D)
@@ -55,6 +55,7 @@ class Context(NamedTuple):
     theta0: Array
     Pi: Array
     teacher: tuple[Array, Array]
+    confidence: Confidence  # the FM's confidence map
 
 
 def sample_sizes(sc: Scenario, key: Array) -> Array:
@@ -123,7 +124,9 @@ def make_context(sc: Scenario, key: Array) -> Context:
     from .world import fm_theta
 
     world = make_world(sc)
-    return Context(world=world, theta0=fm_theta(world, sc), Pi=projector(sc, key), teacher=teacher_moments(world, sc))
+    theta0 = fm_theta(world, sc)
+    conf = fit_confidence(cell_scores(theta0, base_client(world), world), world.pi0)
+    return Context(world=world, theta0=theta0, Pi=projector(sc, key), teacher=teacher_moments(world, sc), confidence=conf)
 
 
 def build_population(sc: Scenario, key: Array) -> tuple[Context, Population]:
@@ -171,10 +174,9 @@ def _build(sc: Scenario, key: Array) -> tuple[Context, Population, Array]:
     P, b = jax.vmap(lambda pr: affine_map(pr, ctx.Pi, eta=per.eta, lam=per.lam, K=per.K))(prob)
     n_byz = int(sc.federation.byzantine_fraction * N)
     byz = jnp.argsort(jax.random.uniform(kbyz, (N,))) < n_byz
-    R = p.ood_subset
-    ood_idx = (jnp.arange(N)[:, None] + 1 + jax.random.randint(kood, (N, R), 0, max(N - 1, 1))) % N
+    ood_panel = jax.random.choice(kood, N, (p.ood_subset,), replace=False)
     fm_acc = jax.vmap(accuracy, in_axes=(None, 0, None))(ctx.theta0, shifted, world)
     return ctx, Population(
         base=base, shifted=shifted, M=M, m=m, M_train=M_train, m_train=m_train, n=n, weight=n / n.mean(),
-        q=participation(sc, shifted), byzantine=byz, ood_idx=ood_idx, fm_acc=fm_acc, P=P, b=b, X=X, y=y, mask=mask,
+        q=participation(sc, shifted), byzantine=byz, ood_panel=ood_panel, fm_acc=fm_acc, P=P, b=b, X=X, y=y, mask=mask,
     ), lam_max
