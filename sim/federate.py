@@ -157,9 +157,9 @@ def round_metrics(sc: Scenario, ctx: Context, pop: Population, theta_g: Array, t
     align_fm = alignment_score(ctx.theta0, world)
     misalign = mt.within_round_drop(p0_g, p0_c, align_g, align_c)
     panel = jax.tree.map(lambda a: a[pop.ood_panel], cw)  # (R, ...)
-    acc_other = mt.panel_accuracy(theta_c, panel, world)  # (N, R)
-    not_self = (jnp.arange(theta_c.shape[0])[:, None] != pop.ood_panel[None, :]).astype(acc_other.dtype)
-    ood = mt.out_of_domain_drop(pop.fm_acc[pop.ood_panel][None, :], acc_other, p0_fm, p0_c, not_self)
+    acc_other = mt.panel_accuracy(theta_c, panel, world)  # (R, N)
+    not_self = (pop.ood_panel[:, None] != jnp.arange(theta_c.shape[0])[None, :]).astype(acc_other.dtype)
+    ood = mt.out_of_domain_drop(pop.fm_acc[pop.ood_panel][:, None], acc_other, p0_fm, p0_c, not_self)
     # pooled over clients (what an all-seeing auditor would compute)
     gm = w[:, None] * cm.group_mass
     group_acc = (gm * cm.group_acc).sum(0) / gm.sum(0)
@@ -167,7 +167,7 @@ def round_metrics(sc: Scenario, ctx: Context, pop: Population, theta_g: Array, t
     p_neg = w[:, None] * cw.pi[:, 0, :]
     tpr = (p_pos * cm.tpr).sum(0) / p_pos.sum(0)
     fpr = (p_neg * cm.fpr).sum(0) / p_neg.sum(0)
-    rel = jnp.einsum("n,nkb->kb", w, reliability) / w.sum()
+    rel = jnp.einsum("n,kbn->kb", w, reliability) / w.sum()
     ece_agg = jnp.sum(jnp.abs(rel[0] - rel[1]))
     acc_mean = cm.acc.mean()
     # one batched partial sort for every quantile over clients

@@ -131,4 +131,4 @@ def test_panel_accuracy_equals_per_client_accuracy():
     got = np.asarray(mt.panel_accuracy(thetas, panel, WORLD))
     for i in range(5):
         for r, cw in enumerate((CLIENT, base_client(WORLD))):
-            assert abs(got[i, r] - float(mt.accuracy(thetas[i], cw, WORLD))) < 1e-5
+            assert abs(got[r, i] - float(mt.accuracy(thetas[i], cw, WORLD))) < 1e-5
