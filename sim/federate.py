@@ -180,7 +180,8 @@ def round_metrics(sc: Scenario, ctx: Context, pop: Population, theta_g: Array, t
     )
     return dict(
         mode_metric=mode, acc_mean=acc_mean, acc_std=cm.acc.std(), acc_q10=lo[0],
-        group_acc=group_acc, worst_group_acc=group_acc.min(), eo_gap=mt.equalized_odds_gap(tpr, fpr),
+        group_acc=group_acc, worst_group_acc=group_acc.min(), acc_parity_gap=group_acc.max() - group_acc.min(),
+        eo_gap=mt.equalized_odds_gap(tpr, fpr),
         ece_agg=ece_agg, ece_max=ece.max(), ece_q90=hi[1],
         global_alignment=align_g, global_p0_acc=p0_g, global_group_acc_p0=mt.group_accuracy_p0(theta_g, world),
         global_spurious_weight=mt.spurious_weight(theta_g, world),

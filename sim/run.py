@@ -46,6 +46,7 @@ def run(scenario: Scenario, seed: int = 0, *, on_nonfinite: str = "raise") -> Tr
         p0_acc=float(mt.base_accuracy(ctx.theta0, ctx.world)),
         acc_mean=float(fm_acc.mean()),
         spread=float(mt.accuracy_spread(pop.fm_acc, 0.1)),
+        spurious_weight=float(mt.spurious_weight(ctx.theta0, ctx.world)),
     )
     trace = build_trace(scenario, seed, rounds, fm=fm, dp_epsilon=dp_epsilon(scenario, float(jnp.max(pop.q))))
     bad = np.flatnonzero(~rounds["finite"])

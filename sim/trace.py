@@ -19,7 +19,7 @@ from .scenario import MODES, Scenario, scenario_from_dict
 Trace = xr.Dataset
 
 _ROUND_VARS = (
-    "acc_mean", "acc_std", "acc_q10", "worst_group_acc", "eo_gap", "ece_agg", "ece_max", "ece_q90",
+    "acc_mean", "acc_std", "acc_q10", "worst_group_acc", "acc_parity_gap", "eo_gap", "ece_agg", "ece_max", "ece_q90",
     "global_alignment", "global_p0_acc", "global_spurious_weight", "deployed_alignment_q10", "bias_amp_mean",
     "misalign_q90", "ood_q90", "train_test_gap_mean", "participants",
 )
@@ -78,7 +78,10 @@ def build_trace(sc: Scenario, seed: int, rounds: dict, *, fm: dict, dp_epsilon: 
         scenario=sc.to_json(), scenario_name=sc.name, seed=int(seed), dp_epsilon=float(dp_epsilon),
         dp_delta=float(sc.federation.dp_delta), dp_accountant="dp_accounting.rdp.RdpAccountant",
         fm_alignment=float(fm["alignment"]), fm_p0_acc=float(fm["p0_acc"]), fm_acc_mean=float(fm["acc_mean"]),
-        fm_spread=float(fm["spread"]), silentfail_version=_version(),
+        fm_spread=float(fm["spread"]), fm_spurious_weight=float(fm["spurious_weight"]), silentfail_version=_version(),
+    )
+    ds["global_spurious_weight"].attrs["description"] = (
+        "<theta_x, e_spu> of the global model; the spurious-weight ratio is this over attrs['fm_spurious_weight']"
     )
     ds["mode_metric"].attrs["description"] = (
         "per round: q90 directional bias amplification; q90 client ECE; growth of (mean - q10) client accuracy "

@@ -24,6 +24,9 @@ def test_trace_dims_attrs_and_netcdf_round_trip(tmp_path):
     assert back.identical(tr) or all(np.array_equal(back[v].values, tr[v].values, equal_nan=True) for v in tr.data_vars)
     assert back["failed"].dtype == bool
     assert back.attrs == tr.attrs
+    g = tr["group_acc"].values
+    np.testing.assert_allclose(tr["acc_parity_gap"].values, g.max(1) - g.min(1), atol=1e-6)
+    assert np.isfinite(tr.attrs["fm_spurious_weight"])
     assert not list(tmp_path.glob(".*.tmp"))  # the atomic write left nothing behind
 
 
