@@ -113,6 +113,9 @@ def save_trace(trace: Trace, path: str | Path) -> Path:
     os.close(fd)
     try:
         trace.to_netcdf(tmp, engine="h5netcdf")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
