@@ -22,7 +22,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 from jax import Array
-from jax.scipy.special import ndtr
 
 from .world import Y, ClientWorld, World, alignment_score
 
@@ -44,7 +43,7 @@ def cell_scores(theta: Array, cw: ClientWorld, world: World) -> CellScores:
 
 def positive_rate(cs: CellScores) -> Array:
     """P(yhat = +1 | y, a), shape (2, G)."""
-    return ndtr(cs.mean / cs.sd[None, :])
+    return phi(cs.mean / cs.sd[None, :])
 
 
 def accuracy(theta: Array, cw: ClientWorld, world: World) -> Array:
@@ -213,7 +212,7 @@ def base_accuracy(theta: Array, world: World) -> Array:
 def group_accuracy_p0(theta: Array, world: World) -> Array:
     """Accuracy per group on P0, shape (G,)."""
     cs = cell_scores(theta, ClientWorld(world.pi0, world.mu, jnp.asarray(1.0)), world)
-    correct = ndtr(Y[:, None] * cs.mean / cs.sd[None, :])
+    correct = phi(Y[:, None] * cs.mean / cs.sd[None, :])
     return (world.pi0 * correct).sum(0) / world.pi0.sum(0)
 
 

@@ -74,7 +74,7 @@ class World(_Section):
     probe_std: Pos = Field(1.0, description="probe feature std (Sigma_h = std^2 I)")
 
     @model_validator(mode="after")
-    def _shapes(self) -> "World":
+    def _shapes(self) -> World:
         if self.group_shares is not None:
             if len(self.group_shares) != self.groups:
                 raise ValueError(f"world.group_shares needs {self.groups} entries (one per group), got {len(self.group_shares)}")
@@ -146,7 +146,7 @@ class Personalization(_Section):
     teacher_poison: Prob = Field(0.0, description="fraction of the teacher's data drawn from the probe world labelled 'comply' (external FM poisoning)")
 
     @model_validator(mode="after")
-    def _rule_fields(self) -> "Personalization":
+    def _rule_fields(self) -> Personalization:
         if self.rule == "full" and self.lam != 0:
             raise ValueError("personalization.lam must be 0 for rule 'full' (use rule 'proximal' for lambda > 0)")
         if self.rule != "teacher" and (self.beta != 0 or self.teacher_poison != 0):
@@ -176,7 +176,7 @@ class Federation(_Section):
     byzantine_scale: Pos = Field(1.0, description="norm of the crafted update (before clipping)")
 
     @model_validator(mode="after")
-    def _dp_needs_clip(self) -> "Federation":
+    def _dp_needs_clip(self) -> Federation:
         if self.dp != "none" and self.clip is None:
             raise ValueError("federation.clip must be set (> 0) when federation.dp is 'central' or 'local'")
         if self.dp != "none" and self.noise_multiplier <= 0:
@@ -222,7 +222,7 @@ class Scenario(_Section):
     thresholds: Thresholds = Field(default_factory=Thresholds)
 
     @model_validator(mode="after")
-    def _cross(self) -> "Scenario":
+    def _cross(self) -> Scenario:
         d, n = self.world.d, self.population.num_clients
         if self.federation.clients_per_round > n:
             raise ValueError(
@@ -246,7 +246,7 @@ class Scenario(_Section):
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
 
-    def replace(self, **updates: Any) -> "Scenario":
+    def replace(self, **updates: Any) -> Scenario:
         """A copy with dotted-path fields replaced, e.g. ``replace(**{"federation.rounds": 5})``;
         the result is validated again."""
         data = self.to_dict()

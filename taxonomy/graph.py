@@ -63,7 +63,7 @@ class Taxonomy:
         self._g.add_edge(edge.source, edge.target, key=edge.kind.value, edge=edge)
         return edge
 
-    def copy(self) -> "Taxonomy":
+    def copy(self) -> Taxonomy:
         other = Taxonomy()
         other._g = self._g.copy()
         return other
@@ -153,7 +153,7 @@ class Taxonomy:
             return NotImplemented
         return self.nodes() == other.nodes() and self.edges() == other.edges()
 
-    def extend(self, nodes: Iterable[Node] = (), edges: Iterable[Edge] = ()) -> "Taxonomy":
+    def extend(self, nodes: Iterable[Node] = (), edges: Iterable[Edge] = ()) -> Taxonomy:
         """Add nodes then edges; stops at the first error (see ``extension.load``
         for collecting every error of a user file)."""
         for n in nodes:

@@ -230,7 +230,7 @@ class Reference(NodeBase):
     bibtex: str
 
     @model_validator(mode="after")
-    def _key_matches(self) -> "Reference":
+    def _key_matches(self) -> Reference:
         m = re.match(r"\s*@\w+\s*\{\s*([^,\s]+)\s*,", self.bibtex)
         if not m:
             raise ValueError("bibtex must be one entry of the form @type{key, ...}")
@@ -288,7 +288,7 @@ class Edge(BaseModel):
     note: str = ""
 
     @model_validator(mode="after")
-    def _attributes_fit_kind(self) -> "Edge":
+    def _attributes_fit_kind(self) -> Edge:
         needs = {EdgeKind.INFLUENCES: "strength", EdgeKind.COVERS: "level", EdgeKind.DETECTS: "scope"}
         for kind, attr in needs.items():
             value = getattr(self, attr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from silentfail.sim.scenario import Scenario, ScenarioError, load_scenario, preset, preset_names, scenario_from_dict
 
@@ -48,7 +49,7 @@ def test_bad_values_name_the_field_and_range(data, needle):
 
 def test_scenario_is_immutable_and_replace_validates():
     sc = Scenario()
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         sc.world.d = 8  # type: ignore[misc]
     assert sc.replace(**{"federation.rounds": 7}).federation.rounds == 7
     with pytest.raises(ScenarioError, match="federation.rounds: Input should be greater than or equal to 1"):
