@@ -117,7 +117,7 @@ def main() -> None:
     if args.child is not None:
         _child(args)
         return
-    sizes = [(200, 5), (1000, 5)] if args.smoke else [(1_000, 100), (10_000, 50), (100_000, 20)]
+    sizes = [(200, 5), (1000, 5)] if args.smoke else [(1_000, 100), (10_000, 25), (10_000, 50), (100_000, 20)]
     rows = []
     for n, rounds in sizes:
         row = _spawn(["--child", str(n), "--rounds", str(rounds), "--repeats", "1" if args.smoke else str(args.repeats)])
@@ -127,20 +127,24 @@ def main() -> None:
     floor_n = 200 if args.smoke else 2_000
     floor = _spawn(["--child", str(floor_n), "--numpy"])
     print(f"numpy {floor_n:>7} clients x   1 round : {floor['client_rounds_per_s']:>12,.0f} client-rounds/s (plain loop)")
-    if len(rows) >= 2:
-        a, b = rows[-2], rows[-1]
-        import math
+    import math
 
+    exponent = rounds_exponent = None
+    by = {(r["clients"], r["rounds"]): r for r in rows}
+    if (10_000, 50) in by and (100_000, 20) in by:
+        a, b = by[(10_000, 50)], by[(100_000, 20)]
         exponent = math.log(b["run_s_best"] / b["rounds"] / (a["run_s_best"] / a["rounds"])) / math.log(b["clients"] / a["clients"])
         print(f"cost per round ~ clients^{exponent:.2f} between {a['clients']} and {b['clients']} clients")
-    else:
-        exponent = None
+    if (10_000, 25) in by and (10_000, 50) in by:
+        a, b = by[(10_000, 25)], by[(10_000, 50)]
+        rounds_exponent = math.log(b["run_s_best"] / a["run_s_best"]) / math.log(2.0)
+        print(f"cost ~ rounds^{rounds_exponent:.2f} between 25 and 50 rounds at 10000 clients")
     if args.smoke:
         return
     result = {
         "benchmark": "silentfail.sim.run on preset 'default' (population mode, d=16, K=5, 10% slots)",
         "command": "python benchmarks/bench_run.py", "date": time.strftime("%Y-%m-%d"), "machine": machine(),
-        "jax": rows, "numpy_loop": floor, "scaling_exponent_clients": exponent,
+        "jax": rows, "numpy_loop": floor, "scaling_exponent_clients": exponent, "scaling_exponent_rounds": rounds_exponent,
         "target": ">= 1e6 client-rounds/s at 1e4 clients on the 2-core CPU",
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)

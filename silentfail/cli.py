@@ -55,7 +55,7 @@ _STATE = {"debug": False}
 app = typer.Typer(
     name="silentfail",
     help="Silent failures in federated personalization of foundation models: the taxonomy, "
-    "its queries and exports, simulation of the stylized world, and citations.\n\nExample: silentfail taxonomy query silent "
+    "its queries and exports, simulation of the stylized world, closed-form results, and citations.\n\nExample: silentfail taxonomy query silent "
     "--constraints secure_aggregation,no_personal_model_access",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -362,6 +362,63 @@ def simulate(
     if output is not None:
         save_trace(trace, output)
         err_console.print(f"wrote {output}")
+
+
+# ------------------------------------------------------------------ prove
+
+
+@app.command("prove")
+def prove(
+    names: Optional[list[str]] = typer.Argument(None, help="Result names (default: all)."),
+    latex: bool = typer.Option(False, "--latex", help="Print LaTeX with the derivation steps instead of pretty text."),
+    verify: bool = typer.Option(False, "--verify", help="Check each result against the simulation; print the worst relative error."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="With --latex: write the LaTeX file here."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the random parameter draws of --verify."),
+) -> None:
+    """Print the closed-form results derived with sympy, optionally as LaTeX or verified
+    against the simulation.
+
+    Example: silentfail prove --latex -o paper/generated/theorems.tex
+    """
+    import numpy as np
+
+    from .proofs import BUILDERS, latex_document, result
+
+    chosen = list(names or BUILDERS)
+    unknown = [n for n in chosen if n not in BUILDERS]
+    if unknown:
+        raise UserError(f"unknown result(s) {', '.join(unknown)}; results: {', '.join(BUILDERS)}")
+    if output is not None and not latex:
+        raise UserError("--output needs --latex")
+    if latex:
+        text = latex_document(chosen)
+        if output is not None:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_text(text)
+            err_console.print(f"wrote {output}")
+        else:
+            sys.stdout.write(text)
+    else:
+        for name in chosen:
+            r = result(name)
+            console.print(f"[bold]{name}[/bold]: {r.title}")
+            console.print(r.pretty(), markup=False, highlight=False)
+            console.print(f"  holds when {r.conditions}", markup=False)
+    if verify:
+        from .verify import VERIFIERS
+
+        rng = np.random.default_rng(seed)
+        t = Table(title="closed form vs simulation")
+        t.add_column("result")
+        t.add_column("worst relative error")
+        worst_all = 0.0
+        for name in chosen:
+            err = VERIFIERS[name](rng)
+            worst_all = max(worst_all, err)
+            t.add_row(name, f"{err:.2e}")
+        console.print(t)
+        if worst_all > 1e-4:
+            raise typer.Exit(1)
 
 
 # ------------------------------------------------------------------ cite

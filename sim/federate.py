@@ -175,9 +175,12 @@ def round_metrics(sc: Scenario, ctx: Context, pop: Population, theta_g: Array, t
     lo = mt.quantile(jnp.stack([cm.acc, align_c]), 1 - QUANTILE)
     spread = acc_mean - lo[0]  # mt.accuracy_spread, with the quantile shared
     mode = jnp.stack([hi[0], hi[1], spread, hi[2], hi[3], mt.alignment_erosion(align_fm, align_g)])  # FM spread subtracted after the run
-    gap = 0.5 * jnp.einsum("ni,nij,nj->n", theta_c, pop.M - pop.M_train, theta_c) - jnp.einsum(
-        "ni,ni->n", theta_c, pop.m - pop.m_train
-    )
+    if sc.population.mode == "population":  # training statistics are the population's: no gap
+        gap = jnp.zeros(theta_c.shape[0])
+    else:  # R_c(theta) - R_hat_c(theta), the train-test gap of the squared loss
+        gap = 0.5 * jnp.einsum("ni,nij,nj->n", theta_c, pop.M - pop.M_train, theta_c) - jnp.einsum(
+            "ni,ni->n", theta_c, pop.m - pop.m_train
+        )
     return dict(
         mode_metric=mode, acc_mean=acc_mean, acc_std=cm.acc.std(), acc_q10=lo[0],
         group_acc=group_acc, worst_group_acc=group_acc.min(), acc_parity_gap=group_acc.max() - group_acc.min(),

@@ -161,3 +161,15 @@ def test_simulate_lists_presets(capsys):
 def test_simulate_bad_input_is_one_line(capsys, argv, needle):
     code, _, err = run(capsys, *argv)
     assert code == 2 and err.startswith(needle) and len(err.strip().splitlines()) == 1
+
+
+def test_prove_prints_latex_and_verifies(capsys, tmp_path):
+    code, out, _ = run(capsys, "prove", "masking", "--verify")
+    assert code == 0 and "1 - π" in out and "worst relative error" in out
+    out_file = tmp_path / "thm.tex"
+    code, _, _ = run(capsys, "prove", "--latex", "-o", str(out_file))
+    assert code == 0 and "\\label{eq:ditto}" in out_file.read_text()
+    code, _, err = run(capsys, "prove", "nonsense")
+    assert code == 2 and "unknown result(s) nonsense" in err
+    code, _, err = run(capsys, "prove", "-o", str(out_file))
+    assert code == 2 and "--output needs --latex" in err

@@ -62,3 +62,10 @@ def test_no_top_level_science_modules_are_installed(tmp_path):
 def test_generated_latex_table_is_current():
     committed = (ROOT / "paper" / "generated" / "taxonomy_table.tex").read_text()
     assert committed == to_latex(builtin_taxonomy()), "run: silentfail taxonomy export --format latex -o paper/generated/taxonomy_table.tex"
+
+
+def test_generated_theorems_are_current():
+    from silentfail.proofs import latex_document
+
+    committed = (ROOT / "paper" / "generated" / "theorems.tex").read_text()
+    assert committed == latex_document(), "run: silentfail prove --latex -o paper/generated/theorems.tex"
