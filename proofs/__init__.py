@@ -5,9 +5,12 @@ the proof), with its statement, LaTeX, a numeric JAX version and its conditions.
 agreement with the simulation is checked in ``tests/proofs`` (``sim`` never imports
 this package).
 
-Implemented: 1 (K-step GD, FedAvg's fixed point), 2 (Ditto's lambda*), 3 (aggregate
-masking), 6 (label-shift bias). Still to come: 4 (DP power and the silent region, with
-the minimal detectable shift), 5 (alignment erosion under proximal tuning), 7 (q-FFL).
+Results: 1 K-step GD and FedAvg's fixed point (``kstep``, ``fedavg_fixed_point``),
+2 Ditto's lambda* (``ditto``), 3 aggregate masking (``masking``), 4 the power of the
+aggregate test under secure aggregation + DP, its silent region and minimal detectable
+shift, and the mu-GDP ceiling (``dp_power``, ``minimal_detectable_shift``,
+``gdp_ceiling``), 5 alignment erosion under proximal tuning (``erosion``), 6 the
+label-shift bias (``label_shift``), 7 q-FFL with two groups (``qffl``).
 """
 
 from __future__ import annotations
@@ -17,16 +20,24 @@ from functools import cache
 
 from ._result import Result, Step
 from .ditto import ditto
+from .dp_power import dp_power, gdp_ceiling, minimal_detectable_shift
+from .erosion import erosion
 from .kstep_fedavg import fedavg_fixed_point, kstep
 from .label_shift import label_shift
 from .masking import masking
+from .qffl import qffl
 
 BUILDERS: dict[str, Callable[[], Result]] = {
     "kstep": kstep,
     "fedavg_fixed_point": fedavg_fixed_point,
     "ditto": ditto,
     "masking": masking,
+    "dp_power": dp_power,
+    "minimal_detectable_shift": minimal_detectable_shift,
+    "gdp_ceiling": gdp_ceiling,
+    "erosion": erosion,
     "label_shift": label_shift,
+    "qffl": qffl,
 }
 
 

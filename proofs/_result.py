@@ -43,7 +43,7 @@ class Result:
         """The statement's right-hand side as a function of ``arguments``."""
         if self.numeric_impl is not None:
             return self.numeric_impl
-        return sp.lambdify(self.arguments, self.rhs, modules=module)
+        return sp.lambdify(self.arguments, self.rhs, modules=_modules(module))
 
     def latex(self) -> str:
         return sp.latex(self.statement)
@@ -62,6 +62,17 @@ class Result:
         lines += [f"\\item {_tex_text(s.text)}: $\\displaystyle {sp.latex(s.expr)}$" for s in self.steps]
         lines.append("\\end{enumerate}")
         return "\n".join(lines)
+
+
+def _modules(module: str) -> list:
+    """lambdify modules with the special functions the results use."""
+    if module == "jax":
+        import jax.scipy.special as jsp
+
+        return [{"erf": jsp.erf, "erfc": jsp.erfc, "erfinv": jsp.erfinv}, "jax"]
+    import scipy.special as ssp
+
+    return [{"erf": ssp.erf, "erfc": ssp.erfc, "erfinv": ssp.erfinv}, module]
 
 
 def _tex_text(text: str) -> str:

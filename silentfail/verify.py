@@ -8,13 +8,32 @@ relative error between the lambdified statement and what the simulation computes
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .proofs import result
 from .sim import metrics as mt
+from .sim.federate import secure_aggregate
 from .sim.personalize import LocalProblem, affine_map
+from .sim.scenario import Scenario
+
+#: population-mode (exact) checks must agree to this relative error (issue #6)
+EXACT_TOLERANCE = 1e-5
+
+
+class Check(NamedTuple):
+    """The worst error of a check and the tolerance it must stay within."""
+
+    error: float
+    tolerance: float
+    kind: str  # "relative error" or "|error| / SE" (Monte Carlo)
+
+    @property
+    def ok(self) -> bool:
+        return self.error <= self.tolerance
 
 
 def _rel(a: float, b: float) -> float:
@@ -99,10 +118,111 @@ def verify_label_shift(rng: np.random.Generator, draws: int = 6) -> float:
     return worst
 
 
-VERIFIERS: dict[str, Callable[[np.random.Generator], float]] = {
-    "kstep": verify_kstep,
-    "fedavg_fixed_point": verify_fedavg_fixed_point,
-    "ditto": verify_ditto,
-    "masking": verify_masking,
-    "label_shift": verify_label_shift,
+def verify_erosion(rng: np.random.Generator, draws: int = 5) -> float:
+    """The displacement along u of the simulation's proximal rule run to convergence
+    from theta_0, against the eigenbasis formula (a random task Hessian of rank 5 in D = 8)."""
+    f = result("erosion").numeric("numpy")
+    worst = 0.0
+    for _ in range(draws):
+        D, lam = 8, rng.uniform(0.1, 2.0)
+        A = rng.normal(size=(D, 5))
+        H = A @ A.T / 5
+        theta0, task, u = rng.normal(size=D), rng.normal(size=D), rng.normal(size=D)
+        eta = 1.0 / (np.linalg.eigvalsh(H)[-1] + lam)
+        P, b = affine_map(LocalProblem(H=jnp.asarray(H + lam * np.eye(D)), r=jnp.asarray(H @ task)), jnp.eye(D), eta=eta, lam=lam, K=4000)
+        moved = float((np.asarray(P) @ theta0 + np.asarray(b) - theta0) @ u)
+        h, E = np.linalg.eigh(H)
+        worst = max(worst, _rel(float(f(h, E.T @ (task - theta0), E.T @ u, lam)), moved))
+    return worst
+
+
+def simulated_power(pi: float, delta: float, *, s2: float, M: int, z: float, C: float, alpha: float,
+                    trials: int, key: jax.Array) -> float:
+    """Empirical power of the one-sided aggregate z-test through the simulation's secure
+    aggregation with central DP: M Gaussian reports (a fraction pi shifted by delta),
+    clipped to C, summed, noised with z C; reject when the mean exceeds z_{1-alpha} sigma_T."""
+    from jax.scipy.special import ndtri
+
+    sc = Scenario.model_validate({
+        "population": {"num_clients": M, "ood_subset": 1},
+        "federation": {"clients_per_round": M, "dp": "central", "noise_multiplier": z, "clip": C},
+    })
+    shift = jnp.where(jnp.arange(M) < round(pi * M), delta, 0.0)[:, None]
+    sigma_T = np.sqrt(s2 / M + z**2 * C**2 / M**2)
+
+    def one(k):
+        k1, k2 = jax.random.split(k)
+        reports = shift + np.sqrt(s2) * jax.random.normal(k1, (M, 1))
+        reports = reports * jnp.minimum(1.0, C / jnp.abs(reports))
+        agg = secure_aggregate(reports, jnp.ones(M), jnp.ones(M), k2, sc)
+        return agg.update_sum[0] / M > ndtri(1 - alpha) * sigma_T
+
+    return float(jax.vmap(one)(jax.random.split(key, trials)).mean())
+
+
+def verify_dp_power(rng: np.random.Generator, trials: int = 4000) -> Check:
+    """Monte Carlo power through the simulation vs the closed form, on a grid of delta."""
+    f = result("dp_power").numeric("numpy")
+    pi, s2, M, z, C, alpha = 0.25, 1.0, 100, 1.0, 6.0, 0.05
+    worst = 0.0
+    for delta in (0.0, 0.3, 0.6, 0.9, 1.2):
+        emp = simulated_power(pi, delta, s2=s2, M=M, z=z, C=C, alpha=alpha, trials=trials,
+                              key=jax.random.key(int(rng.integers(2**31))))
+        exact = float(f(pi, delta, s2, M, z, C, alpha))
+        se = np.sqrt(max(exact * (1 - exact), 1e-4) / trials)
+        worst = max(worst, abs(emp - exact) / se)
+    return Check(worst, 4.0, "|error| / SE")
+
+
+def verify_minimal_detectable_shift(rng: np.random.Generator, trials: int = 4000) -> Check:
+    """At delta_min the simulated power of the secure-aggregated DP test is 1 - beta."""
+    mds = result("minimal_detectable_shift").numeric("numpy")
+    worst = 0.0
+    for z, beta in ((0.5, 0.2), (2.0, 0.1), (4.0, 0.5)):
+        pi, s2, M, C, alpha = 0.25, 1.0, 100, 6.0, 0.05
+        d = float(mds(pi, s2, M, z, C, alpha, beta))
+        emp = simulated_power(pi, d, s2=s2, M=M, z=z, C=C, alpha=alpha, trials=trials,
+                              key=jax.random.key(int(rng.integers(2**31))))
+        worst = max(worst, abs(emp - (1 - beta)) / np.sqrt(beta * (1 - beta) / trials))
+    return Check(worst, 4.0, "|error| / SE")
+
+
+def verify_qffl(rng: np.random.Generator, draws: int = 6) -> float:
+    """The simulation's local steps (one step of rate eta per group) aggregated with q-FFL
+    weights p_g F_g^q, iterated to their fixed point, against the closed form."""
+    f = result("qffl").numeric("numpy")
+    worst = 0.0
+    for _ in range(draws):
+        qq = float(rng.choice([0.0, 0.5, 1.0, 3.0, 10.0]))
+        p = rng.uniform(0.1, 1.0, 2)
+        c = np.sort(rng.normal(0, 1, 2)) + np.array([0.0, 0.5])
+        a = 1.3
+        eta = 0.5 / (a * (2 * qq + 1))  # the q-FFL weights raise the map's effective curvature to ~(2q+1) a
+        maps = np.array([_scalar_map(a, ci, eta=eta, lam=0.0, K=1) for ci in c])
+        theta = float(c.mean())
+        for _ in range(200_000):
+            logw = np.log(p) + qq * np.log(a / 2 * (theta - c) ** 2 + 1e-300)
+            w = np.exp(logw - logw.max())
+            step = w @ (maps[:, 0] * theta + maps[:, 1] - theta) / w.sum()
+            theta += step
+            if abs(step) < 1e-14:
+                break
+        worst = max(worst, _rel(float(f(qq, p[0], p[1], c[0], c[1])), theta))
+    return worst
+
+
+def _exact(fn: Callable[[np.random.Generator], float]) -> Callable[[np.random.Generator], Check]:
+    return lambda rng: Check(fn(rng), EXACT_TOLERANCE, "relative error")
+
+
+VERIFIERS: dict[str, Callable[[np.random.Generator], Check]] = {
+    "kstep": _exact(verify_kstep),
+    "fedavg_fixed_point": _exact(verify_fedavg_fixed_point),
+    "ditto": _exact(verify_ditto),
+    "masking": _exact(verify_masking),
+    "erosion": _exact(verify_erosion),
+    "dp_power": verify_dp_power,
+    "minimal_detectable_shift": verify_minimal_detectable_shift,
+    "qffl": _exact(verify_qffl),
+    "label_shift": _exact(verify_label_shift),
 }

@@ -35,8 +35,9 @@ def test_kstep_derivation():
 
 @pytest.mark.parametrize("name", sorted(VERIFIERS))
 def test_numeric_version_equals_the_simulation(name):
-    """Population mode, random parameter draws: relative error below 1e-5."""
-    assert VERIFIERS[name](np.random.default_rng(1)) < 1e-5
+    """Exact checks: relative error below 1e-5; Monte Carlo checks: within 4 SE."""
+    check = VERIFIERS[name](np.random.default_rng(1))
+    assert check.ok, check
 
 
 def test_fedavg_fixed_point_derivation_and_limits():
@@ -140,3 +141,102 @@ def test_every_result_renders():
         assert f"\\label{{eq:{name}}}" in r.latex_block()
     doc = latex_document()
     assert doc.count("\\paragraph{") == len(BUILDERS)
+
+
+# ------------------------------------------------------------------ result 5
+
+
+def test_erosion_derivation_and_special_cases():
+    r = result("erosion")
+    proj, h, delta, u = (r.extras[k] for k in ("projection", "h", "delta", "u"))
+    lam = sp.Symbol("lambda", positive=True)
+    assert zero(proj - r.extras["expected"])
+    assert sp.limit(proj, lam, sp.oo) == 0  # an infinitely strong anchor preserves alignment
+    # u orthogonal to the range of H: no loading, no erosion
+    orth = proj.subs({h[0]: 0, h[1]: 0, u[2]: 0})
+    assert zero(orth)
+
+
+def test_erosion_is_zero_in_the_simulation_when_u_is_outside_the_range_of_h():
+    D, lam = 6, 0.3
+    A = np.random.default_rng(3).normal(size=(D, 3))
+    H = A @ A.T
+    _, vecs = np.linalg.eigh(H)
+    u = vecs[:, 0]  # eigenvalue 0: orthogonal to the range
+    theta0, task = np.random.default_rng(4).normal(size=(2, D))
+    eta = 1.0 / (np.linalg.eigvalsh(H)[-1] + lam)
+    P, b = affine_map(LocalProblem(H=jnp.asarray(H + lam * np.eye(D)), r=jnp.asarray(H @ task)), jnp.eye(D), eta=eta, lam=lam, K=3000)
+    assert abs(float((np.asarray(P) @ theta0 + np.asarray(b) - theta0) @ u)) < 1e-5
+
+
+# ------------------------------------------------------------------ result 4
+
+
+def test_dp_power_derivation_mds_and_ceiling():
+    from silentfail.proofs.dp_power import Phi
+
+    r = result("dp_power")
+    w, tail = r.extras["w"], r.extras["tail"]
+    assert zero((tail - Phi(-w)).rewrite(sp.erf))
+    assert zero((r.extras["power_raw"] - r.rhs).rewrite(sp.erf))
+    m = result("minimal_detectable_shift")
+    assert zero(m.extras["derived"] - m.rhs)
+    g = result("gdp_ceiling")
+    assert zero((g.extras["derived"] - g.rhs).rewrite(sp.erf))
+    # special cases: no shift gives power alpha; at delta_min the power is exactly 1 - beta
+    f, mds = r.numeric("numpy"), m.numeric("numpy")
+    args = dict(pi=0.2, s2=1.0, M=200, z=1.5, C=2.0, alpha=0.05)
+    assert abs(f(args["pi"], 0.0, args["s2"], args["M"], args["z"], args["C"], args["alpha"]) - 0.05) < 1e-12
+    d = mds(*args.values(), 0.2)
+    assert abs(f(args["pi"], d, args["s2"], args["M"], args["z"], args["C"], args["alpha"]) - 0.8) < 1e-9
+    # the ceiling bounds the aggregate test's power for the matching mu (one release, sensitivity C / M on the mean)
+    ceil = g.numeric("numpy")
+    assert f(1.0, args["C"] / args["M"], 0.0 + 1e-12, args["M"], args["z"], args["C"], 0.05) <= ceil(1 / args["z"], 0.05) + 1e-9
+
+
+def test_dp_silent_region_agrees_with_the_simulated_detector_on_a_grid():
+    """Predicted silent (power < 1 - beta) vs the simulated power of the secure-aggregated,
+    central-DP z-test, on a grid of shift x noise multiplier; cells within 4 SE of the
+    boundary are not decisive and are skipped."""
+    from silentfail.verify import simulated_power
+
+    f = result("dp_power").numeric("numpy")
+    pi, s2, M, C, alpha, beta, trials = 0.25, 1.0, 100, 6.0, 0.05, 0.2, 1500
+    key = jax.random.key(11)
+    decided = 0
+    for z in (0.5, 2.0, 4.0):
+        for delta in (0.2, 0.6, 1.0, 1.6, 2.4):
+            key, k = jax.random.split(key)
+            emp = simulated_power(pi, delta, s2=s2, M=M, z=z, C=C, alpha=alpha, trials=trials, key=k)
+            exact = float(f(pi, delta, s2, M, z, C, alpha))
+            se = np.sqrt(max(exact * (1 - exact), 1e-4) / trials)
+            assert abs(emp - exact) < 4 * se, (z, delta, emp, exact)
+            if abs(emp - (1 - beta)) > 4 * se:
+                decided += 1
+                assert (emp < 1 - beta) == (exact < 1 - beta), (z, delta)
+    assert decided >= 10
+
+
+# ------------------------------------------------------------------ result 7
+
+
+def test_qffl_derivation_and_limits():
+    r = result("qffl")
+    e = r.extras
+    assert zero(e["at_zero"] - e["fedavg"])  # q = 0: FedAvg
+    assert zero(e["at_infinity"] - e["minimax"])  # q -> oo: minimax (equal losses)
+    f = r.numeric("numpy")
+    # theta_q moves monotonically from the FedAvg point toward the midpoint
+    path = [f(q, 0.2, 0.8, -1.0, 1.0) for q in (0.0, 0.5, 2.0, 10.0, 100.0)]
+    assert path[0] == pytest.approx(0.6) and all(x > y for x, y in zip(path, path[1:])) and path[-1] > 0
+
+
+def test_qffl_equals_direct_minimization():
+    from scipy.optimize import minimize_scalar
+
+    f = result("qffl").numeric("numpy")
+    p, c, a = np.array([0.3, 0.9]), np.array([-0.5, 1.0]), 1.3
+    for q in (0.0, 0.5, 3.0, 10.0):
+        obj = lambda t: (p * (a / 2 * (t - c) ** 2) ** (q + 1)).sum() / (q + 1)  # noqa: B023, E731
+        best = minimize_scalar(obj, bounds=(c[0], c[1]), method="bounded", options={"xatol": 1e-12}).x
+        assert abs(f(q, p[0], p[1], c[0], c[1]) - best) < 1e-7
