@@ -7,7 +7,7 @@ The front door: re-exports the public API of the subpackages
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .citation import citation
+from .citation import citation, scenario_nodes
 from .taxonomy import (
     SchemaError,
     Taxonomy,
@@ -26,6 +26,6 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 __all__ = [
-    "SchemaError", "Taxonomy", "builtin_taxonomy", "causes_of", "citation", "coverage_matrix",
+    "SchemaError", "Taxonomy", "builtin_taxonomy", "causes_of", "citation", "coverage_matrix", "scenario_nodes",
     "detectors_for", "paths", "silent_modes", "structural_divide", "__version__",
 ]

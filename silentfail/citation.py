@@ -11,13 +11,40 @@ from .taxonomy.references import PACKAGE_BIBTEX
 from .taxonomy.schema import NodeKind
 
 
-def citation(nodes: Iterable[str] = (), *, taxonomy: Taxonomy | None = None) -> str:
+_RULES = {"full": "full_finetuning", "proximal": "proximal", "subspace": "subspace", "head_only": "head_only",
+          "teacher": "teacher_mixing"}
+
+
+def scenario_nodes(scenario) -> list[str]:
+    """The taxonomy nodes a simulated scenario exercises: its personalization rule, its
+    active shift families, the constraints in force (secure aggregation always), the
+    threats it stages, and the six failure modes it measures."""
+    sc, sh, fed = scenario, scenario.shifts, scenario.federation
+    nodes = [_RULES[sc.personalization.rule], "secure_aggregation", "no_raw_data_access", "no_personal_model_access"]
+    active = {
+        "label_shift": sh.label_alpha is not None, "attribute_imbalance": sh.attribute_alpha is not None,
+        "spurious_correlation": sh.spurious_mean is not None,
+        "covariate_shift": sh.covariate_scale > 0 or sh.covariate_var_spread > 0, "concept_shift": sh.concept_angle > 0,
+        "temporal_drift": sh.temporal.kind != "none", "central_dp": fed.dp == "central", "local_dp": fed.dp == "local",
+        "partial_participation": fed.participation < 1, "participation_disparity": fed.participation_disparity > 0,
+        "client_dropout": fed.dropout > 0, "byzantine_clients": fed.byzantine_fraction > 0,
+        "external_fm_poisoning": sc.personalization.teacher_poison > 0,
+    }
+    nodes += [n for n, on in active.items() if on]
+    from .sim.scenario import MODES
+
+    return nodes + list(MODES)
+
+
+def citation(nodes: Iterable[str] = (), *, taxonomy: Taxonomy | None = None, scenario=None) -> str:
     """BibTeX entries: the package, the source paper, and the references of ``nodes``.
 
     Args:
         nodes: node ids, names or aliases (e.g. ``"proximal"``, ``"Ditto"``,
             ``"alignment_erosion"``); a reference id cites that reference.
         taxonomy: the graph to look them up in (default: the built-in one).
+        scenario: a ``silentfail.sim.scenario.Scenario``: also cite what it exercises
+            (see :func:`scenario_nodes`).
 
     Returns:
         The entries, each once, package first, in a deterministic order.
@@ -27,7 +54,8 @@ def citation(nodes: Iterable[str] = (), *, taxonomy: Taxonomy | None = None) -> 
     """
     tax = taxonomy or builtin_taxonomy()
     keys: list[str] = ["oh2026silent"]
-    for name in nodes:
+    names = list(nodes) + (scenario_nodes(scenario) if scenario is not None else [])
+    for name in names:
         node = tax.find(name)
         refs = [node.id] if node.kind is NodeKind.REFERENCE else [r.id for r in tax.references_of(node.id)]
         keys.extend(r for r in refs if r not in keys)

@@ -428,14 +428,26 @@ def prove(
 
 
 @app.command("cite")
-def cite(nodes: Optional[list[str]] = typer.Argument(None, help="Node ids, names or aliases.")) -> None:
-    """Print BibTeX for the package and for the references behind the named nodes.
+def cite(
+    nodes: Optional[list[str]] = typer.Argument(None, help="Node ids, names or aliases."),
+    preset_name: Optional[str] = typer.Option(None, "--preset", "-p", help="Also cite what this preset scenario exercises."),
+    scenario_file: Optional[Path] = typer.Option(None, "--scenario", help="Also cite what this scenario TOML exercises."),
+) -> None:
+    """Print BibTeX for the package and for the references behind the named nodes (or
+    behind everything a scenario you simulated exercises).
 
     Example: silentfail cite proximal alignment_erosion
     """
     from .citation import citation
 
-    sys.stdout.write(citation(nodes or ()))
+    sc = None
+    if preset_name is not None and scenario_file is not None:
+        raise UserError("give --preset or --scenario, not both")
+    if preset_name is not None or scenario_file is not None:
+        from .sim.scenario import load_scenario, preset
+
+        sc = preset(preset_name) if preset_name is not None else load_scenario(scenario_file)
+    sys.stdout.write(citation(nodes or (), scenario=sc))
 
 
 # ------------------------------------------------------------------ entry point

@@ -173,3 +173,19 @@ def test_prove_prints_latex_and_verifies(capsys, tmp_path):
     assert code == 2 and "unknown result(s) nonsense" in err
     code, _, err = run(capsys, "prove", "-o", str(out_file))
     assert code == 2 and "--output needs --latex" in err
+
+
+def test_cite_a_scenario_cites_what_it_exercises(capsys):
+    code, out, _ = run(capsys, "cite", "--preset", "dp-heavy")
+    assert code == 0
+    # central DP, secure aggregation, attribute imbalance, partial participation, Ditto, the modes' metrics
+    for key in ("mcmahan2018learning", "dong2022gaussian", "bonawitz2017practical", "yang2023change",
+                "mcmahan2017communication", "li2021ditto", "wang2021directional"):
+        assert key in out, key
+    assert "blanchard2017machine" not in out and "li2024position" not in out  # no Byzantine clients, no disparity
+    code, out, _ = run(capsys, "cite", "--preset", "poisoned-clients")
+    assert "blanchard2017machine" in out
+    code, out, _ = run(capsys, "cite", "--preset", "participation-disparity")
+    assert "li2024position" in out
+    code, _, err = run(capsys, "cite", "--preset", "x", "--scenario", "y.toml")
+    assert code == 2 and "not both" in err
