@@ -46,6 +46,12 @@ def _scalar_map(a: float, target: float, *, eta: float, lam: float, K: int) -> t
     return float(P[0, 0]), float(b[0])
 
 
+def _fedavg_fixed_point(maps: np.ndarray, weights: np.ndarray) -> float:
+    """Fixed point of x -> sum_i w_i (P_i x + b_i) / sum_i w_i for scalar maps (P_i, b_i)."""
+    w = weights / weights.sum()
+    return float(w @ maps[:, 1] / (1 - w @ maps[:, 0]))
+
+
 def verify_kstep(rng: np.random.Generator, draws: int = 20) -> float:
     f = result("kstep").numeric("numpy")
     worst = 0.0
@@ -65,8 +71,7 @@ def verify_fedavg_fixed_point(rng: np.random.Generator, draws: int = 5) -> float
         n, eta, K = 6, 0.1, int(rng.integers(1, 12))
         a, c, p = rng.uniform(0.5, 3, n), rng.normal(0, 2, n), rng.uniform(0.5, 2, n)
         maps = np.array([_scalar_map(ai, ci, eta=eta, lam=0.0, K=K) for ai, ci in zip(a, c)])
-        w = p / p.sum()
-        simulated = float(w @ maps[:, 1] / (1 - w @ maps[:, 0]))
+        simulated = _fedavg_fixed_point(maps, p)
         q = 1 - (1 - eta * a) ** K
         worst = max(worst, _rel(float(f(jnp.asarray(p), jnp.asarray(q), jnp.asarray(c))), simulated))
     return worst
@@ -93,8 +98,7 @@ def verify_masking(rng: np.random.Generator, draws: int = 10) -> float:
         share, h = rng.uniform(0.02, 0.5), rng.uniform(0.2, 3)
         t = rng.normal(0, 1, 2)
         maps = np.array([_scalar_map(h, ti, eta=0.1, lam=0.0, K=1) for ti in t])
-        w = np.array([1 - share, share])
-        star = float(w @ maps[:, 1] / (1 - w @ maps[:, 0]))
+        star = _fedavg_fixed_point(maps, np.array([1 - share, share]))
         ex_min = h / 2 * (star - t[1]) ** 2
         ex_agg = (1 - share) * h / 2 * (star - t[0]) ** 2 + share * ex_min
         worst = max(worst, abs(ex_min / ex_agg - float(f(share))) / float(f(share)))
