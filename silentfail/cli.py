@@ -325,12 +325,7 @@ def simulate(
     from .sim.trace import save_trace, summary
 
     if list_presets:
-        t = Table(title="presets")
-        t.add_column("name")
-        t.add_column("description", overflow="fold")
-        for name in preset_names():
-            t.add_row(name, preset(name).description)
-        console.print(t)
+        console.print(_table("presets", ["name", "description"], [[n, preset(n).description] for n in preset_names()]))
         return
     if scenario_file is not None and preset_name is not None:
         raise UserError("give a scenario file or --preset, not both")
@@ -348,13 +343,12 @@ def simulate(
         sc = sc.replace(**overrides)
     trace = run(sc, seed)
     rows = summary(trace)
-    t = Table(title=f"{sc.name}: seed {seed}, {sc.population.num_clients} clients x {sc.federation.rounds} rounds")
-    for col in ("mode", "failed", "failure round", "worst", "final", "threshold"):
-        t.add_column(col)
-    for r in rows:
-        t.add_row(r["mode"], "FAILED" if r["failed"] else "ok", str(r["failure_round"]) if r["failed"] else "-",
-                  f"{r['worst_value']:.4f}", f"{r['final_value']:.4f}", f"{r['threshold']:.4f}")
-    console.print(t)
+    console.print(_table(
+        f"{sc.name}: seed {seed}, {sc.population.num_clients} clients x {sc.federation.rounds} rounds",
+        ["mode", "failed", "failure round", "worst", "final", "threshold"],
+        [[r["mode"], "FAILED" if r["failed"] else "ok", str(r["failure_round"]) if r["failed"] else "-",
+          f"{r['worst_value']:.4f}", f"{r['final_value']:.4f}", f"{r['threshold']:.4f}"] for r in rows],
+    ))
     eps, delta = trace.attrs["dp_epsilon"], trace.attrs["dp_delta"]
     dp_text = "none" if eps == float("inf") else f"epsilon = {eps:.3f} at delta = {delta:g}"
     final_alignment = float(trace["global_alignment"][-1])
@@ -408,18 +402,15 @@ def prove(
         from .verify import VERIFIERS
 
         rng = np.random.default_rng(seed)
-        t = Table(title="closed form vs simulation")
-        for col in ("result", "worst error", "measured as", "tolerance", "ok"):
-            t.add_column(col)
-        failed = False
+        rows, failed = [], False
         for name in chosen:
             if name not in VERIFIERS:
-                t.add_row(name, "-", "checked symbolically (no simulation counterpart)", "-", "-")
+                rows.append([name, "-", "checked symbolically (no simulation counterpart)", "-", "-"])
                 continue
             check = VERIFIERS[name](rng)
             failed |= not check.ok
-            t.add_row(name, f"{check.error:.2e}", check.kind, f"{check.tolerance:g}", "yes" if check.ok else "NO")
-        console.print(t)
+            rows.append([name, f"{check.error:.2e}", check.kind, f"{check.tolerance:g}", "yes" if check.ok else "NO"])
+        console.print(_table("closed form vs simulation", ["result", "worst error", "measured as", "tolerance", "ok"], rows))
         if failed:
             raise typer.Exit(1)
 

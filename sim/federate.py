@@ -35,7 +35,7 @@ import optax
 from jax import Array
 
 from . import metrics as mt
-from .personalize import affine_map, local_problem, logistic_personalize
+from .personalize import client_maps, logistic_personalize
 from .population import Context, Population
 from .scenario import Scenario, ScenarioError
 from .shifts import drift_strength, interpolate
@@ -126,12 +126,10 @@ def participants(sc: Scenario, q: Array, key: Array) -> Array:
 
 def _deployed(sc: Scenario, ctx: Context, pop: Population, theta_g: Array, t: Array) -> tuple[Array, ClientWorld]:
     """Every client's personalized model this round and the distribution it faces."""
-    per = sc.personalization
     if sc.shifts.temporal.kind != "none":
         cw = interpolate(pop.base, pop.shifted, drift_strength(sc, t))
         M, m = jax.vmap(client_moments, in_axes=(None, 0))(ctx.world, cw)
-        prob = jax.vmap(local_problem, in_axes=(0, 0, None, None))(M, m, ctx.teacher, sc)
-        P, b = jax.vmap(lambda pr: affine_map(pr, ctx.Pi, eta=per.eta, lam=per.lam, K=per.K))(prob)
+        _, P, b = client_maps(M, m, ctx.teacher, ctx.Pi, sc)
     else:
         cw, P, b = pop.shifted, pop.P, pop.b
     if sc.population.mode == "logistic":

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from .world import Y, ClientWorld, World, alignment_score
+from .world import Y, ClientWorld, World, alignment_score, base_client
 
 LOG_SQRT_2PI = 0.5 * jnp.log(2 * jnp.pi)
 
@@ -46,10 +46,14 @@ def positive_rate(cs: CellScores) -> Array:
     return phi(cs.mean / cs.sd[None, :])
 
 
+def correct_rate(cs: CellScores) -> Array:
+    """P(correct | y, a) = Phi(y m_{y,a} / s_a), shape (2, G)."""
+    return phi(Y[:, None] * cs.mean / cs.sd[None, :])
+
+
 def accuracy(theta: Array, cw: ClientWorld, world: World) -> Array:
     """Accuracy of theta on a client's distribution: sum_{y,a} pi(y,a) Phi(y m_{y,a} / s_a)."""
-    cs = cell_scores(theta, cw, world)
-    return jnp.sum(cw.pi * phi(Y[:, None] * cs.mean / cs.sd[None, :]))
+    return jnp.sum(cw.pi * correct_rate(cell_scores(theta, cw, world)))
 
 
 class ClientMetrics(NamedTuple):
@@ -188,8 +192,8 @@ def client_metrics(theta: Array, cw: ClientWorld, world: World) -> ClientMetrics
     """All per-client metrics (but calibration) of a deployed model on its client's own
     distribution."""
     cs = cell_scores(theta, cw, world)
-    pos = phi(cs.mean / cs.sd[None, :])
-    correct = phi(Y[:, None] * cs.mean / cs.sd[None, :])
+    pos = positive_rate(cs)
+    correct = correct_rate(cs)
     pa = cw.pi.sum(axis=0)
     # accuracy given the group, Phi-averaged over P(y | a); defined even where P_c(a) = 0
     y_given_a = jnp.where(pa > 1e-12, cw.pi / jnp.maximum(pa, 1e-12), 0.5)
@@ -206,13 +210,12 @@ def client_metrics(theta: Array, cw: ClientWorld, world: World) -> ClientMetrics
 
 def base_accuracy(theta: Array, world: World) -> Array:
     """Accuracy on the base world P0."""
-    return accuracy(theta, ClientWorld(world.pi0, world.mu, jnp.asarray(1.0)), world)
+    return accuracy(theta, base_client(world), world)
 
 
 def group_accuracy_p0(theta: Array, world: World) -> Array:
     """Accuracy per group on P0, shape (G,)."""
-    cs = cell_scores(theta, ClientWorld(world.pi0, world.mu, jnp.asarray(1.0)), world)
-    correct = phi(Y[:, None] * cs.mean / cs.sd[None, :])
+    correct = correct_rate(cell_scores(theta, base_client(world), world))
     return (world.pi0 * correct).sum(0) / world.pi0.sum(0)
 
 
@@ -285,5 +288,5 @@ __all__ = [
     "accuracy_spread", "alignment_erosion", "calibration_batch", "panel_accuracy", "quantile", "out_of_domain_drop", "phi", "within_round_drop", 
     "CellScores", "ClientMetrics", "accuracy", "alignment_score", "base_accuracy", "calibration", "cell_scores",
     "client_metrics", "Confidence", "directional_bias_amplification", "equalized_odds_gap", "fit_confidence",
-    "group_accuracy_p0", "positive_rate", "spurious_weight",
+    "correct_rate", "group_accuracy_p0", "positive_rate", "spurious_weight",
 ]

@@ -90,6 +90,15 @@ def affine_map(prob: LocalProblem, Pi: Array, *, eta: float, lam: float, K: int)
     return BK + eta * lam * SPi, eta * SPi @ prob.r
 
 
+def client_maps(M: Array, m: Array, teacher: tuple[Array, Array], Pi: Array, sc: Scenario) -> tuple[LocalProblem, Array, Array]:
+    """Every client's local problem and affine map (P_c, b_c) from its statistics
+    (leading axis: client)."""
+    p = sc.personalization
+    prob = jax.vmap(local_problem, in_axes=(0, 0, None, None))(M, m, teacher, sc)
+    P, b = jax.vmap(lambda pr: affine_map(pr, Pi, eta=p.eta, lam=p.lam, K=p.K))(prob)
+    return prob, P, b
+
+
 def personalize_scan(theta_g: Array, prob: LocalProblem, Pi: Array, *, eta: float, lam: float, K: int) -> Array:
     """Reference: K projected gradient steps on F_c, the gradient taken by autodiff."""
 

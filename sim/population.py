@@ -20,7 +20,7 @@ import jax.numpy as jnp
 from jax import Array
 
 from .metrics import Confidence, accuracy, cell_scores, fit_confidence
-from .personalize import affine_map, check_stable, local_problem, max_curvature, projector, teacher_moments
+from .personalize import check_stable, client_maps, max_curvature, projector, teacher_moments
 from .scenario import Scenario, scenario_from_dict
 from .shifts import from_scenario
 from .world import Y, ClientWorld, World, augment, base_client, client_moments, make_world
@@ -168,10 +168,8 @@ def _build(sc: Scenario, key: Array) -> tuple[Context, Population, Array]:
         m_train = jnp.einsum("nk,nk,nki->ni", mask, y, X) / cnt[:, None]
     else:
         M_train, m_train = M, m
-    prob = jax.vmap(local_problem, in_axes=(0, 0, None, None))(M_train, m_train, ctx.teacher, sc)
+    prob, P, b = client_maps(M_train, m_train, ctx.teacher, ctx.Pi, sc)
     lam_max = max_curvature(prob.H, ctx.Pi, curvature=0.25 if p.mode == "logistic" else 1.0)
-    per = sc.personalization
-    P, b = jax.vmap(lambda pr: affine_map(pr, ctx.Pi, eta=per.eta, lam=per.lam, K=per.K))(prob)
     n_byz = int(sc.federation.byzantine_fraction * N)
     byz = jnp.argsort(jax.random.uniform(kbyz, (N,))) < n_byz
     ood_panel = jax.random.choice(kood, N, (p.ood_subset,), replace=False)

@@ -291,10 +291,14 @@ def load_scenario(path: str | Path) -> Scenario:
         data = tomllib.loads(p.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"scenario file {p.name!r} is not valid TOML: {exc}") from None
+    return _from_toml_data(data)
+
+
+def _from_toml_data(data: dict[str, Any]) -> Scenario:
+    """Validate TOML data; a ``preset = "NAME"`` key starts from that preset."""
     base = data.pop("preset", None)
     if base is not None:
-        merged = _merge(preset(base).to_dict(), data)
-        return scenario_from_dict(merged)
+        data = _merge(preset(base).to_dict(), data)
     return scenario_from_dict(data)
 
 
@@ -317,8 +321,4 @@ def preset(name: str) -> Scenario:
     if name not in names:
         raise ScenarioError(f"unknown preset {name!r}; presets: {', '.join(names)}")
     text = resources.files(__package__).joinpath("presets", f"{name}.toml").read_text()
-    data = tomllib.loads(text)
-    base = data.pop("preset", None)
-    if base is not None:
-        return scenario_from_dict(_merge(preset(base).to_dict(), data))
-    return scenario_from_dict(data)
+    return _from_toml_data(tomllib.loads(text))
