@@ -179,8 +179,9 @@ def round_metrics(sc: Scenario, ctx: Context, pop: Population, theta_g: Array, t
         gap = 0.5 * jnp.einsum("ni,nij,nj->n", theta_c, pop.M - pop.M_train, theta_c) - jnp.einsum(
             "ni,ni->n", theta_c, pop.m - pop.m_train
         )
+    reports = client_reports(cm, cw, ece, align_c, p0_c, misalign)
     return dict(
-        mode_metric=mode, acc_mean=acc_mean, acc_std=cm.acc.std(), acc_q10=lo[0],
+        reports=reports, mode_metric=mode, acc_mean=acc_mean, acc_std=cm.acc.std(), acc_q10=lo[0],
         group_acc=group_acc, worst_group_acc=group_acc.min(), acc_parity_gap=group_acc.max() - group_acc.min(),
         eo_gap=mt.equalized_odds_gap(tpr, fpr),
         ece_agg=ece_agg, ece_max=ece.max(), ece_q90=hi[1],
@@ -195,6 +196,55 @@ def round_metrics(sc: Scenario, ctx: Context, pop: Population, theta_g: Array, t
             train_test_gap=gap,
         ),
     )
+
+
+#: Per-client L2 bound of each locally computed report vector (its DP sensitivity):
+#: accuracy in [0, 1]; per-group mass, correct, predicted-positive and positive-label
+#: mass (each a sub-probability vector over groups, so L2 <= 1 each, 2 in all); and
+#: probe alignment, P0 accuracy, ECE in [0, 1] and the within-round drop in [-2, 2].
+REPORT_SENSITIVITY = {"report": 1.0, "group": 2.0, "fedeval": (1.0 + 1.0 + 1.0 + 4.0) ** 0.5}
+
+
+def client_reports(cm: mt.ClientMetrics, cw: ClientWorld, ece: Array, align_c: Array, p0_c: Array, misalign: Array) -> dict:
+    """What each client computes on its own deployed model for the server's secure sums
+    (rows: clients): its accuracy on its own data (``report``); per group its mass,
+    correct mass, predicted-positive mass and positive-label mass (``group``, needs the
+    attribute); its scores on the public probes and P0, its ECE and within-round drop
+    (``fedeval``)."""
+    pos_mass = cw.pi[:, 1, :] * cm.tpr + cw.pi[:, 0, :] * cm.fpr
+    group = jnp.stack([cm.group_mass, cm.group_acc * cm.group_mass, pos_mass, cw.pi[:, 1, :]], axis=1)  # (N, 4, G)
+    return dict(report=cm.acc[:, None], group=group, fedeval=jnp.stack([align_c, p0_c, ece, misalign], axis=-1))
+
+
+def report_noise_std(sc: Scenario, sensitivity: float, count: Array) -> Array:
+    """Std of the DP noise on a secure sum of per-client vectors of L2 norm <= sensitivity:
+    z s on the sum (central), z s sqrt(count) (local: each client noises its own), 0 without DP."""
+    f = sc.federation
+    if f.dp == "central":
+        return f.noise_multiplier * sensitivity * jnp.ones_like(count)
+    if f.dp == "local":
+        return f.noise_multiplier * sensitivity * jnp.sqrt(count)
+    return jnp.zeros_like(count)
+
+
+def release(values: Array, mask: Array, sensitivity: float, key: Array, sc: Scenario) -> Array:
+    """Secure sum over the participants of per-client report vectors, DP-noised like the
+    updates; NaN when the round falls below the secure-aggregation threshold."""
+    count = jnp.sum(mask)
+    total = jnp.tensordot(mask, values, axes=(0, 0))
+    total = total + report_noise_std(sc, sensitivity, count) * jax.random.normal(key, total.shape)
+    return jnp.where(count >= sc.federation.secagg_min, total, jnp.nan)
+
+
+def inspect_updates(delta: Array, mask: Array, ctx: Context) -> Array:
+    """What a server that sees every update can compute: the largest projection on the
+    alignment direction, the largest |projection| on the spurious direction, and the
+    largest norm among the participants' updates (NaN in a round without reports)."""
+    w = ctx.world
+    pad = lambda v: jnp.concatenate([v, jnp.zeros(1)])  # noqa: E731
+    stats = jnp.stack([delta @ pad(w.e_align), jnp.abs(delta @ pad(w.e_spu)), jnp.linalg.norm(delta, axis=-1)], axis=-1)
+    top = jnp.max(jnp.where(mask[:, None] > 0, stats, -jnp.inf), axis=0)
+    return jnp.where(mask.sum() > 0, top, jnp.nan)
 
 
 class RunOutput(NamedTuple):
@@ -228,7 +278,15 @@ def _make_run(sc: Scenario):
             out = round_metrics(sc, ctx, pop, theta_g, theta_c, cw)
             out["client"] = jax.tree.map(lambda a: a[:C], out["client"])
             out["client"]["participated"] = mask[:C]
-            out.update(update_sum=agg.update_sum, participants=agg.count, theta_global=theta_g,
+            reports = out.pop("reports")
+            kobs = jax.random.split(jax.random.fold_in(kcdp, 1), len(reports))
+            obs = {f"obs_{k}": release(v, mask, REPORT_SENSITIVITY[k], kk, sc) for (k, v), kk in zip(sorted(reports.items()), kobs)}
+            obs.update(
+                obs_update_sum=agg.update_sum, obs_weight_sum=agg.weight_sum, obs_count=agg.count,
+                obs_global=jnp.stack([out["global_alignment"], out["global_p0_acc"]]),
+                obs_inspect=inspect_updates(delta, mask, ctx), obs_audit=out["mode_metric"],
+            )
+            out.update(obs, update_sum=agg.update_sum, participants=agg.count, theta_global=theta_g,
                        finite=jnp.all(jnp.isfinite(theta_c)) & jnp.all(jnp.isfinite(new_theta)))
             return (new_theta, new_state, key), out
 

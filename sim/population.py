@@ -22,7 +22,7 @@ from jax import Array
 from .metrics import Confidence, accuracy, cell_scores, fit_confidence
 from .personalize import check_stable, client_maps, max_curvature, projector, teacher_moments
 from .scenario import Scenario, scenario_from_dict
-from .shifts import from_scenario
+from .shifts import from_scenario, interpolate
 from .world import Y, ClientWorld, World, augment, base_client, client_moments, make_world
 
 
@@ -153,6 +153,8 @@ def _build(sc: Scenario, key: Array) -> tuple[Context, Population, Array]:
     base = jax.tree.map(lambda a: jnp.broadcast_to(a, (N,) + a.shape), base1)
     shift = from_scenario(world, sc)
     shifted = jax.vmap(shift)(base, jax.random.split(kshift, N))
+    f = jnp.asarray(sc.shifts.strength, jnp.float32)
+    shifted = jax.tree.map(lambda full, part: jnp.where(f == 1.0, full, part), shifted, interpolate(base, shifted, f))
     M, m = jax.vmap(client_moments, in_axes=(None, 0))(world, shifted)
     n = sample_sizes(sc, kn)
     X = y = mask = None

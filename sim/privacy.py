@@ -19,8 +19,10 @@ import math
 from .scenario import Scenario
 
 
-def dp_epsilon(sc: Scenario, q_max: float) -> float:
-    """epsilon at the scenario's delta for its DP mode (inf without DP)."""
+def dp_epsilon(sc: Scenario, q_max: float, releases: int = 1) -> float:
+    """epsilon at the scenario's delta for its DP mode (inf without DP), composing
+    ``releases`` Gaussian mechanisms per round (the update sum and each DP-noised
+    secure sum of client reports the server receives; sim/observe.py)."""
     from dp_accounting import dp_event, rdp
 
     f = sc.federation
@@ -32,5 +34,5 @@ def dp_epsilon(sc: Scenario, q_max: float) -> float:
     else:
         event = gaussian
     acc = rdp.RdpAccountant()
-    acc.compose(dp_event.SelfComposedDpEvent(event, f.rounds))
+    acc.compose(dp_event.SelfComposedDpEvent(event, f.rounds * max(1, releases)))
     return float(acc.get_epsilon(f.dp_delta))

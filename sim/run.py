@@ -9,6 +9,7 @@ import numpy as np
 from . import metrics as mt
 from .federate import run_compiled
 from .population import build_population
+from .observe import released_sums
 from .privacy import dp_epsilon
 from .scenario import Scenario
 from .trace import Trace, build_trace
@@ -48,7 +49,7 @@ def run(scenario: Scenario, seed: int = 0, *, on_nonfinite: str = "raise") -> Tr
         spread=float(mt.accuracy_spread(pop.fm_acc, 0.1)),
         spurious_weight=float(mt.spurious_weight(ctx.theta0, ctx.world)),
     )
-    trace = build_trace(scenario, seed, rounds, fm=fm, dp_epsilon=dp_epsilon(scenario, float(jnp.max(pop.q))))
+    trace = build_trace(scenario, seed, rounds, fm=fm, dp_epsilon=dp_epsilon(scenario, float(jnp.max(pop.q)), released_sums(scenario)))
     bad = np.flatnonzero(~rounds["finite"])
     trace.attrs["nonfinite_round"] = int(bad[0]) if bad.size else -1
     if bad.size and on_nonfinite == "raise":

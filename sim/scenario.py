@@ -117,6 +117,9 @@ class Shifts(_Section):
     covariate_scale: NonNeg = Field(0.0, description="covariate shift: std of the client mean offset delta_c")
     covariate_var_spread: NonNeg = Field(0.0, description="covariate shift: log-std of the client covariance scale s_c")
     concept_angle: NonNeg = Field(0.0, description="concept shift: std (radians) of the rotation of mu_core toward the alignment direction")
+    strength: Prob = Field(
+        1.0, description="overall shift strength f: every client sits at f between its base and its fully shifted distribution (shifts.interpolate); 0 = no shift"
+    )
     temporal: Temporal = Field(default_factory=Temporal, description="temporal drift of all the above")
 
 
@@ -174,6 +177,11 @@ class Federation(_Section):
     byzantine_fraction: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(0.0, description="fraction of clients that submit crafted updates")
     byzantine_kind: Literal["alignment", "spurious", "sign_flip", "noise"] = Field("alignment", description="crafted update: push along -alignment or +spurious direction, flip, or noise")
     byzantine_scale: Pos = Field(1.0, description="norm of the crafted update (before clipping)")
+    secure_aggregation: bool = Field(True, description="the server sees only secure sums, never a single client's update or report (blocks per-client values)")
+    attribute_use: bool = Field(True, description="clients know and may use their protected attribute (enables group-stratified secure sums)")
+    public_probe: bool = Field(True, description="a public probe set and a public P0 sample exist (server and clients can evaluate on them)")
+    personal_model_access: bool = Field(False, description="the server can query the personalized models (no constraint no_personal_model_access)")
+    raw_data_access: bool = Field(False, description="the server can read the clients' data (no constraint no_raw_data_access)")
 
     @model_validator(mode="after")
     def _dp_needs_clip(self) -> Federation:
@@ -207,6 +215,34 @@ class Thresholds(_Section):
     ece_bins: int = Field(15, ge=2, le=100, description="bins of the calibration error")
 
 
+#: The detectors of sim/detectors.py (taxonomy ids).
+DETECTORS = (
+    "aggregate_monitor", "group_stratified_monitor", "server_probe_eval", "federated_evaluation",
+    "update_direction_monitor", "cusum_detector", "update_inspection", "central_audit",
+)
+
+
+class Monitor(_Section):
+    """The server's monitoring: which detectors run, their false-alarm rate, and when a
+    late alarm still counts (DESIGN.md section 5)."""
+
+    detectors: tuple[str, ...] | None = Field(None, description=f"deployed detectors (default: every one the access allows): {', '.join(DETECTORS)}")
+    alpha: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(0.05, description="false-alarm rate of each detector over the horizon, calibrated on the null scenario")
+    grace: int = Field(5, ge=0, description="rounds after the failure round within which an alarm still counts as a detection")
+    calibration_seeds: int = Field(100, ge=20, le=100_000, description="null-scenario seeds each detector threshold is calibrated on (>= 20: alpha = 0.05 needs 19)")
+    attribution: Literal["watch", "any"] = Field(
+        "watch", description="'watch': a mode is detected only by a detector channel that watches it (taxonomy detects edges); 'any': by any alarm (DESIGN.md's literal definition)"
+    )
+
+    @model_validator(mode="after")
+    def _known(self) -> Monitor:
+        if self.detectors is not None:
+            bad = [d for d in self.detectors if d not in DETECTORS]
+            if bad:
+                raise ValueError(f"monitor.detectors: unknown detector(s) {bad}; allowed: {', '.join(DETECTORS)}")
+        return self
+
+
 class Scenario(_Section):
     """One simulated world: P0 and the probe, the FM, the clients, the personalization,
     the federation, and the failure thresholds."""
@@ -220,6 +256,7 @@ class Scenario(_Section):
     personalization: Personalization = Field(default_factory=Personalization)
     federation: Federation = Field(default_factory=Federation)
     thresholds: Thresholds = Field(default_factory=Thresholds)
+    monitor: Monitor = Field(default_factory=Monitor)
 
     @model_validator(mode="after")
     def _cross(self) -> Scenario:

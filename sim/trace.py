@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from .observe import OBS_COORDS, OBSERVABLES, available_access, available_observables
 from .scenario import MODES, Scenario, scenario_from_dict
 
 Trace = xr.Dataset
@@ -25,18 +26,32 @@ _ROUND_VARS = (
 )
 
 
-def failure_rounds(metric: np.ndarray, threshold: np.ndarray, condition: np.ndarray | None = None) -> np.ndarray:
+def failure_rounds(metric, threshold, condition=None, xp=np):
     """First round at which each mode's metric exceeds its threshold (-1 if never).
 
     Args:
         metric: (T, modes); threshold: (modes,); condition: optional (T, modes) bool that
             must also hold (e.g. fairness collapse counts only while mean accuracy holds).
+        xp: ``numpy`` or ``jax.numpy`` (the sweep runs this inside ``jit``).
     """
     over = metric > threshold[None, :]
     if condition is not None:
-        over &= condition
-    any_ = over.any(axis=0)
-    return np.where(any_, over.argmax(axis=0), -1)
+        over = over & condition
+    return xp.where(over.any(axis=0), over.argmax(axis=0), -1)
+
+
+def mode_failures(mode_metric, acc_mean, fm_spread, fm_acc_mean, thresholds, xp=np):
+    """The six mode metrics relative to the FM and their failure rounds T_f.
+
+    Fairness collapse is the growth of the accuracy spread over the FM's spread, and
+    counts only while mean accuracy stays within ``fairness_mean_tolerance`` of the FM's.
+    Returns (metric (T, modes), T_f (modes,))."""
+    fair = xp.asarray([m == "fairness_collapse" for m in MODES])
+    metric = mode_metric - fm_spread * fair[None, :]
+    thr = xp.stack([xp.asarray(getattr(thresholds, m), dtype=metric.dtype) for m in MODES])
+    holds = acc_mean >= fm_acc_mean - thresholds.fairness_mean_tolerance
+    cond = xp.where(fair[None, :], holds[:, None], True)
+    return metric, failure_rounds(metric, thr, cond, xp=xp)
 
 
 def build_trace(sc: Scenario, seed: int, rounds: dict, *, fm: dict, dp_epsilon: float) -> Trace:
@@ -44,12 +59,10 @@ def build_trace(sc: Scenario, seed: int, rounds: dict, *, fm: dict, dp_epsilon: 
     T = sc.federation.rounds
     d, G = sc.world.d, sc.world.groups
     th = sc.thresholds
-    metric = np.asarray(rounds["mode_metric"], dtype=np.float64).copy()
-    metric[:, MODES.index("fairness_collapse")] -= fm["spread"]
+    metric, t_f = mode_failures(
+        np.asarray(rounds["mode_metric"], dtype=np.float64), np.asarray(rounds["acc_mean"]), fm["spread"], fm["acc_mean"], th
+    )
     thr = np.array([getattr(th, m) for m in MODES])
-    cond = np.ones_like(metric, dtype=bool)
-    cond[:, MODES.index("fairness_collapse")] = np.asarray(rounds["acc_mean"]) >= fm["acc_mean"] - th.fairness_mean_tolerance
-    t_f = failure_rounds(metric, thr, cond)
     client = rounds["client"]
     C = np.asarray(client["acc"]).shape[1]
     coords = {
@@ -69,6 +82,11 @@ def build_trace(sc: Scenario, seed: int, rounds: dict, *, fm: dict, dp_epsilon: 
     }
     for v in _ROUND_VARS:
         data[v] = (("round",), np.asarray(rounds[v]))
+    for ob in available_observables(sc):  # blocked observables are absent, not zero-filled
+        spec = OBSERVABLES[ob]
+        for key, dims in zip(spec.keys, spec.dims):
+            data[key] = (("round",) + dims, np.asarray(rounds[key]))
+            coords.update({d: OBS_COORDS[d] for d in dims if d in OBS_COORDS})
     for k, v in client.items():
         arr = np.asarray(v)
         dims = ("round", "client", "group") if arr.ndim == 3 else ("round", "client")
@@ -79,6 +97,7 @@ def build_trace(sc: Scenario, seed: int, rounds: dict, *, fm: dict, dp_epsilon: 
         dp_delta=float(sc.federation.dp_delta), dp_accountant="dp_accounting.rdp.RdpAccountant",
         fm_alignment=float(fm["alignment"]), fm_p0_acc=float(fm["p0_acc"]), fm_acc_mean=float(fm["acc_mean"]),
         fm_spread=float(fm["spread"]), fm_spurious_weight=float(fm["spurious_weight"]), silentfail_version=_version(),
+        access=json.dumps(sorted(available_access(sc))), observables=json.dumps(list(available_observables(sc))),
     )
     ds["global_spurious_weight"].attrs["description"] = (
         "<theta_x, e_spu> of the global model; the spurious-weight ratio is this over attrs['fm_spurious_weight']"
@@ -105,14 +124,15 @@ def scenario_of(trace: Trace) -> Scenario:
     return scenario_from_dict(json.loads(trace.attrs["scenario"]))
 
 
-def save_trace(trace: Trace, path: str | Path) -> Path:
-    """Write NetCDF atomically (temporary file in the same folder, then rename)."""
+def save_netcdf(ds: xr.Dataset, path: str | Path) -> Path:
+    """Write NetCDF atomically (temporary file in the same folder, then rename): a reader
+    sees the old file or the complete new one, never a partial write."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        trace.to_netcdf(tmp, engine="h5netcdf")
+        ds.to_netcdf(tmp, engine="h5netcdf")
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
@@ -121,6 +141,9 @@ def save_trace(trace: Trace, path: str | Path) -> Path:
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+save_trace = save_netcdf
 
 
 def load_trace(path: str | Path) -> Trace:

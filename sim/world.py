@@ -58,17 +58,23 @@ def prior(shares: Array, r: Array | float, signs: Array) -> Array:
     return shares[None, :] * (1.0 + Y[:, None] * r * signs[None, :]) / 2.0
 
 
+#: Coordinates of the world's named directions: mu_core, mu_spu, the group offsets, the
+#: alignment direction u (public: the mean of the public probe set) and the direction
+#: the minority's causal direction rotates toward.
+CORE_AXIS, SPU_AXIS, OFFSET_AXIS, ALIGN_AXIS, ROTATE_AXIS = 0, 1, 2, 3, 4
+
+
 def make_world(sc: Scenario) -> World:
     """Build P0 and the probe world from a scenario's ``world`` section."""
     w = sc.world
     d, G = w.d, w.groups
     eye = jnp.eye(d)
-    e_core, e_spu, e_off, e_align = eye[0], eye[1], eye[2], eye[3]
+    e_core, e_spu, e_off, e_align = eye[CORE_AXIS], eye[SPU_AXIS], eye[OFFSET_AXIS], eye[ALIGN_AXIS]
     signs = jnp.where(jnp.arange(G) % 2 == 0, 1.0, -1.0)
     a = jnp.arange(G, dtype=jnp.float32)
     offsets = w.group_offset * (a - a.mean())
     phi = jnp.where(jnp.arange(G) % 2 == 1, w.minority_core_angle, 0.0)  # (G,)
-    core = w.core_strength * (jnp.cos(phi)[:, None] * e_core + jnp.sin(phi)[:, None] * eye[4])  # (G, d)
+    core = w.core_strength * (jnp.cos(phi)[:, None] * e_core + jnp.sin(phi)[:, None] * eye[ROTATE_AXIS])  # (G, d)
     mu = (
         Y[:, None, None] * core[None]
         + signs[None, :, None] * w.spurious_strength * e_spu

@@ -1,0 +1,119 @@
+"""Many runs in one compiled program: the outcome of each (parameter point, seed),
+vmapped in fixed-width batches (``jax.lax.map(batch_size=...)``) so that memory is
+bounded and a run's numbers do not depend on how many runs share the call.
+
+A run's outcome is what the verdicts and phase diagrams need: the failure round of
+each mode, the final and worst mode metric, the horizon maximum of every detector
+channel (for calibration on null runs) and the first alarm round of every channel
+given its threshold. The full Trace of one run is :func:`silentfail.sim.run.run`; the
+two agree (a test checks it).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import metrics as mt
+from .detectors import Public, first_over, statistics
+from .federate import _make_run, check_supported
+from .params import ScenarioView
+from .population import _build
+from .scenario import Scenario, scenario_from_dict
+from .trace import mode_failures
+from .world import alignment_score
+
+#: Runs vmapped together; chunks are padded to a multiple of it, so run i always sits
+#: in lane i mod LANES and its numbers are independent of the chunk size.
+LANES = 8
+#: Shift strength of the null scenario (no shift: every client at its base distribution).
+NULL_STRENGTH = 0.0
+
+
+class Outcome(NamedTuple):
+    """Per run (leading axis): see the module docstring."""
+
+    failure_round: np.ndarray  # (B, modes) int, -1 = never
+    final_value: np.ndarray  # (B, modes)
+    worst_value: np.ndarray  # (B, modes)
+    stat_max: np.ndarray  # (B, K) horizon maximum of each channel
+    alarm_round: np.ndarray  # (B, K) int, -1 = never
+    finite: np.ndarray  # (B,) bool
+    lam_max: np.ndarray  # (B,) largest local curvature (stability of local GD)
+
+
+def _one(sc: Scenario, paths: tuple[str, ...], detectors: tuple[str, ...], values, seed, thresholds):
+    view = ScenarioView(sc, {**dict(zip(paths, values)), "population.trace_clients": 0})
+    kpop, krun = jax.random.split(jax.random.key(seed))
+    ctx, pop, lam_max = _build(view, kpop)
+    rounds = _make_run(view)(ctx, pop, krun).rounds
+    pub = Public(alignment_score(ctx.theta0, ctx.world), mt.base_accuracy(ctx.theta0, ctx.world))
+    metric, t_f = mode_failures(
+        rounds["mode_metric"], rounds["acc_mean"], mt.accuracy_spread(pop.fm_acc, 0.1), pop.fm_acc.mean(),
+        view.thresholds, xp=jnp,
+    )
+    stats = statistics(rounds, pub, view, detectors)
+    return dict(
+        failure_round=t_f, final_value=metric[-1], worst_value=metric.max(0),
+        stat_max=jnp.max(jnp.where(jnp.isnan(stats), -jnp.inf, stats), axis=0),
+        alarm_round=first_over(stats, thresholds), finite=jnp.all(rounds["finite"]), lam_max=jnp.max(lam_max),
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled(scenario_json: str, paths: tuple[str, ...], detectors: tuple[str, ...]):
+    sc = scenario_from_dict(json.loads(scenario_json))
+
+    def many(values, seeds, thresholds):
+        one = functools.partial(_one, sc, paths, detectors)
+        return jax.lax.map(lambda a: one(*a), (values, seeds, thresholds), batch_size=LANES)
+
+    return jax.jit(many)
+
+
+def run_batch(
+    sc: Scenario, paths: tuple[str, ...], detectors: tuple[str, ...], values: np.ndarray, seeds: np.ndarray,
+    thresholds: np.ndarray,
+) -> Outcome:
+    """Outcomes of B runs: ``values`` (B, len(paths)) of the traced fields ``paths``,
+    ``seeds`` (B,), ``thresholds`` (B, K) (+inf: no alarms, e.g. for null runs).
+
+    Every path must be a float field the engine uses only as a number (see
+    :func:`traceable`); the rest of the scenario is compiled in."""
+    check_supported(sc)
+    B = len(seeds)
+    pad = (-B) % LANES
+    values = np.asarray(values, np.float32).reshape(B, len(paths))
+    thresholds = np.asarray(thresholds, np.float32).reshape(B, -1)
+    seeds = np.asarray(seeds, np.uint32)
+    if pad:
+        values, seeds, thresholds = (np.concatenate([a, np.repeat(a[-1:], pad, axis=0)]) for a in (values, seeds, thresholds))
+    out = _compiled(sc.to_json(), tuple(paths), tuple(detectors))(values, seeds, thresholds)
+    return Outcome(**{k: np.asarray(v)[:B] for k, v in out.items()})
+
+
+@functools.lru_cache(maxsize=256)
+def _traceable(scenario_json: str, path: str) -> bool:
+    sc = scenario_from_dict(json.loads(scenario_json))
+    fn = functools.partial(_one, sc, (path,), ())
+    try:
+        jax.eval_shape(fn, jnp.zeros(1, jnp.float32), jnp.uint32(0), jnp.zeros(0, jnp.float32))
+    except (jax.errors.ConcretizationTypeError, jax.errors.TracerBoolConversionError, jax.errors.TracerIntegerConversionError):
+        return False
+    return True
+
+
+def traceable(sc: Scenario, path: str) -> bool:
+    """Whether ``path`` can vary inside one compiled program (a float field used only as
+    a number); found by tracing the run with that field as a JAX value."""
+    from .params import is_float_field, numeric_field
+
+    value = numeric_field(sc, path)
+    if not is_float_field(sc, path) or value is None:
+        return False
+    return _traceable(sc.to_json(), path)

@@ -1,0 +1,279 @@
+"""Detectors: pure functions of the observable trace -> per-round statistics -> alarm
+rounds, each declaring the access it requires (DESIGN.md section 5).
+
+A detector has one or more *channels*: a per-round statistic s_t (larger = worse)
+and the failure modes it watches (the taxonomy's ``detects`` edges; a test checks they
+agree). A channel alarms at the first round with s_t > h. The thresholds h of a
+detector's channels are calibrated together on null runs (same constraints, no shift)
+so that the detector's false-alarm rate over the horizon is at most alpha
+(:func:`calibrate`, a conformal order-statistic rule), and the achieved rate is
+measured by cross-fitting.
+
+Statistics (server-known constants: the FM's public probe alignment A(theta_0) and P0
+accuracy, the public directions u and mu_spu, the DP noise scale):
+
+* ``aggregate_monitor``: drop of the reported mean accuracy since round 0 (the
+  baseline of every FL benchmark; it watches no mode: a mean hides the modes).
+* ``group_stratified_monitor``: growth of the accuracy gap between groups and drop of
+  the worst group's accuracy (fairness collapse); directional bias amplification
+  from the group-stratified predicted-positive and label rates (amplified bias).
+* ``server_probe_eval``: A(theta_0) - A(theta_g^t) (erosion) and the P0 accuracy drop of
+  the global model (out-of-domain) on the public sets.
+* ``federated_evaluation``: the same drops averaged over the personal models, their mean
+  ECE (miscalibration) and mean within-round drop (misalignment), via DP secure sums.
+* ``update_direction_monitor``: cumulative projection of the mean aggregate update on
+  the alignment direction (erosion) and its |projection| on the spurious direction (bias).
+* ``cusum_detector``: one-sided CUSUM S_t = max(0, S_{t-1} + (v_{t-1} - v_t)/sigma - k) on
+  the reported mean accuracy and the global alignment score (Page 1954).
+* ``update_inspection``: the largest projection / norm among the individual updates.
+* ``central_audit``: the six mode metrics of the personal models themselves (the oracle).
+
+References:
+    Page (1954), Continuous Inspection Schemes, Biometrika.  Vovk, Gammerman, Shafer
+    (2005), Algorithmic Learning in a Random World (conformal quantiles).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+
+from .federate import REPORT_SENSITIVITY, report_noise_std
+from .observe import OBSERVABLES, available_access
+from .scenario import DETECTORS, MODES, Scenario
+from .world import ALIGN_AXIS, SPU_AXIS
+
+CUSUM_K = 0.5  # reference value (drift allowance) in noise standard deviations
+CUSUM_FLOOR = 0.005  # sigma of a stream without DP noise
+
+
+class Public(NamedTuple):
+    """What the server knows without any client: the FM's scores on the public sets."""
+
+    fm_alignment: Array
+    fm_p0_acc: Array
+
+
+class Channel(NamedTuple):
+    name: str
+    watches: tuple[str, ...]
+
+
+class Detector(NamedTuple):
+    name: str  # taxonomy id
+    observables: tuple[str, ...]  # taxonomy observable ids
+    channels: tuple[Channel, ...]
+    statistic: Callable[[dict, Public, Scenario], Array]  # -> (T, len(channels))
+
+    @property
+    def requires(self) -> tuple[str, ...]:
+        return tuple(sorted({a for ob in self.observables for a in OBSERVABLES[ob].requires}))
+
+
+def ffill(x: Array) -> Array:
+    """Carry the last released value over rounds that released nothing (NaN) along axis
+    0; leading NaNs take the first released value."""
+    finite = jnp.isfinite(x)
+    first = jnp.take_along_axis(x, jnp.argmax(finite, axis=0)[None], axis=0)[0]
+
+    def step(prev, cur):
+        new = jnp.where(jnp.isfinite(cur), cur, prev)
+        return new, new
+
+    return jax.lax.scan(step, first, x)[1]
+
+
+def _mean(total: Array, count: Array) -> Array:
+    """Per-round mean of a secure sum over the participants (NaN-carried)."""
+    c = count.reshape(count.shape + (1,) * (total.ndim - 1))
+    return ffill(jnp.where(c > 0, total / jnp.maximum(c, 1.0), jnp.nan))
+
+
+def _aggregate(obs: dict, pub: Public, sc: Scenario) -> Array:
+    acc = _mean(obs["obs_report"], obs["obs_count"])[:, 0]
+    return (acc[0] - acc)[:, None]
+
+
+def _group(obs: dict, pub: Public, sc: Scenario) -> Array:
+    g = ffill(obs["obs_group"])  # (T, 4, G): mass, correct, pred_pos, label_pos
+    mass = jnp.maximum(g[:, 0], 0.5)  # a noised mass below half a client is no information
+    acc, ppr, lr = (jnp.clip(g[:, i] / mass, 0.0, 1.0) for i in (1, 2, 3))
+    gap = acc.max(-1) - acc.min(-1)
+    worst = acc.min(-1)
+    data_gap, model_gap = lr[:, 1] - lr[:, 0], ppr[:, 1] - ppr[:, 0]
+    direction = jnp.where(jnp.abs(data_gap) > 1e-6, jnp.sign(data_gap), jnp.sign(model_gap))
+    amp = direction * (model_gap - data_gap)
+    return jnp.stack([gap - gap[0], worst[0] - worst, amp], axis=-1)
+
+
+def _probe(obs: dict, pub: Public, sc: Scenario) -> Array:
+    g = obs["obs_global"]
+    return jnp.stack([pub.fm_alignment - g[:, 0], pub.fm_p0_acc - g[:, 1]], axis=-1)
+
+
+def _fedeval(obs: dict, pub: Public, sc: Scenario) -> Array:
+    m = _mean(obs["obs_fedeval"], obs["obs_count"])  # alignment, p0_acc, ece, misalignment
+    return jnp.stack([pub.fm_alignment - m[:, 0], pub.fm_p0_acc - m[:, 1], m[:, 2], m[:, 3]], axis=-1)
+
+
+def _direction(obs: dict, pub: Public, sc: Scenario) -> Array:
+    u = obs["obs_update_sum"] / jnp.maximum(obs["obs_weight_sum"], 1e-12)[:, None]
+    return jnp.stack([jnp.cumsum(u[:, ALIGN_AXIS]), jnp.abs(jnp.cumsum(u[:, SPU_AXIS]))], axis=-1)
+
+
+def cusum(v: Array, sigma: Array, k: float = CUSUM_K) -> Array:
+    """One-sided CUSUM for a decrease of the stream v_t: S_0 = 0,
+    S_t = max(0, S_{t-1} + (v_{t-1} - v_t) / sigma_t - k)."""
+    x = jnp.concatenate([jnp.zeros(1), (v[:-1] - v[1:]) / sigma[1:]]) - k
+
+    def step(s, xt):
+        s = jnp.maximum(0.0, s + xt)
+        return s, s
+
+    return jax.lax.scan(step, jnp.zeros(()), x.at[0].set(0.0))[1]
+
+
+def _cusum(obs: dict, pub: Public, sc: Scenario) -> Array:
+    count = obs["obs_count"]
+    acc = _mean(obs["obs_report"], count)[:, 0]
+    sd_mean = report_noise_std(sc, REPORT_SENSITIVITY["report"], count) / jnp.maximum(count, 1.0)
+    sigma_acc = jnp.maximum(jnp.sqrt(2.0) * sd_mean, CUSUM_FLOOR)  # sd of the difference of two means
+    align = obs["obs_global"][:, 0]
+    return jnp.stack([cusum(acc, sigma_acc), cusum(align, jnp.full_like(align, CUSUM_FLOOR))], axis=-1)
+
+
+def _inspect(obs: dict, pub: Public, sc: Scenario) -> Array:
+    return ffill(obs["obs_inspect"])
+
+
+def _audit(obs: dict, pub: Public, sc: Scenario) -> Array:
+    return obs["obs_audit"]
+
+
+_B, _C, _F, _M, _O, _E = MODES
+
+REGISTRY: dict[str, Detector] = {
+    d.name: d
+    for d in (
+        Detector("aggregate_monitor", ("aggregate_metrics", "participant_counts"),
+                 (Channel("acc_drop", ()),), _aggregate),
+        Detector("group_stratified_monitor", ("group_stratified_metrics",),
+                 (Channel("acc_gap_growth", (_F,)), Channel("worst_group_drop", (_F,)), Channel("bias_amplification", (_B,))),
+                 _group),
+        Detector("server_probe_eval", ("global_probe_scores",),
+                 (Channel("alignment_drop", (_E,)), Channel("p0_acc_drop", (_O,))), _probe),
+        Detector("federated_evaluation", ("federated_eval_reports", "participant_counts"),
+                 (Channel("alignment_drop", (_E,)), Channel("p0_acc_drop", (_O,)), Channel("mean_ece", (_C,)),
+                  Channel("mean_within_round_drop", (_M,))), _fedeval),
+        Detector("update_direction_monitor", ("noised_update_sum",),
+                 (Channel("alignment_projection", (_E,)), Channel("spurious_projection", (_B,))), _direction),
+        Detector("cusum_detector", ("aggregate_metrics", "global_probe_scores", "participant_counts"),
+                 (Channel("acc_cusum", ()), Channel("alignment_cusum", (_E,))), _cusum),
+        Detector("update_inspection", ("individual_updates",),
+                 (Channel("alignment_projection_max", (_E, _M)), Channel("spurious_projection_max", (_B,)),
+                  Channel("norm_max", (_O, _M))), _inspect),
+        Detector("central_audit", ("personal_model_audit",), tuple(Channel(m, (m,)) for m in MODES), _audit),
+    )
+}
+assert tuple(REGISTRY) == DETECTORS
+
+
+def watched(name: str) -> tuple[str, ...]:
+    """The modes a detector watches (union over its channels), in mode order."""
+    w = {m for ch in REGISTRY[name].channels for m in ch.watches}
+    return tuple(m for m in MODES if m in w)
+
+
+def deployed(sc: Scenario) -> tuple[str, ...]:
+    """The detectors that run: those the monitor names (default all) whose required
+    access the constraints leave."""
+    acc = available_access(sc)
+    names = sc.monitor.detectors if sc.monitor.detectors is not None else DETECTORS
+    return tuple(d for d in DETECTORS if d in names and set(REGISTRY[d].requires) <= acc)
+
+
+class Layout(NamedTuple):
+    """The channels of a list of detectors, flattened (for arrays over channels)."""
+
+    detectors: tuple[str, ...]
+    channel: tuple[str, ...]  # "detector/channel"
+    owner: np.ndarray  # (K,) index into detectors
+    watches: np.ndarray  # (K, modes) bool
+
+
+def layout(detectors: tuple[str, ...]) -> Layout:
+    names, owner, watches = [], [], []
+    for i, d in enumerate(detectors):
+        for ch in REGISTRY[d].channels:
+            names.append(f"{d}/{ch.name}")
+            owner.append(i)
+            watches.append([m in ch.watches for m in MODES])
+    return Layout(tuple(detectors), tuple(names), np.asarray(owner, int), np.asarray(watches, bool).reshape(-1, len(MODES)))
+
+
+def statistics(obs: dict, pub: Public, sc: Scenario, detectors: tuple[str, ...]) -> Array:
+    """(T, K) per-round statistics of every channel of ``detectors``."""
+    if not detectors:
+        return jnp.zeros((obs["obs_count"].shape[0], 0))
+    return jnp.concatenate([REGISTRY[d].statistic(obs, pub, sc) for d in detectors], axis=-1)
+
+
+def first_over(stats: Array, thresholds: Array) -> Array:
+    """First round with s_t > h for each channel (-1 if never; NaN never alarms)."""
+    over = stats > thresholds
+    return jnp.where(over.any(0), jnp.argmax(over, axis=0), -1)
+
+
+class Calibration(NamedTuple):
+    """Thresholds per channel and the false-alarm rates per detector."""
+
+    thresholds: np.ndarray  # (K,) +inf where uncalibrated
+    nominal: float  # alpha
+    achieved: np.ndarray  # (detectors,) cross-fitted false-alarm rate
+    achieved_se: np.ndarray  # (detectors,) its binomial standard error
+    in_sample: np.ndarray  # (detectors,) false-alarm rate on the calibration runs
+    calibrated: np.ndarray  # (detectors,) bool: enough null runs for alpha
+
+
+def _union_thresholds(x: np.ndarray, alpha: float) -> tuple[np.ndarray, bool]:
+    """Thresholds h_k = X_(j),k (the j-th smallest null maximum of each channel) at the
+    smallest j whose in-sample union exceedance count is <= alpha (S + 1) - 1: for one
+    channel this is the conformal (1 - alpha) quantile, P(false alarm) <= alpha."""
+    S = x.shape[0]
+    srt = np.sort(x, axis=0)
+    budget = alpha * (S + 1) - 1
+    for j in range(S):
+        h = srt[j]
+        if np.sum(np.any(x > h[None, :], axis=1)) <= budget:
+            return h, True
+    return np.full(x.shape[1], np.inf), False
+
+
+def calibrate(null_max: np.ndarray, owner: np.ndarray, n_detectors: int, alpha: float) -> Calibration:
+    """Calibrate every detector on null runs' horizon maxima ``null_max`` (S, K).
+
+    The achieved rate is cross-fitted: thresholds from one half of the null runs,
+    false alarms counted on the other half, and vice versa."""
+    x = np.where(np.isnan(null_max), -np.inf, np.asarray(null_max, np.float64))
+    S = x.shape[0]
+    thr = np.full(x.shape[1], np.inf)
+    ok = np.zeros(n_detectors, bool)
+    achieved = np.full(n_detectors, np.nan)
+    in_sample = np.full(n_detectors, np.nan)
+    halves = (np.arange(S) < S // 2), (np.arange(S) >= S // 2)
+    for d in range(n_detectors):
+        k = owner == d
+        thr[k], ok[d] = _union_thresholds(x[:, k], alpha)
+        in_sample[d] = np.mean(np.any(x[:, k] > thr[k][None], axis=1))
+        alarms = []
+        for fit, test in (halves, halves[::-1]):
+            h, _ = _union_thresholds(x[fit][:, k], alpha)
+            alarms.append(np.any(x[test][:, k] > h[None], axis=1))
+        achieved[d] = np.mean(np.concatenate(alarms))
+    se = np.sqrt(np.maximum(achieved * (1 - achieved), 1e-12) / S)
+    return Calibration(thr, float(alpha), achieved, se, in_sample, ok)

@@ -1,0 +1,99 @@
+"""What the server sees (DESIGN.md section 5).
+
+The round function computes every observable; this module decides which of them the
+scenario's constraint set lets the server see. Access and observable ids are the
+taxonomy's (``silentfail.taxonomy``: ``Access`` and ``Observable`` nodes and their
+``requires`` edges; a test checks they agree). An observable whose access a
+constraint blocks is absent from the trace, never zero-filled.
+
+Observables (round-output key -> taxonomy observable):
+
+* ``obs_update_sum`` / ``obs_weight_sum``: the noised secure sum of updates and of weights.
+* ``obs_report``: secure sum (DP-noised) of the participants' accuracy on their own data.
+* ``obs_group``: secure sums per group of mass, correct mass, predicted-positive and
+  positive-label mass (needs the clients' attribute).
+* ``obs_global``: the server's exact evaluation of the global model on the public probe
+  set (alignment score) and the public P0 sample (accuracy).
+* ``obs_fedeval``: secure sums (DP-noised) of the personal models' probe alignment, P0
+  accuracy, ECE and within-round drop, computed on the clients.
+* ``obs_count``: participants per round.
+* ``obs_inspect``: statistics of the individual updates (needs per-client values).
+* ``obs_audit``: the six mode metrics of the personal models (needs the personal models
+  and the clients' data: the oracle).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from .scenario import MODES, Scenario
+
+ACCESS = (
+    "per_client_values", "personalized_models", "raw_client_data", "group_labels",
+    "global_model", "public_probe_set", "secure_sums",
+)
+
+
+class Observable(NamedTuple):
+    keys: tuple[str, ...]  # round-output keys
+    requires: tuple[str, ...]  # taxonomy access ids
+    dims: tuple[tuple[str, ...], ...]  # trace dims after "round", one per key
+
+
+OBSERVABLES: dict[str, Observable] = {
+    "noised_update_sum": Observable(("obs_update_sum", "obs_weight_sum"), ("secure_sums",), (("param",), ())),
+    "aggregate_metrics": Observable(("obs_report",), ("secure_sums",), (("report_stat",),)),
+    "group_stratified_metrics": Observable(("obs_group",), ("secure_sums", "group_labels"), (("group_stat", "group"),)),
+    "global_probe_scores": Observable(("obs_global",), ("global_model", "public_probe_set"), (("probe_score",),)),
+    "federated_eval_reports": Observable(("obs_fedeval",), ("secure_sums", "public_probe_set"), (("fedeval_stat",),)),
+    "participant_counts": Observable(("obs_count",), (), ((),)),
+    "individual_updates": Observable(("obs_inspect",), ("per_client_values",), (("inspect_stat",),)),
+    "personal_model_audit": Observable(("obs_audit",), ("personalized_models", "raw_client_data"), (("mode",),)),
+}
+
+#: Coordinates of the observables' own dims.
+OBS_COORDS = {
+    "report_stat": ["acc"],
+    "group_stat": ["mass", "correct", "pred_pos", "label_pos"],
+    "probe_score": ["alignment", "p0_acc"],
+    "fedeval_stat": ["alignment", "p0_acc", "ece", "misalignment"],
+    "inspect_stat": ["align_proj_max", "spu_proj_max", "norm_max"],
+    "mode": list(MODES),
+}
+
+#: DP-noised secure sums released each round, for the privacy accounting.
+NOISED = ("noised_update_sum", "aggregate_metrics", "group_stratified_metrics", "federated_eval_reports")
+
+
+def available_access(sc: Scenario) -> frozenset[str]:
+    """The access the scenario's constraints leave the server. The server always holds
+    the global model and secure sums; each flag of ``federation`` adds or removes one
+    (secure_aggregation blocks per-client values; no_attribute_use blocks group labels;
+    no_personal_model_access and no_raw_data_access block the rest)."""
+    f = sc.federation
+    acc = {"global_model", "secure_sums"}
+    if not f.secure_aggregation:
+        acc.add("per_client_values")
+    if f.attribute_use:
+        acc.add("group_labels")
+    if f.public_probe:
+        acc.add("public_probe_set")
+    if f.personal_model_access:
+        acc.add("personalized_models")
+    if f.raw_data_access:
+        acc.add("raw_client_data")
+    return frozenset(acc)
+
+
+def available_observables(sc: Scenario) -> tuple[str, ...]:
+    acc = available_access(sc)
+    return tuple(name for name, ob in OBSERVABLES.items() if set(ob.requires) <= acc)
+
+
+def released_sums(sc: Scenario) -> int:
+    """Number of DP-noised secure sums released per round (each a Gaussian mechanism)."""
+    return sum(1 for name in available_observables(sc) if name in NOISED)
+
+
+def observed_keys(sc: Scenario) -> tuple[str, ...]:
+    return tuple(k for name in available_observables(sc) for k in OBSERVABLES[name].keys)

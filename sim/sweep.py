@@ -1,0 +1,258 @@
+"""Sweeps: the verdicts of a scenario over a grid of parameters and seeds, as an xarray
+Dataset over the grid (DESIGN.md section 5; the Phase of the data flow).
+
+``sweep(scenario, axes={"personalization.lam": [...], "shifts.strength": [...]}, seeds=S)``
+
+* Every grid point is validated as a scenario of its own (a bad value names its field).
+* Float axes the engine uses as numbers are *traced*: one compiled program serves all
+  their values (vmapped in fixed-width lanes, ``jax.lax.map(batch_size=LANES)``);
+  other axes (integers, names, switches) are *static*: one program per value.
+* Each detector is calibrated per grid point on ``monitor.calibration_seeds`` null runs
+  of that point (shift strength 0, everything else equal; null points that differ only
+  in shift axes are shared), to false-alarm rate ``monitor.alpha``.
+* Runs go in chunks of ``chunk`` runs; with a ``store`` folder each chunk is written
+  atomically as NetCDF (``chunks/*.nc``) next to a ``manifest.json``, and ``resume=True``
+  reuses every finished chunk. Run i of a chunk sits in lane i mod LANES whatever the
+  chunk size (a multiple of LANES), so the result is bitwise independent of it.
+
+The Dataset has dims (*axes, seed, mode, detector, channel): per run the failure round,
+final and worst metric, detection rounds and silence; per point P(fail), P(detected |
+fail), P(silent), delay quantiles, per-detector alarm rates, the thresholds and the
+achieved false-alarm rates of the calibration.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from .batch import LANES, NULL_STRENGTH, Outcome, run_batch, traceable
+from .detectors import Calibration, calibrate, deployed, layout
+from .params import numeric_field
+from .scenario import MODES, Scenario, ScenarioError
+from .trace import _version, save_netcdf
+from .verdict import NULL_SEED0, detection_rounds, detector_alarms, judge, summarize
+
+Progress = Callable[[int, int], None]
+STRENGTH = "shifts.strength"
+
+
+class Plan:
+    """The runs of a sweep: grid points, their static / traced split and null points."""
+
+    def __init__(self, sc: Scenario, axes: Mapping[str, Sequence[Any]], seeds: int):
+        if seeds < 1:
+            raise ValueError(f"seeds must be >= 1, got {seeds}")
+        self.sc, self.seeds = sc, int(seeds)
+        self.axes = {}
+        for path, values in axes.items():
+            numeric_field(sc, path)  # unknown path -> ScenarioError
+            vals = list(values)
+            if not vals:
+                raise ScenarioError(f"sweep axis {path!r} has no values")
+            if len(set(map(repr, vals))) != len(vals):
+                raise ScenarioError(f"sweep axis {path!r} repeats a value")
+            self.axes[path] = vals
+        self.points = [dict(zip(self.axes, combo)) for combo in itertools.product(*self.axes.values())]
+        self.scenarios = [sc.replace(**p) for p in self.points]  # validates every point
+        self.static = [p for p in self.axes if not traceable(sc, p)]
+        self.traced = [p for p in self.axes if p not in self.static]
+        self.paths = tuple(self.traced + ([STRENGTH] if STRENGTH not in self.traced else []))
+        dets = {deployed(s) for s in self.scenarios}
+        if len(dets) > 1:
+            raise ScenarioError("the sweep's axes change which detectors are deployed; sweep those settings separately")
+        self.detectors = dets.pop()
+        self.layout = layout(self.detectors)
+        # static combos: one compiled program each
+        key = lambda p: tuple(repr(p[a]) for a in self.static)  # noqa: E731
+        self.combo_keys = list(dict.fromkeys(key(p) for p in self.points))
+        self.combo_of = [self.combo_keys.index(key(p)) for p in self.points]
+        shift_axes = [a for a in self.axes if a.startswith("shifts.")]
+        nkey = lambda p: tuple(repr(p[a]) for a in self.axes if a not in shift_axes)  # noqa: E731
+        self.null_keys = list(dict.fromkeys(nkey(p) for p in self.points))
+        self.null_of = [self.null_keys.index(nkey(p)) for p in self.points]
+        self.null_rep = [self.null_of.index(i) for i in range(len(self.null_keys))]  # a point per null key
+
+    def combo_scenario(self, c: int) -> Scenario:
+        first = self.points[self.combo_of.index(c)]
+        return self.sc.replace(**{a: first[a] for a in self.static})
+
+    def values(self, point: int, null: bool) -> list[float]:
+        p = self.points[point]
+        return [NULL_STRENGTH if (null and path == STRENGTH) else float(p.get(path, numeric_field(self.sc, path)))
+                for path in self.paths]
+
+    def spec(self, chunk: int) -> dict:
+        return dict(scenario=json.loads(self.sc.to_json()), axes={k: [_jsonable(v) for v in vs] for k, vs in self.axes.items()},
+                    seeds=self.seeds, chunk=chunk, version=_version())
+
+
+def _jsonable(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
+
+
+class Store:
+    """A folder of atomically written chunk files and a manifest of the sweep's spec."""
+
+    def __init__(self, root: str | Path | None, spec: dict, resume: bool):
+        self.root = Path(root) if root is not None else None
+        if self.root is None:
+            return
+        manifest = self.root / "manifest.json"
+        if manifest.exists():
+            old = json.loads(manifest.read_text())
+            if not resume:
+                raise FileExistsError(f"sweep store {str(self.root)!r} exists; pass resume=True (--resume) or another folder")
+            if old != spec:
+                diff = sorted(k for k in spec if old.get(k) != spec[k])
+                raise ScenarioError(f"cannot resume {str(self.root)!r}: the stored sweep differs in {', '.join(diff)}")
+        else:
+            (self.root / "chunks").mkdir(parents=True, exist_ok=True)
+            tmp = manifest.with_suffix(".tmp")
+            tmp.write_text(json.dumps(spec, indent=1, sort_keys=True))
+            tmp.replace(manifest)
+
+    def path(self, name: str) -> Path:
+        assert self.root is not None
+        return self.root / "chunks" / f"{name}.nc"
+
+    def load(self, name: str) -> Outcome | None:
+        if self.root is None or not self.path(name).exists():
+            return None
+        ds = xr.load_dataset(self.path(name), engine="h5netcdf")
+        return Outcome(**{k: ds[k].values for k in Outcome._fields})
+
+    def save(self, name: str, out: Outcome) -> None:
+        if self.root is None:
+            return
+        dims = {"failure_round": ("run", "mode"), "final_value": ("run", "mode"), "worst_value": ("run", "mode"),
+                "stat_max": ("run", "channel"), "alarm_round": ("run", "channel"), "finite": ("run",), "lam_max": ("run",)}
+        save_netcdf(xr.Dataset({k: (dims[k], np.asarray(getattr(out, k))) for k in Outcome._fields}), self.path(name))
+
+
+def _concat(parts: list[Outcome]) -> Outcome:
+    return Outcome(*(np.concatenate([getattr(p, f) for p in parts]) for f in Outcome._fields))
+
+
+def _execute(plan: Plan, store: Store, phase: str, runs: list[tuple[int, int]], thresholds: Callable[[int], np.ndarray],
+             chunk: int, done: list[int], total: int, progress: Progress | None) -> list[Outcome]:
+    """Run (point, seed) pairs grouped by static combo in chunks, reusing stored chunks.
+    Returns the outcomes in the order of ``runs``."""
+    K = len(plan.layout.channel)
+    by_combo: dict[int, list[int]] = {}
+    for i, (p, _) in enumerate(runs):
+        by_combo.setdefault(plan.combo_of[p], []).append(i)
+    result: list[Outcome | None] = [None] * len(runs)
+    for c, idx in sorted(by_combo.items()):
+        sc_c = plan.combo_scenario(c)
+        for start in range(0, len(idx), chunk):
+            sel = idx[start:start + chunk]
+            name = f"{phase}-{c:04d}-{start // chunk:06d}"
+            out = store.load(name)
+            if out is None:
+                null = phase == "null"
+                vals = np.array([plan.values(runs[i][0], null) for i in sel], np.float32).reshape(len(sel), len(plan.paths))
+                seeds = np.array([runs[i][1] for i in sel], np.uint32)
+                thr = np.stack([thresholds(runs[i][0]) for i in sel]).reshape(len(sel), K)
+                out = run_batch(sc_c, plan.paths, plan.detectors, vals, seeds, thr)
+                store.save(name, out)
+            for j, i in enumerate(sel):
+                result[i] = Outcome(*(np.asarray(getattr(out, f))[j:j + 1] for f in Outcome._fields))
+            done[0] += len(sel)
+            if progress is not None:
+                progress(done[0], total)
+    return result  # type: ignore[return-value]
+
+
+def sweep(
+    sc: Scenario, axes: Mapping[str, Sequence[Any]] | None = None, seeds: int = 8, *, store: str | Path | None = None,
+    resume: bool = False, chunk: int = 256, progress: Progress | None = None,
+) -> xr.Dataset:
+    """The verdicts of ``sc`` over the grid ``axes`` (dotted field path -> values) and
+    ``seeds`` seeds per point (see the module docstring)."""
+    if chunk < 1:
+        raise ValueError(f"chunk must be >= 1, got {chunk}")
+    chunk = -(-chunk // LANES) * LANES
+    plan = Plan(sc, axes or {}, seeds)
+    store_ = Store(store, plan.spec(chunk), resume)
+    S, Sn, K = plan.seeds, sc.monitor.calibration_seeds, len(plan.layout.channel)
+    null_runs = [(plan.null_rep[n], NULL_SEED0 + s) for n in range(len(plan.null_keys)) for s in range(Sn)]
+    main_runs = [(p, s) for p in range(len(plan.points)) for s in range(S)]
+    total, done = len(null_runs) + len(main_runs), [0]
+    inf = np.full(K, np.inf)
+    null = _concat(_execute(plan, store_, "null", null_runs, lambda p: inf, chunk, done, total, progress))
+    cals = [
+        calibrate(null.stat_max[n * Sn:(n + 1) * Sn], plan.layout.owner, len(plan.detectors), sc.monitor.alpha)
+        for n in range(len(plan.null_keys))
+    ]
+    thr_of = lambda p: cals[plan.null_of[p]].thresholds  # noqa: E731
+    main = _concat(_execute(plan, store_, "main", main_runs, thr_of, chunk, done, total, progress))
+    ds = assemble(plan, main, cals, null)
+    if store_.root is not None:
+        save_netcdf(ds, store_.root / "sweep.nc")
+    return ds
+
+
+def assemble(plan: Plan, main: Outcome, cals: list[Calibration], null: Outcome) -> xr.Dataset:
+    """The sweep Dataset from the per-run outcomes (grid order, seeds innermost)."""
+    sc, lay = plan.sc, plan.layout
+    shape = tuple(len(v) for v in plan.axes.values())
+    dims = tuple(plan.axes)
+    S = plan.seeds
+    r = lambda a: a.reshape(shape + (S,) + a.shape[1:])  # noqa: E731
+    det = detection_rounds(main.alarm_round, lay, sc.monitor.attribution)
+    j = judge(main.failure_round, det, sc.monitor.grace)
+    t_f = r(main.failure_round)
+    jr = type(j)(*(r(a) for a in j))
+    summ = summarize(t_f, jr, axis=len(shape))
+    valid_run = r(main.finite & (main.lam_max * _eta(plan) < 2.0))
+    valid = valid_run.all(axis=-1)
+    P = len(plan.points)
+    per_point = lambda arrs: np.stack(arrs).reshape(shape + arrs[0].shape)  # noqa: E731
+    pt_cal = [cals[plan.null_of[p]] for p in range(P)]
+    g, gs = dims, dims + ("seed",)
+    data = {
+        "failure_round": (gs + ("mode",), t_f),
+        "final_value": (gs + ("mode",), r(main.final_value)),
+        "worst_value": (gs + ("mode",), r(main.worst_value)),
+        "detection_round": (gs + ("mode", "detector"), r(det)),
+        "alarm_round": (gs + ("detector",), r(detector_alarms(main.alarm_round, lay))),
+        "first_detection": (gs + ("mode",), jr.detection_round),
+        "detected": (gs + ("mode",), jr.detected),
+        "silent": (gs + ("mode",), jr.silent),
+        "delay": (gs + ("mode",), jr.delay),
+        "valid_run": (gs, valid_run),
+        "valid": (g, valid),
+        "p_alarm": (g + ("detector",), (r(detector_alarms(main.alarm_round, lay)) >= 0).mean(axis=len(shape))),
+        "final_value_mean": (g + ("mode",), r(main.final_value).mean(axis=len(shape))),
+        "threshold": (g + ("channel",), per_point([c.thresholds for c in pt_cal])),
+        "false_alarm_rate": (g + ("detector",), per_point([c.achieved for c in pt_cal])),
+        "false_alarm_se": (g + ("detector",), per_point([c.achieved_se for c in pt_cal])),
+        "calibrated": (g + ("detector",), per_point([c.calibrated for c in pt_cal])),
+    }
+    for k, v in summ.items():
+        data[k] = (g + ("mode",), np.where(valid[..., None], v, np.nan))
+    coords: dict[str, Any] = {a: np.asarray(v) for a, v in plan.axes.items()}
+    coords.update(seed=np.arange(S), mode=list(MODES), detector=list(plan.detectors), channel=list(lay.channel))
+    ds = xr.Dataset(data, coords=coords)
+    ds.attrs.update(
+        scenario=sc.to_json(), scenario_name=sc.name, axes=json.dumps(list(plan.axes)), static_axes=json.dumps(plan.static),
+        seeds=S, alpha=sc.monitor.alpha, grace=sc.monitor.grace, attribution=sc.monitor.attribution,
+        calibration_seeds=sc.monitor.calibration_seeds, null_seed0=NULL_SEED0, silentfail_version=_version(),
+        kind="silentfail.sweep",
+        spec_hash=hashlib.sha256(json.dumps(plan.spec(0), sort_keys=True).encode()).hexdigest()[:16],
+    )
+    return ds
+
+
+def _eta(plan: Plan) -> np.ndarray:
+    """personalization.eta per run (it may be an axis)."""
+    etas = np.array([s.personalization.eta for s in plan.scenarios])
+    return np.repeat(etas, plan.seeds)

@@ -1,0 +1,159 @@
+"""Verdicts: for each mode, did it fail (T_f), which detector caught it and when (T_d),
+and did it stay silent (DESIGN.md section 5).
+
+For mode m of one run: T_f is the first round its metric crosses the threshold; the
+detection round of detector d is the first alarm of a channel of d that watches m
+(``monitor.attribution = "watch"``) or of any channel of d (``"any"``: DESIGN.md's
+literal rule, where any alarm prompts an investigation); T_d is the earliest over the
+deployed detectors. The run is *silent* for m when T_f is finite and T_d is infinite
+or later than T_f + grace. An alarm before T_f counts as a detection (an early warning,
+negative delay).
+
+Thresholds come from :func:`calibration`: null runs of the same scenario with the
+shift switched off (``shifts.strength = 0``: the same constraints, personalization and
+federation), seeds disjoint from those of the runs judged.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import NamedTuple
+
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+
+from .batch import NULL_STRENGTH, run_batch
+from .detectors import Calibration, Layout, Public, calibrate, deployed, first_over, layout, statistics
+from .scenario import MODES, Scenario, scenario_from_dict
+from .trace import Trace, scenario_of
+
+#: Seeds of null (calibration) runs start here, disjoint from the seeds of judged runs.
+NULL_SEED0 = 1 << 30
+
+
+def detection_rounds(alarm: np.ndarray, lay: Layout, attribution: str = "watch") -> np.ndarray:
+    """(..., K) channel alarm rounds -> (..., modes, detectors): each detector's first
+    alarm that counts for each mode (-1 = none)."""
+    big = np.iinfo(np.int64).max
+    a = np.where(alarm < 0, big, alarm).astype(np.int64)
+    out = np.full(alarm.shape[:-1] + (len(MODES), len(lay.detectors)), big, np.int64)
+    for k in range(alarm.shape[-1]):
+        d = lay.owner[k]
+        modes = np.ones(len(MODES), bool) if attribution == "any" else lay.watches[k]
+        for m in np.flatnonzero(modes):
+            out[..., m, d] = np.minimum(out[..., m, d], a[..., k])
+    return np.where(out == big, -1, out)
+
+
+def detector_alarms(alarm: np.ndarray, lay: Layout) -> np.ndarray:
+    """(..., K) -> (..., detectors): each detector's first alarm on any channel (-1 = none)."""
+    big = np.iinfo(np.int64).max
+    a = np.where(alarm < 0, big, alarm).astype(np.int64)
+    out = np.full(alarm.shape[:-1] + (len(lay.detectors),), big, np.int64)
+    for k in range(alarm.shape[-1]):
+        out[..., lay.owner[k]] = np.minimum(out[..., lay.owner[k]], a[..., k])
+    return np.where(out == big, -1, out)
+
+
+class Judgement(NamedTuple):
+    detection_round: np.ndarray  # (..., modes) earliest counting alarm over detectors, -1 = none
+    detected: np.ndarray  # (..., modes) bool
+    silent: np.ndarray  # (..., modes) bool
+    delay: np.ndarray  # (..., modes) float, T_d - T_f where detected, else NaN
+
+
+def judge(failure_round: np.ndarray, det_rounds: np.ndarray, grace: int) -> Judgement:
+    """Silent = failed and (no counting alarm, or the first one later than T_f + grace)."""
+    big = np.iinfo(np.int64).max
+    t_d = np.where(det_rounds < 0, big, det_rounds).min(axis=-1)
+    t_d = np.where(t_d == big, -1, t_d)
+    failed = failure_round >= 0
+    detected = failed & (t_d >= 0) & (t_d <= failure_round + grace)
+    delay = np.where(detected, (t_d - failure_round).astype(float), np.nan)
+    return Judgement(t_d, detected, failed & ~detected, delay)
+
+
+@functools.lru_cache(maxsize=32)
+def _calibration(scenario_json: str) -> tuple[Layout, Calibration]:
+    sc = scenario_from_dict(json.loads(scenario_json))
+    dets = deployed(sc)
+    lay = layout(dets)
+    S = sc.monitor.calibration_seeds
+    out = run_batch(
+        sc, ("shifts.strength",), dets, np.full((S, 1), NULL_STRENGTH), NULL_SEED0 + np.arange(S),
+        np.full((S, len(lay.channel)), np.inf),
+    )
+    return lay, calibrate(out.stat_max, lay.owner, len(dets), sc.monitor.alpha)
+
+
+def calibration(sc: Scenario) -> tuple[Layout, Calibration]:
+    """The deployed detectors' channel layout and their thresholds, calibrated on
+    ``monitor.calibration_seeds`` null runs to false-alarm rate ``monitor.alpha``
+    (cached per scenario)."""
+    return _calibration(sc.to_json())
+
+
+def trace_statistics(trace: Trace) -> np.ndarray:
+    """(T, K) detector-channel statistics recomputed from the observables in a trace."""
+    sc = scenario_of(trace)
+    dets = deployed(sc)
+    obs = {k: jnp.asarray(trace[k].values) for k in trace.data_vars if k.startswith("obs_")}
+    pub = Public(jnp.asarray(trace.attrs["fm_alignment"]), jnp.asarray(trace.attrs["fm_p0_acc"]))
+    return np.asarray(statistics(obs, pub, sc, dets))
+
+
+def verdict(trace: Trace) -> xr.Dataset:
+    """The Verdict of one run (mode x detector): T_f, each deployed detector's detection
+    round, T_d, detected, silent and delay, with the calibration it used in attrs."""
+    sc = scenario_of(trace)
+    lay, cal = calibration(sc)
+    stats = trace_statistics(trace)
+    alarm = np.asarray(first_over(jnp.asarray(stats), jnp.asarray(cal.thresholds, jnp.float32)))
+    det = detection_rounds(alarm, lay, sc.monitor.attribution)
+    t_f = trace["failure_round"].values
+    j = judge(t_f, det, sc.monitor.grace)
+    watches = np.zeros((len(MODES), len(lay.detectors)), bool)
+    for k in range(len(lay.channel)):
+        watches[:, lay.owner[k]] |= lay.watches[k]
+    ds = xr.Dataset(
+        {
+            "failure_round": (("mode",), t_f),
+            "detection_round": (("mode", "detector"), det),
+            "watches": (("mode", "detector"), watches),
+            "alarm_round": (("detector",), detector_alarms(alarm, lay)),
+            "first_detection": (("mode",), j.detection_round),
+            "detected": (("mode",), j.detected),
+            "silent": (("mode",), j.silent),
+            "delay": (("mode",), j.delay),
+            "false_alarm_rate": (("detector",), cal.achieved),
+            "false_alarm_se": (("detector",), cal.achieved_se),
+            "channel_threshold": (("channel",), cal.thresholds),
+            "channel_alarm_round": (("channel",), alarm),
+        },
+        coords={"mode": list(MODES), "detector": list(lay.detectors), "channel": list(lay.channel)},
+    )
+    ds.attrs.update(
+        alpha=cal.nominal, grace=sc.monitor.grace, attribution=sc.monitor.attribution,
+        calibration_seeds=sc.monitor.calibration_seeds, seed=trace.attrs["seed"], scenario=trace.attrs["scenario"],
+    )
+    return ds
+
+
+def summarize(failure_round: np.ndarray, j: Judgement, axis: int) -> dict[str, np.ndarray]:
+    """Across seeds (``axis``): P(fail), P(detected | fail), P(silent), and the median and
+    10%/90% quantiles of the detection delay over detected failures."""
+    failed = failure_round >= 0
+    n_fail = failed.sum(axis)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p_det = np.where(n_fail > 0, j.detected.sum(axis) / np.maximum(n_fail, 1), np.nan)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        q = np.nanquantile(j.delay, [0.1, 0.5, 0.9], axis=axis) if j.delay.size else np.full((3,), np.nan)
+    return dict(
+        p_fail=failed.mean(axis), p_detected_given_fail=p_det, p_silent=j.silent.mean(axis),
+        delay_q10=q[0], delay_median=q[1], delay_q90=q[2],
+    )
