@@ -313,34 +313,20 @@ def simulate(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the trace as NetCDF."),
     list_presets: bool = typer.Option(False, "--list-presets", help="List the presets and exit."),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="Override a field, e.g. --set federation.rounds=10 (repeatable)."),
+    verdict_: bool = typer.Option(True, "--verdict/--no-verdict", help="Calibrate the detectors on null runs and print which failures are caught or silent."),
 ) -> None:
     """Simulate a scenario, print a per-mode table of failures, and optionally save the trace.
 
     Example: silentfail simulate --preset label-shift --seed 1 -o trace.nc
     """
-    import json as _json
-
     from .sim.run import run
-    from .sim.scenario import load_scenario, preset, preset_names
+    from .sim.scenario import preset, preset_names
     from .sim.trace import save_trace, summary
 
     if list_presets:
         console.print(_table("presets", ["name", "description"], [[n, preset(n).description] for n in preset_names()]))
         return
-    if scenario_file is not None and preset_name is not None:
-        raise UserError("give a scenario file or --preset, not both")
-    sc = load_scenario(scenario_file) if scenario_file is not None else preset(preset_name or "default")
-    overrides = {}
-    for item in set_ or []:
-        if "=" not in item:
-            raise UserError(f"--set expects FIELD=VALUE, got {item!r}")
-        key, value = item.split("=", 1)
-        try:
-            overrides[key.strip()] = _json.loads(value)
-        except _json.JSONDecodeError:
-            overrides[key.strip()] = value
-    if overrides:
-        sc = sc.replace(**overrides)
+    sc = _scenario(scenario_file, preset_name, set_, "default")
     trace = run(sc, seed)
     rows = summary(trace)
     console.print(_table(
@@ -353,9 +339,206 @@ def simulate(
     dp_text = "none" if eps == float("inf") else f"epsilon = {eps:.3f} at delta = {delta:g}"
     final_alignment = float(trace["global_alignment"][-1])
     console.print(f"DP: {dp_text}; FM alignment {trace.attrs['fm_alignment']:.3f} -> global {final_alignment:.3f}")
+    if verdict_:
+        from .sim.verdict import verdict
+
+        _print_verdict(verdict(trace))
     if output is not None:
         save_trace(trace, output)
         err_console.print(f"wrote {output}")
+
+
+def _overrides(set_: Optional[list[str]]) -> dict:
+    import json as _json
+
+    overrides = {}
+    for item in set_ or []:
+        if "=" not in item:
+            raise UserError(f"--set expects FIELD=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        try:
+            overrides[key.strip()] = _json.loads(value)
+        except _json.JSONDecodeError:
+            overrides[key.strip()] = value
+    return overrides
+
+
+def _scenario(scenario_file: Optional[Path], preset_name: Optional[str], set_: Optional[list[str]], default: str):
+    from .sim.scenario import load_scenario, preset
+
+    if scenario_file is not None and preset_name is not None:
+        raise UserError("give a scenario file or --preset, not both")
+    sc = load_scenario(scenario_file) if scenario_file is not None else preset(preset_name or default)
+    overrides = _overrides(set_)
+    return sc.replace(**overrides) if overrides else sc
+
+
+def _parse_axis(text: str, option: str) -> tuple[str, list[float]]:
+    """FIELD=lo:hi:n (linear; log-spaced when written FIELD=log:lo:hi:n) or FIELD=v1,v2,..."""
+    import numpy as np
+
+    if "=" not in text:
+        raise UserError(f"{option} expects FIELD=lo:hi:n or FIELD=v1,v2,..., got {text!r}")
+    field, spec = (t.strip() for t in text.split("=", 1))
+    try:
+        if ":" in spec:
+            parts = spec.split(":")
+            log = parts[0] == "log"
+            lo, hi, n = (float(parts[-3]), float(parts[-2]), int(parts[-1]))
+            if n < 1 or (log and (lo <= 0 or hi <= 0)):
+                raise ValueError
+            values = np.geomspace(lo, hi, n) if log else np.linspace(lo, hi, n)
+            return field, [float(f"{v:.6g}") for v in values]
+        return field, [float(v) for v in spec.split(",")]
+    except ValueError:
+        raise UserError(f"{option}: cannot read {spec!r} (expected lo:hi:n, log:lo:hi:n or v1,v2,...)") from None
+
+
+def _progress():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn("runs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),
+                   TimeRemainingColumn(), console=Console(file=sys.stderr), transient=False)
+    task = {}
+
+    def update(done: int, total: int) -> None:
+        if not task:
+            task["id"] = bar.add_task("runs", total=total)
+        bar.update(task["id"], completed=done)
+
+    return bar, update
+
+
+@app.command("phase")
+def phase(
+    scenario_file: Optional[Path] = typer.Argument(None, help="A scenario TOML file (default: the 'phase' preset)."),
+    preset_name: Optional[str] = typer.Option(None, "--preset", "-p", help="A named preset instead of a file."),
+    x: str = typer.Option("personalization.lam=log:0.01:10:8", "--x", help="First axis: FIELD=lo:hi:n, FIELD=log:lo:hi:n or FIELD=v1,v2,..."),
+    y: str = typer.Option("shifts.strength=0:1:8", "--y", help="Second axis, same forms."),
+    seeds: int = typer.Option(8, "--seeds", "-s", min=1, help="Seeds per grid cell."),
+    constraints: Optional[str] = typer.Option(None, "--constraints", "-c", help="Comma-separated constraints in force (default: the scenario's own)."),
+    alpha: Optional[float] = typer.Option(None, "--alpha", help="False-alarm rate of each detector (default: monitor.alpha)."),
+    output: Path = typer.Option(Path("phase"), "--output", "-o", help="Output folder (sweep store, figure, report)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted sweep in the output folder."),
+    chunk: int = typer.Option(256, "--chunk", min=1, help="Runs per stored chunk."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="Override a field, e.g. --set federation.rounds=20 (repeatable)."),
+) -> None:
+    """Sweep two axes, calibrate the detectors on null runs, and draw the six-panel phase
+    diagram of no failure / failure detected / silent failure.
+
+    Example: silentfail phase --x personalization.lam=log:0.01:10:8 --y shifts.strength=0:1:8 --seeds 8 -o phase
+    """
+    import time
+
+    from .constraints import scenario_constraints, with_constraints
+    from .figures import phase_figure
+    from .sim.sweep import sweep
+
+    sc = _scenario(scenario_file, preset_name, set_, "phase")
+    if constraints is not None:
+        sc = with_constraints(sc, constraints.split(","))
+    if alpha is not None:
+        sc = sc.replace(**{"monitor.alpha": alpha})
+    (xf, xv), (yf, yv) = _parse_axis(x, "--x"), _parse_axis(y, "--y")
+    if xf == yf:
+        raise UserError(f"--x and --y sweep the same field {xf!r}")
+    output.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    bar, update = _progress()
+    with bar:
+        ds = sweep(sc, {xf: xv, yf: yv}, seeds=seeds, store=output / "store", resume=resume, chunk=chunk, progress=update)
+    figs = phase_figure(ds, output / "phase")
+    report_path = _write_report(ds, output)
+    _print_sweep(ds)
+    err_console.print(
+        f"constraints: {', '.join(scenario_constraints(sc)) or 'none'}; {len(xv)} x {len(yv)} cells x {seeds} seeds "
+        f"in {time.perf_counter() - t0:.1f} s; wrote {', '.join(str(p) for p in figs)}, {report_path}, {output / 'store' / 'sweep.nc'}"
+    )
+
+
+def _print_sweep(ds) -> None:
+    import numpy as np
+
+    from .sim.scenario import MODES
+
+    rows = []
+    for m in MODES:
+        pf = ds["p_fail"].sel(mode=m).values
+        ps = ds["p_silent"].sel(mode=m).values
+        rows.append([m, f"{np.nanmean(pf):.2f}", f"{np.nanmean(ps):.2f}", f"{np.mean(pf >= 0.5):.2f}", f"{np.mean(ps >= 0.5):.2f}"])
+    console.print(_table("over the grid", ["mode", "mean P(fail)", "mean P(silent)", "cells failing", "cells silent"], rows))
+    far = ds["false_alarm_rate"].values.reshape(-1, ds.sizes["detector"])
+    console.print(_table(
+        f"detectors (nominal alpha {ds.attrs['alpha']}; achieved on held-out null runs)", ["detector", "achieved false-alarm rate (mean over cells)", "P(alarm) (mean over cells)"],
+        [[d, f"{np.nanmean(far[:, i]):.3f}", f"{float(ds['p_alarm'].sel(detector=d).mean()):.2f}"] for i, d in enumerate(ds.detector.values)],
+    ))
+
+
+def _write_report(ds, output: Path) -> Path:
+    from .report import sweep_markdown
+
+    path = output / "report.md"
+    path.write_text(sweep_markdown(ds, figure="phase.png"))
+    return path
+
+
+@app.command("report")
+def report(
+    path: Path = typer.Argument(..., help="A trace (silentfail simulate -o) or a sweep (phase output folder or its sweep.nc)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write a self-contained Markdown report here (figures beside it)."),
+) -> None:
+    """Summarize what failed, what was caught by which detector, and what stayed silent.
+
+    Example: silentfail report phase/store/sweep.nc -o report.md
+    """
+    import xarray as xr
+
+    from .report import sweep_markdown, trace_markdown
+
+    if path.is_dir():
+        path = path / "store" / "sweep.nc" if (path / "store" / "sweep.nc").exists() else path / "sweep.nc"
+    if not path.is_file():
+        raise FileNotFoundError(f"{str(path)!r} is not a trace or sweep file")
+    ds = xr.load_dataset(path, engine="h5netcdf")
+    if ds.attrs.get("kind") == "silentfail.sweep":
+        _print_sweep(ds)
+        if output is not None:
+            fig = None
+            if len(__import__("json").loads(ds.attrs["axes"])) == 2:
+                from .figures import phase_figure
+
+                fig = phase_figure(ds, output.with_name(output.stem + "_phase"))[1].name
+            output.write_text(sweep_markdown(ds, figure=fig))
+    else:
+        from .sim.trace import load_trace
+        from .sim.verdict import verdict
+
+        trace = load_trace(path)
+        v = verdict(trace)
+        _print_verdict(v)
+        if output is not None:
+            output.write_text(trace_markdown(trace, v))
+    if output is not None:
+        err_console.print(f"wrote {output}")
+
+
+def _print_verdict(v) -> None:
+    from .sim.scenario import MODES
+
+    rows = []
+    for m in MODES:
+        tf = int(v["failure_round"].sel(mode=m))
+        cells = []
+        for d in v.detector.values:
+            r = int(v["detection_round"].sel(mode=m, detector=d))
+            w = bool(v["watches"].sel(mode=m, detector=d))
+            cells.append(str(r) if r >= 0 else ("-" if w else "."))
+        state = "SILENT" if bool(v["silent"].sel(mode=m)) else ("detected" if bool(v["detected"].sel(mode=m)) else ("ok" if tf < 0 else "?"))
+        rows.append([m, str(tf) if tf >= 0 else "-", *cells, state])
+    console.print(_table(
+        f"verdict (alpha {v.attrs['alpha']}, grace {v.attrs['grace']} rounds; cells: detection round, '-' no alarm, '.' does not watch)",
+        ["mode", "T_f", *[str(d) for d in v.detector.values], "verdict"], rows,
+    ))
 
 
 # ------------------------------------------------------------------ prove

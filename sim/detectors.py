@@ -6,8 +6,8 @@ and the failure modes it watches (the taxonomy's ``detects`` edges; a test check
 agree). A channel alarms at the first round with s_t > h. The thresholds h of a
 detector's channels are calibrated together on null runs (same constraints, no shift)
 so that the detector's false-alarm rate over the horizon is at most alpha
-(:func:`calibrate`, a conformal order-statistic rule), and the achieved rate is
-measured by cross-fitting.
+(:func:`calibrate`, a conformal rank rule), and the achieved rate is measured on
+held-out null runs.
 
 Statistics (server-known constants: the FM's public probe alignment A(theta_0) and P0
 accuracy, the public directions u and mu_spu, the DP noise scale):
@@ -234,46 +234,45 @@ class Calibration(NamedTuple):
 
     thresholds: np.ndarray  # (K,) +inf where uncalibrated
     nominal: float  # alpha
-    achieved: np.ndarray  # (detectors,) cross-fitted false-alarm rate
+    achieved: np.ndarray  # (detectors,) false-alarm rate measured on held-out null runs
     achieved_se: np.ndarray  # (detectors,) its binomial standard error
-    in_sample: np.ndarray  # (detectors,) false-alarm rate on the calibration runs
     calibrated: np.ndarray  # (detectors,) bool: enough null runs for alpha
+    n_validation: int  # held-out null runs the achieved rate is measured on
 
 
-def _union_thresholds(x: np.ndarray, alpha: float) -> tuple[np.ndarray, bool]:
-    """Thresholds h_k = X_(j),k (the j-th smallest null maximum of each channel) at the
-    smallest j whose in-sample union exceedance count is <= alpha (S + 1) - 1: for one
-    channel this is the conformal (1 - alpha) quantile, P(false alarm) <= alpha."""
-    S = x.shape[0]
-    srt = np.sort(x, axis=0)
-    budget = alpha * (S + 1) - 1
-    for j in range(S):
-        h = srt[j]
-        if np.sum(np.any(x > h[None, :], axis=1)) <= budget:
-            return h, True
-    return np.full(x.shape[1], np.inf), False
+def _rank_thresholds(cal: np.ndarray, alpha: float) -> tuple[np.ndarray, bool]:
+    """Conformal thresholds for the union of a detector's channels: with r_ik the rank of
+    run i in channel k (number of runs strictly below it) and R_i = max_k r_ik, take the
+    smallest order index j with (#{i: R_i > j} + 1) / (n + 1) <= alpha and h_k = the
+    (j+1)-th smallest value of channel k. A run exceeds some h_k exactly when R_i > j
+    (leaving it out does not move the others' order statistics), so a new exchangeable
+    null run alarms with probability <= alpha. For one channel this is the conformal
+    (1 - alpha) quantile."""
+    n = cal.shape[0]
+    srt = np.sort(cal, axis=0)
+    ranks = np.stack([np.searchsorted(srt[:, k], cal[:, k], side="left") for k in range(cal.shape[1])], axis=1)
+    R = ranks.max(axis=1)
+    for j in range(n):
+        if (np.sum(R > j) + 1) / (n + 1) <= alpha:
+            return srt[j], True
+    return np.full(cal.shape[1], np.inf), False
 
 
 def calibrate(null_max: np.ndarray, owner: np.ndarray, n_detectors: int, alpha: float) -> Calibration:
-    """Calibrate every detector on null runs' horizon maxima ``null_max`` (S, K).
-
-    The achieved rate is cross-fitted: thresholds from one half of the null runs,
-    false alarms counted on the other half, and vice versa."""
-    x = np.where(np.isnan(null_max), -np.inf, np.asarray(null_max, np.float64))
+    """Calibrate every detector on null runs' horizon maxima ``null_max`` (S, K): the
+    first half of the runs sets the conformal thresholds (:func:`_rank_thresholds`), the
+    second half (held out) measures the achieved false-alarm rate. A detector with too
+    few runs for alpha is uncalibrated and never alarms."""
+    x = np.asarray(null_max, np.float64)
+    x = np.where(np.isnan(x), -np.inf, x)
     S = x.shape[0]
+    cal, val = x[: S // 2], x[S // 2:]
     thr = np.full(x.shape[1], np.inf)
     ok = np.zeros(n_detectors, bool)
     achieved = np.full(n_detectors, np.nan)
-    in_sample = np.full(n_detectors, np.nan)
-    halves = (np.arange(S) < S // 2), (np.arange(S) >= S // 2)
     for d in range(n_detectors):
         k = owner == d
-        thr[k], ok[d] = _union_thresholds(x[:, k], alpha)
-        in_sample[d] = np.mean(np.any(x[:, k] > thr[k][None], axis=1))
-        alarms = []
-        for fit, test in (halves, halves[::-1]):
-            h, _ = _union_thresholds(x[fit][:, k], alpha)
-            alarms.append(np.any(x[test][:, k] > h[None], axis=1))
-        achieved[d] = np.mean(np.concatenate(alarms))
-    se = np.sqrt(np.maximum(achieved * (1 - achieved), 1e-12) / S)
-    return Calibration(thr, float(alpha), achieved, se, in_sample, ok)
+        thr[k], ok[d] = _rank_thresholds(cal[:, k], alpha)
+        achieved[d] = np.mean(np.any(val[:, k] > thr[k][None], axis=1)) if len(val) else np.nan
+    se = np.sqrt(np.maximum(achieved * (1 - achieved), 1e-12) / max(len(val), 1))
+    return Calibration(thr, float(alpha), achieved, se, ok, len(val))

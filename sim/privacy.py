@@ -14,6 +14,7 @@ References:
 
 from __future__ import annotations
 
+import logging
 import math
 
 from .scenario import Scenario
@@ -34,5 +35,11 @@ def dp_epsilon(sc: Scenario, q_max: float, releases: int = 1) -> float:
     else:
         event = gaussian
     acc = rdp.RdpAccountant()
-    acc.compose(dp_event.SelfComposedDpEvent(event, f.rounds * max(1, releases)))
-    return float(acc.get_epsilon(f.dp_delta))
+    absl = logging.getLogger("absl")  # orders whose series does not converge are dropped, with a warning each
+    level = absl.level
+    absl.setLevel(logging.ERROR)
+    try:
+        acc.compose(dp_event.SelfComposedDpEvent(event, f.rounds * max(1, releases)))
+        return float(acc.get_epsilon(f.dp_delta))
+    finally:
+        absl.setLevel(level)

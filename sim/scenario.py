@@ -11,6 +11,7 @@ names) and a PyTree of float parameters (see :mod:`silentfail.sim.params`).
 from __future__ import annotations
 
 import json
+import math
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -229,13 +230,23 @@ class Monitor(_Section):
     detectors: tuple[str, ...] | None = Field(None, description=f"deployed detectors (default: every one the access allows): {', '.join(DETECTORS)}")
     alpha: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(0.05, description="false-alarm rate of each detector over the horizon, calibrated on the null scenario")
     grace: int = Field(5, ge=0, description="rounds after the failure round within which an alarm still counts as a detection")
-    calibration_seeds: int = Field(100, ge=20, le=100_000, description="null-scenario seeds each detector threshold is calibrated on (>= 20: alpha = 0.05 needs 19)")
+    calibration_seeds: int = Field(
+        100, ge=8, le=100_000,
+        description="null-scenario seeds per calibration: half set the conformal thresholds (needs >= 1/alpha - 1 runs), half measure the achieved false-alarm rate",
+    )
     attribution: Literal["watch", "any"] = Field(
         "watch", description="'watch': a mode is detected only by a detector channel that watches it (taxonomy detects edges); 'any': by any alarm (DESIGN.md's literal definition)"
     )
 
     @model_validator(mode="after")
     def _known(self) -> Monitor:
+        n = self.calibration_seeds // 2
+        if 1 / (n + 1) > self.alpha + 1e-12:
+            need = 2 * math.ceil(1 / self.alpha - 1 - 1e-9)
+            raise ValueError(
+                f"monitor.calibration_seeds = {self.calibration_seeds} is too few for monitor.alpha = {self.alpha}: "
+                f"half of them set the conformal threshold and need >= 1/alpha - 1 runs; use >= {need}"
+            )
         if self.detectors is not None:
             bad = [d for d in self.detectors if d not in DETECTORS]
             if bad:

@@ -1,0 +1,126 @@
+"""Phase figures: for each mode, the regime of every grid cell over two swept axes
+(no failure / failure detected / silent failure), with the P = 0.5 contours of
+P(fail) and P(silent). Okabe-Ito colours (colour-blind safe), labelled axes with units,
+PDF and PNG.
+
+Reference:
+    Okabe, Ito (2008), Color Universal Design (CUD): How to make figures and
+    presentations that are friendly to colorblind people.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from .sim.scenario import MODES
+
+#: Regimes and their Okabe-Ito colours.
+REGIMES = ("no failure", "failure detected", "silent failure")
+COLOURS = ("#F2F2F2", "#56B4E9", "#D55E00")
+
+#: Axis labels with units for the fields users sweep most.
+LABELS = {
+    "personalization.lam": r"personalization strength $\lambda$ (proximal penalty, 1/risk units)",
+    "shifts.strength": "shift strength $f$ (0 = none, 1 = full)",
+    "federation.noise_multiplier": "DP noise multiplier $z$ (std / clip norm)",
+    "federation.participation": "participation probability $q$",
+    "personalization.eta": r"local learning rate $\eta$",
+    "shifts.spurious_mean": r"mean client spurious correlation $\bar r$",
+    "shifts.concept_angle": "concept-shift angle std (rad)",
+    "shifts.covariate_scale": "covariate mean-shift std (feature units)",
+    "personalization.beta": r"teacher weight $\beta$",
+    "federation.participation_disparity": "participation disparity (0-1)",
+}
+
+TITLES = {m: m.replace("_", " ").capitalize() for m in MODES}
+
+Overlay = Callable[[xr.Dataset, str], "tuple[np.ndarray, np.ndarray] | None"]
+
+
+def regimes(ds: xr.Dataset) -> xr.DataArray:
+    """Regime index per cell and mode: the most probable of no failure (1 - P(fail)),
+    failure detected (P(fail) - P(silent)) and silent failure (P(silent)); -1 where invalid."""
+    p = np.stack([1 - ds["p_fail"], ds["p_fail"] - ds["p_silent"], ds["p_silent"]], axis=-1)
+    idx = np.where(np.isnan(p).any(-1), -1, np.argmax(np.nan_to_num(p, nan=-1), axis=-1))
+    return xr.DataArray(idx, dims=ds["p_fail"].dims, coords=ds["p_fail"].coords)
+
+
+def _edges(v: np.ndarray, log: bool) -> np.ndarray:
+    """Cell edges around sorted centres (geometric midpoints on a log axis)."""
+    x = np.log10(v) if log else v.astype(float)
+    if len(x) == 1:
+        mid = np.array([x[0] - 0.5, x[0] + 0.5])
+    else:
+        inner = (x[1:] + x[:-1]) / 2
+        mid = np.concatenate([[x[0] - (inner[0] - x[0])], inner, [x[-1] + (x[-1] - inner[-1])]])
+    return 10**mid if log else mid
+
+
+def _is_log(v: np.ndarray) -> bool:
+    v = np.asarray(v, float)
+    if len(v) < 3 or np.any(v <= 0):
+        return False
+    r = v[1:] / v[:-1]
+    return bool(np.allclose(r, r[0], rtol=1e-3) and r[0] > 1.5)
+
+
+def phase_figure(ds: xr.Dataset, out: str | Path, *, overlay: Overlay | None = None, title: str | None = None) -> list[Path]:
+    """Six panels (one per mode) of the regimes over the sweep's two axes; writes
+    ``out``.pdf and ``out``.png and returns their paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    axes = json.loads(ds.attrs["axes"])
+    if len(axes) != 2:
+        raise ValueError(f"a phase figure needs a sweep over exactly two axes, got {len(axes)}: {axes}")
+    xname, yname = axes
+    xv, yv = ds[xname].values.astype(float), ds[yname].values.astype(float)
+    xlog, ylog = _is_log(xv), _is_log(yv)
+    reg = regimes(ds)
+    cmap = ListedColormap(("#FFFFFF",) + COLOURS)  # -1 (invalid) white
+    fig, panels = plt.subplots(2, 3, figsize=(10.5, 6.6), sharex=True, sharey=True, constrained_layout=True)
+    X, Y = np.meshgrid(_edges(xv, xlog), _edges(yv, ylog), indexing="ij")
+    for ax, mode in zip(panels.flat, MODES):
+        r = reg.sel(mode=mode).transpose(xname, yname).values
+        ax.pcolormesh(X, Y, r + 1, cmap=cmap, vmin=0, vmax=3, shading="flat")
+        if len(xv) > 1 and len(yv) > 1:
+            for var, style in (("p_fail", "-"), ("p_silent", "--")):
+                z = ds[var].sel(mode=mode).transpose(xname, yname).values
+                if np.nanmax(z) >= 0.5 > np.nanmin(z):
+                    ax.contour(*np.meshgrid(xv, yv, indexing="ij"), z, levels=[0.5], colors="black", linestyles=style, linewidths=1.2)
+        if overlay is not None and (line := overlay(ds, mode)) is not None:
+            ax.plot(*line, color="#009E73", lw=2, label="theory")
+        ax.set_title(TITLES[mode], fontsize=10)
+        if xlog:
+            ax.set_xscale("log")
+        if ylog:
+            ax.set_yscale("log")
+    for ax in panels[-1]:
+        ax.set_xlabel(LABELS.get(xname, xname), fontsize=8)
+    for ax in panels[:, 0]:
+        ax.set_ylabel(LABELS.get(yname, yname), fontsize=8)
+    handles = [Patch(facecolor=c, edgecolor="0.5", label=r) for r, c in zip(REGIMES, COLOURS)]
+    handles += [plt.Line2D([], [], color="black", ls="-", label="P(fail) = 0.5"),
+                plt.Line2D([], [], color="black", ls="--", label="P(silent) = 0.5")]
+    fig.legend(handles=handles, loc="outside lower center", ncol=5, fontsize=8, frameon=False)
+    sc_name = ds.attrs.get("scenario_name", "")
+    fig.suptitle(title or f"Silent failures: {sc_name} (alpha = {ds.attrs['alpha']}, {ds.attrs['seeds']} seeds per cell)",
+                 fontsize=11)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for ext in ("pdf", "png"):
+        p = out.with_suffix(f".{ext}")
+        fig.savefig(p, dpi=150)
+        paths.append(p)
+    plt.close(fig)
+    return paths

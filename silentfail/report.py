@@ -1,0 +1,112 @@
+"""Readable reports of a run (trace + verdict) or a sweep: self-contained Markdown
+(figures embedded as base64 PNG) of what failed, what was caught by which detector, and
+what stayed silent."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from .sim.scenario import MODES
+
+
+def _embed(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _fmt(v: float, digits: int = 2) -> str:
+    return "-" if v is None or not np.isfinite(v) else f"{v:.{digits}f}"
+
+
+def sweep_markdown(ds: xr.Dataset, figure: str | Path | None = None) -> str:
+    """A sweep's report: per mode the grid-averaged P(fail), P(silent), P(detected |
+    fail), median delay; the detectors' calibration; the phase figure embedded."""
+    axes = json.loads(ds.attrs["axes"])
+    sc = json.loads(ds.attrs["scenario"])
+    out = [f"# silentfail sweep: {ds.attrs.get('scenario_name', '')}", ""]
+    grid = " x ".join(f"`{a}` ({ds.sizes[a]} values, {float(ds[a].min()):g} to {float(ds[a].max()):g})" for a in axes) or "one point"
+    out += [f"Grid: {grid}; {ds.attrs['seeds']} seeds per cell; detectors calibrated to alpha = {ds.attrs['alpha']} "
+            f"on {ds.attrs['calibration_seeds']} null runs per cell (half set the thresholds, half measure the achieved rate); "
+            f"grace {ds.attrs['grace']} rounds; attribution `{ds.attrs['attribution']}`.", ""]
+    rows = []
+    for m in MODES:
+        pf, ps = ds["p_fail"].sel(mode=m).values, ds["p_silent"].sel(mode=m).values
+        pd = ds["p_detected_given_fail"].sel(mode=m).values
+        rows.append([m, _fmt(np.nanmean(pf)), _fmt(np.nanmean(ps)), _fmt(np.nanmean(pd)) if np.isfinite(pd).any() else "-",
+                     f"{np.mean(pf >= 0.5):.2f}", f"{np.mean(ps >= 0.5):.2f}",
+                     _fmt(np.nanmedian(ds['delay_median'].sel(mode=m).values), 1) if np.isfinite(ds['delay_median'].sel(mode=m).values).any() else "-"])
+    out += ["## What failed, what was caught, what stayed silent", "",
+            _md_table(["mode", "mean P(fail)", "mean P(silent)", "mean P(detected given fail)", "cells failing", "cells silent", "median delay (rounds)"], rows), ""]
+    far = ds["false_alarm_rate"].values.reshape(-1, ds.sizes["detector"])
+    det_rows = []
+    for i, d in enumerate(ds.detector.values):
+        caught = [m for m in MODES if (ds["detection_round"].sel(detector=d, mode=m) >= 0).any()]
+        det_rows.append([str(d), _fmt(np.nanmean(far[:, i]), 3), _fmt(float(ds["p_alarm"].sel(detector=d).mean())), ", ".join(caught) or "-"])
+    out += ["## Detectors", "", _md_table(["detector", "achieved false-alarm rate (mean over cells)", "P(alarm)", "modes it ever caught"], det_rows), ""]
+    if figure is not None:
+        fig_path = Path(figure)
+        out += ["## Phase diagram", ""]
+        data = None
+        if fig_path.exists():
+            data = "data:image/png;base64," + base64.b64encode(fig_path.read_bytes()).decode()
+        out += [f"![phase diagram]({data or fig_path.name})", ""]
+    bad = int((~ds["valid"].values.astype(bool)).sum())
+    if bad:
+        out += [f"**Warning:** {bad} cell(s) had a diverging run (non-finite values or unstable local steps); their probabilities are NaN.", ""]
+    out += ["## Scenario", "", "```json", json.dumps(sc, indent=1, sort_keys=True), "```", ""]
+    return "\n".join(out)
+
+
+def trace_markdown(trace: xr.Dataset, verdict: xr.Dataset) -> str:
+    """One run's report: the verdict table and the mode metrics over rounds with their
+    thresholds, failure rounds and first detections."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = [f"# silentfail run: {trace.attrs.get('scenario_name', '')}, seed {trace.attrs['seed']}", ""]
+    eps = trace.attrs["dp_epsilon"]
+    dp = "none" if not np.isfinite(eps) else f"epsilon = {eps:.3f} at delta = {trace.attrs['dp_delta']:g}"
+    out += [f"DP: {dp}; "
+            f"access: {', '.join(json.loads(trace.attrs.get('access', '[]')))}; detectors calibrated to alpha = "
+            f"{verdict.attrs['alpha']} on {verdict.attrs['calibration_seeds']} null runs.", ""]
+    rows = []
+    for m in MODES:
+        tf = int(verdict["failure_round"].sel(mode=m))
+        dets = [f"{d} ({int(r)})" for d, r in zip(verdict.detector.values, verdict["detection_round"].sel(mode=m).values) if r >= 0]
+        state = "**silent**" if bool(verdict["silent"].sel(mode=m)) else ("detected" if bool(verdict["detected"].sel(mode=m)) else "no failure")
+        rows.append([m, str(tf) if tf >= 0 else "-", ", ".join(dets) or "-", state])
+    out += ["## Verdict", "", _md_table(["mode", "failure round", "alarms that count (round)", "verdict"], rows), ""]
+    far_rows = [[str(d), _fmt(float(verdict["false_alarm_rate"].sel(detector=d)), 3), _fmt(float(verdict["false_alarm_se"].sel(detector=d)), 3)]
+                for d in verdict.detector.values]
+    out += ["## Detector calibration", "", _md_table(["detector", "achieved false-alarm rate", "SE"], far_rows), ""]
+    fig, axes = plt.subplots(2, 3, figsize=(10, 5.5), sharex=True, constrained_layout=True)
+    for ax, m in zip(axes.flat, MODES):
+        ax.plot(trace["round"], trace["mode_metric"].sel(mode=m), color="#0072B2", lw=1.5)
+        ax.axhline(float(trace["threshold"].sel(mode=m)), color="black", ls=":", lw=1)
+        tf = int(verdict["failure_round"].sel(mode=m))
+        td = int(verdict["first_detection"].sel(mode=m))
+        if tf >= 0:
+            ax.axvline(tf, color="#D55E00", lw=1.2, label="failure")
+        if td >= 0:
+            ax.axvline(td, color="#009E73", lw=1.2, ls="--", label="first counting alarm")
+        ax.set_title(m.replace("_", " "), fontsize=9)
+        ax.set_xlabel("round", fontsize=8)
+    axes.flat[0].legend(fontsize=7)
+    out += ["## Mode metrics over rounds", "", f"![mode metrics]({_embed(fig)})", ""]
+    plt.close(fig)
+    return "\n".join(out)
