@@ -6,7 +6,7 @@ and the failure modes it watches (the taxonomy's ``detects`` edges; a test check
 agree). A channel alarms at the first round with s_t > h. The thresholds h of a
 detector's channels are calibrated together on null runs (same constraints, no shift)
 so that the detector's false-alarm rate over the horizon is at most alpha
-(:func:`calibrate`, a conformal rank rule), and the achieved rate is measured on
+(:func:`calibrate`, split conformal), and the achieved rate is measured on
 held-out null runs.
 
 Statistics (server-known constants: the FM's public probe alignment A(theta_0) and P0
@@ -94,12 +94,12 @@ def _mean(total: Array, count: Array) -> Array:
     return ffill(jnp.where(c > 0, total / jnp.maximum(c, 1.0), jnp.nan))
 
 
-def _aggregate(obs: dict, pub: Public, sc: Scenario) -> Array:
+def aggregate_statistic(obs: dict, pub: Public, sc: Scenario) -> Array:
     acc = _mean(obs["obs_report"], obs["obs_count"])[:, 0]
     return (acc[0] - acc)[:, None]
 
 
-def _group(obs: dict, pub: Public, sc: Scenario) -> Array:
+def group_statistic(obs: dict, pub: Public, sc: Scenario) -> Array:
     g = ffill(obs["obs_group"])  # (T, 4, G): mass, correct, pred_pos, label_pos
     mass = jnp.maximum(g[:, 0], 0.5)  # a noised mass below half a client is no information
     acc, ppr, lr = (jnp.clip(g[:, i] / mass, 0.0, 1.0) for i in (1, 2, 3))
@@ -111,17 +111,17 @@ def _group(obs: dict, pub: Public, sc: Scenario) -> Array:
     return jnp.stack([gap - gap[0], worst[0] - worst, amp], axis=-1)
 
 
-def _probe(obs: dict, pub: Public, sc: Scenario) -> Array:
+def probe_statistic(obs: dict, pub: Public, sc: Scenario) -> Array:
     g = obs["obs_global"]
     return jnp.stack([pub.fm_alignment - g[:, 0], pub.fm_p0_acc - g[:, 1]], axis=-1)
 
 
-def _fedeval(obs: dict, pub: Public, sc: Scenario) -> Array:
+def fedeval_statistic(obs: dict, pub: Public, sc: Scenario) -> Array:
     m = _mean(obs["obs_fedeval"], obs["obs_count"])  # alignment, p0_acc, ece, misalignment
     return jnp.stack([pub.fm_alignment - m[:, 0], pub.fm_p0_acc - m[:, 1], m[:, 2], m[:, 3]], axis=-1)
 
 
-def _direction(obs: dict, pub: Public, sc: Scenario) -> Array:
+def direction_statistic(obs: dict, pub: Public, sc: Scenario) -> Array:
     u = obs["obs_update_sum"] / jnp.maximum(obs["obs_weight_sum"], 1e-12)[:, None]
     return jnp.stack([jnp.cumsum(u[:, ALIGN_AXIS]), jnp.abs(jnp.cumsum(u[:, SPU_AXIS]))], axis=-1)
 
@@ -138,7 +138,7 @@ def cusum(v: Array, sigma: Array, k: float = CUSUM_K) -> Array:
     return jax.lax.scan(step, jnp.zeros(()), x.at[0].set(0.0))[1]
 
 
-def _cusum(obs: dict, pub: Public, sc: Scenario) -> Array:
+def cusum_statistic(obs: dict, pub: Public, sc: Scenario) -> Array:
     count = obs["obs_count"]
     acc = _mean(obs["obs_report"], count)[:, 0]
     sd_mean = report_noise_std(sc, REPORT_SENSITIVITY["report"], count) / jnp.maximum(count, 1.0)
@@ -147,11 +147,11 @@ def _cusum(obs: dict, pub: Public, sc: Scenario) -> Array:
     return jnp.stack([cusum(acc, sigma_acc), cusum(align, jnp.full_like(align, CUSUM_FLOOR))], axis=-1)
 
 
-def _inspect(obs: dict, pub: Public, sc: Scenario) -> Array:
+def inspection_statistic(obs: dict, pub: Public, sc: Scenario) -> Array:
     return ffill(obs["obs_inspect"])
 
 
-def _audit(obs: dict, pub: Public, sc: Scenario) -> Array:
+def audit_statistic(obs: dict, pub: Public, sc: Scenario) -> Array:
     return obs["obs_audit"]
 
 
@@ -161,23 +161,23 @@ REGISTRY: dict[str, Detector] = {
     d.name: d
     for d in (
         Detector("aggregate_monitor", ("aggregate_metrics", "participant_counts"),
-                 (Channel("acc_drop", ()),), _aggregate),
+                 (Channel("acc_drop", ()),), aggregate_statistic),
         Detector("group_stratified_monitor", ("group_stratified_metrics",),
                  (Channel("acc_gap_growth", (_F,)), Channel("worst_group_drop", (_F,)), Channel("bias_amplification", (_B,))),
-                 _group),
+                 group_statistic),
         Detector("server_probe_eval", ("global_probe_scores",),
-                 (Channel("alignment_drop", (_E,)), Channel("p0_acc_drop", (_O,))), _probe),
+                 (Channel("alignment_drop", (_E,)), Channel("p0_acc_drop", (_O,))), probe_statistic),
         Detector("federated_evaluation", ("federated_eval_reports", "participant_counts"),
                  (Channel("alignment_drop", (_E,)), Channel("p0_acc_drop", (_O,)), Channel("mean_ece", (_C,)),
-                  Channel("mean_within_round_drop", (_M,))), _fedeval),
+                  Channel("mean_within_round_drop", (_M,))), fedeval_statistic),
         Detector("update_direction_monitor", ("noised_update_sum",),
-                 (Channel("alignment_projection", (_E,)), Channel("spurious_projection", (_B,))), _direction),
+                 (Channel("alignment_projection", (_E,)), Channel("spurious_projection", (_B,))), direction_statistic),
         Detector("cusum_detector", ("aggregate_metrics", "global_probe_scores", "participant_counts"),
-                 (Channel("acc_cusum", ()), Channel("alignment_cusum", (_E,))), _cusum),
+                 (Channel("acc_cusum", ()), Channel("alignment_cusum", (_E,))), cusum_statistic),
         Detector("update_inspection", ("individual_updates",),
                  (Channel("alignment_projection_max", (_E, _M)), Channel("spurious_projection_max", (_B,)),
-                  Channel("norm_max", (_O, _M))), _inspect),
-        Detector("central_audit", ("personal_model_audit",), tuple(Channel(m, (m,)) for m in MODES), _audit),
+                  Channel("norm_max", (_O, _M))), inspection_statistic),
+        Detector("central_audit", ("personal_model_audit",), tuple(Channel(m, (m,)) for m in MODES), audit_statistic),
     )
 }
 assert tuple(REGISTRY) == DETECTORS
@@ -240,39 +240,57 @@ class Calibration(NamedTuple):
     n_validation: int  # held-out null runs the achieved rate is measured on
 
 
-def _rank_thresholds(cal: np.ndarray, alpha: float) -> tuple[np.ndarray, bool]:
-    """Conformal thresholds for the union of a detector's channels: with r_ik the rank of
-    run i in channel k (number of runs strictly below it) and R_i = max_k r_ik, take the
-    smallest order index j with (#{i: R_i > j} + 1) / (n + 1) <= alpha and h_k = the
-    (j+1)-th smallest value of channel k. A run exceeds some h_k exactly when R_i > j
-    (leaving it out does not move the others' order statistics), so a new exchangeable
-    null run alarms with probability <= alpha. For one channel this is the conformal
-    (1 - alpha) quantile."""
+def _scores(x: np.ndarray, fit: np.ndarray) -> np.ndarray:
+    """Channel scores of runs ``x`` (m, k) standardized by ``fit`` (n_f, k): the empirical
+    CDF F_k(x) = #{fit < x} / n_f up to the fit maximum, continued linearly beyond it,
+    1 + (x - max_k) / s_k with s_k = max_k - median_k; a run's score is its largest."""
+    srt = np.sort(fit, axis=0)
+    nf = fit.shape[0]
+    below = np.stack([np.searchsorted(srt[:, k], x[:, k], side="left") for k in range(x.shape[1])], axis=1)
+    mx, s = srt[-1], _tail_scale(srt)
+    return np.where(x > mx, 1.0 + (x - mx) / s, below / nf).max(axis=1)
+
+
+def _tail_scale(srt: np.ndarray) -> np.ndarray:
+    mx, med = srt[-1], srt[srt.shape[0] // 2]
+    return np.maximum(mx - med, 1e-9 * (1.0 + np.abs(mx)))
+
+
+def _split_conformal(fit: np.ndarray, cal: np.ndarray, alpha: float) -> tuple[np.ndarray, bool]:
+    """Split-conformal thresholds for the union of a detector's channels. The score
+    function (:func:`_scores`) is fixed by ``fit``; q is the ceil((1 - alpha)(n + 1))-th
+    smallest score of the n ``cal`` runs, so a new exchangeable null run has
+    P(score > q) <= alpha; and score > q exactly when some channel exceeds
+    h_k = F_k^{-1}(q) (the floor(q n_f) + 1-th smallest fit value for q < 1, else
+    max_k + (q - 1) s_k). Ties (deterministic statistics) only make it conservative."""
     n = cal.shape[0]
-    srt = np.sort(cal, axis=0)
-    ranks = np.stack([np.searchsorted(srt[:, k], cal[:, k], side="left") for k in range(cal.shape[1])], axis=1)
-    R = ranks.max(axis=1)
-    for j in range(n):
-        if (np.sum(R > j) + 1) / (n + 1) <= alpha:
-            return srt[j], True
-    return np.full(cal.shape[1], np.inf), False
+    rank = int(np.ceil((1 - alpha) * (n + 1) - 1e-9))
+    if rank > n or fit.shape[0] == 0:
+        return np.full(fit.shape[1], np.inf), False
+    q = np.sort(_scores(cal, fit))[rank - 1]
+    srt = np.sort(fit, axis=0)
+    if q < 1:
+        return srt[int(np.floor(q * fit.shape[0]))], True
+    return srt[-1] + (q - 1) * _tail_scale(srt), True
 
 
 def calibrate(null_max: np.ndarray, owner: np.ndarray, n_detectors: int, alpha: float) -> Calibration:
     """Calibrate every detector on null runs' horizon maxima ``null_max`` (S, K): the
-    first half of the runs sets the conformal thresholds (:func:`_rank_thresholds`), the
-    second half (held out) measures the achieved false-alarm rate. A detector with too
-    few runs for alpha is uncalibrated and never alarms."""
+    first quarter of the runs fixes the score function, the second quarter sets the
+    conformal quantile (:func:`_split_conformal`), and the second half (held out)
+    measures the achieved false-alarm rate. A detector with too few runs for alpha is
+    uncalibrated and never alarms (the scenario validator prevents it)."""
     x = np.asarray(null_max, np.float64)
     x = np.where(np.isnan(x), -np.inf, x)
+    x = np.where(np.isfinite(x), x, np.sign(x) * 1e30)
     S = x.shape[0]
-    cal, val = x[: S // 2], x[S // 2:]
+    fit, cal, val = x[: S // 4], x[S // 4: S // 2], x[S // 2:]
     thr = np.full(x.shape[1], np.inf)
     ok = np.zeros(n_detectors, bool)
     achieved = np.full(n_detectors, np.nan)
     for d in range(n_detectors):
         k = owner == d
-        thr[k], ok[d] = _rank_thresholds(cal[:, k], alpha)
+        thr[k], ok[d] = _split_conformal(fit[:, k], cal[:, k], alpha)
         achieved[d] = np.mean(np.any(val[:, k] > thr[k][None], axis=1)) if len(val) else np.nan
     se = np.sqrt(np.maximum(achieved * (1 - achieved), 1e-12) / max(len(val), 1))
     return Calibration(thr, float(alpha), achieved, se, ok, len(val))

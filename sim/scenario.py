@@ -232,7 +232,7 @@ class Monitor(_Section):
     grace: int = Field(5, ge=0, description="rounds after the failure round within which an alarm still counts as a detection")
     calibration_seeds: int = Field(
         100, ge=8, le=100_000,
-        description="null-scenario seeds per calibration: half set the conformal thresholds (needs >= 1/alpha - 1 runs), half measure the achieved false-alarm rate",
+        description="null-scenario seeds per calibration: a quarter fixes the score, a quarter sets the conformal quantile (needs >= 1/alpha - 1 runs), half measure the achieved false-alarm rate",
     )
     attribution: Literal["watch", "any"] = Field(
         "watch", description="'watch': a mode is detected only by a detector channel that watches it (taxonomy detects edges); 'any': by any alarm (DESIGN.md's literal definition)"
@@ -240,12 +240,12 @@ class Monitor(_Section):
 
     @model_validator(mode="after")
     def _known(self) -> Monitor:
-        n = self.calibration_seeds // 2
-        if 1 / (n + 1) > self.alpha + 1e-12:
-            need = 2 * math.ceil(1 / self.alpha - 1 - 1e-9)
+        n = self.calibration_seeds // 2 - self.calibration_seeds // 4
+        if math.ceil((1 - self.alpha) * (n + 1) - 1e-9) > n:
+            need = 4 * math.ceil(1 / self.alpha - 1 - 1e-9)
             raise ValueError(
                 f"monitor.calibration_seeds = {self.calibration_seeds} is too few for monitor.alpha = {self.alpha}: "
-                f"half of them set the conformal threshold and need >= 1/alpha - 1 runs; use >= {need}"
+                f"a quarter of them set the conformal quantile and need >= 1/alpha - 1 runs; use >= {need}"
             )
         if self.detectors is not None:
             bad = [d for d in self.detectors if d not in DETECTORS]

@@ -359,7 +359,7 @@ def _detectors() -> list[tuple]:
          {"alignment_erosion": "global", "out_of_domain_degradation": "global"}),
         (Detector(id="federated_evaluation", name="Federated evaluation",
                   definition="Clients evaluate public probes and P0 samples on their personal models and report through secure aggregation with DP."),
-         ["oh2026silent"], ["federated_eval_reports"],
+         ["oh2026silent"], ["federated_eval_reports", "participant_counts"],
          {"confidence_miscalibration": "deployed", "adaptation_misalignment": "deployed",
           "out_of_domain_degradation": "deployed", "alignment_erosion": "deployed"}),
         (Detector(id="update_direction_monitor", name="Update-direction monitor",
@@ -369,7 +369,7 @@ def _detectors() -> list[tuple]:
         (Detector(id="cusum_detector", name="Sequential change detector (CUSUM)",
                   definition="A one-sided CUSUM on the DP-noised aggregate and global-probe streams.",
                   aliases=("CUSUM",)),
-         ["page1954continuous"], ["aggregate_metrics", "global_probe_scores"],
+         ["page1954continuous"], ["aggregate_metrics", "global_probe_scores", "participant_counts"],
          {"alignment_erosion": "global"}),
         (Detector(id="bayesian_changepoint", name="Bayesian change-point detector",
                   definition="Posterior probability of a change in the DP-noised aggregates given the public noise scale (numpyro)."),
@@ -544,6 +544,14 @@ IMPLEMENTATIONS: dict[str, str] = {
     "adaptation_misalignment": _SIM + "metrics.within_round_drop",
     "out_of_domain_degradation": _SIM + "metrics.out_of_domain_drop",
     "alignment_erosion": _SIM + "metrics.alignment_erosion",
+    "aggregate_monitor": _SIM + "detectors.aggregate_statistic",
+    "group_stratified_monitor": _SIM + "detectors.group_statistic",
+    "server_probe_eval": _SIM + "detectors.probe_statistic",
+    "federated_evaluation": _SIM + "detectors.fedeval_statistic",
+    "update_direction_monitor": _SIM + "detectors.direction_statistic",
+    "cusum_detector": _SIM + "detectors.cusum_statistic",
+    "update_inspection": _SIM + "detectors.inspection_statistic",
+    "central_audit": _SIM + "detectors.audit_statistic",
 }
 
 
@@ -573,7 +581,7 @@ def _builtin() -> Taxonomy:
         for acc in needs:
             tax.add_edge(node.id, acc, "requires")
     for node, refs, observes, detects in _detectors():
-        tax.add_node(node)
+        tax.add_node(node.model_copy(update={"implementation": IMPLEMENTATIONS.get(node.id, "")}))
         _add_cites(tax, node.id, refs)
         needs: set[str] = set()
         for obs in observes:

@@ -16,7 +16,10 @@ SC = Scenario.model_validate({
 
 def test_trace_dims_attrs_and_netcdf_round_trip(tmp_path):
     tr = run(SC, 5)
-    assert dict(tr.sizes) == {"round": 4, "mode": 6, "group": 2, "client": 5, "param": 17}
+    assert dict(tr.sizes) == {
+        "round": 4, "mode": 6, "group": 2, "client": 5, "param": 17,
+        "report_stat": 1, "group_stat": 4, "probe_score": 2, "fedeval_stat": 4,  # the observables secure aggregation allows
+    }
     assert list(tr["mode"].values) == list(MODES)
     assert scenario_of(tr) == SC and tr.attrs["seed"] == 5
     path = save_trace(tr, tmp_path / "t.nc")
