@@ -390,7 +390,7 @@ def _parse_axis(text: str, option: str) -> tuple[str, list[float]]:
             values = np.geomspace(lo, hi, n) if log else np.linspace(lo, hi, n)
             return field, [float(f"{v:.6g}") for v in values]
         return field, [float(v) for v in spec.split(",")]
-    except ValueError:
+    except (ValueError, IndexError):
         raise UserError(f"{option}: cannot read {spec!r} (expected lo:hi:n, log:lo:hi:n or v1,v2,...)") from None
 
 
@@ -442,6 +442,9 @@ def phase(
     (xf, xv), (yf, yv) = _parse_axis(x, "--x"), _parse_axis(y, "--y")
     if xf == yf:
         raise UserError(f"--x and --y sweep the same field {xf!r}")
+    for field, values in ((xf, xv), (yf, yv)):  # every bad value is reported before any work starts
+        for v in values:
+            sc.replace(**{field: v})
     output.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     bar, update = _progress()
@@ -478,7 +481,7 @@ def _write_report(ds, output: Path) -> Path:
     from .report import sweep_markdown
 
     path = output / "report.md"
-    path.write_text(sweep_markdown(ds, figure="phase.png"))
+    path.write_text(sweep_markdown(ds, figure=output / "phase.png"))
     return path
 
 
@@ -507,7 +510,7 @@ def report(
             if len(__import__("json").loads(ds.attrs["axes"])) == 2:
                 from .figures import phase_figure
 
-                fig = phase_figure(ds, output.with_name(output.stem + "_phase"))[1].name
+                fig = phase_figure(ds, output.with_name(output.stem + "_phase"))[1]
             output.write_text(sweep_markdown(ds, figure=fig))
     else:
         from .sim.trace import load_trace
@@ -636,7 +639,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         app(args=argv, prog_name="silentfail")
     except SystemExit:
         raise
-    except (UserError, SchemaError, ValidationError, FileNotFoundError, ValueError, RuntimeError) as exc:
+    except (UserError, SchemaError, ValidationError, FileNotFoundError, FileExistsError, ValueError, RuntimeError) as exc:
         if _STATE["debug"]:
             raise
         err_console.print(f"error: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}",

@@ -31,6 +31,7 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
         ["--help"], ["taxonomy", "--help"], ["taxonomy", "query", "--help"], ["taxonomy", "show", "--help"],
         ["taxonomy", "export", "--help"], ["taxonomy", "validate", "--help"], ["cite", "--help"],
         ["taxonomy", "query", "silent", "--help"], ["taxonomy", "query", "coverage", "--help"],
+        ["simulate", "--help"], ["phase", "--help"], ["report", "--help"], ["prove", "--help"],
     ],
 )
 def test_every_help_has_an_example(capsys, argv):
@@ -144,6 +145,11 @@ def test_simulate_prints_a_mode_table_and_writes_the_trace(capsys, tmp_path):
         assert m in out
     tr = load_trace(out_file)
     assert tr.attrs["seed"] == 2 and tr.attrs["scenario_name"] == "label-shift"
+    assert "verdict (alpha 0.05" in out and "federated_evaluation" in out  # the detectors' verdict table
+    code, out, _ = run(capsys, "report", str(out_file), "-o", str(tmp_path / "run.md"))
+    assert code == 0 and "verdict" in out
+    md = (tmp_path / "run.md").read_text()
+    assert "## Verdict" in md and "data:image/png;base64," in md  # self-contained: the figure is embedded
 
 
 def test_simulate_lists_presets(capsys):
@@ -189,3 +195,40 @@ def test_cite_a_scenario_cites_what_it_exercises(capsys):
     assert "li2024position" in out
     code, _, err = run(capsys, "cite", "--preset", "x", "--scenario", "y.toml")
     assert code == 2 and "not both" in err
+
+
+TINY_PHASE = ["--preset", "phase", "--set", "population.num_clients=40", "--set", "federation.clients_per_round=10",
+              "--set", "federation.participation=0.5", "--set", "federation.rounds=8", "--set", "monitor.calibration_seeds=80"]
+
+
+def test_phase_draws_the_diagram_and_resumes(capsys, tmp_path):
+    out_dir = tmp_path / "ph"
+    argv = ["phase", *TINY_PHASE, "--x", "personalization.lam=log:0.01:1:2", "--y", "shifts.strength=0,1", "--seeds", "3",
+            "-o", str(out_dir)]
+    code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    for name in ("phase.pdf", "phase.png", "report.md", "store/sweep.nc", "store/manifest.json"):
+        assert (out_dir / name).is_file(), name
+    assert "mean P(silent)" in out and "achieved false-alarm rate" in out
+    assert (out_dir / "phase.pdf").read_bytes().startswith(b"%PDF")
+    md = (out_dir / "report.md").read_text()
+    assert "## What failed, what was caught, what stayed silent" in md and "data:image/png;base64," in md
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and "--resume" in err  # never overwrites a finished sweep silently
+    code, _, err = run(capsys, *argv, "--resume")
+    assert code == 0, err
+    code, out, _ = run(capsys, "report", str(out_dir))
+    assert code == 0 and "mean P(fail)" in out
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["phase", "--x", "personalization.lam=1:2"], "error: --x: cannot read '1:2'"),
+    (["phase", "--x", "personalization.lam=0.1,1", "--y", "personalization.lam=1,2"], "error: --x and --y sweep the same field"),
+    (["phase", "--constraints", "secure_aggregation,no_such"], "error: unknown constraint(s) ['no_such']"),
+    (["phase", "--constraints", "local_dp"], "error: constraint 'local_dp' is physics the scenario must set: use federation.dp = 'local'"),
+    (["phase", "--alpha", "1.5"], "error: invalid scenario: monitor.alpha"),
+    (["phase", "--x", "federation.roundz=1,2"], "error: unknown scenario field 'federation.roundz'"),
+])
+def test_phase_bad_input_is_one_line(capsys, tmp_path, argv, needle):
+    code, _, err = run(capsys, *argv, "-o", str(tmp_path / "x"))
+    assert code == 2 and err.startswith(needle), err
