@@ -28,9 +28,12 @@ from .scenario import Scenario, scenario_from_dict
 from .trace import mode_failures
 from .world import alignment_score
 
-#: Runs vmapped together; chunks are padded to a multiple of it, so run i always sits
-#: in lane i mod LANES and its numbers are independent of the chunk size.
+#: Runs vmapped together (``jax.lax.map(batch_size=LANES)``) and runs per device call
+#: (a multiple of LANES). Every call has the same shape, so a scenario compiles once
+#: whatever the number of runs; run i always sits at position i mod CALL of a call, so
+#: its numbers do not depend on how many runs a chunk holds (chunks are multiples of CALL).
 LANES = 8
+CALL = 32
 #: Shift strength of the null scenario (no shift: every client at its base distribution).
 NULL_STRENGTH = 0.0
 
@@ -87,14 +90,15 @@ def run_batch(
     :func:`traceable`); the rest of the scenario is compiled in."""
     check_supported(sc)
     B = len(seeds)
-    pad = (-B) % LANES
+    pad = (-B) % CALL
     values = np.asarray(values, np.float32).reshape(B, len(paths))
     thresholds = np.asarray(thresholds, np.float32).reshape(B, -1)
     seeds = np.asarray(seeds, np.uint32)
     if pad:
         values, seeds, thresholds = (np.concatenate([a, np.repeat(a[-1:], pad, axis=0)]) for a in (values, seeds, thresholds))
-    out = _compiled(sc.to_json(), tuple(paths), tuple(detectors))(values, seeds, thresholds)
-    return Outcome(**{k: np.asarray(v)[:B] for k, v in out.items()})
+    fn = _compiled(sc.to_json(), tuple(paths), tuple(detectors))
+    parts = [fn(values[i:i + CALL], seeds[i:i + CALL], thresholds[i:i + CALL]) for i in range(0, B + pad, CALL)]
+    return Outcome(**{k: np.concatenate([np.asarray(p[k]) for p in parts])[:B] for k in Outcome._fields})
 
 
 @functools.lru_cache(maxsize=256)

@@ -12,8 +12,9 @@ Dataset over the grid (DESIGN.md section 5; the Phase of the data flow).
   in shift axes are shared), to false-alarm rate ``monitor.alpha``.
 * Runs go in chunks of ``chunk`` runs; with a ``store`` folder each chunk is written
   atomically as NetCDF (``chunks/*.nc``) next to a ``manifest.json``, and ``resume=True``
-  reuses every finished chunk. Run i of a chunk sits in lane i mod LANES whatever the
-  chunk size (a multiple of LANES), so the result is bitwise independent of it.
+  reuses every finished chunk. Chunks are multiples of the device call (``batch.CALL``
+  runs, one compiled shape), so run i sits at the same position of a call whatever the
+  chunk size and the result is bitwise independent of it.
 
 The Dataset has dims (*axes, seed, mode, detector, channel): per run the failure round,
 final and worst metric, detection rounds and silence; per point P(fail), P(detected |
@@ -33,7 +34,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from .batch import LANES, NULL_STRENGTH, Outcome, run_batch, traceable
+from .batch import CALL, NULL_STRENGTH, Outcome, run_batch, traceable
 from .detectors import Calibration, calibrate, deployed, layout
 from .params import numeric_field
 from .scenario import MODES, Scenario, ScenarioError
@@ -179,7 +180,7 @@ def sweep(
     ``seeds`` seeds per point (see the module docstring)."""
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
-    chunk = -(-chunk // LANES) * LANES
+    chunk = -(-chunk // CALL) * CALL
     plan = Plan(sc, axes or {}, seeds)
     store_ = Store(store, plan.spec(chunk), resume)
     S, Sn, K = plan.seeds, sc.monitor.calibration_seeds, len(plan.layout.channel)

@@ -42,7 +42,7 @@ def test_a_grid_point_equals_the_single_run_and_its_verdict(reference):
 
 
 def test_results_are_bitwise_independent_of_chunk_size(reference):
-    for chunk in (16, 40):  # chunks hold 16 or 40 runs instead of 8: other batch boundaries
+    for chunk in (64, 96):  # chunks of 64 or 96 runs instead of 32: other chunk boundaries
         other = sweep(TINY, AXES, seeds=3, chunk=chunk)
         for v in reference.data_vars:
             np.testing.assert_array_equal(other[v].values, reference[v].values, err_msg=v)
