@@ -1,1 +1,15 @@
 """silentfail.sim: the JAX simulation of the stylized world (DESIGN.md sections 2-6)."""
+
+
+def clear_caches() -> None:
+    """Drop every compiled program (ours and JAX's). Each distinct scenario compiles its
+    own programs and keeps them for reuse; a process that works through many scenarios
+    can free them here (compiled code is mapped memory, and the kernel caps the number
+    of mappings a process may hold)."""
+    import jax
+
+    from . import batch, federate, population, verdict
+
+    for fn in (batch._compiled, batch._traceable, federate._compiled, population._compiled_build, verdict._calibration):
+        fn.cache_clear()
+    jax.clear_caches()

@@ -8,8 +8,9 @@ grid of values is the same program as a single run.
 
 A field can be traced only if the engine uses it as a number; a field that sets a
 shape, a loop length or a Python branch (``world.d``, ``federation.rounds``,
-``federation.byzantine_fraction``, any name) cannot, and :func:`traceable` finds out
-by tracing (``jax.eval_shape``, no compilation). The sweep compiles once per value of
+``federation.byzantine_fraction``, any name) cannot, and
+:func:`silentfail.sim.batch.traceable` finds out by tracing (``jax.eval_shape``, no
+compilation). The sweep compiles once per value of
 such a *static* axis and vmaps over the traced ones.
 """
 

@@ -4,8 +4,9 @@
 Every field is documented (``Field(description=...)``) and bounded; a bad value is
 rejected with a :class:`ScenarioError` whose message names the field path and the
 allowed range, e.g. ``personalization.eta: Input should be greater than 0 (got -1)``.
-Inside ``jit`` the scenario is split into a hashable :class:`Static` part (shapes,
-names) and a PyTree of float parameters (see :mod:`silentfail.sim.params`).
+Inside ``jit`` the scenario's numbers are compile-time constants, except the fields a
+sweep varies, which a :class:`~silentfail.sim.params.ScenarioView` hands to the engine
+as traced JAX values (one compiled program for a whole grid).
 """
 
 from __future__ import annotations

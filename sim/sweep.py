@@ -138,38 +138,34 @@ class Store:
         save_netcdf(xr.Dataset({k: (dims[k], np.asarray(getattr(out, k))) for k in Outcome._fields}), self.path(name))
 
 
-def _concat(parts: list[Outcome]) -> Outcome:
-    return Outcome(*(np.concatenate([getattr(p, f) for p in parts]) for f in Outcome._fields))
-
-
-def _execute(plan: Plan, store: Store, phase: str, runs: list[tuple[int, int]], thresholds: Callable[[int], np.ndarray],
-             chunk: int, done: list[int], total: int, progress: Progress | None) -> list[Outcome]:
-    """Run (point, seed) pairs grouped by static combo in chunks, reusing stored chunks.
-    Returns the outcomes in the order of ``runs``."""
-    K = len(plan.layout.channel)
-    by_combo: dict[int, list[int]] = {}
-    for i, (p, _) in enumerate(runs):
-        by_combo.setdefault(plan.combo_of[p], []).append(i)
-    result: list[Outcome | None] = [None] * len(runs)
-    for c, idx in sorted(by_combo.items()):
-        sc_c = plan.combo_scenario(c)
-        for start in range(0, len(idx), chunk):
+def _execute(plan: Plan, store: Store, phase: str, points: np.ndarray, seeds: np.ndarray, thresholds: np.ndarray,
+             chunk: int, done: list[int], total: int, progress: Progress | None) -> Outcome:
+    """Run the (point, seed) pairs grouped by static combo in chunks, reusing stored
+    chunks; ``thresholds`` is (points, K). Returns the outcomes in the order of the runs."""
+    null = phase == "null"
+    table = np.array([plan.values(p, null) for p in range(len(plan.points))], np.float32).reshape(len(plan.points), -1)
+    combo = np.asarray(plan.combo_of)[points]
+    result: dict[str, np.ndarray] = {}
+    for c in range(len(plan.combo_keys)):
+        idx = np.flatnonzero(combo == c)
+        sc_c = plan.combo_scenario(c) if idx.size else None
+        for start in range(0, idx.size, chunk):
             sel = idx[start:start + chunk]
             name = f"{phase}-{c:04d}-{start // chunk:06d}"
             out = store.load(name)
             if out is None:
-                null = phase == "null"
-                vals = np.array([plan.values(runs[i][0], null) for i in sel], np.float32).reshape(len(sel), len(plan.paths))
-                seeds = np.array([runs[i][1] for i in sel], np.uint32)
-                thr = np.stack([thresholds(runs[i][0]) for i in sel]).reshape(len(sel), K)
-                out = run_batch(sc_c, plan.paths, plan.detectors, vals, seeds, thr)
+                p = points[sel]
+                out = run_batch(sc_c, plan.paths, plan.detectors, table[p], seeds[sel], thresholds[p])
                 store.save(name, out)
-            for j, i in enumerate(sel):
-                result[i] = Outcome(*(np.asarray(getattr(out, f))[j:j + 1] for f in Outcome._fields))
-            done[0] += len(sel)
+            for f in Outcome._fields:
+                v = np.asarray(getattr(out, f))
+                if f not in result:
+                    result[f] = np.empty((len(points),) + v.shape[1:], v.dtype)
+                result[f][sel] = v
+            done[0] += sel.size
             if progress is not None:
                 progress(done[0], total)
-    return result  # type: ignore[return-value]
+    return Outcome(**result)
 
 
 def sweep(
@@ -184,17 +180,18 @@ def sweep(
     plan = Plan(sc, axes or {}, seeds)
     store_ = Store(store, plan.spec(chunk), resume)
     S, Sn, K = plan.seeds, sc.monitor.calibration_seeds, len(plan.layout.channel)
-    null_runs = [(plan.null_rep[n], NULL_SEED0 + s) for n in range(len(plan.null_keys)) for s in range(Sn)]
-    main_runs = [(p, s) for p in range(len(plan.points)) for s in range(S)]
-    total, done = len(null_runs) + len(main_runs), [0]
-    inf = np.full(K, np.inf)
-    null = _concat(_execute(plan, store_, "null", null_runs, lambda p: inf, chunk, done, total, progress))
+    P, N = len(plan.points), len(plan.null_keys)
+    null_points = np.repeat(np.asarray(plan.null_rep, int), Sn)
+    null_seeds = np.tile(NULL_SEED0 + np.arange(Sn), N)
+    main_points, main_seeds = np.repeat(np.arange(P), S), np.tile(np.arange(S), P)
+    total, done = null_points.size + main_points.size, [0]
+    null = _execute(plan, store_, "null", null_points, null_seeds, np.full((P, K), np.inf), chunk, done, total, progress)
     cals = [
         calibrate(null.stat_max[n * Sn:(n + 1) * Sn], plan.layout.owner, len(plan.detectors), sc.monitor.alpha)
-        for n in range(len(plan.null_keys))
+        for n in range(N)
     ]
-    thr_of = lambda p: cals[plan.null_of[p]].thresholds  # noqa: E731
-    main = _concat(_execute(plan, store_, "main", main_runs, thr_of, chunk, done, total, progress))
+    thresholds = np.stack([cals[plan.null_of[p]].thresholds for p in range(P)]).reshape(P, K)
+    main = _execute(plan, store_, "main", main_points, main_seeds, thresholds, chunk, done, total, progress)
     ds = assemble(plan, main, cals, null)
     if store_.root is not None:
         save_netcdf(ds, store_.root / "sweep.nc")

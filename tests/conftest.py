@@ -23,6 +23,16 @@ def make_node(kind: NodeKind, node_id: str):
     return node_from_dict(data)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _free_compiled_programs():
+    """Each test module compiles its own scenarios; free them afterwards so that the
+    whole suite never accumulates thousands of compiled programs in one process."""
+    yield
+    from silentfail.sim import clear_caches
+
+    clear_caches()
+
+
 @pytest.fixture(scope="session")
 def tax():
     return builtin_taxonomy()

@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 
 from silentfail.constraints import scenario_constraints
+from silentfail.sim import clear_caches
 from silentfail.sim.scenario import MODES, preset, preset_names
 from silentfail.sim.sweep import sweep
 from silentfail.taxonomy import STANDARD_DETECTORS, builtin_taxonomy, silent_modes
@@ -61,6 +62,12 @@ def detected_given_fail(ds, detectors: list[str]) -> dict[str, float]:
         n_fail = int((t_f >= 0).sum())
         out[m] = float(hit.sum() / n_fail) if n_fail else float("nan")
     return out
+
+
+@pytest.fixture(autouse=True)
+def _one_preset_at_a_time():
+    yield
+    clear_caches()  # every preset compiles its own program
 
 
 @pytest.mark.parametrize("name", [n for n in preset_names() if n != "phase"])

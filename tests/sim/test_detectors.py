@@ -156,5 +156,4 @@ def test_aggregate_masking_is_reproduced():
         grp_alarms += int(v["alarm_round"].sel(detector="group_stratified_monitor")) >= 0
     assert grp_alarms == len(seeds)
     assert agg_alarms <= 1  # at most what a 5% false-alarm rate gives over 4 runs
-    blind = run(sc.replace(**{"federation.attribute_use": False}), 0)
-    assert "group_stratified_monitor" not in verdict(blind).detector.values
+    assert "group_stratified_monitor" not in dt.deployed(sc.replace(**{"federation.attribute_use": False}))
