@@ -39,3 +39,10 @@ def test_benchmark_harness_smoke():
                          timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "client-rounds/s" in out.stdout and "plain loop" in out.stdout
+
+
+def test_sweep_benchmark_harness_smoke():
+    out = subprocess.run([sys.executable, str(BENCH / "bench_sweep.py"), "--smoke"], capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert '"client_rounds_per_s"' in out.stdout and '"compile_s"' in out.stdout
