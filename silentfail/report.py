@@ -39,7 +39,8 @@ def sweep_markdown(ds: xr.Dataset, figure: str | Path | None = None) -> str:
     out = [f"# silentfail sweep: {ds.attrs.get('scenario_name', '')}", ""]
     grid = " x ".join(f"`{a}` ({ds.sizes[a]} values, {float(ds[a].min()):g} to {float(ds[a].max()):g})" for a in axes) or "one point"
     out += [f"Grid: {grid}; {ds.attrs['seeds']} seeds per cell; detectors calibrated to alpha = {ds.attrs['alpha']} "
-            f"on {ds.attrs['calibration_seeds']} null runs per cell (half set the thresholds, half measure the achieved rate); "
+            f"on {ds.attrs['calibration_seeds']} null runs per cell (a quarter fixes the score, a quarter sets the conformal "
+            f"quantile, half measure the achieved rate; early alarms count as detections, with negative delay); "
             f"grace {ds.attrs['grace']} rounds; attribution `{ds.attrs['attribution']}`.", ""]
     rows = []
     for m in MODES:
