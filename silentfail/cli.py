@@ -310,6 +310,7 @@ def simulate(
     scenario_file: Optional[Path] = typer.Argument(None, help="A scenario TOML file (default: the 'default' preset)."),
     preset_name: Optional[str] = typer.Option(None, "--preset", "-p", help="A named preset instead of a file."),
     seed: int = typer.Option(0, "--seed", "-s", min=0, help="Random seed: a run is a pure function of (scenario, seed)."),
+    seeds: int = typer.Option(0, "--seeds", min=0, help="Also run seeds 0..S-1 and print the summary across them: P(fail), P(detected | fail), P(silent), delays."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the trace as NetCDF."),
     list_presets: bool = typer.Option(False, "--list-presets", help="List the presets and exit."),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="Override a field, e.g. --set federation.rounds=10 (repeatable)."),
@@ -327,6 +328,8 @@ def simulate(
         console.print(_table("presets", ["name", "description"], [[n, preset(n).description] for n in preset_names()]))
         return
     sc = _scenario(scenario_file, preset_name, set_, "default")
+    if seeds:
+        _print_assessment(sc, seeds)
     trace = run(sc, seed)
     rows = summary(trace)
     console.print(_table(
@@ -523,6 +526,25 @@ def report(
             output.write_text(trace_markdown(trace, v))
     if output is not None:
         err_console.print(f"wrote {output}")
+
+
+def _print_assessment(sc, seeds: int) -> None:
+    """The summary across seeds of one scenario (a sweep with no axes)."""
+    from .sim.scenario import MODES
+    from .sim.sweep import sweep
+
+    ds = sweep(sc, {}, seeds=seeds)
+    f = lambda v, d=2: "-" if v != v else f"{v:.{d}f}"  # noqa: E731 - NaN prints as '-'
+    rows = [
+        [m, f(float(ds["p_fail"].sel(mode=m))), f(float(ds["p_detected_given_fail"].sel(mode=m))),
+         f(float(ds["p_silent"].sel(mode=m))),
+         f"{f(float(ds['delay_median'].sel(mode=m)), 1)} [{f(float(ds['delay_q10'].sel(mode=m)), 1)}, {f(float(ds['delay_q90'].sel(mode=m)), 1)}]"]
+        for m in MODES
+    ]
+    console.print(_table(
+        f"{sc.name}: across {seeds} seeds (detectors calibrated to alpha {sc.monitor.alpha}; grace {sc.monitor.grace} rounds)",
+        ["mode", "P(fail)", "P(detected | fail)", "P(silent)", "delay median [10%, 90%]"], rows,
+    ))
 
 
 def _print_verdict(v) -> None:

@@ -146,6 +146,8 @@ def test_simulate_prints_a_mode_table_and_writes_the_trace(capsys, tmp_path):
     tr = load_trace(out_file)
     assert tr.attrs["seed"] == 2 and tr.attrs["scenario_name"] == "label-shift"
     assert "verdict (alpha 0.05" in out and "federated_evaluation" in out  # the detectors' verdict table
+    code, out, _ = run(capsys, "simulate", "--preset", "label-shift", *SMALL_SET, "--seeds", "3", "--no-verdict")
+    assert code == 0 and "across 3 seeds" in out and "P(detected | fail)" in out
     code, out, _ = run(capsys, "report", str(out_file), "-o", str(tmp_path / "run.md"))
     assert code == 0 and "verdict" in out
     md = (tmp_path / "run.md").read_text()
