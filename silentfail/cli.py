@@ -463,21 +463,10 @@ def phase(
 
 
 def _print_sweep(ds) -> None:
-    import numpy as np
+    from .report import sweep_detector_table, sweep_mode_table
 
-    from .sim.scenario import MODES
-
-    rows = []
-    for m in MODES:
-        pf = ds["p_fail"].sel(mode=m).values
-        ps = ds["p_silent"].sel(mode=m).values
-        rows.append([m, f"{np.nanmean(pf):.2f}", f"{np.nanmean(ps):.2f}", f"{np.mean(pf >= 0.5):.2f}", f"{np.mean(ps >= 0.5):.2f}"])
-    console.print(_table("over the grid", ["mode", "mean P(fail)", "mean P(silent)", "cells failing", "cells silent"], rows))
-    far = ds["false_alarm_rate"].values.reshape(-1, ds.sizes["detector"])
-    console.print(_table(
-        f"detectors (nominal alpha {ds.attrs['alpha']}; achieved on held-out null runs)", ["detector", "achieved false-alarm rate (mean over cells)", "P(alarm) (mean over cells)"],
-        [[d, f"{np.nanmean(far[:, i]):.3f}", f"{float(ds['p_alarm'].sel(detector=d).mean()):.2f}"] for i, d in enumerate(ds.detector.values)],
-    ))
+    console.print(_table("over the grid", *sweep_mode_table(ds)))
+    console.print(_table(f"detectors (nominal alpha {ds.attrs['alpha']}; achieved on held-out null runs)", *sweep_detector_table(ds)))
 
 
 def _write_report(ds, output: Path) -> Path:

@@ -31,6 +31,34 @@ def _fmt(v: float, digits: int = 2) -> str:
     return "-" if v is None or not np.isfinite(v) else f"{v:.{digits}f}"
 
 
+MODE_HEADER = ["mode", "mean P(fail)", "mean P(silent)", "mean P(detected given fail)", "cells failing", "cells silent",
+               "median delay (rounds)"]
+DETECTOR_HEADER = ["detector", "achieved false-alarm rate (mean over cells)", "P(alarm)", "modes it ever caught"]
+
+
+def sweep_mode_table(ds: xr.Dataset) -> tuple[list[str], list[list[str]]]:
+    """Per mode, over the grid: mean P(fail), P(silent), P(detected | fail), the share of
+    cells failing / silent (P >= 0.5) and the median delay."""
+    rows = []
+    for m in MODES:
+        pf, ps = ds["p_fail"].sel(mode=m).values, ds["p_silent"].sel(mode=m).values
+        pd, delay = ds["p_detected_given_fail"].sel(mode=m).values, ds["delay_median"].sel(mode=m).values
+        rows.append([m, _fmt(np.nanmean(pf)), _fmt(np.nanmean(ps)), _fmt(np.nanmean(pd)) if np.isfinite(pd).any() else "-",
+                     f"{np.mean(pf >= 0.5):.2f}", f"{np.mean(ps >= 0.5):.2f}",
+                     _fmt(np.nanmedian(delay), 1) if np.isfinite(delay).any() else "-"])
+    return MODE_HEADER, rows
+
+
+def sweep_detector_table(ds: xr.Dataset) -> tuple[list[str], list[list[str]]]:
+    """Per detector: achieved false-alarm rate, P(alarm) and the modes it ever caught."""
+    far = ds["false_alarm_rate"].values.reshape(-1, ds.sizes["detector"])
+    rows = []
+    for i, d in enumerate(ds.detector.values):
+        caught = [m for m in MODES if (ds["detection_round"].sel(detector=d, mode=m) >= 0).any()]
+        rows.append([str(d), _fmt(np.nanmean(far[:, i]), 3), _fmt(float(ds["p_alarm"].sel(detector=d).mean())), ", ".join(caught) or "-"])
+    return DETECTOR_HEADER, rows
+
+
 def sweep_markdown(ds: xr.Dataset, figure: str | Path | None = None) -> str:
     """A sweep's report: per mode the grid-averaged P(fail), P(silent), P(detected |
     fail), median delay; the detectors' calibration; the phase figure embedded."""
@@ -42,21 +70,9 @@ def sweep_markdown(ds: xr.Dataset, figure: str | Path | None = None) -> str:
             f"on {ds.attrs['calibration_seeds']} null runs per cell (a quarter fixes the score, a quarter sets the conformal "
             f"quantile, half measure the achieved rate; early alarms count as detections, with negative delay); "
             f"grace {ds.attrs['grace']} rounds; attribution `{ds.attrs['attribution']}`.", ""]
-    rows = []
-    for m in MODES:
-        pf, ps = ds["p_fail"].sel(mode=m).values, ds["p_silent"].sel(mode=m).values
-        pd = ds["p_detected_given_fail"].sel(mode=m).values
-        rows.append([m, _fmt(np.nanmean(pf)), _fmt(np.nanmean(ps)), _fmt(np.nanmean(pd)) if np.isfinite(pd).any() else "-",
-                     f"{np.mean(pf >= 0.5):.2f}", f"{np.mean(ps >= 0.5):.2f}",
-                     _fmt(np.nanmedian(ds['delay_median'].sel(mode=m).values), 1) if np.isfinite(ds['delay_median'].sel(mode=m).values).any() else "-"])
-    out += ["## What failed, what was caught, what stayed silent", "",
-            _md_table(["mode", "mean P(fail)", "mean P(silent)", "mean P(detected given fail)", "cells failing", "cells silent", "median delay (rounds)"], rows), ""]
-    far = ds["false_alarm_rate"].values.reshape(-1, ds.sizes["detector"])
-    det_rows = []
-    for i, d in enumerate(ds.detector.values):
-        caught = [m for m in MODES if (ds["detection_round"].sel(detector=d, mode=m) >= 0).any()]
-        det_rows.append([str(d), _fmt(np.nanmean(far[:, i]), 3), _fmt(float(ds["p_alarm"].sel(detector=d).mean())), ", ".join(caught) or "-"])
-    out += ["## Detectors", "", _md_table(["detector", "achieved false-alarm rate (mean over cells)", "P(alarm)", "modes it ever caught"], det_rows), ""]
+    header, rows = sweep_mode_table(ds)
+    out += ["## What failed, what was caught, what stayed silent", "", _md_table(header, rows), ""]
+    out += ["## Detectors", "", _md_table(*sweep_detector_table(ds)), ""]
     if figure is not None:
         fig_path = Path(figure)
         out += ["## Phase diagram", ""]

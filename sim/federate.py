@@ -98,16 +98,20 @@ def secure_aggregate(delta: Array, mask: Array, weight: Array, key: Array, sc: S
     )
 
 
+def param_direction(v: Array) -> Array:
+    """A feature-space direction as a direction of the parameters (theta_x, b): bias 0."""
+    return jnp.concatenate([v, jnp.zeros(1)])
+
+
 def crafted_updates(sc: Scenario, ctx: Context, delta: Array, key: Array) -> Array:
     """Byzantine clients' updates: along +alignment direction (erodes refusal), along
     +spurious direction (amplifies bias), the honest update flipped, or noise."""
     f = sc.federation
     D = delta.shape[-1]
-    pad = lambda v: jnp.concatenate([v, jnp.zeros(1)])  # noqa: E731
     if f.byzantine_kind == "alignment":
-        return jnp.broadcast_to(f.byzantine_scale * pad(ctx.world.e_align), delta.shape)
+        return jnp.broadcast_to(f.byzantine_scale * param_direction(ctx.world.e_align), delta.shape)
     if f.byzantine_kind == "spurious":
-        return jnp.broadcast_to(f.byzantine_scale * pad(ctx.world.e_spu), delta.shape)
+        return jnp.broadcast_to(f.byzantine_scale * param_direction(ctx.world.e_spu), delta.shape)
     if f.byzantine_kind == "sign_flip":
         return -f.byzantine_scale * delta
     return f.byzantine_scale * jax.random.normal(key, delta.shape) / jnp.sqrt(D)
@@ -241,8 +245,9 @@ def inspect_updates(delta: Array, mask: Array, ctx: Context) -> Array:
     alignment direction, the largest |projection| on the spurious direction, and the
     largest norm among the participants' updates (NaN in a round without reports)."""
     w = ctx.world
-    pad = lambda v: jnp.concatenate([v, jnp.zeros(1)])  # noqa: E731
-    stats = jnp.stack([delta @ pad(w.e_align), jnp.abs(delta @ pad(w.e_spu)), jnp.linalg.norm(delta, axis=-1)], axis=-1)
+    stats = jnp.stack(
+        [delta @ param_direction(w.e_align), jnp.abs(delta @ param_direction(w.e_spu)), jnp.linalg.norm(delta, axis=-1)], axis=-1
+    )
     top = jnp.max(jnp.where(mask[:, None] > 0, stats, -jnp.inf), axis=0)
     return jnp.where(mask.sum() > 0, top, jnp.nan)
 
@@ -286,7 +291,7 @@ def _make_run(sc: Scenario):
                 obs_global=jnp.stack([out["global_alignment"], out["global_p0_acc"]]),
                 obs_inspect=inspect_updates(delta, mask, ctx), obs_audit=out["mode_metric"],
             )
-            out.update(obs, update_sum=agg.update_sum, participants=agg.count, theta_global=theta_g,
+            out.update(obs, theta_global=theta_g,
                        finite=jnp.all(jnp.isfinite(theta_c)) & jnp.all(jnp.isfinite(new_theta)))
             return (new_theta, new_state, key), out
 

@@ -146,13 +146,18 @@ def max_curvature(H: Array, Pi: Array, *, curvature: float = 1.0) -> Array:
     return jnp.linalg.eigvalsh(Pi @ (curvature * H) @ Pi)[..., -1]
 
 
+def stable(lam_max, eta):
+    """Local GD on a quadratic contracts iff eta * lambda_max < 2 (elementwise; NumPy or JAX)."""
+    return eta * lam_max < 2.0
+
+
 def check_stable(lam_max: Array, sc: Scenario) -> None:
     """Raise if local GD diverges for some client: eta * lambda_max(Pi H Pi) must be < 2."""
     p = sc.personalization
     worst = float(jnp.max(lam_max))
     if not jnp.isfinite(worst):
         raise ScenarioError("personalization: a client's local Hessian is not finite")
-    if p.eta * worst >= 2.0:
+    if not stable(worst, p.eta):
         client = int(jnp.argmax(lam_max))
         raise ScenarioError(
             f"personalization.eta = {p.eta:g} makes local gradient descent diverge: "

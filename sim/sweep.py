@@ -37,6 +37,7 @@ import xarray as xr
 from .batch import CALL, NULL_STRENGTH, Outcome, run_batch, traceable
 from .detectors import Calibration, calibrate, deployed, layout
 from .params import numeric_field
+from .personalize import stable
 from .scenario import MODES, Scenario, ScenarioError
 from .trace import _version, save_netcdf
 from .verdict import NULL_SEED0, detection_rounds, detector_alarms, judge, summarize
@@ -210,7 +211,7 @@ def assemble(plan: Plan, main: Outcome, cals: list[Calibration], null: Outcome) 
     t_f = r(main.failure_round)
     jr = type(j)(*(r(a) for a in j))
     summ = summarize(t_f, jr, axis=len(shape))
-    valid_run = r(main.finite & (main.lam_max * _eta(plan) < 2.0))
+    valid_run = r(main.finite & stable(main.lam_max, _eta(plan)))
     valid = valid_run.all(axis=-1)
     P = len(plan.points)
     per_point = lambda arrs: np.stack(arrs).reshape(shape + arrs[0].shape)  # noqa: E731

@@ -22,7 +22,7 @@ Trace = xr.Dataset
 _ROUND_VARS = (
     "acc_mean", "acc_std", "acc_q10", "worst_group_acc", "acc_parity_gap", "eo_gap", "ece_agg", "ece_max", "ece_q90",
     "global_alignment", "global_p0_acc", "global_spurious_weight", "deployed_alignment_q10", "bias_amp_mean",
-    "misalign_q90", "ood_q90", "train_test_gap_mean", "participants",
+    "misalign_q90", "ood_q90", "train_test_gap_mean",
 )
 
 
@@ -77,7 +77,8 @@ def build_trace(sc: Scenario, seed: int, rounds: dict, *, fm: dict, dp_epsilon: 
         "worst_value": (("mode",), metric.max(axis=0)),
         "group_acc": (("round", "group"), np.asarray(rounds["group_acc"])),
         "global_group_acc_p0": (("round", "group"), np.asarray(rounds["global_group_acc_p0"])),
-        "update_sum": (("round", "param"), np.asarray(rounds["update_sum"])),
+        "update_sum": (("round", "param"), np.asarray(rounds["obs_update_sum"])),
+        "participants": (("round",), np.asarray(rounds["obs_count"])),
         "theta_global": (("round", "param"), np.asarray(rounds["theta_global"])),
     }
     for v in _ROUND_VARS:

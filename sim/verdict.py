@@ -33,28 +33,27 @@ from .trace import Trace, scenario_of
 NULL_SEED0 = 1 << 30
 
 
+def earliest(rounds: np.ndarray, axis: int = -1) -> np.ndarray:
+    """The earliest round along ``axis``, where -1 means never (and stays -1 if all are)."""
+    never = np.iinfo(np.int64).max
+    first = np.where(rounds < 0, never, rounds).astype(np.int64).min(axis=axis, initial=never)
+    return np.where(first == never, -1, first)
+
+
 def detection_rounds(alarm: np.ndarray, lay: Layout, attribution: str = "watch") -> np.ndarray:
     """(..., K) channel alarm rounds -> (..., modes, detectors): each detector's first
     alarm that counts for each mode (-1 = none)."""
-    big = np.iinfo(np.int64).max
-    a = np.where(alarm < 0, big, alarm).astype(np.int64)
-    out = np.full(alarm.shape[:-1] + (len(MODES), len(lay.detectors)), big, np.int64)
-    for k in range(alarm.shape[-1]):
-        d = lay.owner[k]
-        modes = np.ones(len(MODES), bool) if attribution == "any" else lay.watches[k]
-        for m in np.flatnonzero(modes):
-            out[..., m, d] = np.minimum(out[..., m, d], a[..., k])
-    return np.where(out == big, -1, out)
+    out = np.empty(alarm.shape[:-1] + (len(MODES), len(lay.detectors)), np.int64)
+    for d in range(len(lay.detectors)):
+        for m in range(len(MODES)):
+            counts = (lay.owner == d) & (True if attribution == "any" else lay.watches[:, m])
+            out[..., m, d] = earliest(alarm[..., counts])
+    return out
 
 
 def detector_alarms(alarm: np.ndarray, lay: Layout) -> np.ndarray:
     """(..., K) -> (..., detectors): each detector's first alarm on any channel (-1 = none)."""
-    big = np.iinfo(np.int64).max
-    a = np.where(alarm < 0, big, alarm).astype(np.int64)
-    out = np.full(alarm.shape[:-1] + (len(lay.detectors),), big, np.int64)
-    for k in range(alarm.shape[-1]):
-        out[..., lay.owner[k]] = np.minimum(out[..., lay.owner[k]], a[..., k])
-    return np.where(out == big, -1, out)
+    return detection_rounds(alarm, lay, "any")[..., 0, :]
 
 
 class Judgement(NamedTuple):
@@ -66,9 +65,7 @@ class Judgement(NamedTuple):
 
 def judge(failure_round: np.ndarray, det_rounds: np.ndarray, grace: int) -> Judgement:
     """Silent = failed and (no counting alarm, or the first one later than T_f + grace)."""
-    big = np.iinfo(np.int64).max
-    t_d = np.where(det_rounds < 0, big, det_rounds).min(axis=-1)
-    t_d = np.where(t_d == big, -1, t_d)
+    t_d = earliest(det_rounds)
     failed = failure_round >= 0
     detected = failed & (t_d >= 0) & (t_d <= failure_round + grace)
     delay = np.where(detected, (t_d - failure_round).astype(float), np.nan)
