@@ -157,3 +157,15 @@ def test_aggregate_masking_is_reproduced():
     assert grp_alarms == len(seeds)
     assert agg_alarms <= 1  # at most what a 5% false-alarm rate gives over 4 runs
     assert "group_stratified_monitor" not in dt.deployed(sc.replace(**{"federation.attribute_use": False}))
+
+
+@pytest.mark.parametrize("update, field", [
+    ({"monitor.detectors": ["aggregate_monitor", "no_such_detector"]}, "monitor.detectors"),
+    ({"monitor.alpha": 0.0}, "monitor.alpha"),
+    ({"monitor.grace": -1}, "monitor.grace"),
+    ({"shifts.strength": 1.5}, "shifts.strength"),
+    ({"federation.secure_aggregation": "maybe"}, "federation.secure_aggregation"),
+])
+def test_bad_monitor_and_access_settings_are_rejected_naming_the_field(update, field):
+    with pytest.raises(ScenarioError, match=field.replace(".", r"\.")):
+        SMALL.replace(**update)
