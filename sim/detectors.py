@@ -25,6 +25,9 @@ accuracy, the public directions u and mu_spu, the DP noise scale):
   the alignment direction (erosion) and its |projection| on the spurious direction (bias).
 * ``cusum_detector``: one-sided CUSUM S_t = max(0, S_{t-1} + (v_{t-1} - v_t)/sigma - k) on
   the reported mean accuracy and the global alignment score (Page 1954).
+* ``bayesian_changepoint``: log posterior odds that a downward change has happened by
+  round t in the reported mean accuracy and in the global alignment score, with the
+  public DP noise scale (plus the floor) as the known noise (``changepoint.py``).
 * ``update_inspection``: the largest projection / norm among the individual updates.
 * ``central_audit``: the six mode metrics of the personal models themselves (the oracle).
 
@@ -43,6 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
+from .changepoint import changepoint_log_odds
 from .federate import REPORT_SENSITIVITY, report_noise_std
 from .observe import OBSERVABLES, available_access
 from .scenario import DETECTORS, MODES, Scenario
@@ -50,6 +54,7 @@ from .world import ALIGN_AXIS, SPU_AXIS
 
 CUSUM_K = 0.5  # reference value (drift allowance) in noise standard deviations
 CUSUM_FLOOR = 0.005  # sigma of a stream without DP noise
+CHANGE_SCALE_ACC = 0.05  # prior scale of a change of the mean reported accuracy
 
 
 class Public(NamedTuple):
@@ -138,13 +143,30 @@ def cusum(v: Array, sigma: Array, k: float = CUSUM_K) -> Array:
     return jax.lax.scan(step, jnp.zeros(()), x.at[0].set(0.0))[1]
 
 
-def cusum_statistic(obs: dict, pub: Public, sc: Scenario) -> Array:
+def _acc_stream(obs: dict, sc: Scenario) -> tuple[Array, Array]:
+    """The reported mean accuracy and the std of one round's mean from the public DP noise
+    scale of the secure sum (0 without DP)."""
     count = obs["obs_count"]
     acc = _mean(obs["obs_report"], count)[:, 0]
-    sd_mean = report_noise_std(sc, REPORT_SENSITIVITY["report"], count) / jnp.maximum(count, 1.0)
+    return acc, report_noise_std(sc, REPORT_SENSITIVITY["report"], count) / jnp.maximum(count, 1.0)
+
+
+def cusum_statistic(obs: dict, pub: Public, sc: Scenario) -> Array:
+    acc, sd_mean = _acc_stream(obs, sc)
     sigma_acc = jnp.maximum(jnp.sqrt(2.0) * sd_mean, CUSUM_FLOOR)  # sd of the difference of two means
     align = obs["obs_global"][:, 0]
     return jnp.stack([cusum(acc, sigma_acc), cusum(align, jnp.full_like(align, CUSUM_FLOOR))], axis=-1)
+
+
+def changepoint_statistic(obs: dict, pub: Public, sc: Scenario) -> Array:
+    acc, sd_mean = _acc_stream(obs, sc)
+    align = obs["obs_global"][:, 0]
+    hazard = 1.0 / sc.federation.rounds
+    floor = jnp.full_like(align, CUSUM_FLOOR**2)  # the clients' sampling variation
+    return jnp.stack([
+        changepoint_log_odds(acc, sd_mean**2 + floor, CHANGE_SCALE_ACC, hazard),
+        changepoint_log_odds(align, floor, sc.thresholds.alignment_erosion, hazard),
+    ], axis=-1)
 
 
 def inspection_statistic(obs: dict, pub: Public, sc: Scenario) -> Array:
@@ -174,6 +196,8 @@ REGISTRY: dict[str, Detector] = {
                  (Channel("alignment_projection", (_E,)), Channel("spurious_projection", (_B,))), direction_statistic),
         Detector("cusum_detector", ("aggregate_metrics", "global_probe_scores", "participant_counts"),
                  (Channel("acc_cusum", ()), Channel("alignment_cusum", (_E,))), cusum_statistic),
+        Detector("bayesian_changepoint", ("aggregate_metrics", "global_probe_scores", "participant_counts"),
+                 (Channel("acc_changepoint", ()), Channel("alignment_changepoint", (_E,))), changepoint_statistic),
         Detector("update_inspection", ("individual_updates",),
                  (Channel("alignment_projection_max", (_E, _M)), Channel("spurious_projection_max", (_B,)),
                   Channel("norm_max", (_O, _M))), inspection_statistic),

@@ -220,7 +220,7 @@ class Thresholds(_Section):
 #: The detectors of sim/detectors.py (taxonomy ids).
 DETECTORS = (
     "aggregate_monitor", "group_stratified_monitor", "server_probe_eval", "federated_evaluation",
-    "update_direction_monitor", "cusum_detector", "update_inspection", "central_audit",
+    "update_direction_monitor", "cusum_detector", "bayesian_changepoint", "update_inspection", "central_audit",
 )
 
 

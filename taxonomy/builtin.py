@@ -373,7 +373,7 @@ def _detectors() -> list[tuple]:
          {"alignment_erosion": "global"}),
         (Detector(id="bayesian_changepoint", name="Bayesian change-point detector",
                   definition="Posterior probability of a change in the DP-noised aggregates given the public noise scale (numpyro)."),
-         ["adams2007bayesian"], ["aggregate_metrics", "global_probe_scores"],
+         ["adams2007bayesian"], ["aggregate_metrics", "global_probe_scores", "participant_counts"],
          {"alignment_erosion": "global"}),
         (Detector(id="update_inspection", name="Per-client update inspection",
                   definition="Inspects each client's update, which reveals its personal model to the server."),
@@ -550,6 +550,7 @@ IMPLEMENTATIONS: dict[str, str] = {
     "federated_evaluation": _SIM + "detectors.fedeval_statistic",
     "update_direction_monitor": _SIM + "detectors.direction_statistic",
     "cusum_detector": _SIM + "detectors.cusum_statistic",
+    "bayesian_changepoint": _SIM + "detectors.changepoint_statistic",
     "update_inspection": _SIM + "detectors.inspection_statistic",
     "central_audit": _SIM + "detectors.audit_statistic",
 }
