@@ -517,6 +517,92 @@ def report(
         err_console.print(f"wrote {output}")
 
 
+@app.command("estimate")
+def estimate_cmd(
+    path: Path = typer.Argument(..., help="A two-axis sweep (phase output folder or its sweep.nc)."),
+    output: Path = typer.Option(Path("estimate"), "--output", "-o", help="Output folder."),
+    model: str = typer.Option("probit", "--model", "-m", help="Boundary model: probit (spline boundary) or gp (GP classifier)."),
+    link: str = typer.Option("probit", "--link", help="Link function: probit or logit."),
+    along: Optional[str] = typer.Option(None, "--along", help="The x axis (the boundary is the other axis as a function of it); default the first."),
+    modes: Optional[str] = typer.Option(None, "--modes", help="Comma-separated modes (default: all six)."),
+    chains: int = typer.Option(4, "--chains", min=1, help="NUTS chains (vectorized)."),
+    warmup: int = typer.Option(500, "--warmup", min=1, help="Warm-up iterations per chain."),
+    samples: int = typer.Option(500, "--samples", min=1, help="Draws per chain."),
+    seed: int = typer.Option(0, "--seed", help="Sampler seed."),
+) -> None:
+    """Fit the posterior phase boundary of P(fail) and P(silent) of every mode (numpyro NUTS),
+    with 90% credible bands, R-hat / ESS / divergences, figures and the posterior surfaces.
+
+    Example: silentfail estimate phase -o estimate
+    """
+    import time
+
+    import xarray as xr
+
+    from .figures import boundary_figure
+    from .report import estimate_markdown
+    from .sim.estimate import estimate
+    from .sim.scenario import MODES
+    from .sim.trace import save_netcdf
+
+    if path.is_dir():
+        path = path / "store" / "sweep.nc" if (path / "store" / "sweep.nc").exists() else path / "sweep.nc"
+    if not path.is_file():
+        raise FileNotFoundError(f"{str(path)!r} is not a sweep file")
+    ds = xr.load_dataset(path, engine="h5netcdf")
+    if ds.attrs.get("kind") != "silentfail.sweep":
+        raise UserError(f"{str(path)!r} is not a sweep (silentfail phase writes one)")
+    mode_list = tuple(m.strip() for m in modes.split(",")) if modes else MODES
+    output.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    bar, update = _progress()
+    with bar:
+        est, _ = estimate(ds, modes=mode_list, model=model, link=link, along=along, chains=chains, warmup=warmup,
+                          samples=samples, seed=seed, progress=update)
+    save_netcdf(est, output / "estimate.nc")
+    figs = [p for q in est["quantity"].values for p in boundary_figure(est, output / f"boundary_{q}", quantity=str(q))]
+    (output / "diagnostics.md").write_text(estimate_markdown(est))
+    console.print(_table("posterior fits (NUTS; flagged: R-hat > 1.01, divergences or ESS < 100)", *_diagnostic_rows(est)))
+    n_flag = int(est["flagged"].sum())
+    err_console.print(f"{n_flag} of {est['flagged'].size} fits flagged; {time.perf_counter() - t0:.1f} s; wrote "
+                      f"{output / 'estimate.nc'}, {output / 'diagnostics.md'}, {', '.join(str(p) for p in figs)}")
+
+
+def _diagnostic_rows(est) -> tuple[list[str], list[list[str]]]:
+    from .report import estimate_rows
+
+    return estimate_rows(est)
+
+
+@app.command("check")
+def check_cmd(
+    hypothesis: str = typer.Argument(..., help='e.g. "for all lambda <= 0.1 and shift >= 0.5, P(silent fairness collapse) >= 0.9 under secure aggregation + central DP"'),
+    scenario_file: Optional[Path] = typer.Option(None, "--scenario", help="A scenario TOML file (default: the 'phase' preset)."),
+    preset_name: Optional[str] = typer.Option(None, "--preset", "-p", help="A named preset."),
+    seeds: int = typer.Option(16, "--seeds", "-s", min=1, help="Seeds per cell of the region."),
+    points: int = typer.Option(5, "--points", min=1, help="Grid values per bounded axis."),
+    model: str = typer.Option("cell", "--model", "-m", help="cell (independent Jeffreys posteriors), probit or gp (two axes)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Folder for the per-cell posterior (cells.nc) and the sweep."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="Override a field (repeatable)."),
+) -> None:
+    """The posterior probability that a hypothesis holds over its whole region, and where it fails.
+
+    Example: silentfail check "for all lambda <= 0.1 and shift >= 0.5, P(silent fairness collapse) >= 0.9"
+    """
+    from .hypothesis import check
+    from .sim.trace import save_netcdf
+
+    sc = _scenario(scenario_file, preset_name, set_, "phase")
+    bar, update = _progress()
+    with bar:
+        res = check(hypothesis, sc, seeds=seeds, points=points, model=model, progress=update,
+                    store=(output / "store") if output is not None else None)
+    console.print(res.summary())
+    if output is not None:
+        save_netcdf(res.cells, output / "cells.nc")
+        err_console.print(f"wrote {output / 'cells.nc'}, {output / 'store' / 'sweep.nc'}")
+
+
 def _print_assessment(sc, seeds: int) -> None:
     """The summary across seeds of one scenario (a sweep with no axes)."""
     from .sim.scenario import MODES

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from .sim.estimate import is_log_axis
 from .sim.scenario import MODES
 
 #: Regimes and their Okabe-Ito colours.
@@ -61,14 +62,6 @@ def _edges(v: np.ndarray, log: bool) -> np.ndarray:
     return 10**mid if log else mid
 
 
-def _is_log(v: np.ndarray) -> bool:
-    v = np.asarray(v, float)
-    if len(v) < 3 or np.any(v <= 0):
-        return False
-    r = v[1:] / v[:-1]
-    return bool(np.allclose(r, r[0], rtol=1e-3) and r[0] > 1.5)
-
-
 def phase_figure(ds: xr.Dataset, out: str | Path, *, overlay: Overlay | None = None, title: str | None = None) -> list[Path]:
     """Six panels (one per mode) of the regimes over the sweep's two axes; writes
     ``out``.pdf and ``out``.png and returns their paths."""
@@ -84,7 +77,7 @@ def phase_figure(ds: xr.Dataset, out: str | Path, *, overlay: Overlay | None = N
         raise ValueError(f"a phase figure needs a sweep over exactly two axes, got {len(axes)}: {axes}")
     xname, yname = axes
     xv, yv = ds[xname].values.astype(float), ds[yname].values.astype(float)
-    xlog, ylog = _is_log(xv), _is_log(yv)
+    xlog, ylog = is_log_axis(xv), is_log_axis(yv)
     reg = regimes(ds)
     cmap = ListedColormap(("#FFFFFF",) + COLOURS)  # -1 (invalid) white
     fig, panels = plt.subplots(2, 3, figsize=(10.5, 6.6), sharex=True, sharey=True, constrained_layout=True)
@@ -115,6 +108,12 @@ def phase_figure(ds: xr.Dataset, out: str | Path, *, overlay: Overlay | None = N
     sc_name = ds.attrs.get("scenario_name", "")
     fig.suptitle(title or f"Silent failures: {sc_name} (alpha = {ds.attrs['alpha']}, {ds.attrs['seeds']} seeds per cell)",
                  fontsize=11)
+    return _save(fig, out)
+
+
+def _save(fig, out: str | Path) -> list[Path]:
+    import matplotlib.pyplot as plt
+
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -124,3 +123,55 @@ def phase_figure(ds: xr.Dataset, out: str | Path, *, overlay: Overlay | None = N
         paths.append(p)
     plt.close(fig)
     return paths
+
+
+QUANTITY_LABELS = {"fail": "P(fail)", "silent": "P(silent failure)"}
+
+
+def boundary_figure(est: xr.Dataset, out: str | Path, *, quantity: str = "fail", title: str | None = None) -> list[Path]:
+    """Six panels (one per mode in ``est``) of the empirical rate per cell (k/n, sequential
+    cividis scale) with the posterior median boundary (P = 1/2) and its 90% credible band
+    from :func:`silentfail.sim.estimate.estimate`; a flagged fit says so in its panel title.
+    Writes ``out``.pdf and ``out``.png."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    xname, yname = est.attrs["x_axis"], est.attrs["y_axis"]
+    xv, yv = est[xname].values.astype(float), est[yname].values.astype(float)
+    xlog, ylog = is_log_axis(xv), is_log_axis(yv)
+    X, Y = np.meshgrid(_edges(xv, xlog), _edges(yv, ylog), indexing="ij")
+    modes = list(est["mode"].values)
+    ncol = min(3, len(modes))
+    nrow = -(-len(modes) // ncol)
+    fig, panels = plt.subplots(nrow, ncol, figsize=(3.5 * ncol, 3.2 * nrow + 0.6), sharex=True, sharey=True,
+                               constrained_layout=True, squeeze=False)
+    mesh = None
+    for ax, mode in zip(panels.flat, modes):
+        e = est.sel(mode=mode, quantity=quantity)
+        mesh = ax.pcolormesh(X, Y, e["empirical"].transpose(xname, yname).values, cmap="cividis", vmin=0, vmax=1, shading="flat")
+        xf = est["x_fine"].values
+        lo, med, hi = (e[v].values for v in ("boundary_q05", "boundary_median", "boundary_q95"))
+        ax.fill_between(xf, lo, hi, color="#E69F00", alpha=0.45, lw=0, label="90% credible band")
+        ax.plot(xf, med, color="#D55E00", lw=2, label="posterior median boundary")
+        ax.set_xlim(X.min(), X.max())
+        ax.set_ylim(Y.min(), Y.max())
+        flag = " [flagged]" if bool(e["flagged"]) else ""
+        ax.set_title(TITLES.get(mode, mode) + flag, fontsize=10)
+        if xlog:
+            ax.set_xscale("log")
+        if ylog:
+            ax.set_yscale("log")
+    for ax in panels.flat[len(modes):]:
+        ax.set_visible(False)
+    fig.supxlabel(LABELS.get(xname, xname), fontsize=9)
+    fig.supylabel(LABELS.get(yname, yname), fontsize=9)
+    if mesh is not None:
+        fig.colorbar(mesh, ax=panels, shrink=0.8, label=f"empirical {QUANTITY_LABELS.get(quantity, quantity)}")
+    handles = [plt.Line2D([], [], color="#D55E00", lw=2, label="posterior median boundary (P = 1/2)"),
+               matplotlib.patches.Patch(facecolor="#E69F00", alpha=0.45, label="90% credible band")]
+    fig.legend(handles=handles, loc="outside lower center", ncol=2, fontsize=8, frameon=False)
+    fig.suptitle(title or f"{QUANTITY_LABELS.get(quantity, quantity)}: posterior boundary ({est.attrs.get('model', '')} model, "
+                 f"{est.attrs.get('chains', '?')} chains)", fontsize=11)
+    return _save(fig, out)

@@ -127,3 +127,39 @@ def trace_markdown(trace: xr.Dataset, verdict: xr.Dataset) -> str:
     out += ["## Mode metrics over rounds", "", f"![mode metrics]({_embed(fig)})", ""]
     plt.close(fig)
     return "\n".join(out)
+
+
+ESTIMATE_HEADER = ["mode", "quantity", "boundary at x min / mid / max (median [90% band])", "P(in range)", "R-hat",
+                   "ESS bulk", "ESS tail", "divergences", "status"]
+
+
+def estimate_rows(est: xr.Dataset) -> tuple[list[str], list[list[str]]]:
+    """Per (mode, quantity): the posterior boundary at three x positions, the chance it
+    lies inside the grid, and the convergence diagnostics of the fit."""
+    rows = []
+    n = est.sizes["x_fine"]
+    for m in est["mode"].values:
+        for q in est["quantity"].values:
+            e = est.sel(mode=m, quantity=q)
+            pts = []
+            for i in (0, n // 2, n - 1):
+                lo, med, hi = (float(e[v].values[i]) for v in ("boundary_q05", "boundary_median", "boundary_q95"))
+                pts.append(f"{_fmt(med, 3)} [{_fmt(lo, 3)}, {_fmt(hi, 3)}]")
+            rows.append([str(m), str(q), " / ".join(pts), _fmt(float(e["p_boundary_in_range"].mean())),
+                         _fmt(float(e["r_hat"]), 3), _fmt(float(e["ess_bulk"]), 0), _fmt(float(e["ess_tail"]), 0),
+                         str(int(e["divergences"])),
+                         "FLAGGED: " + str(e["reasons"].values) if bool(e["flagged"]) else
+                         ("ok" if str(e["status"].values) == "fit" else str(e["status"].values))])
+    return ESTIMATE_HEADER, rows
+
+
+def estimate_markdown(est: xr.Dataset) -> str:
+    """The diagnostics table of a boundary estimate as Markdown."""
+    x, y = est.attrs["x_axis"], est.attrs["y_axis"]
+    xv = est["x_fine"].values
+    head = (f"# Posterior phase boundaries\n\nModel: {est.attrs.get('model')} (link {est.attrs.get('link')}), "
+            f"{est.attrs.get('chains')} NUTS chains x {est.attrs.get('draws')} draws. The boundary is the {y} at which "
+            f"P = 1/2, as a function of {x} (at {x} = {xv[0]:.4g} / {xv[len(xv) // 2]:.4g} / {xv[-1]:.4g}). A fit is "
+            f"flagged when R-hat > {est.attrs.get('rhat_max')}, any transition diverged, or a bulk/tail ESS is below "
+            f"{est.attrs.get('ess_min'):.0f}.\n\n")
+    return head + _md_table(*estimate_rows(est)) + "\n"

@@ -263,10 +263,13 @@ class Diagnostics:
     divergences: int
     chains: int
     draws: int
+    sampled: bool = True  # False: no sampler ran (a degenerate fit; nothing to diagnose)
 
     @property
     def reasons(self) -> list[str]:
         out = []
+        if not self.sampled:
+            return out
         if not np.isfinite(self.r_hat) or self.r_hat > RHAT_MAX:
             out.append(f"R-hat {self.r_hat:.3f} > {RHAT_MAX}")
         if self.divergences > 0:
@@ -305,7 +308,7 @@ _MCMC: dict[tuple, Any] = {}
 
 
 def run_nuts(model, key: tuple, args: tuple, *, chains: int, warmup: int, samples: int, seed: int,
-             target_accept: float = 0.9, max_tree_depth: int = 8) -> tuple[dict[str, np.ndarray], Diagnostics]:
+             target_accept: float = 0.95, max_tree_depth: int = 8) -> tuple[dict[str, np.ndarray], Diagnostics]:
     """NUTS on ``model(*args)`` with ``chains`` vectorized chains; the compiled sampler is
     cached per (key, shapes), so refits of the same shapes do not recompile. Returns the
     draws grouped by chain and the diagnostics."""
@@ -355,6 +358,7 @@ class BoundaryFit:
     surface: np.ndarray
     diagnostics: Diagnostics
     draws: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
+    status: str = "fit"
 
     @property
     def flagged(self) -> bool:
@@ -366,7 +370,7 @@ class BoundaryFit:
 
     def summary(self) -> dict[str, Any]:
         d = self.diagnostics
-        return dict(label=self.counts.label, model=self.model, r_hat=d.r_hat, ess_bulk=d.ess_bulk, ess_tail=d.ess_tail,
+        return dict(label=self.counts.label, model=self.model, status=self.status, r_hat=d.r_hat, ess_bulk=d.ess_bulk, ess_tail=d.ess_tail,
                     divergences=d.divergences, flagged=d.flagged, reasons="; ".join(d.reasons),
                     p_in_range=float(np.mean(self.p_in_range)))
 
@@ -387,6 +391,16 @@ def fit_boundary(counts: Counts, *, model: str = "probit", link: str = "probit",
     k, n = counts.k.astype(np.float32), counts.n.astype(np.float32)
     uf = np.linspace(0.0, 1.0, N_FINE)
     S = chains * samples
+    if counts.k.sum() in (0, counts.n.sum()):  # no transition in the grid: nothing to sample
+        rng = np.random.default_rng(seed)
+        surface = rng.beta(counts.k + 0.5, counts.n - counts.k + 0.5, size=(S,) + counts.k.shape)
+        side = "0" if counts.k.sum() == 0 else "1"
+        fit = BoundaryFit(counts, model, link, counts.x.value(uf), np.full((3, N_FINE), np.nan), np.zeros(N_FINE), surface,
+                          Diagnostics(np.nan, np.nan, np.nan, 0, chains, samples, sampled=False),
+                          status=f"no transition: empirical P = {side} in every cell (the boundary lies outside the grid; "
+                                 "per-cell Jeffreys posteriors)")
+        fit._unit = np.full((S, N_FINE), np.nan)
+        return fit
     if model == "probit":
         d = counts.direction() if direction is None else float(np.sign(direction) or 1.0)
         fn = lambda B, y_, k_, n_, d_: probit_boundary_model(B, y_, k_, n_, d_, smooth, link)  # noqa: E731
@@ -476,6 +490,7 @@ def boundary_dataset(fits: dict[tuple[str, str], BoundaryFit], modes, quantities
         "divergences": (mq, get(lambda f: f.diagnostics.divergences)),
         "flagged": (mq, get(lambda f: f.diagnostics.flagged)),
         "reasons": (mq, get(lambda f: "; ".join(f.diagnostics.reasons) or "ok")),
+        "status": (mq, get(lambda f: f.status)),
     }
     out = xr.Dataset(data, coords={"mode": list(modes), "quantity": list(quantities), "x_fine": f0.x_fine,
                                    cx.name: cx.values, cy.name: cy.values})
