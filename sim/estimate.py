@@ -209,14 +209,16 @@ def _boundary_weights(zw, smooth):
 
 
 def probit_boundary_model(B, yu, k, n, direction, smooth, link="probit"):
-    """Boundary model (module docstring): B (nx, L) spline basis at the data's x, yu (ny,)."""
+    """Boundary model (module docstring) of R independent grids at once: B (nx, L) spline
+    basis at the data's x, yu (ny,), k and n (R, nx, ny), direction (R,)."""
     import numpyro
     import numpyro.distributions as dist
 
-    zw = numpyro.sample("z_w", dist.Normal(0.0, 1.0).expand([B.shape[1]]).to_event(1))
-    log_s = numpyro.sample("log_slope", dist.Normal(LOG_SLOPE_MEAN, LOG_SLOPE_SD))
-    b = B @ _boundary_weights(zw, smooth)
-    z = direction * jnp.exp(log_s) * (yu[None, :] - b[:, None])
+    R = k.shape[0]
+    zw = numpyro.sample("z_w", dist.Normal(0.0, 1.0).expand([R, B.shape[1]]).to_event(2))
+    log_s = numpyro.sample("log_slope", dist.Normal(LOG_SLOPE_MEAN, LOG_SLOPE_SD).expand([R]).to_event(1))
+    b = _boundary_weights(zw, smooth) @ B.T  # (R, nx)
+    z = (direction * jnp.exp(log_s))[:, None, None] * (yu[None, None, :] - b[:, :, None])
     numpyro.factor("binomial", jnp.sum(k * _log_cdf(z, link) + (n - k) * _log_cdf(-z, link)))
 
 
@@ -402,36 +404,67 @@ def fit_boundary(counts: Counts, *, model: str = "probit", link: str = "probit",
         fit._unit = np.full((S, N_FINE), np.nan)
         return fit
     if model == "probit":
-        d = counts.direction() if direction is None else float(np.sign(direction) or 1.0)
-        fn = lambda B, y_, k_, n_, d_: probit_boundary_model(B, y_, k_, n_, d_, smooth, link)  # noqa: E731
-        draws, diag = run_nuts(fn, ("probit", link, smooth), (bspline_basis(xu, n_basis), yu, k, n, d),
-                               chains=chains, warmup=warmup, samples=samples, seed=seed)
-        w = np.asarray(_boundary_weights(jnp.asarray(draws["z_w"].reshape(S, -1)), smooth))
-        slope = np.exp(draws["log_slope"].reshape(S))
-        unit = w @ bspline_basis(uf, n_basis).T  # (S, N_FINE)
-        b_cells = w @ bspline_basis(xu, n_basis).T  # (S, nx)
-        z = d * slope[:, None, None] * (yu[None, None, :] - b_cells[:, :, None])
+        return fit_probit_boundaries([counts], link=link, n_basis=n_basis, smooth=smooth, direction=direction,
+                                     chains=chains, warmup=warmup, samples=samples, seed=seed)[0]
+    # the GP classifier
+    phi = _gp_features(xu, yu)
+    fn = lambda p_, k_, n_: gp_model(p_, k_, n_, link)  # noqa: E731
+    draws, diag = run_nuts(fn, ("gp", link), (phi, k.ravel(), n.ravel()),
+                           chains=chains, warmup=warmup, samples=samples, seed=seed)
+    flat = {k_: v.reshape((S,) + v.shape[2:]) for k_, v in draws.items()}
+    coef = np.asarray(jax.vmap(_gp_sqrt_spd)(jnp.asarray(flat["amplitude"]), jnp.asarray(flat["length"]))) * flat["beta"]
+    f_cells = flat["intercept"][:, None] + coef @ phi.T
+    surface = np.asarray(_cdf(jnp.asarray(f_cells), link)).reshape(S, len(xu), len(yu))
+    yf = np.linspace(0.0, 1.0, 2 * N_FINE)
+    f_fine = flat["intercept"][:, None, None] + (coef @ _gp_features(uf, yf).T).reshape(S, N_FINE, len(yf))
+    boundary_units = first_crossing(f_fine, yf)
+    return _boundary_fit(counts, "gp", link, boundary_units, np.isfinite(boundary_units), surface, diag, draws)
+
+
+def fit_probit_boundaries(counts: list[Counts], *, link: str = "probit", n_basis: int = 6, smooth: float = 0.3,
+                          direction: float | None = None, chains: int = 4, warmup: int = 500, samples: int = 500,
+                          seed: int = 0) -> list[BoundaryFit]:
+    """The probit boundary posteriors of several grids of the same shape in one NUTS run:
+    their joint posterior is the product of the independent ones, so each replication's
+    draws are its own posterior (used for simulation-based calibration); R-hat and ESS
+    are per grid, divergences are those of the joint run. Grids without a transition are
+    sampled too (:func:`fit_boundary` reports them instead)."""
+    c0 = counts[0]
+    if any(c.k.shape != c0.k.shape for c in counts):
+        raise EstimateError("grids fitted together must have the same shape")
+    xu, yu = c0.x.unit(c0.x.values), c0.y.unit(c0.y.values)
+    R, S = len(counts), chains * samples
+    d = np.array([c.direction() if direction is None else float(np.sign(direction) or 1.0) for c in counts])
+    k = np.stack([c.k for c in counts]).astype(np.float32)
+    n = np.stack([c.n for c in counts]).astype(np.float32)
+    fn = lambda B, y_, k_, n_, d_: probit_boundary_model(B, y_, k_, n_, d_, smooth, link)  # noqa: E731
+    draws, joint = run_nuts(fn, ("probit", link, smooth), (bspline_basis(xu, n_basis), yu, k, n, d),
+                            chains=chains, warmup=warmup, samples=samples, seed=seed)
+    uf = np.linspace(0.0, 1.0, N_FINE)
+    Bf, Bc = bspline_basis(uf, n_basis), bspline_basis(xu, n_basis)
+    no_div = np.zeros((chains, samples), bool)  # divergences are the joint run's, counted once
+    fits = []
+    for r, c in enumerate(counts):
+        own = {"z_w": draws["z_w"][:, :, r], "log_slope": draws["log_slope"][:, :, r]}
+        dg = diagnose(own, no_div)
+        dg = Diagnostics(dg.r_hat, dg.ess_bulk, dg.ess_tail, joint.divergences, chains, samples)
+        w = np.asarray(_boundary_weights(jnp.asarray(own["z_w"].reshape(S, -1)), smooth))
+        slope = np.exp(own["log_slope"].reshape(S))
+        unit = w @ Bf.T  # (S, N_FINE)
+        z = d[r] * slope[:, None, None] * (yu[None, None, :] - (w @ Bc.T)[:, :, None])
         surface = np.asarray(_cdf(jnp.asarray(z), link))
-        inside = (unit >= 0) & (unit <= 1)
-        boundary_units = unit
-    else:
-        phi = _gp_features(xu, yu)
-        fn = lambda p_, k_, n_: gp_model(p_, k_, n_, link)  # noqa: E731
-        draws, diag = run_nuts(fn, ("gp", link), (phi, k.ravel(), n.ravel()),
-                               chains=chains, warmup=warmup, samples=samples, seed=seed)
-        flat = {k_: v.reshape((S,) + v.shape[2:]) for k_, v in draws.items()}
-        coef = np.asarray(jax.vmap(_gp_sqrt_spd)(jnp.asarray(flat["amplitude"]), jnp.asarray(flat["length"]))) * flat["beta"]
-        f_cells = flat["intercept"][:, None] + coef @ phi.T
-        surface = np.asarray(_cdf(jnp.asarray(f_cells), link)).reshape(S, len(xu), len(yu))
-        yf = np.linspace(0.0, 1.0, 2 * N_FINE)
-        f_fine = flat["intercept"][:, None, None] + (coef @ _gp_features(uf, yf).T).reshape(S, N_FINE, len(yf))
-        boundary_units = first_crossing(f_fine, yf)
-        inside = np.isfinite(boundary_units)
+        fits.append(_boundary_fit(c, "probit", link, unit, (unit >= 0) & (unit <= 1), surface, dg, own))
+    return fits
+
+
+def _boundary_fit(counts: Counts, model: str, link: str, unit: np.ndarray, inside: np.ndarray, surface: np.ndarray,
+                  diag: Diagnostics, draws: dict) -> BoundaryFit:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        q = np.nanquantile(boundary_units, [0.05, 0.5, 0.95], axis=0)
+        q = np.nanquantile(unit, [0.05, 0.5, 0.95], axis=0)
+    uf = np.linspace(0.0, 1.0, N_FINE)
     fit = BoundaryFit(counts, model, link, counts.x.value(uf), counts.y.value(q), inside.mean(0), surface, diag, draws)
-    fit._unit = boundary_units
+    fit._unit = unit
     return fit
 
 
