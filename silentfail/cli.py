@@ -541,9 +541,14 @@ def estimate_cmd(
 
     from .figures import boundary_figure
     from .report import estimate_markdown
-    from .sim.estimate import estimate
+    from .sim.estimate import LINKS, MODELS, estimate
     from .sim.scenario import MODES
     from .sim.trace import save_netcdf
+
+    if model not in MODELS:
+        raise UserError(f"unknown model {model!r}; models: {', '.join(MODELS)}")
+    if link not in LINKS:
+        raise UserError(f"unknown link {link!r}; links: {', '.join(LINKS)}")
 
     if path.is_dir():
         path = path / "store" / "sweep.nc" if (path / "store" / "sweep.nc").exists() else path / "sweep.nc"
@@ -553,6 +558,8 @@ def estimate_cmd(
     if ds.attrs.get("kind") != "silentfail.sweep":
         raise UserError(f"{str(path)!r} is not a sweep (silentfail phase writes one)")
     mode_list = tuple(m.strip() for m in modes.split(",")) if modes else MODES
+    if bad := [m for m in mode_list if m not in MODES]:
+        raise UserError(f"unknown mode(s) {bad}; modes: {', '.join(MODES)}")
     output.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     bar, update = _progress()
@@ -589,13 +596,16 @@ def check_cmd(
 
     Example: silentfail check "for all lambda <= 0.1 and shift >= 0.5, P(silent fairness collapse) >= 0.9"
     """
-    from .hypothesis import check
+    from .hypothesis import CELL_MODELS, check, parse_hypothesis
     from .sim.trace import save_netcdf
 
+    h = parse_hypothesis(hypothesis)  # a bad hypothesis is reported before any work
+    if model not in CELL_MODELS:
+        raise UserError(f"unknown model {model!r}; models: {', '.join(CELL_MODELS)}")
     sc = _scenario(scenario_file, preset_name, set_, "phase")
     bar, update = _progress()
     with bar:
-        res = check(hypothesis, sc, seeds=seeds, points=points, model=model, progress=update,
+        res = check(h, sc, seeds=seeds, points=points, model=model, progress=update,
                     store=(output / "store") if output is not None else None)
     console.print(res.summary())
     if output is not None:

@@ -35,7 +35,7 @@ exactly (tau, sigma from the grid posterior, b from its Gaussian conditional).
 **Detection from observables only** is :mod:`changepoint` (the ``bayesian_changepoint``
 detector).
 
-References (BibTeX in ``silentfail.taxonomy.references``):
+References (BibTeX in :data:`BIBTEX`):
     Albert, Chib (1993), Bayesian analysis of binary and polychotomous response data, JASA.
     Eilers, Marx (1996), Flexible smoothing with B-splines and penalties, Stat. Sci.
     Rasmussen, Williams (2006), Gaussian Processes for Machine Learning, ch. 3.
@@ -62,6 +62,36 @@ import xarray as xr
 from jax.scipy.special import log_ndtr, logsumexp
 
 from .scenario import MODES
+
+#: BibTeX of the methods cited above.
+BIBTEX = r"""@article{albert1993bayesian,
+  title = {Bayesian analysis of binary and polychotomous response data}, author = {Albert, James H. and Chib, Siddhartha},
+  journal = {Journal of the American Statistical Association}, volume = {88}, number = {422}, pages = {669--679}, year = {1993}}
+@article{eilers1996flexible,
+  title = {Flexible smoothing with {B}-splines and penalties}, author = {Eilers, Paul H. C. and Marx, Brian D.},
+  journal = {Statistical Science}, volume = {11}, number = {2}, pages = {89--121}, year = {1996}}
+@book{rasmussen2006gaussian,
+  title = {Gaussian Processes for Machine Learning}, author = {Rasmussen, Carl Edward and Williams, Christopher K. I.},
+  publisher = {MIT Press}, year = {2006}}
+@article{riutort2023practical,
+  title = {Practical {H}ilbert space approximate {B}ayesian {G}aussian processes for probabilistic programming},
+  author = {Riutort-Mayol, Gabriel and B{\"u}rkner, Paul-Christian and Andersen, Michael R. and Solin, Arno and Vehtari, Aki},
+  journal = {Statistics and Computing}, volume = {33}, number = {1}, pages = {17}, year = {2023}}
+@article{vehtari2021rank,
+  title = {Rank-normalization, folding, and localization: an improved {$\widehat{R}$} for assessing convergence of {MCMC}},
+  author = {Vehtari, Aki and Gelman, Andrew and Simpson, Daniel and Carpenter, Bob and B{\"u}rkner, Paul-Christian},
+  journal = {Bayesian Analysis}, volume = {16}, number = {2}, pages = {667--718}, year = {2021}}
+@article{talts2018validating,
+  title = {Validating {B}ayesian inference algorithms with simulation-based calibration},
+  author = {Talts, Sean and Betancourt, Michael and Simpson, Daniel and Vehtari, Aki and Gelman, Andrew},
+  journal = {arXiv preprint arXiv:1804.06788}, year = {2018}}
+@article{smith1975bayesian,
+  title = {A {B}ayesian approach to inference about a change-point in a sequence of random variables},
+  author = {Smith, A. F. M.}, journal = {Biometrika}, volume = {62}, number = {2}, pages = {407--416}, year = {1975}}
+@article{adams2007bayesian,
+  title = {Bayesian Online Changepoint Detection}, author = {Adams, Ryan Prescott and MacKay, David J. C.},
+  journal = {arXiv preprint arXiv:0710.3742}, year = {2007}}
+"""
 
 MODELS = ("probit", "gp")
 LINKS = ("probit", "logit")
@@ -433,7 +463,7 @@ def fit_probit_boundaries(counts: list[Counts], *, link: str = "probit", n_basis
     if any(c.k.shape != c0.k.shape for c in counts):
         raise EstimateError("grids fitted together must have the same shape")
     xu, yu = c0.x.unit(c0.x.values), c0.y.unit(c0.y.values)
-    R, S = len(counts), chains * samples
+    S = chains * samples
     d = np.array([c.direction() if direction is None else float(np.sign(direction) or 1.0) for c in counts])
     k = np.stack([c.k for c in counts]).astype(np.float32)
     n = np.stack([c.n for c in counts]).astype(np.float32)

@@ -32,6 +32,7 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
         ["taxonomy", "export", "--help"], ["taxonomy", "validate", "--help"], ["cite", "--help"],
         ["taxonomy", "query", "silent", "--help"], ["taxonomy", "query", "coverage", "--help"],
         ["simulate", "--help"], ["phase", "--help"], ["report", "--help"], ["prove", "--help"],
+        ["estimate", "--help"], ["check", "--help"],
     ],
 )
 def test_every_help_has_an_example(capsys, argv):
@@ -234,3 +235,29 @@ def test_phase_draws_the_diagram_and_resumes(capsys, tmp_path):
 def test_phase_bad_input_is_one_line(capsys, tmp_path, argv, needle):
     code, _, err = run(capsys, *argv, "-o", str(tmp_path / "x"))
     assert code == 2 and err.startswith(needle), err
+
+
+def test_estimate_fits_the_boundaries_of_a_phase_sweep(capsys, tmp_path):
+    ph = tmp_path / "ph"
+    code, _, err = run(capsys, "phase", *TINY_PHASE, "--x", "personalization.lam=log:0.01:1:3", "--y", "shifts.strength=0:1:3",
+                       "--seeds", "3", "-o", str(ph))
+    assert code == 0, err
+    est = tmp_path / "est"
+    code, out, err = run(capsys, "estimate", str(ph), "-o", str(est), "--modes", "confidence_miscalibration,alignment_erosion",
+                         "--chains", "2", "--warmup", "150", "--samples", "150")
+    assert code == 0, err
+    for name in ("estimate.nc", "diagnostics.md", "boundary_fail.pdf", "boundary_fail.png", "boundary_silent.png"):
+        assert (est / name).is_file(), name
+    assert "R-hat" in out and "fits flagged" in err
+    assert "Posterior phase boundaries" in (est / "diagnostics.md").read_text()
+    code, _, err = run(capsys, "estimate", str(ph), "-o", str(est), "--model", "spline9")
+    assert code == 2 and err.startswith("error: unknown model 'spline9'"), err
+
+
+def test_check_reports_the_posterior_probability_and_where_it_fails(capsys, tmp_path):
+    code, out, err = run(capsys, "check", "for all lambda <= 0.1, P(silent fairness collapse) >= 0.9 under secure aggregation",
+                         *TINY_PHASE, "--seeds", "3", "--points", "2", "-o", str(tmp_path / "chk"))
+    assert code == 0, err
+    assert "P(holds) = " in out and (tmp_path / "chk" / "cells.nc").is_file()
+    code, _, err = run(capsys, "check", "for all lambda <= 0.1, P(silent nonsense) >= 0.9", *TINY_PHASE)
+    assert code == 2 and err.startswith("error: unknown mode in P(silent nonsense)"), err

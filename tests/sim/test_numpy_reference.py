@@ -46,3 +46,10 @@ def test_sweep_benchmark_harness_smoke():
                          timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     assert '"client_rounds_per_s"' in out.stdout and '"compile_s"' in out.stdout
+
+
+def test_estimate_benchmark_harness_smoke():
+    out = subprocess.run([sys.executable, str(BENCH / "bench_estimate.py"), "--smoke"], capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert '"exact_cached_s"' in out.stdout and '"first_fit_s"' in out.stdout
