@@ -148,12 +148,12 @@ def _deployed(sc: Scenario, ctx: Context, pop: Population, theta_g: Array, t: Ar
 def round_metrics(sc: Scenario, ctx: Context, pop: Population, theta_g: Array, theta_c: Array, cw: ClientWorld) -> dict:
     """Ground truth of the six modes for one round (see sim/metrics.py)."""
     world, th = ctx.world, sc.thresholds
-    cm = jax.vmap(lambda t_, c_: mt.client_metrics(t_, c_, world))(theta_c, cw)
+    cm = mt.client_metrics_batch(theta_c, cw, world)
     ece, reliability = mt.calibration_batch(cm.cells.mean, cm.cells.sd, cw.pi, ctx.confidence, bins=th.ece_bins)
     w = pop.weight
     align_c = alignment_score(theta_c, world)
     align_g = alignment_score(theta_g, world)
-    p0_c = jax.vmap(mt.base_accuracy, in_axes=(0, None))(theta_c, world)
+    p0_c = mt.base_accuracy(theta_c, world)
     p0_g = mt.base_accuracy(theta_g, world)
     p0_fm = mt.base_accuracy(ctx.theta0, world)
     align_fm = alignment_score(ctx.theta0, world)
@@ -173,8 +173,9 @@ def round_metrics(sc: Scenario, ctx: Context, pop: Population, theta_g: Array, t
     ece_agg = jnp.sum(jnp.abs(rel[0] - rel[1]))
     acc_mean = cm.acc.mean()
     # one batched partial sort for every quantile over clients
-    hi = mt.quantile(jnp.stack([cm.bias_amp, ece, misalign, ood]), QUANTILE)
-    lo = mt.quantile(jnp.stack([cm.acc, align_c]), 1 - QUANTILE)
+    qs = mt.quantile(jnp.stack([cm.bias_amp, ece, misalign, ood, cm.acc, align_c]),
+                     jnp.array([QUANTILE] * 4 + [1 - QUANTILE] * 2))
+    hi, lo = qs[:4], qs[4:]
     spread = acc_mean - lo[0]  # mt.accuracy_spread, with the quantile shared
     mode = jnp.stack([hi[0], hi[1], spread, hi[2], hi[3], mt.alignment_erosion(align_fm, align_g)])  # FM spread subtracted after the run
     if sc.population.mode == "population":  # training statistics are the population's: no gap

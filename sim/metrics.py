@@ -119,7 +119,9 @@ def fit_confidence(fm_cells: CellScores, pi: Array, *, grid: int = 4001, iters: 
     return Confidence(ab[0], ab[1])
 
 
-#: Gauss-Legendre nodes per calibration bin (tests/sim/test_world_metrics.py bounds the error)
+#: Gauss-Legendre nodes per calibration bin (tests/sim/test_world_metrics.py bounds the
+#: error; a 5-point Gauss-Lobatto rule reusing the bin edges was 6x less accurate in the
+#: end bins, where s(u) = logit(u) is singular, measured)
 GL_ORDER = 4
 _GL_NODES, _GL_WEIGHTS = (jnp.asarray(a, jnp.float32) for a in __import__("numpy").polynomial.legendre.leggauss(GL_ORDER))
 
@@ -190,27 +192,51 @@ def calibration(cs: CellScores, pi: Array, conf: Confidence, *, bins: int) -> tu
 
 def client_metrics(theta: Array, cw: ClientWorld, world: World) -> ClientMetrics:
     """All per-client metrics (but calibration) of a deployed model on its client's own
-    distribution."""
-    cs = cell_scores(theta, cw, world)
-    pos = positive_rate(cs)
-    correct = correct_rate(cs)
-    pa = cw.pi.sum(axis=0)
+    distribution (one client; :func:`client_metrics_batch` for many)."""
+    cm = client_metrics_batch(theta[None], jax.tree.map(lambda a: a[None], cw), world)
+    return jax.tree.map(lambda a: a[0], cm)
+
+
+def _scores_t(theta: Array, mu: Array, scale: Array, world: World) -> tuple[Array, Array]:
+    """Score means (2, G, n) and stds (G, n) of models ``theta`` (n, D) on cells with means
+    ``mu`` ((n, 2, G, d) per model, or (2, G, d) shared) and covariance scale (n,) or ()
+    times Sigma_a; the model axis is innermost (XLA on CPU vectorizes it)."""
+    tx, b = theta[:, :-1], theta[:, -1]
+    spec = "nyad,nd->yan" if mu.ndim == 4 else "yad,nd->yan"
+    mean = jnp.einsum(spec, mu, tx) + b
+    quad = jnp.einsum("ni,aij,nj->an", tx, world.Sigma, tx)
+    return mean, jnp.sqrt(jnp.maximum(scale * quad, 1e-30))
+
+
+def client_metrics_batch(theta: Array, cw: ClientWorld, world: World) -> ClientMetrics:
+    """:func:`client_metrics` of n models ``theta`` (n, D) on n clients ``cw`` (batched
+    over its leading axis), computed with the client axis innermost; same shapes as a
+    vmap of the one-client function."""
+    mean, sd = _scores_t(theta, cw.mu, cw.scale, world)
+    pi = jnp.moveaxis(cw.pi, 0, -1)  # (2, G, n)
+    z = mean / sd[None]
+    pos = phi(z)
+    correct = phi(Y[:, None, None] * z)
+    pa = pi.sum(axis=0)
     # accuracy given the group, Phi-averaged over P(y | a); defined even where P_c(a) = 0
-    y_given_a = jnp.where(pa > 1e-12, cw.pi / jnp.maximum(pa, 1e-12), 0.5)
+    y_given_a = jnp.where(pa > 1e-12, pi / jnp.maximum(pa, 1e-12), 0.5)
     return ClientMetrics(
-        acc=jnp.sum(cw.pi * correct),
-        group_acc=(y_given_a * correct).sum(0),
-        group_mass=pa,
-        tpr=pos[1],
-        fpr=pos[0],
-        bias_amp=directional_bias_amplification(pos, cw.pi),
-        cells=cs,
+        acc=jnp.sum(pi * correct, axis=(0, 1)),
+        group_acc=(y_given_a * correct).sum(0).T,
+        group_mass=pa.T,
+        tpr=pos[1].T,
+        fpr=pos[0].T,
+        bias_amp=directional_bias_amplification(pos, pi),
+        cells=CellScores(jnp.moveaxis(mean, -1, 0), sd.T),
     )
 
 
 def base_accuracy(theta: Array, world: World) -> Array:
-    """Accuracy on the base world P0."""
-    return accuracy(theta, base_client(world), world)
+    """Accuracy on the base world P0 of one model (D,) or of each row of (n, D)."""
+    th = jnp.atleast_2d(theta)
+    mean, sd = _scores_t(th, world.mu, jnp.asarray(1.0), world)
+    acc = jnp.sum(world.pi0[..., None] * phi(Y[:, None, None] * mean / sd[None]), axis=(0, 1))
+    return acc if theta.ndim == 2 else acc[0]
 
 
 def group_accuracy_p0(theta: Array, world: World) -> Array:
@@ -229,19 +255,51 @@ def equalized_odds_gap(tpr: Array, fpr: Array) -> Array:
     return jnp.maximum(tpr.max(-1) - tpr.min(-1), fpr.max(-1) - fpr.min(-1))
 
 
-def quantile(x: Array, q: float) -> Array:
+def _order_key(x: Array) -> Array:
+    """An int32 key with the order of the float32 values (negative floats' bits reversed)."""
+    b = jax.lax.bitcast_convert_type(x, jnp.int32)
+    return jnp.where(b < 0, jnp.int32(-(2**31)) - b - 1, b)
+
+
+def kth_smallest(x: Array, k: Array) -> Array:
+    """The k-th smallest (0-based) value of each row of float32 ``x`` (last axis), exact:
+    bisection over the 2^32 order keys, one counting pass per bit (32 passes of O(n),
+    branch-free and vectorized; a partial sort by ``lax.top_k`` was 6-10x slower on CPU
+    for k ~ n/10, measured). ``k``: an int per row (broadcast against x.shape[:-1])."""
+    key = _order_key(x)
+    k = jnp.broadcast_to(jnp.asarray(k, jnp.int32), x.shape[:-1])
+    lo = jnp.full(x.shape[:-1], jnp.iinfo(jnp.int32).min, jnp.int32)
+    hi = jnp.full(x.shape[:-1], jnp.iinfo(jnp.int32).max, jnp.int32)
+
+    def bisect(_, lh):
+        lo, hi = lh
+        mid = (lo >> 1) + (hi >> 1) + (lo & hi & 1)  # floor((lo + hi) / 2) without overflow
+        enough = jnp.sum(key <= mid[..., None], axis=-1) >= k + 1
+        return jnp.where(enough, lo, mid + 1), jnp.where(enough, mid, hi)
+
+    lo, _ = jax.lax.fori_loop(0, 32, bisect, (lo, hi))
+    return jax.lax.bitcast_convert_type(jnp.where(lo < 0, jnp.int32(-(2**31)) - lo - 1, lo), jnp.float32)
+
+
+def quantile(x: Array, q: float | Array) -> Array:
     """The q-quantile of each row of ``x`` (last axis), equal to ``jnp.quantile`` with
-    linear interpolation, from a partial sort (``lax.top_k``) instead of a full one."""
+    linear interpolation: order statistic i = floor(q (n - 1)) by exact selection
+    (:func:`kth_smallest`; ``q`` may differ per row), statistic i + 1 from one more pass
+    (equal to it, or the smallest value above it)."""
     n = x.shape[-1]
-    pos = q * (n - 1)
-    i = int(pos)
+    pos = jnp.asarray(q, jnp.float32) * (n - 1)
+    i = jnp.floor(pos).astype(jnp.int32)
     frac = pos - i
-    if q >= 0.5:  # order statistics i and i+1 (ascending) are the (n-i)-th and (n-i-1)-th largest
-        top = jax.lax.top_k(x, n - i)[0]
-        lo_v, hi_v = top[..., -1], top[..., max(n - i - 2, 0)]
-    else:
-        bot = -jax.lax.top_k(-x, min(i + 2, n))[0]
-        lo_v, hi_v = bot[..., i], bot[..., min(i + 1, n - 1)]
+    if x.dtype != jnp.float32:  # the order-key trick is for float32; other dtypes sort
+        srt = jnp.sort(x, axis=-1)
+        i = jnp.broadcast_to(i, x.shape[:-1])
+        lo_v = jnp.take_along_axis(srt, i[..., None], -1)[..., 0]
+        hi_v = jnp.take_along_axis(srt, jnp.minimum(i + 1, n - 1)[..., None], -1)[..., 0]
+        return lo_v + frac * (hi_v - lo_v)
+    lo_v = kth_smallest(x, i)
+    ties = jnp.sum(x <= lo_v[..., None], axis=-1)  # how many values are <= the i-th
+    above = jnp.min(jnp.where(x > lo_v[..., None], x, jnp.inf), axis=-1)
+    hi_v = jnp.where((ties >= i + 2) | (i + 1 >= n), lo_v, above)
     return lo_v + frac * (hi_v - lo_v)
 
 
@@ -285,7 +343,7 @@ def alignment_erosion(align_fm: Array, align: Array) -> Array:
 
 
 __all__ = [
-    "accuracy_spread", "alignment_erosion", "calibration_batch", "panel_accuracy", "quantile", "out_of_domain_drop", "phi", "within_round_drop", 
+    "accuracy_spread", "alignment_erosion", "calibration_batch", "kth_smallest", "panel_accuracy", "quantile", "out_of_domain_drop", "phi", "within_round_drop", 
     "CellScores", "ClientMetrics", "accuracy", "alignment_score", "base_accuracy", "calibration", "cell_scores",
     "client_metrics", "Confidence", "directional_bias_amplification", "equalized_odds_gap", "fit_confidence",
     "correct_rate", "group_accuracy_p0", "positive_rate", "spurious_weight",
