@@ -3,7 +3,7 @@ under 2 minutes):
 
 * the phase-boundary fit of one (mode, quantity) on a 32 x 32 grid with 16 seeds per
   cell (binomial counts drawn around a known curved boundary), probit spline model and
-  GP classifier, 4 NUTS chains x (500 warm-up + 500 draws); the first fit (tracing +
+  GP classifier, 4 NUTS chains x (1000 warm-up + 1000 draws), the defaults; the first fit (tracing +
   XLA compile + sampling) and a second fit of new data (the cached sampler: sampling
   only) are timed apart;
 * the onset fit of 1000 trajectories of 30 rounds (hinge model), the exact vectorized
@@ -105,7 +105,7 @@ def main() -> None:
     res = {
         "machine": machine(),
         "command": "python benchmarks/bench_estimate.py",
-        "boundary": [bench_boundary("probit", 32, 16, 4, 500, 500), bench_boundary("gp", 32, 16, 4, 500, 500)],
+        "boundary": [bench_boundary("probit", 32, 16, 4, 1000, 1000), bench_boundary("gp", 32, 16, 4, 1000, 1000)],
         "onset": bench_onset(1000, 30, {"chains": 2, "warmup": 200, "samples": 200}, nuts_trajectories=50),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "target_s": 120,

@@ -526,8 +526,8 @@ def estimate_cmd(
     along: Optional[str] = typer.Option(None, "--along", help="The x axis (the boundary is the other axis as a function of it); default the first."),
     modes: Optional[str] = typer.Option(None, "--modes", help="Comma-separated modes (default: all six)."),
     chains: int = typer.Option(4, "--chains", min=1, help="NUTS chains (vectorized)."),
-    warmup: int = typer.Option(500, "--warmup", min=1, help="Warm-up iterations per chain."),
-    samples: int = typer.Option(500, "--samples", min=1, help="Draws per chain."),
+    warmup: int = typer.Option(1000, "--warmup", min=1, help="Warm-up iterations per chain."),
+    samples: int = typer.Option(1000, "--samples", min=1, help="Draws per chain."),
     seed: int = typer.Option(0, "--seed", help="Sampler seed."),
 ) -> None:
     """Fit the posterior phase boundary of P(fail) and P(silent) of every mode (numpyro NUTS),

@@ -408,7 +408,7 @@ class BoundaryFit:
 
 
 def fit_boundary(counts: Counts, *, model: str = "probit", link: str = "probit", n_basis: int = 6, smooth: float = 0.3,
-                 direction: float | None = None, chains: int = 4, warmup: int = 500, samples: int = 500,
+                 direction: float | None = None, chains: int = 4, warmup: int = 1000, samples: int = 1000,
                  seed: int = 0) -> BoundaryFit:
     """Posterior of the phase boundary of ``counts`` (module docstring)."""
     if model not in MODELS:
@@ -452,7 +452,7 @@ def fit_boundary(counts: Counts, *, model: str = "probit", link: str = "probit",
 
 
 def fit_probit_boundaries(counts: list[Counts], *, link: str = "probit", n_basis: int = 6, smooth: float = 0.3,
-                          direction: float | None = None, chains: int = 4, warmup: int = 500, samples: int = 500,
+                          direction: float | None = None, chains: int = 4, warmup: int = 1000, samples: int = 1000,
                           seed: int = 0) -> list[BoundaryFit]:
     """The probit boundary posteriors of several grids of the same shape in one NUTS run:
     their joint posterior is the product of the independent ones, so each replication's
@@ -514,7 +514,7 @@ def first_crossing(f: np.ndarray, grid: np.ndarray) -> np.ndarray:
 
 
 def estimate(ds: xr.Dataset, *, modes: tuple[str, ...] | None = None, quantities: tuple[str, ...] = QUANTITIES,
-             model: str = "probit", along: str | None = None, chains: int = 4, warmup: int = 500, samples: int = 500,
+             model: str = "probit", along: str | None = None, chains: int = 4, warmup: int = 1000, samples: int = 1000,
              seed: int = 0, progress=None, **kw) -> tuple[xr.Dataset, dict[tuple[str, str], BoundaryFit]]:
     """Boundary posteriors of every (mode, quantity) of a two-axis sweep, as one Dataset
     over (mode, quantity, x_fine) and (mode, quantity, x, y) with the diagnostics; also
