@@ -132,3 +132,20 @@ def test_panel_accuracy_equals_per_client_accuracy():
     for i in range(5):
         for r, cw in enumerate((CLIENT, base_client(WORLD))):
             assert abs(got[r, i] - float(mt.accuracy(thetas[i], cw, WORLD))) < 1e-5
+
+
+def test_quantile_selection_equals_numpy():
+    """The exact bisection selection (worst-decile metrics) equals np.quantile with linear
+    interpolation, with ties, constant rows, negative values and tiny sizes; per-row q."""
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 3, 10, 101, 4096):
+        rows = [rng.standard_normal(n), np.round(rng.standard_normal(n), 1), np.full(n, 0.5), -np.abs(rng.standard_normal(n)),
+                rng.standard_normal(n) * 1e-30]
+        x = np.stack(rows).astype(np.float32)
+        for q in (0.0, 0.1, 0.5, 0.9, 1.0):
+            np.testing.assert_allclose(np.asarray(mt.quantile(jnp.asarray(x), q)), np.quantile(x, q, axis=-1), rtol=1e-6, atol=1e-6)
+        qs = np.array([0.1, 0.9, 0.5, 0.0, 1.0], np.float32)
+        want = np.array([np.quantile(r, q) for r, q in zip(x, qs)])
+        np.testing.assert_allclose(np.asarray(mt.quantile(jnp.asarray(x), jnp.asarray(qs))), want, rtol=1e-6, atol=1e-6)
+    k = np.asarray(mt.kth_smallest(jnp.asarray(x), 7))
+    np.testing.assert_array_equal(k, np.sort(x, axis=-1)[:, 7])
