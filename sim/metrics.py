@@ -196,8 +196,13 @@ def calibration_batch(mean: Array, sd: Array, pi: Array, conf: Confidence, *, bi
         raise ValueError(f"calibration needs >= 3 bins (two end bins and an inner one), got {bins}")
     edges, s_edges, _, s_nodes = calibration_points(conf, bins)
     inv = 1.0 / sd
-    F_pos = _mixture_cdf(s_edges, mean, inv, pi, (1,))  # (B+1, n)
-    F_all = F_pos + _mixture_cdf(s_edges, mean, inv, pi, (0,))  # (B+1, n)
+    # the outer edges p = 0 and p = 1 are s = -inf and +inf: F is 0 and the total there
+    inner = s_edges[1:-1]
+    F_pos_in = _mixture_cdf(inner, mean, inv, pi, (1,))  # (B-1, n)
+    F_all_in = F_pos_in + _mixture_cdf(inner, mean, inv, pi, (0,))
+    zero = jnp.zeros_like(F_pos_in[:1])
+    F_pos = jnp.concatenate([zero, F_pos_in, pi[:, 1].sum(-1)[None]])  # (B+1, n)
+    F_all = jnp.concatenate([zero, F_all_in, pi.sum((1, 2))[None]])
     F_nodes = _mixture_cdf(s_nodes, mean, inv, pi, (0, 1))  # (nodes, n)
     pos_b = F_pos[1:] - F_pos[:-1]
     mass_b = F_all[1:] - F_all[:-1]
