@@ -214,7 +214,7 @@ class Thresholds(_Section):
     adaptation_misalignment: Pos = Field(0.05, description="worst-decile within-round drop of P0 accuracy or alignment")
     out_of_domain_degradation: Pos = Field(0.05, description="worst-decile drop of accuracy on other clients or P0 vs the FM")
     alignment_erosion: Pos = Field(0.05, description="drop of the global model's alignment score below the FM's")
-    ece_bins: int = Field(15, ge=3, le=100, description="bins of the calibration error (>= 3: two end bins, where the quadrature is finer, and inner ones)")
+    ece_bins: int = Field(15, ge=2, le=100, description="bins of the calibration error")
 
 
 #: The detectors of sim/detectors.py (taxonomy ids).
