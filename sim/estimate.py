@@ -379,7 +379,8 @@ class BoundaryFit:
     ``boundary``: (3, N_FINE) 5%, 50%, 95% posterior quantiles of the boundary y(x) in
     the y axis' units at ``x_fine``; ``p_in_range``: posterior probability, per x, that
     the boundary lies inside the swept y range; ``surface``: (S, nx, ny) posterior draws
-    of P(outcome) at the grid cells."""
+    of P(outcome) at the grid cells; ``unit_draws``: (S, N_FINE) draws of the boundary in
+    unit coordinates (NaN where a draw has none in range)."""
 
     counts: Counts
     model: str
@@ -390,15 +391,12 @@ class BoundaryFit:
     surface: np.ndarray
     diagnostics: Diagnostics
     draws: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
+    unit_draws: np.ndarray | None = field(repr=False, default=None)
     status: str = "fit"
 
     @property
     def flagged(self) -> bool:
         return self.diagnostics.flagged
-
-    def boundary_unit_draws(self) -> np.ndarray:
-        """(S, N_FINE) draws of the boundary in unit coordinates (NaN: none in range)."""
-        return self._unit
 
     def summary(self) -> dict[str, Any]:
         d = self.diagnostics
@@ -427,12 +425,11 @@ def fit_boundary(counts: Counts, *, model: str = "probit", link: str = "probit",
         rng = np.random.default_rng(seed)
         surface = rng.beta(counts.k + 0.5, counts.n - counts.k + 0.5, size=(S,) + counts.k.shape)
         side = "0" if counts.k.sum() == 0 else "1"
-        fit = BoundaryFit(counts, model, link, counts.x.value(uf), np.full((3, N_FINE), np.nan), np.zeros(N_FINE), surface,
-                          Diagnostics(np.nan, np.nan, np.nan, 0, chains, samples, sampled=False),
-                          status=f"no transition: empirical P = {side} in every cell (the boundary lies outside the grid; "
-                                 "per-cell Jeffreys posteriors)")
-        fit._unit = np.full((S, N_FINE), np.nan)
-        return fit
+        return BoundaryFit(counts, model, link, counts.x.value(uf), np.full((3, N_FINE), np.nan), np.zeros(N_FINE), surface,
+                           Diagnostics(np.nan, np.nan, np.nan, 0, chains, samples, sampled=False),
+                           unit_draws=np.full((S, N_FINE), np.nan),
+                           status=f"no transition: empirical P = {side} in every cell (the boundary lies outside the grid; "
+                                  "per-cell Jeffreys posteriors)")
     if model == "probit":
         return fit_probit_boundaries([counts], link=link, n_basis=n_basis, smooth=smooth, direction=direction,
                                      chains=chains, warmup=warmup, samples=samples, seed=seed)[0]
@@ -493,9 +490,8 @@ def _boundary_fit(counts: Counts, model: str, link: str, unit: np.ndarray, insid
         warnings.simplefilter("ignore", RuntimeWarning)
         q = np.nanquantile(unit, [0.05, 0.5, 0.95], axis=0)
     uf = np.linspace(0.0, 1.0, N_FINE)
-    fit = BoundaryFit(counts, model, link, counts.x.value(uf), counts.y.value(q), inside.mean(0), surface, diag, draws)
-    fit._unit = unit
-    return fit
+    return BoundaryFit(counts, model, link, counts.x.value(uf), counts.y.value(q), inside.mean(0), surface, diag, draws,
+                       unit_draws=unit)
 
 
 def first_crossing(f: np.ndarray, grid: np.ndarray) -> np.ndarray:

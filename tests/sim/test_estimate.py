@@ -45,7 +45,7 @@ def test_boundary_band_covers_the_true_boundary_at_the_nominal_rate():
     fits = E.fit_probit_boundaries([c for c, _ in drawn], direction=1.0, chains=2, warmup=500, samples=500, seed=0)
     hits = np.zeros(len(at), int)
     for fit, (_, truth) in zip(fits, drawn):
-        lo, hi = np.quantile(fit.boundary_unit_draws()[:, at], [0.05, 0.95], axis=0)
+        lo, hi = np.quantile(fit.unit_draws[:, at], [0.05, 0.95], axis=0)
         hits += (lo <= truth[at]) & (truth[at] <= hi)
     assert max(f.diagnostics.r_hat for f in fits) < 1.05
     for h in hits:
