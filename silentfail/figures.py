@@ -165,7 +165,7 @@ def boundary_figure(est: xr.Dataset, out: str | Path, *, quantity: str = "fail",
             ax.set_yscale("log")
     for ax in panels.flat[len(modes):]:
         ax.set_visible(False)
-    fig.supxlabel(LABELS.get(xname, xname), fontsize=9)
+    panels[-1, ncol // 2].set_xlabel(LABELS.get(xname, xname), fontsize=9)  # one label, centred (long labels overlap)
     fig.supylabel(LABELS.get(yname, yname), fontsize=9)
     if mesh is not None:
         fig.colorbar(mesh, ax=panels, shrink=0.8, label=f"empirical {QUANTITY_LABELS.get(quantity, quantity)}")
