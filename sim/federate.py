@@ -39,7 +39,7 @@ from .personalize import client_maps, logistic_personalize
 from .population import Context, Population
 from .scenario import Scenario, ScenarioError
 from .shifts import drift_strength, interpolate
-from .world import ClientWorld, alignment_score, client_moments
+from .world import ClientWorld, alignment_score, client_moments, public_steps
 
 QUANTILE = 0.9
 
@@ -258,6 +258,22 @@ class RunOutput(NamedTuple):
     rounds: dict  # per-round arrays, leading axis = round
 
 
+def public_round(sc: Scenario, t: Array, theta_g: Array, ctx: Context, fm_public: tuple[Array, Array]) -> Array:
+    """Whether round t is a centralized round on the server's public data.
+
+    ``alternate``: (t + 1) % public_every == 0. ``adaptive``: the server evaluates the
+    global model on its public probe set and P0 sample (observables it has) and switches
+    to a centralized round when either score is more than ``public_tolerance`` below the
+    FM's: A(theta_0) - A(theta_g) > tol or acc_P0(theta_0) - acc_P0(theta_g) > tol.
+    """
+    f = sc.federation
+    if f.public_schedule == "alternate":
+        return (t + 1) % f.public_every == 0
+    align_fm, p0_fm = fm_public
+    drop = jnp.maximum(align_fm - alignment_score(theta_g, ctx.world), p0_fm - mt.base_accuracy(theta_g, ctx.world))
+    return drop > f.public_tolerance
+
+
 def _make_run(sc: Scenario):
     f = sc.federation
     opt = server_optimizer(sc)
@@ -265,11 +281,18 @@ def _make_run(sc: Scenario):
     dp_weights = f.dp != "none"
 
     def run(ctx: Context, pop: Population, key: Array) -> RunOutput:
+        if f.public_schedule != "never":
+            S_pub, c_pub = public_steps(ctx.world, sc)
+            fm_public = (alignment_score(ctx.theta0, ctx.world), mt.base_accuracy(ctx.theta0, ctx.world))
+
         def round_fn(carry, t):
             theta_g, opt_state, key = carry
             key, kpart, kbyz, kldp, kcdp = jax.random.split(key, 5)
             theta_c, cw = _deployed(sc, ctx, pop, theta_g, t)
             mask = participants(sc, pop.q, kpart)
+            if f.public_schedule != "never":
+                public = public_round(sc, t, theta_g, ctx, fm_public)
+                mask = jnp.where(public, 0.0, mask)  # a centralized round: no client contributes
             delta = theta_c - theta_g
             if f.byzantine_fraction > 0:
                 delta = jnp.where(pop.byzantine[:, None], crafted_updates(sc, ctx, delta, kbyz), delta)
@@ -281,6 +304,8 @@ def _make_run(sc: Scenario):
             released = agg.count > 0
             new_theta = jnp.where(released, optax.apply_updates(theta_g, updates), theta_g)
             new_state = jax.tree.map(lambda a, b: jnp.where(released, a, b), new_state, opt_state)
+            if f.public_schedule != "never":
+                new_theta = jnp.where(public, S_pub @ theta_g + c_pub, new_theta)
             out = round_metrics(sc, ctx, pop, theta_g, theta_c, cw)
             out["client"] = jax.tree.map(lambda a: a[:C], out["client"])
             out["client"]["participated"] = mask[:C]
@@ -292,7 +317,7 @@ def _make_run(sc: Scenario):
                 obs_global=jnp.stack([out["global_alignment"], out["global_p0_acc"]]),
                 obs_inspect=inspect_updates(delta, mask, ctx), obs_audit=out["mode_metric"],
             )
-            out.update(obs, theta_global=theta_g,
+            out.update(obs, theta_global=theta_g, public_round=public if f.public_schedule != "never" else jnp.bool_(False),
                        finite=jnp.all(jnp.isfinite(theta_c)) & jnp.all(jnp.isfinite(new_theta)))
             return (new_theta, new_state, key), out
 
@@ -313,8 +338,20 @@ def _compiled(scenario_json: str):
 
 
 def check_supported(sc: Scenario) -> None:
+    """Reject what the engine cannot run, before anything is compiled."""
     if sc.shifts.temporal.kind != "none" and sc.population.mode != "population":
         raise ScenarioError("shifts.temporal requires population.mode = 'population' (finite-sample statistics are drawn once)")
+    f = sc.federation
+    if f.public_schedule != "never":
+        from .world import make_world, pretraining_objective
+
+        world = make_world(sc)
+        lam = float(jnp.linalg.eigvalsh(pretraining_objective(world, sc, world.pi0)[0]).max())
+        if f.public_lr * lam >= 2:
+            raise ScenarioError(
+                f"federation.public_lr = {f.public_lr:g} makes the centralized steps diverge: "
+                f"public_lr * lambda_max = {f.public_lr * lam:.3g} >= 2; choose public_lr < {2 / lam:.3g}"
+            )
 
 
 def run_compiled(sc: Scenario, ctx: Context, pop: Population, key: Array) -> RunOutput:

@@ -184,6 +184,16 @@ class Federation(_Section):
     public_probe: bool = Field(True, description="a public probe set and a public P0 sample exist (server and clients can evaluate on them)")
     personal_model_access: bool = Field(False, description="the server can query the personalized models (no constraint no_personal_model_access)")
     raw_data_access: bool = Field(False, description="the server can read the clients' data (no constraint no_raw_data_access)")
+    public_schedule: Literal["never", "alternate", "adaptive"] = Field(
+        "never",
+        description="switching between federated rounds on private data and centralized rounds on the server's public P0 data: "
+        "never; alternate (every public_every-th round is centralized); adaptive (a round is centralized when the global "
+        "model's public P0 accuracy or probe alignment is more than public_tolerance below the FM's)",
+    )
+    public_every: int = Field(2, ge=1, description="alternate schedule: rounds t with (t + 1) % public_every == 0 are centralized")
+    public_steps: int = Field(5, ge=1, le=1000, description="gradient steps of a centralized round on the public objective")
+    public_lr: NonNeg = Field(0.1, description="learning rate of the centralized steps (0: a centralized round leaves the model unchanged)")
+    public_tolerance: NonNeg = Field(0.01, description="adaptive schedule: drop of public P0 accuracy or alignment below the FM's that triggers a centralized round")
 
     @model_validator(mode="after")
     def _dp_needs_clip(self) -> Federation:
@@ -191,6 +201,10 @@ class Federation(_Section):
             raise ValueError("federation.clip must be set (> 0) when federation.dp is 'central' or 'local'")
         if self.dp != "none" and self.noise_multiplier <= 0:
             raise ValueError("federation.noise_multiplier must be > 0 when federation.dp is not 'none'")
+        if self.public_schedule != "never" and not self.public_probe:
+            raise ValueError(
+                f"federation.public_schedule = {self.public_schedule!r} needs public data on the server: set federation.public_probe = true"
+            )
         if self.secagg_min > self.clients_per_round:
             raise ValueError(
                 f"federation.secagg_min ({self.secagg_min}) must be <= federation.clients_per_round ({self.clients_per_round})"

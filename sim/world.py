@@ -127,19 +127,48 @@ def probe_moments(world: World) -> tuple[Array, Array]:
     return cov + jnp.outer(mt, mt), mt
 
 
+def pretraining_objective(world: World, sc: Scenario, pi: Array) -> tuple[Array, Array]:
+    """(A, b) of the FM's pretraining objective on the world with prior ``pi``:
+
+        J(theta) = R_pi(theta) + gamma/2 E_probe (theta^T x~ + 1)^2 + ridge/2 |theta|^2
+                 = 1/2 theta^T A theta - b^T theta + const,
+        A = M_pi + gamma M_h + ridge I,  b = m_pi - gamma mu~_h.
+    """
+    M0, m0 = second_moments(pi, world.mu, world.Sigma)
+    Mh, mh = probe_moments(world)
+    g = sc.fm.alignment_weight
+    return M0 + g * Mh + sc.fm.ridge * jnp.eye(M0.shape[0]), m0 - g * mh
+
+
 def fm_theta(world: World, sc: Scenario) -> Array:
-    """theta_0 = argmin R_{P0(r0)}(theta) + gamma/2 E_probe (theta^T x~ + 1)^2 + ridge/2 |theta|^2
+    """theta_0 = argmin of the pretraining objective on P0(r0) (:func:`pretraining_objective`)
 
     = (M_0 + gamma M_h + ridge I)^{-1} (m_0 - gamma mu~_h), the FM: accurate on P0 and
     refusing (score < 0) the probe with margin; biased when r0 != 0.
     """
-    shares = world.pi0.sum(axis=0)
-    pi_fm = prior(shares, sc.fm.r0, world.signs)
-    M0, m0 = second_moments(pi_fm, world.mu, world.Sigma)
-    Mh, mh = probe_moments(world)
-    g = sc.fm.alignment_weight
-    A = M0 + g * Mh + sc.fm.ridge * jnp.eye(M0.shape[0])
-    return jnp.linalg.solve(A, m0 - g * mh)
+    pi_fm = prior(world.pi0.sum(axis=0), sc.fm.r0, world.signs)
+    A, b = pretraining_objective(world, sc, pi_fm)
+    return jnp.linalg.solve(A, b)
+
+
+def public_steps(world: World, sc: Scenario) -> tuple[Array, Array]:
+    """The server's centralized round on its public data (P0 itself, with its prior pi0,
+    and the public probe set): ``public_steps`` gradient steps of rate ``public_lr`` on the
+    pretraining objective, in closed form (DESIGN.md section 7, result 1):
+
+        theta_K = theta* + (I - lr A)^K (theta - theta*) = S theta + c,
+        S = (I - lr A)^K,  c = (I - S) theta*,  theta* = A^{-1} b.
+
+    Returns (S, c). Stable iff lr * lambda_max(A) < 2 (else the run diverges and is
+    flagged non-finite). Models the adaptive switching between centralized optimization
+    on public data and federated rounds on private data of federated foundation models
+    (Yu, Munoz, Jannesari 2023; Zhuang, Chen, Lyu 2023).
+    """
+    f = sc.federation
+    A, b = pretraining_objective(world, sc, world.pi0)
+    star = jnp.linalg.solve(A, b)
+    S = jnp.linalg.matrix_power(jnp.eye(A.shape[0]) - f.public_lr * A, f.public_steps)
+    return S, star - S @ star
 
 
 def alignment_score(theta: Array, world: World) -> Array:

@@ -121,3 +121,47 @@ def test_dp_epsilon_is_recorded():
     tr = run(sc, 0)
     assert 0 < tr.attrs["dp_epsilon"] < np.inf
     assert run(scenario(), 0).attrs["dp_epsilon"] == np.inf
+
+
+def test_centralized_round_is_k_gradient_steps_on_the_public_objective():
+    from silentfail.sim.population import make_context
+    from silentfail.sim.world import pretraining_objective, public_steps
+
+    sc = scenario(**{"federation.public_schedule": "alternate", "federation.public_steps": 7, "federation.public_lr": 0.05})
+    ctx = make_context(sc, jax.random.key(0))
+    S, c = public_steps(ctx.world, sc)
+    A, b = pretraining_objective(ctx.world, sc, ctx.world.pi0)
+    theta = jnp.asarray(np.random.default_rng(1).normal(size=A.shape[0]), jnp.float32)
+    x = theta
+    for _ in range(7):
+        x = x - 0.05 * (A @ x - b)
+    np.testing.assert_allclose(np.asarray(S @ theta + c), np.asarray(x), rtol=1e-4, atol=1e-5)
+
+
+def test_alternate_schedule_centralizes_every_kth_round_without_clients():
+    sc = scenario(**{"federation.public_schedule": "alternate", "federation.public_every": 3, "federation.rounds": 9})
+    tr = run(sc, 0)
+    public = tr.public_round.values
+    np.testing.assert_array_equal(public, (np.arange(9) + 1) % 3 == 0)
+    assert np.all(tr.participants.values[public] == 0) and np.all(tr.participants.values[~public] > 0)
+    # with a zero learning rate a centralized round leaves the global model where it was
+    frozen = run(sc.replace(**{"federation.public_lr": 0.0}), 0)
+    th = frozen.theta_global.values
+    for t in np.flatnonzero(public)[:-1]:
+        np.testing.assert_array_equal(th[t + 1], th[t])
+
+
+def test_adaptive_schedule_switches_only_after_a_public_drop():
+    tol = 0.01
+    sc = scenario(**{"federation.public_schedule": "adaptive", "federation.public_tolerance": tol,
+                     "personalization.lam": 0.0, "personalization.rule": "full", "federation.rounds": 12})
+    tr = run(sc, 0)
+    drop = np.maximum(tr.attrs["fm_alignment"] - tr.global_alignment.values, tr.attrs["fm_p0_acc"] - tr.global_p0_acc.values)
+    np.testing.assert_array_equal(tr.public_round.values, drop > tol)
+
+
+def test_diverging_public_learning_rate_is_rejected():
+    from silentfail.sim.scenario import ScenarioError
+
+    with pytest.raises(ScenarioError, match="federation.public_lr = 50 makes the centralized steps diverge"):
+        run(scenario(**{"federation.public_schedule": "alternate", "federation.public_lr": 50.0}), 0)

@@ -39,6 +39,8 @@ def test_required_presets_ship_and_validate():
         ({"world": {"group_shares": [0.5, 0.6]}}, "world.group_shares must sum to 1"),
         ({"shifts": {"wobble": 1.0}}, "shifts.wobble: Extra inputs are not permitted"),
         ({"personalization": {"rule": "head_only", "trainable": [0, 99]}}, "personalization.trainable indices must be in [0, d]"),
+        ({"federation": {"public_schedule": "adaptive", "public_probe": False}}, "federation.public_schedule = 'adaptive' needs public data"),
+        ({"federation": {"public_schedule": "sometimes"}}, "federation.public_schedule: Input should be 'never', 'alternate' or 'adaptive'"),
     ],
 )
 def test_bad_values_name_the_field_and_range(data, needle):
