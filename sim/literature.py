@@ -1,0 +1,414 @@
+"""The literature's claims as experiments in the stylized world.
+
+Each :class:`Claim` turns one claim of the founding literature into a scenario and a
+one-parameter experiment: a base scenario, a sequence of *arms* (scenario overrides,
+usually one parameter stepped from "cause absent" to "cause strong"), a quantity
+measured on every run, and the direction the claim predicts. :func:`run_claim` runs
+``seeds`` seeds per arm and returns an xarray Dataset over (arm, seed, quantity);
+:func:`assess` says whether the claim holds: the quantity moves from the first to the
+last arm in the predicted direction by more than ``margin`` and by more than three
+standard errors of the difference (seeds are independent across arms).
+
+Quantities (per run; a "late" value is the mean over the last quarter of the rounds,
+so one noisy DP round does not decide it):
+
+* ``mode:<m>`` the late value of mode m's ground-truth metric (sim/trace.py), and
+  ``failed:<m>`` whether it crossed its threshold;
+* the late value of trace variables: ``acc_mean``, ``acc_parity_gap``,
+  ``worst_group_acc``, ``minority_acc`` (deployed models' pooled accuracy on group 1),
+  ``global_alignment``, ``global_p0_acc``, ``global_minority_acc_p0``,
+  ``bias_amp_mean``, ``global_spurious_weight``;
+* ``drift``: the relative distance of FedAvg's fixed point from the minimizer of the
+  weighted average risk (:func:`client_drift`);
+* ``public_rounds``: the number of centralized rounds (adaptive switching).
+
+A claim of kind ``"silence"`` is measured by the verdict pipeline instead
+(:func:`silentfail.sim.sweep.sweep`, detectors calibrated on null runs): its quantity
+is ``silent:<m>``, the fraction of seeds in which mode m fails and stays silent.
+
+Arms that differ only in float fields the engine treats as numbers share one compiled
+program (like a sweep); otherwise each arm compiles its own.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+
+from . import metrics as mt
+from .batch import LANES, traceable
+from .federate import _make_run, check_supported
+from .params import ScenarioView
+from .population import _build
+from .observe import released_sums
+from .privacy import dp_epsilon
+from .scenario import MODES, Scenario, ScenarioError, preset, scenario_from_dict
+from .trace import mode_failures
+
+#: Run quantities in the order of :func:`_quantities`' output.
+TRACE_QUANTITIES = (
+    "acc_mean", "acc_parity_gap", "worst_group_acc", "global_alignment", "global_p0_acc", "bias_amp_mean",
+    "global_spurious_weight",
+)
+QUANTITIES = (
+    tuple(f"mode:{m}" for m in MODES) + tuple(f"failed:{m}" for m in MODES) + TRACE_QUANTITIES
+    + ("minority_acc", "global_minority_acc_p0", "drift", "public_rounds")
+)
+#: The reduced size every literature scenario runs at (a claim may override it).
+SMALL = {"population.num_clients": 300, "population.trace_clients": 0, "federation.clients_per_round": 60,
+         "federation.participation": 0.3, "federation.rounds": 30}
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim of the literature as a one-parameter experiment (module docstring)."""
+
+    key: str
+    title: str
+    statement: str
+    cites: tuple[str, ...]
+    base: str
+    overrides: dict[str, Any]
+    axis_label: str
+    x: tuple[Any, ...]  # the arm labels (numbers, or names for categorical arms)
+    arms: tuple[dict[str, Any], ...]
+    quantity: str
+    direction: int  # +1: the claim says the quantity rises from the first arm to the last
+    margin: float
+    quantity_label: str
+    kind: str = "run"  # "run" or "silence"
+    seeds: int = 8  # seeds per arm (more where the quantity varies much across seeds)
+    notes: str = ""
+    extra: tuple[str, ...] = field(default=())
+
+    def scenario(self) -> Scenario:
+        return preset(self.base).replace(**{**SMALL, **self.overrides})
+
+    def arm_scenarios(self) -> list[Scenario]:
+        sc = self.scenario()
+        return [sc.replace(**arm) for arm in self.arms]
+
+
+def _sweep_axis(path: str, values: tuple[Any, ...]) -> tuple[dict[str, Any], ...]:
+    return tuple({path: v} for v in values)
+
+
+CLAIMS: tuple[Claim, ...] = (
+    Claim(
+        key="silent_under_privacy",
+        title="Silent under DP + SecAgg",
+        statement="Privacy-preserving training alone does not make deployment trustworthy: with secure aggregation "
+        "and central DP (a finite epsilon), personalization under dataset shift produces a failure that no "
+        "detector the constraints allow catches.",
+        cites=("oh2026silent",),
+        base="phase",
+        overrides={"personalization.lam": 0.01, "population.num_clients": 300, "federation.clients_per_round": 100,
+                   "federation.participation": 0.34},
+        axis_label="shift strength", x=(0.0, 0.5, 1.0), arms=_sweep_axis("shifts.strength", (0.0, 0.5, 1.0)),
+        quantity="silent:alignment_erosion", direction=+1, margin=0.3, quantity_label="P(silent alignment erosion)",
+        kind="silence", seeds=16,
+    ),
+    Claim(
+        key="teacher_bias",
+        title="Bias transmission (teacher)",
+        statement="Distilling from a biased FM teacher transmits the FM's bias to the personalized models, more so "
+        "the more weight the teacher gets.",
+        cites=("li2024position", "hinton2015distilling"),
+        base="teacher-bias", overrides={},
+        axis_label=r"teacher weight $\beta$", x=(0.0, 0.2, 0.4, 0.6, 0.8),
+        arms=_sweep_axis("personalization.beta", (0.0, 0.2, 0.4, 0.6, 0.8)),
+        quantity="mode:amplified_bias", direction=+1, margin=0.05, quantity_label="q90 bias amplification",
+    ),
+    Claim(
+        key="synthetic_bias",
+        title="Bias transmission (synthetic data)",
+        statement="Training on FM-generated synthetic data transmits the FM's own bias: the more biased the FM's "
+        "pretraining world, the more biased the clients' personalized models.",
+        cites=("li2024position",),
+        base="teacher-bias", overrides={},
+        axis_label=r"FM's spurious correlation $r_0$", x=(0.0, 0.3, 0.6, 0.9),
+        arms=_sweep_axis("fm.r0", (0.0, 0.3, 0.6, 0.9)),
+        quantity="mode:amplified_bias", direction=+1, margin=0.05, quantity_label="q90 bias amplification",
+    ),
+    Claim(
+        key="fm_poisoning",
+        title="One-access FM poisoning",
+        statement="Poisoning the FM once (its synthetic/teacher data complies with probe requests), with no "
+        "compromised client, erodes the alignment of the federation's models.",
+        cites=("li2024position",),
+        base="default",
+        overrides={"personalization.rule": "teacher", "personalization.beta": 0.5, "personalization.lam": 0.1},
+        axis_label="poisoned fraction of the teacher's data", x=(0.0, 0.1, 0.2, 0.3),
+        arms=_sweep_axis("personalization.teacher_poison", (0.0, 0.1, 0.2, 0.3)),
+        quantity="mode:alignment_erosion", direction=+1, margin=0.05, quantity_label="alignment erosion",
+    ),
+    Claim(
+        key="universal_evasion",
+        title="Evasion by one client",
+        statement="A single compromised client whose updates push along the refusal direction erodes the global "
+        "model's alignment for everyone when aggregation is not robust (no clipping).",
+        cites=("li2024position", "blanchard2017machine"),
+        base="default",
+        overrides={"federation.byzantine_fraction": 1 / 300 + 1e-6, "federation.byzantine_kind": "alignment",
+                   "personalization.lam": 1.0},
+        axis_label="norm of the crafted update", x=(0.01, 2.0, 4.0, 8.0),
+        arms=_sweep_axis("federation.byzantine_scale", (0.01, 2.0, 4.0, 8.0)),
+        quantity="mode:alignment_erosion", direction=+1, margin=0.05, quantity_label="alignment erosion",
+    ),
+    Claim(
+        key="resource_disparity",
+        title="Participation disparity",
+        statement="When resource-rich (majority-heavy) clients participate more, they dominate the aggregate and "
+        "the minority's accuracy falls behind.",
+        cites=("li2024position", "kairouz2021advances"),
+        base="participation-disparity", overrides={},
+        axis_label="participation disparity", x=(0.0, 0.5, 0.95),
+        arms=_sweep_axis("federation.participation_disparity", (0.0, 0.5, 0.95)),
+        quantity="acc_parity_gap", direction=+1, margin=0.005, quantity_label="group accuracy gap",
+    ),
+    Claim(
+        key="underrepresented",
+        title="Underrepresented attribute",
+        statement="An underrepresented demographic group gets a worse personalized model: the group accuracy gap "
+        "grows as its share shrinks.",
+        cites=("li2024position", "sagawa2020distributionally"),
+        base="participation-disparity", overrides={"federation.participation_disparity": 0.0},
+        axis_label="minority share", x=(0.5, 0.2, 0.05),
+        arms=tuple({"world.group_shares": [1 - s, s]} for s in (0.5, 0.2, 0.05)),
+        quantity="acc_parity_gap", direction=+1, margin=0.02, quantity_label="group accuracy gap",
+    ),
+    Claim(
+        key="ood_fragility",
+        title="OOD fragility",
+        statement="When client tasks fall outside the FM's domain (their causal direction rotates away from the "
+        "FM's), personalization over-specializes and accuracy on other clients and on P0 degrades.",
+        cites=("li2024position", "kumar2022fine"),
+        base="concept-shift", overrides={},
+        axis_label="concept rotation (rad)", x=(0.0, 0.3, 0.6, 0.9),
+        arms=_sweep_axis("shifts.concept_angle", (0.0, 0.3, 0.6, 0.9)),
+        quantity="mode:out_of_domain_degradation", direction=+1, margin=0.05, quantity_label="q90 OOD drop",
+    ),
+    Claim(
+        key="adaptive_switching",
+        title="Adaptive switching",
+        statement="Switching between federated rounds on private data and centralized rounds on public data (P0 "
+        "on the server) holds back alignment erosion.",
+        cites=("yu2023federated",),
+        base="concept-shift", overrides={"personalization.lam": 0.01, "personalization.K": 20},
+        axis_label="schedule", x=("never", "alternate", "adaptive"),
+        arms=tuple({"federation.public_schedule": s} for s in ("never", "alternate", "adaptive")),
+        quantity="mode:alignment_erosion", direction=-1, margin=0.05, quantity_label="alignment erosion", seeds=16,
+        extra=tuple(f"mode:{m}" for m in MODES) + ("public_rounds",),
+    ),
+    Claim(
+        key="client_drift",
+        title="Client drift",
+        statement="Under non-IID data, multiple local steps move FedAvg's fixed point away from the minimizer of "
+        "the average risk, more so the more heterogeneous the clients.",
+        cites=("karimireddy2020scaffold", "mcmahan2017communication"),
+        base="default",
+        overrides={"personalization.rule": "full", "personalization.lam": 0.0, "personalization.K": 20,
+                   "personalization.eta": 0.05, "shifts.label_alpha": 0.3, "shifts.covariate_scale": 0.5},
+        axis_label="shift strength", x=(0.0, 0.5, 1.0),
+        arms=_sweep_axis("shifts.strength", (0.0, 0.5, 1.0)),
+        quantity="drift", direction=+1, margin=0.02, quantity_label=r"$|\theta_T - \theta^*_{avg}| / |\theta^*_{avg}|$",
+    ),
+    Claim(
+        key="byzantine",
+        title="Byzantine clients",
+        statement="A minority of Byzantine clients sending noise drives plain FedAvg away from the honest model.",
+        cites=("blanchard2017machine",),
+        base="default",
+        overrides={"federation.byzantine_fraction": 0.2, "federation.byzantine_kind": "noise"},
+        axis_label="norm of the Byzantine update", x=(0.01, 2.0, 4.0, 8.0),
+        arms=_sweep_axis("federation.byzantine_scale", (0.01, 2.0, 4.0, 8.0)),
+        quantity="global_p0_acc", direction=-1, margin=0.05, quantity_label="global model's P0 accuracy",
+    ),
+    Claim(
+        key="dp_minority_price",
+        title="DP price of minorities",
+        statement="Differentially private training (clipping and noise) costs the minority more: the group "
+        "accuracy gap widens.",
+        cites=("bagdasaryan2019differential", "abadi2016deep"),
+        base="dp-heavy", overrides={},
+        axis_label="training", x=("no DP", "clip only", "clip + noise"),
+        arms=({"federation.dp": "none", "federation.clip": None, "federation.noise_multiplier": 0.0},
+              {"federation.dp": "none", "federation.noise_multiplier": 0.0}, {}),
+        quantity="acc_parity_gap", direction=+1, margin=0.005, quantity_label="group accuracy gap",
+        notes="At these sizes the clipping carries the effect; the noise on the mean update (z C / count) is small.",
+    ),
+)
+CLAIM_KEYS = tuple(c.key for c in CLAIMS)
+
+
+def get_claim(key: str) -> Claim:
+    for c in CLAIMS:
+        if c.key == key:
+            return c
+    raise ScenarioError(f"unknown literature claim {key!r}; known: {', '.join(CLAIM_KEYS)}")
+
+
+# --------------------------------------------------------------------------- runs
+def late(x: jax.Array) -> jax.Array:
+    """Mean over the last quarter of the rounds (leading axis)."""
+    T = x.shape[0]
+    return x[T - max(1, math.ceil(T / 4)):].mean(0)
+
+
+def client_drift(pop) -> jax.Array:
+    """Relative distance between FedAvg's fixed point and the minimizer of the average risk.
+
+    Each client's K local steps are the affine map theta -> P_c theta + b_c, so the
+    expected FedAvg round (participation q_c, weight w_c, server rate 1) has the fixed point
+
+        x_K = (sum_c p_c (I - P_c))^{-1} sum_c p_c b_c,   p_c = w_c q_c,
+
+    while the weighted average risk sum_c p_c R_c has the minimizer
+    theta* = (sum_c p_c M_c)^{-1} sum_c p_c m_c. They coincide for K = 1 or identical
+    clients; drift = |x_K - theta*| / |theta*| (DESIGN.md section 7, result 1; Karimireddy
+    et al. 2020). A test checks x_K against a long FedAvg run.
+    """
+    p = pop.weight * pop.q
+    eye = jnp.eye(pop.P.shape[-1])
+    x = jnp.linalg.solve(jnp.einsum("n,nij->ij", p, eye - pop.P), jnp.einsum("n,ni->i", p, pop.b))
+    star = jnp.linalg.solve(jnp.einsum("n,nij->ij", p, pop.M), jnp.einsum("n,ni->i", p, pop.m))
+    return jnp.linalg.norm(x - star) / jnp.linalg.norm(star)
+
+
+def _quantities(view, ctx, pop, rounds, theta_final) -> jax.Array:
+    metric, t_f = mode_failures(
+        rounds["mode_metric"], rounds["acc_mean"], mt.accuracy_spread(pop.fm_acc, 0.1), pop.fm_acc.mean(),
+        view.thresholds, xp=jnp,
+    )
+    drift = client_drift(pop)
+    vals = (
+        [late(metric[:, i]) for i in range(len(MODES))]
+        + [(t_f[i] >= 0).astype(jnp.float32) for i in range(len(MODES))]
+        + [late(rounds[k]) for k in TRACE_QUANTITIES]
+        + [late(rounds["group_acc"][:, 1]), late(rounds["global_group_acc_p0"][:, 1]), drift,
+           rounds["public_round"].sum().astype(jnp.float32)]
+    )
+    ok = jnp.all(rounds["finite"])
+    return jnp.where(ok, jnp.stack([jnp.asarray(v, jnp.float32) for v in vals]), jnp.nan)
+
+
+def _one(sc: Scenario, paths: tuple[str, ...], values, seed):
+    view = ScenarioView(sc, {**dict(zip(paths, values)), "population.trace_clients": 0})
+    kpop, krun = jax.random.split(jax.random.key(seed))
+    ctx, pop, _ = _build(view, kpop)
+    out = _make_run(view)(ctx, pop, krun)
+    return _quantities(view, ctx, pop, out.rounds, out.theta_final)
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled(scenario_json: str, paths: tuple[str, ...]):
+    sc = scenario_from_dict(json.loads(scenario_json))
+
+    def many(values, seeds):
+        return jax.lax.map(lambda a: _one(sc, paths, *a), (values, seeds), batch_size=LANES)
+
+    return jax.jit(many)
+
+
+def measure(sc: Scenario, arms: tuple[dict[str, Any], ...], seeds: int) -> np.ndarray:
+    """QUANTITIES of ``seeds`` runs (seeds 0..S-1, the seeds of :func:`~silentfail.sim.run.run`)
+    of each arm of ``sc``: array (arms, seeds, quantities). Arms that step one traceable float
+    field share one compiled program; otherwise each arm compiles its own."""
+    scenarios = [sc.replace(**arm) for arm in arms]  # validates every arm
+    for s in scenarios:
+        check_supported(s)
+    paths = sorted({p for arm in arms for p in arm})
+    shared = len(paths) == 1 and all(traceable(sc, p) for p in paths) and all(
+        isinstance(arm[paths[0]], (int, float)) for arm in arms
+    )
+    seed_ids = np.arange(seeds, dtype=np.uint32)
+    if shared:
+        fn = _compiled(sc.to_json(), tuple(paths))
+        values = np.repeat(np.array([[arm[paths[0]]] for arm in arms], np.float32), seeds, axis=0)
+        out = np.asarray(fn(values, np.tile(seed_ids, len(arms))))
+        return out.reshape(len(arms), seeds, -1)
+    out = [np.asarray(_compiled(s.to_json(), ())(np.zeros((seeds, 0), np.float32), seed_ids)) for s in scenarios]
+    return np.stack(out)
+
+
+def _silence(claim: Claim, seeds: int) -> np.ndarray:
+    """(arms, seeds, quantities) of a silence claim: ``silent:<m>`` and ``failed:<m>`` per
+    mode from the verdict pipeline; the other quantities from the same runs' final values."""
+    from .sweep import sweep
+
+    path = next(iter(claim.arms[0]))
+    ds = sweep(claim.scenario(), {path: [arm[path] for arm in claim.arms]}, seeds=seeds)
+    out = np.full((len(claim.arms), seeds, len(SILENCE_QUANTITIES)), np.nan, np.float32)
+    out[..., : len(MODES)] = ds["silent"].values
+    out[..., len(MODES):] = (ds["failure_round"].values >= 0)
+    return out
+
+
+SILENCE_QUANTITIES = tuple(f"silent:{m}" for m in MODES) + tuple(f"failed:{m}" for m in MODES)
+
+
+def run_claim(claim: Claim | str, seeds: int | None = None) -> xr.Dataset:
+    """Run a claim's experiment: Dataset ``value`` (arm, seed, quantity) with the claim,
+    its scenario and (for DP scenarios) each arm's epsilon in the attrs, and the
+    assessment of :func:`assess` as variables."""
+    claim = get_claim(claim) if isinstance(claim, str) else claim
+    seeds = claim.seeds if seeds is None else seeds
+    if seeds < 2:
+        raise ValueError(f"seeds must be >= 2 (a standard error needs two), got {seeds}")
+    if claim.kind == "silence":
+        values, names = _silence(claim, seeds), SILENCE_QUANTITIES
+    else:
+        values, names = measure(claim.scenario(), claim.arms, seeds), QUANTITIES
+    x = [str(v) for v in claim.x] if isinstance(claim.x[0], str) else list(claim.x)
+    ds = xr.Dataset(
+        {"value": (("arm", "seed", "quantity"), values)},
+        coords={"arm": np.arange(len(claim.arms)), "x": ("arm", np.asarray(x)), "seed": np.arange(seeds),
+                "quantity": list(names)},
+    )
+    eps = [dp_epsilon(s, s.federation.participation, released_sums(s)) if s.federation.dp != "none" else math.inf
+           for s in claim.arm_scenarios()]
+    ds["epsilon"] = ("arm", np.asarray(eps, float))
+    ds.attrs.update(
+        claim=claim.key, title=claim.title, statement=claim.statement, cites=json.dumps(list(claim.cites)),
+        quantity=claim.quantity, direction=claim.direction, margin=claim.margin, axis_label=claim.axis_label,
+        quantity_label=claim.quantity_label, arms=json.dumps(list(claim.arms)), scenario=claim.scenario().to_json(),
+        kind="silentfail.literature",
+    )
+    return assess(ds)
+
+
+def assess(ds: xr.Dataset) -> xr.Dataset:
+    """Add the mean and SE per arm of every quantity and the verdict on the claim:
+    effect = direction * (mean_last - mean_first), se = sqrt(se_first^2 + se_last^2),
+    holds = effect > margin and effect > 3 se (NaN runs are dropped and counted)."""
+    v = ds["value"]
+    n = v.notnull().sum("seed")
+    mean = v.mean("seed")
+    se = v.std("seed", ddof=1) / np.sqrt(n)
+    q, d = ds.attrs["quantity"], int(ds.attrs["direction"])
+    m, s = mean.sel(quantity=q).values, se.sel(quantity=q).values
+    effect = d * (m[-1] - m[0])
+    eff_se = float(np.hypot(s[0], s[-1]))
+    out = ds.assign(mean=mean, se=se, n_valid=n)
+    out.attrs.update(effect=float(effect), effect_se=eff_se,
+                     holds=bool(effect > float(ds.attrs["margin"]) and effect > 3 * eff_se))
+    return out
+
+
+def run_claims(keys: tuple[str, ...] | None = None, seeds: int | None = None, progress=None) -> dict[str, xr.Dataset]:
+    """:func:`run_claim` for several claims (all by default)."""
+    claims = [get_claim(k) for k in keys] if keys else list(CLAIMS)
+    out = {}
+    for c in claims:
+        out[c.key] = run_claim(c, seeds)
+        if progress is not None:
+            progress(c.key)
+    return out
