@@ -75,7 +75,11 @@ def _modules(module: str) -> list:
     return [{"erf": ssp.erf, "erfc": ssp.erfc, "erfinv": ssp.erfinv}, module]
 
 
+_TEX_SPECIAL = {"&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#", "$": r"\$", "{": r"\{", "}": r"\}",
+                "^": r"\textasciicircum{}", "~": r"\textasciitilde{}", "<": r"\textless{}", ">": r"\textgreater{}",
+                "\\": r"\textbackslash{}"}
+
+
 def _tex_text(text: str) -> str:
-    for a, b in (("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#")):
-        text = text.replace(a, b)
-    return text
+    """Plain text made safe for LaTeX's text mode (one pass, so escapes are not re-escaped)."""
+    return "".join(_TEX_SPECIAL.get(ch, ch) for ch in text)

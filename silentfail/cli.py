@@ -581,6 +581,66 @@ def _diagnostic_rows(est) -> tuple[list[str], list[list[str]]]:
     return estimate_rows(est)
 
 
+@app.command("literature")
+def literature_cmd(
+    output: Path = typer.Option(Path("literature"), "--output", "-o", help="Output folder."),
+    claims: Optional[str] = typer.Option(None, "--claims", "-c", help="Comma-separated claim keys (default: all); --list shows them."),
+    seeds: Optional[int] = typer.Option(None, "--seeds", "-s", min=2, help="Seeds per arm (default: each claim's own)."),
+    list_: bool = typer.Option(False, "--list", help="List the claims and exit."),
+) -> None:
+    """Run the founding literature's claims in the stylized world and say which hold: one
+    NetCDF per claim, a figure (claims.pdf/png), the switching effect on every mode
+    (switching.pdf/png) and literature.md.
+
+    Example: silentfail literature -c teacher_bias,byzantine -o literature
+    """
+    from .figures import literature_figure, switching_figure
+    from .report import literature_markdown, literature_rows
+    from .sim.literature import CLAIMS, get_claim, run_claim, save_claims
+
+    if list_:
+        console.print(_table("literature claims", ["key", "claim", "statement"], [[c.key, c.title, c.statement] for c in CLAIMS]))
+        return
+    chosen = [get_claim(k.strip()) for k in claims.split(",")] if claims else list(CLAIMS)
+    results = {}
+    bar, update = _progress()
+    with bar:
+        for i, c in enumerate(chosen):
+            results[c.key] = run_claim(c, seeds)
+            update(i + 1, len(chosen))
+    output.mkdir(parents=True, exist_ok=True)
+    save_claims(results, output / "claims")
+    figs = literature_figure(results, output / "claims")
+    if "adaptive_switching" in results:
+        figs += switching_figure(results["adaptive_switching"], output / "switching")
+    (output / "literature.md").write_text(literature_markdown(results, figs[1]))
+    console.print(_table("literature claims (effect signed so that the claim predicts > 0)", *literature_rows(results)))
+    err_console.print(f"wrote {output / 'claims'}/*.nc, {output / 'literature.md'}, {', '.join(str(p) for p in figs)}")
+
+
+@app.command("paper")
+def paper_cmd(
+    quick: bool = typer.Option(False, "--quick", help="Reduced phase grid, seeds and NUTS run (minutes; what CI builds)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Build folder (default: the paper's source folder, paper/)."),
+    source: Optional[Path] = typer.Option(None, "--source", help="Folder holding main.tex (default: paper/ of this checkout)."),
+    no_pdf: bool = typer.Option(False, "--no-pdf", help="Regenerate figures, tables and numbers only; skip latexmk."),
+) -> None:
+    """Regenerate every figure, table and number of the paper from code and build the PDF
+    with latexmk (needs TeX Live: apt-get install latexmk texlive-latex-recommended
+    texlive-fonts-recommended poppler-utils).
+
+    Example: silentfail paper --quick -o /tmp/paper
+    """
+    import time
+
+    from .paper import build
+
+    t0 = time.perf_counter()
+    out = build(output, quick=quick, source=source, pdf=not no_pdf,
+                progress=lambda step: err_console.print(f"[{time.perf_counter() - t0:6.1f} s] {step}"))
+    err_console.print(f"built {out / 'main.pdf' if not no_pdf else out / 'generated'} in {time.perf_counter() - t0:.1f} s")
+
+
 @app.command("check")
 def check_cmd(
     hypothesis: str = typer.Argument(..., help='e.g. "for all lambda <= 0.1 and shift >= 0.5, P(silent fairness collapse) >= 0.9 under secure aggregation + central DP"'),

@@ -175,3 +175,68 @@ def boundary_figure(est: xr.Dataset, out: str | Path, *, quantity: str = "fail",
     fig.suptitle(title or f"{QUANTITY_LABELS.get(quantity, quantity)}: posterior boundary ({est.attrs.get('model', '')} model, "
                  f"{est.attrs.get('chains', '?')} chains)", fontsize=11)
     return _save(fig, out)
+
+
+OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
+
+
+def _arm_positions(ds: xr.Dataset) -> tuple[np.ndarray, list[str] | None, bool]:
+    """x positions of a claim's arms: the numbers themselves, or 0..n-1 with labels."""
+    x = ds["x"].values
+    if x.dtype.kind in "fiu":
+        return x.astype(float), None, False
+    return np.arange(len(x), dtype=float), [str(v) for v in x], True
+
+
+def literature_figure(results: dict[str, xr.Dataset], out: str | Path, *, columns: int = 4) -> list[Path]:
+    """One panel per literature claim (sim/literature.py): the claim's quantity per arm,
+    mean and 2 SE over seeds; the title says whether the claim holds in the stylized
+    world. Writes ``out``.pdf and .png."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(results)
+    rows = -(-n // columns)
+    fig, panels = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.3 * rows), constrained_layout=True, squeeze=False)
+    for ax, ds in zip(panels.flat, results.values()):
+        q = ds.attrs["quantity"]
+        x, labels, categorical = _arm_positions(ds)
+        m, s = ds["mean"].sel(quantity=q).values, ds["se"].sel(quantity=q).values
+        colour = OKABE_ITO[0] if ds.attrs["holds"] else OKABE_ITO[1]
+        ax.errorbar(x, m, yerr=2 * s, color=colour, marker="o", ms=4, lw=1.5, capsize=2, ls="none" if categorical else "-")
+        if labels is not None:
+            ax.set_xticks(x, labels, fontsize=7)
+        ax.tick_params(labelsize=7)
+        ax.set_xlabel(ds.attrs["axis_label"], fontsize=7)
+        ax.set_ylabel(ds.attrs["quantity_label"], fontsize=7)
+        ax.set_title(f"{ds.attrs['title']}\n{'holds' if ds.attrs['holds'] else 'does not hold'}", fontsize=8, color=colour)
+        ax.grid(alpha=0.3, lw=0.5)
+    for ax in list(panels.flat)[n:]:
+        ax.set_visible(False)
+    return _save(fig, out)
+
+
+def switching_figure(ds: xr.Dataset, out: str | Path) -> list[Path]:
+    """The adaptive-switching claim's effect on every mode: the late mode metric of each
+    schedule (mean and 2 SE over seeds), one group of bars per mode."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    arms = [str(v) for v in ds["x"].values]
+    qs = [f"mode:{m}" for m in MODES]
+    fig, ax = plt.subplots(figsize=(6.5, 2.8), constrained_layout=True)
+    width = 0.8 / len(arms)
+    base = np.arange(len(MODES))
+    for i, arm in enumerate(arms):
+        m = ds["mean"].sel(quantity=qs).isel(arm=i).values
+        s = ds["se"].sel(quantity=qs).isel(arm=i).values
+        ax.bar(base + (i - (len(arms) - 1) / 2) * width, m, width, yerr=2 * s, color=OKABE_ITO[i], label=arm, capsize=2)
+    ax.set_xticks(base, [TITLES[m].replace(" ", "\n", 1) for m in MODES], fontsize=7)
+    ax.set_ylabel("late mode metric", fontsize=8)
+    ax.axhline(0, color="black", lw=0.5)
+    ax.legend(title="schedule", fontsize=7, title_fontsize=7, frameon=False)
+    return _save(fig, out)

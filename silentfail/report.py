@@ -163,3 +163,37 @@ def estimate_markdown(est: xr.Dataset) -> str:
             f"flagged when R-hat > {est.attrs.get('rhat_max')}, any transition diverged, or a bulk/tail ESS is below "
             f"{est.attrs.get('ess_min'):.0f}.\n\n")
     return head + _md_table(*estimate_rows(est)) + "\n"
+
+
+def literature_rows(results: dict[str, xr.Dataset]) -> tuple[list[str], list[list[str]]]:
+    """One row per literature claim: the claim, the quantity, its mean in the first and
+    last arm, the effect (signed so the claim predicts > 0) with its SE, and the verdict."""
+    header = ["claim", "quantity", "first arm", "last arm", "effect (SE)", "margin", "holds"]
+    rows = []
+    for ds in results.values():
+        q = ds.attrs["quantity"]
+        m = ds["mean"].sel(quantity=q).values
+        x = ds["x"].values
+        rows.append([
+            ds.attrs["title"], q, f"{_fmt(m[0], 3)} ({x[0]})", f"{_fmt(m[-1], 3)} ({x[-1]})",
+            f"{_fmt(ds.attrs['effect'], 3)} ({_fmt(ds.attrs['effect_se'], 3)})", _fmt(ds.attrs["margin"], 3),
+            "yes" if ds.attrs["holds"] else "no",
+        ])
+    return header, rows
+
+
+def literature_markdown(results: dict[str, xr.Dataset], figure: str | Path | None = None) -> str:
+    """The literature claims as a Markdown report: the table and every claim's statement."""
+    header, rows = literature_rows(results)
+    parts = ["# The literature's claims in the stylized world", "",
+             "A claim holds when the quantity moves from the first arm to the last in the predicted direction "
+             "by more than the margin and more than 3 standard errors (seeds independent across arms).", "",
+             _md_table(header, rows), ""]
+    if figure is not None:
+        parts += [f"![claims]({Path(figure).name})", ""]
+    for ds in results.values():
+        cites = ", ".join(json.loads(ds.attrs["cites"]))
+        parts += [f"## {ds.attrs['title']}", "", f"{ds.attrs['statement']} ({cites})", "",
+                  f"Arms: {ds.attrs['axis_label']} = {', '.join(str(v) for v in ds['x'].values)}; "
+                  f"{ds.sizes['seed']} seeds per arm.", ""]
+    return "\n".join(parts)

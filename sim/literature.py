@@ -191,9 +191,10 @@ CLAIMS: tuple[Claim, ...] = (
         statement="When client tasks fall outside the FM's domain (their causal direction rotates away from the "
         "FM's), personalization over-specializes and accuracy on other clients and on P0 degrades.",
         cites=("li2024position", "kumar2022fine"),
-        base="concept-shift", overrides={},
-        axis_label="concept rotation (rad)", x=(0.0, 0.3, 0.6, 0.9),
-        arms=_sweep_axis("shifts.concept_angle", (0.0, 0.3, 0.6, 0.9)),
+        base="concept-shift",
+        overrides={"shifts.concept_angle": 0.9},
+        axis_label="shift strength (concept rotation std 0.9 rad)", x=(0.0, 0.33, 0.67, 1.0),
+        arms=_sweep_axis("shifts.strength", (0.0, 0.33, 0.67, 1.0)),
         quantity="mode:out_of_domain_degradation", direction=+1, margin=0.05, quantity_label="q90 OOD drop",
     ),
     Claim(
@@ -388,7 +389,7 @@ def run_claim(claim: Claim | str, seeds: int | None = None) -> xr.Dataset:
 def assess(ds: xr.Dataset) -> xr.Dataset:
     """Add the mean and SE per arm of every quantity and the verdict on the claim:
     effect = direction * (mean_last - mean_first), se = sqrt(se_first^2 + se_last^2),
-    holds = effect > margin and effect > 3 se (NaN runs are dropped and counted)."""
+    holds = effect > margin and effect > 3 se (1 or 0; NaN runs are dropped and counted)."""
     v = ds["value"]
     n = v.notnull().sum("seed")
     mean = v.mean("seed")
@@ -399,7 +400,7 @@ def assess(ds: xr.Dataset) -> xr.Dataset:
     eff_se = float(np.hypot(s[0], s[-1]))
     out = ds.assign(mean=mean, se=se, n_valid=n)
     out.attrs.update(effect=float(effect), effect_se=eff_se,
-                     holds=bool(effect > float(ds.attrs["margin"]) and effect > 3 * eff_se))
+                     holds=int(effect > float(ds.attrs["margin"]) and effect > 3 * eff_se))
     return out
 
 
@@ -412,3 +413,27 @@ def run_claims(keys: tuple[str, ...] | None = None, seeds: int | None = None, pr
         if progress is not None:
             progress(c.key)
     return out
+
+
+def load_claims(folder) -> dict[str, xr.Dataset]:
+    """The claim results saved by :func:`save_claims` (in CLAIMS order)."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    out = {}
+    for key in CLAIM_KEYS:
+        p = folder / f"{key}.nc"
+        if p.exists():
+            out[key] = xr.load_dataset(p, engine="h5netcdf")
+    if not out:
+        raise FileNotFoundError(f"no literature claim results in {str(folder)!r}")
+    return out
+
+
+def save_claims(results: dict[str, xr.Dataset], folder) -> list:
+    """One NetCDF per claim (atomic writes), named by the claim's key."""
+    from pathlib import Path
+
+    from .trace import save_netcdf
+
+    return [save_netcdf(ds, Path(folder) / f"{key}.nc") for key, ds in results.items()]

@@ -36,3 +36,12 @@ def _free_compiled_programs():
 @pytest.fixture(scope="session")
 def tax():
     return builtin_taxonomy()
+
+
+@pytest.fixture(scope="session")
+def claim_results():
+    """Every literature claim run once per test session (shared by the literature tests
+    and the paper build, which would otherwise run them twice)."""
+    from silentfail.sim.literature import run_claims
+
+    return run_claims()

@@ -1,0 +1,306 @@
+"""``silentfail paper``: regenerate every figure, table and number of the reference paper
+from code and build the PDF with latexmk.
+
+What it writes into the output folder (``paper/`` by default):
+
+* ``generated/taxonomy.pdf`` and ``generated/taxonomy_table.tex`` (from ``taxonomy``);
+* ``generated/theorems.tex`` (from ``proofs``, sympy);
+* ``generated/sweep.nc``, ``generated/phase.pdf`` (the phase diagram of the ``phase``
+  preset) and ``generated/estimate.nc``, ``generated/boundary_silent.pdf`` (the numpyro
+  boundary posteriors);
+* ``generated/claims/*.nc``, ``generated/claims.pdf``, ``generated/switching.pdf`` and
+  ``generated/literature_table.tex`` (sim/literature.py);
+* ``generated/numbers.tex``: every number the text quotes, as ``\\newcommand`` macros
+  computed by :func:`numbers` from the artifacts above (the text types none by hand);
+* ``references.bib`` from the BibTeX the code carries;
+* ``main.pdf`` (latexmk, pdflatex + bibtex).
+
+``quick=True`` shrinks the phase grid, the seeds and the NUTS run so that CI builds the
+paper in minutes; the literature claims run at their own (already small) sizes.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import xarray as xr
+
+from .sim.scenario import MODES, Scenario
+
+#: The TeX toolchain, from Debian's packages (see README, "Building the paper").
+TEX_PACKAGES = ("latexmk", "texlive-latex-base", "texlive-latex-recommended", "texlive-fonts-recommended", "poppler-utils")
+SOURCE = Path(__file__).resolve().parents[1] / "paper"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Sizes of one build."""
+
+    lam: tuple[float, ...]
+    strength: tuple[float, ...]
+    seeds: int
+    chains: int
+    warmup: int
+    samples: int
+
+    @property
+    def axes(self) -> dict[str, list[float]]:
+        return {"personalization.lam": list(self.lam), "shifts.strength": list(self.strength)}
+
+
+FULL = Settings(lam=tuple(np.logspace(-2, 1, 8).round(6)), strength=tuple(np.linspace(0, 1, 8).round(6)), seeds=8,
+                chains=4, warmup=1000, samples=1000)
+QUICK = Settings(lam=tuple(np.logspace(-2, 1, 4).round(6)), strength=tuple(np.linspace(0, 1, 4).round(6)), seeds=4,
+                 chains=2, warmup=300, samples=300)
+
+
+class PaperError(RuntimeError):
+    """The paper could not be built (missing toolchain, LaTeX error)."""
+
+
+def _camel(key: str) -> str:
+    return "".join(part.capitalize() for part in key.split("_"))
+
+
+def _f(v: float, digits: int = 3) -> str:
+    if isinstance(v, (bool, np.bool_)):
+        return str(int(v))
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if not math.isfinite(v):
+        return r"\infty" if v > 0 else "--"
+    return f"{v:.{digits}f}"
+
+
+def phase_scenario() -> Scenario:
+    from .sim.scenario import preset
+
+    return preset("phase")
+
+
+def numbers(sc: Scenario, sweep: xr.Dataset, est: xr.Dataset, claims: dict[str, xr.Dataset]) -> dict[str, str]:
+    """Every number the paper quotes, by macro name, formatted for TeX.
+
+    A pure function of the scenario, the saved sweep and estimate, and the claim
+    results: the build writes these to numbers.tex, and a test recomputes them from the
+    files the build saved and from a fresh run of the claims."""
+    from .constraints import scenario_constraints
+    from .sim.observe import released_sums
+    from .sim.privacy import dp_epsilon
+    from .taxonomy import builtin_taxonomy
+
+    f = sc.federation
+    tax = builtin_taxonomy()
+    out = {
+        "TaxNodes": _f(len(tax.nodes())), "TaxEdges": _f(len(tax.edges())),
+        "PhaseClients": _f(sc.population.num_clients), "PhaseSlots": _f(f.clients_per_round),
+        "PhaseRounds": _f(f.rounds), "PhaseD": _f(sc.world.d), "PhaseK": _f(sc.personalization.K),
+        "PhaseEta": _f(sc.personalization.eta, 2), "PhaseZ": _f(f.noise_multiplier, 2), "PhaseClip": _f(f.clip, 2),
+        "PhaseQ": _f(f.participation, 2), "PhaseDelta": f"10^{{{int(round(math.log10(f.dp_delta)))}}}",
+        "PhaseEpsilon": _f(dp_epsilon(sc, f.participation, released_sums(sc)), 2),
+        "PhaseConstraints": _f(len(scenario_constraints(sc))),
+        "PhaseAlpha": _f(float(sweep.attrs["alpha"]), 2), "PhaseGrace": _f(int(sweep.attrs["grace"])),
+        "PhaseSeeds": _f(int(sweep.attrs["seeds"])), "PhaseCalSeeds": _f(int(sweep.attrs["calibration_seeds"])),
+        "PhaseGridX": _f(sweep.sizes["personalization.lam"]), "PhaseGridY": _f(sweep.sizes["shifts.strength"]),
+        "PhaseLamMin": _f(float(sweep["personalization.lam"].min()), 2),
+        "PhaseLamMax": _f(float(sweep["personalization.lam"].max()), 0),
+        "PhaseMaxFalseAlarm": _f(float(np.nanmax(sweep["false_alarm_rate"].values)), 3),
+    }
+    cells = sweep["p_silent"].notnull().sum(("personalization.lam", "shifts.strength"))
+    for m in MODES:
+        silent = (sweep["p_silent"].sel(mode=m) >= 0.5).sum().item()
+        failing = (sweep["p_fail"].sel(mode=m) >= 0.5).sum().item()
+        out[f"SilentCells{_camel(m)}"] = _f(int(silent))
+        out[f"FailCells{_camel(m)}"] = _f(int(failing))
+    out["PhaseCells"] = _f(int(cells.max()))
+    from .sim.estimate import ESS_MIN, RHAT_MAX
+
+    out["RhatMax"] = _f(RHAT_MAX, 2)
+    out["EssMin"] = _f(int(ESS_MIN))
+    out["BandLevel"] = _f(90)  # the band of estimate(): posterior 5% and 95% quantiles
+    out["EstFits"] = _f(int(est["flagged"].size))
+    out["EstFlagged"] = _f(int(est["flagged"].sum()))
+    out["EstNoTransition"] = _f(int(np.char.startswith(est["status"].values.astype(str), "no transition").sum()))
+    out["EstChains"] = _f(int(est.attrs["chains"]))
+    out["EstDraws"] = _f(int(est.attrs["draws"]))
+    out["LitClaims"] = _f(len(claims))
+    out["LitHold"] = _f(sum(int(ds.attrs["holds"]) for ds in claims.values()))
+    for key, ds in claims.items():
+        c = _camel(key)
+        q = ds.attrs["quantity"]
+        m = ds["mean"].sel(quantity=q).values
+        out[f"Lit{c}Effect"] = _f(float(ds.attrs["effect"]))
+        out[f"Lit{c}SE"] = _f(float(ds.attrs["effect_se"]))
+        out[f"Lit{c}First"] = _f(float(m[0]))
+        out[f"Lit{c}Last"] = _f(float(m[-1]))
+        out[f"Lit{c}Seeds"] = _f(ds.sizes["seed"])
+    if "adaptive_switching" in claims:
+        ds = claims["adaptive_switching"]
+        mis = ds["mean"].sel(quantity="mode:adaptation_misalignment").values
+        out["SwitchMisalignNever"] = _f(float(mis[0]))
+        out["SwitchMisalignAdaptive"] = _f(float(mis[-1]))
+        out["SwitchPublicRounds"] = _f(float(ds["mean"].sel(quantity="public_rounds").values[-1]), 1)
+    if "silent_under_privacy" in claims:
+        eps = claims["silent_under_privacy"]["epsilon"].values
+        out["SilentClaimEpsilon"] = _f(float(eps[-1]), 2)
+    return out
+
+
+def numbers_tex(nums: dict[str, str]) -> str:
+    lines = ["% generated by `silentfail paper`: every number the text quotes; do not edit"]
+    lines += [f"\\newcommand{{\\{k}}}{{{v}}}" for k, v in sorted(nums.items())]
+    return "\n".join(lines) + "\n"
+
+
+def read_numbers(path: str | Path) -> dict[str, str]:
+    """The macros of a numbers.tex."""
+    pat = re.compile(r"^\\newcommand\{\\([A-Za-z]+)\}\{(.*)\}$")
+    out = {}
+    for line in Path(path).read_text().splitlines():
+        if m := pat.match(line):
+            out[m.group(1)] = m.group(2)
+    return out
+
+
+def literature_table_tex(claims: dict[str, xr.Dataset]) -> str:
+    """The claims table (booktabs): claim, source, quantity, effect (SE), holds."""
+    rows = []
+    for key, ds in claims.items():
+        cites = ",".join(__import__("json").loads(ds.attrs["cites"]))
+        c = _camel(key)
+        rows.append(
+            f"{ds.attrs['title']} \\citep{{{cites}}} & {_tex(ds.attrs['quantity_label'])} & "
+            f"$\\Lit{c}First \\to \\Lit{c}Last$ & $\\Lit{c}Effect \\pm \\Lit{c}SE$ & "
+            f"{'yes' if ds.attrs['holds'] else 'no'} \\\\"
+        )
+    return "\n".join([
+        "% generated by `silentfail paper`; do not edit",
+        "\\begin{table*}[t]", "\\centering\\small",
+        "\\caption{The literature's claims in the stylized world. Quantity from the first arm to the last (mean over "
+        "seeds); the effect is signed so that the claim predicts a positive value; a claim holds when the effect "
+        "exceeds its margin and three standard errors.}",
+        "\\label{tab:claims}", "\\begin{tabular}{@{}l l l l l@{}}", "\\toprule",
+        "Claim & Quantity & First $\\to$ last arm & Effect $\\pm$ SE & Holds \\\\", "\\midrule", *rows,
+        "\\bottomrule", "\\end{tabular}", "\\end{table*}", "",
+    ])
+
+
+def _tex(text: str) -> str:
+    if "$" in text:
+        return text
+    return text.replace("_", r"\_").replace("%", r"\%").replace("&", r"\&")
+
+
+def bibliography() -> str:
+    """references.bib: every BibTeX entry the code carries (taxonomy references, the
+    estimation methods, the package itself)."""
+    from .sim.estimate import BIBTEX as EST
+    from .taxonomy.references import BIBTEX, PACKAGE_BIBTEX
+
+    entries = dict(BIBTEX)
+    for entry in re.split(r"\n(?=@)", EST.strip()):
+        key = re.match(r"@\w+\{([^,]+),", entry.strip())
+        if key is None:
+            raise PaperError(f"unreadable BibTeX entry in silentfail.sim.estimate.BIBTEX: {entry[:60]!r}")
+        entries.setdefault(key.group(1), entry.strip())
+    return "% generated by `silentfail paper` from the BibTeX in the code; do not edit\n\n" + "\n\n".join(
+        [PACKAGE_BIBTEX.strip()] + [entries[k].strip() for k in sorted(entries)]
+    ) + "\n"
+
+
+def latexmk(folder: Path, main: str = "main.tex") -> Path:
+    """Build ``folder/main`` with latexmk (pdflatex + bibtex); PaperError with the log's
+    first error if it fails or the toolchain is missing."""
+    exe = shutil.which("latexmk")
+    if exe is None or shutil.which("pdflatex") is None:
+        raise PaperError("latexmk and pdflatex are needed to build the paper: "
+                         f"apt-get install {' '.join(TEX_PACKAGES)}")
+    proc = subprocess.run([exe, "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-file-line-error", main],
+                          cwd=folder, capture_output=True, text=True)
+    pdf = folder / Path(main).with_suffix(".pdf")
+    if proc.returncode != 0 or not pdf.exists():
+        log = (folder / Path(main).with_suffix(".log"))
+        text = log.read_text(errors="replace") if log.exists() else proc.stdout + proc.stderr
+        errors = [line for line in text.splitlines() if line.startswith("!") or re.match(r"^\./[^:]+:\d+: ", line)]
+        raise PaperError(f"latexmk failed in {folder}: {' | '.join(errors[:5]) or proc.stderr[-500:]}")
+    return pdf
+
+
+def build(out: str | Path | None = None, *, quick: bool = False, source: str | Path | None = None,
+          claims: dict[str, xr.Dataset] | None = None, pdf: bool = True,
+          progress: Callable[[str], None] | None = None) -> Path:
+    """Regenerate everything under ``out`` (default: the source folder, paper/) and
+    build the PDF; returns the output folder. ``claims`` reuses literature results
+    already computed (else they are run here)."""
+    from . import figures
+    from .proofs import latex_document
+    from .sim import literature
+    from .sim.estimate import estimate
+    from .sim.sweep import sweep
+    from .sim.trace import save_netcdf
+    from .taxonomy import builtin_taxonomy
+    from .taxonomy import export as tx_export
+
+    say = progress or (lambda s: None)
+    source = Path(source) if source is not None else SOURCE
+    if not (source / "main.tex").is_file():
+        raise PaperError(f"no main.tex in {str(source)!r} (the paper's source folder; pass --source)")
+    out = Path(out) if out is not None else source
+    gen = out / "generated"
+    gen.mkdir(parents=True, exist_ok=True)
+    if out.resolve() != source.resolve():
+        shutil.copy2(source / "main.tex", out / "main.tex")
+    (out / "references.bib").write_text(bibliography())
+    settings = QUICK if quick else FULL
+
+    say("taxonomy")
+    tax = builtin_taxonomy()
+    tx_export.write(tax, "latex", gen / "taxonomy_table.tex")
+    tx_export.write(tax, "pdf", gen / "taxonomy.pdf")
+    say("theorems")
+    (gen / "theorems.tex").write_text(latex_document())
+
+    say("phase sweep")
+    sc = phase_scenario()
+    ds = sweep(sc, settings.axes, seeds=settings.seeds)
+    save_netcdf(ds, gen / "sweep.nc")
+    figures.phase_figure(ds, gen / "phase", title=" ")
+    say("boundary posteriors")
+    est, _ = estimate(ds, chains=settings.chains, warmup=settings.warmup, samples=settings.samples)
+    est.attrs.update(warmup=settings.warmup)
+    save_netcdf(est, gen / "estimate.nc")
+    figures.boundary_figure(est, gen / "boundary_silent", quantity="silent", title=" ")
+
+    say("literature claims")
+    claims = claims if claims is not None else literature.run_claims()
+    literature.save_claims(claims, gen / "claims")
+    figures.literature_figure(claims, gen / "claims")
+    if "adaptive_switching" in claims:
+        figures.switching_figure(claims["adaptive_switching"], gen / "switching")
+    (gen / "literature_table.tex").write_text(literature_table_tex(claims))
+
+    say("numbers")
+    (gen / "numbers.tex").write_text(numbers_tex(numbers(sc, ds, est, claims)))
+    if pdf:
+        say("latexmk")
+        latexmk(out)
+    return out
+
+
+def numbers_from_disk(out: str | Path, claims: dict[str, xr.Dataset] | None = None) -> dict[str, str]:
+    """:func:`numbers` recomputed from the files a build saved (and, if given, from
+    claim results computed afresh)."""
+    from .sim import literature
+
+    gen = Path(out) / "generated"
+    ds = xr.load_dataset(gen / "sweep.nc", engine="h5netcdf")
+    est = xr.load_dataset(gen / "estimate.nc", engine="h5netcdf")
+    claims = claims if claims is not None else literature.load_claims(gen / "claims")
+    return numbers(phase_scenario(), ds, est, claims)
