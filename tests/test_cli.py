@@ -32,7 +32,7 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
         ["taxonomy", "export", "--help"], ["taxonomy", "validate", "--help"], ["cite", "--help"],
         ["taxonomy", "query", "silent", "--help"], ["taxonomy", "query", "coverage", "--help"],
         ["simulate", "--help"], ["phase", "--help"], ["report", "--help"], ["prove", "--help"],
-        ["estimate", "--help"], ["check", "--help"],
+        ["estimate", "--help"], ["check", "--help"], ["literature", "--help"], ["paper", "--help"],
     ],
 )
 def test_every_help_has_an_example(capsys, argv):
@@ -261,3 +261,20 @@ def test_check_reports_the_posterior_probability_and_where_it_fails(capsys, tmp_
     assert "P(holds) = " in out and (tmp_path / "chk" / "cells.nc").is_file()
     code, _, err = run(capsys, "check", "for all lambda <= 0.1, P(silent nonsense) >= 0.9", *TINY_PHASE)
     assert code == 2 and err.startswith("error: unknown mode in P(silent nonsense)"), err
+
+
+def test_literature_lists_runs_and_reports_claims(capsys, tmp_path):
+    code, out, _ = run(capsys, "literature", "--list")
+    assert code == 0 and "adaptive_switching" in out and "dp_minority_price" in out
+    code, out, err = run(capsys, "literature", "-c", "synthetic_bias", "--seeds", "2", "-o", str(tmp_path))
+    assert code == 0, err
+    assert "Bias transmission (synthetic data)" in out and "yes" in out
+    assert (tmp_path / "claims" / "synthetic_bias.nc").exists() and (tmp_path / "claims.pdf").exists()
+    assert "FM-generated synthetic data" in (tmp_path / "literature.md").read_text()
+    code, _, err = run(capsys, "literature", "-c", "no_such_claim")
+    assert code == 2 and "unknown literature claim 'no_such_claim'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_paper_without_a_source_is_one_line(capsys, tmp_path):
+    code, _, err = run(capsys, "paper", "--quick", "--source", str(tmp_path), "-o", str(tmp_path / "out"))
+    assert code != 0 and "no main.tex" in err and len(err.strip().splitlines()) == 1

@@ -33,14 +33,14 @@ def quick_paper(tmp_path_factory, claim_results):
 def test_quick_build_produces_a_pdf_whose_pages_render(quick_paper, tmp_path):
     pdf = quick_paper / "main.pdf"
     assert pdf.stat().st_size > 50_000
-    subprocess.run(["pdftoppm", "-r", "30", "-png", str(pdf), str(tmp_path / "page")], check=True)
+    subprocess.run(["pdftoppm", "-r", "50", "-png", str(pdf), str(tmp_path / "page")], check=True)
     pages = sorted(tmp_path.glob("page-*.png"))
     assert len(pages) >= 6
     import matplotlib.image as mpimg
 
-    for p in pages:  # every page has ink on it
-        img = mpimg.imread(p)
-        assert img[..., :3].min() < 0.5, p.name
+    for p in pages:  # every page rendered with something on it (not blank)
+        img = mpimg.imread(p)[..., :3]
+        assert img.shape[0] > 400 and (img.mean(-1) < 0.9).mean() > 0.005, p.name
     log = (quick_paper / "main.log").read_text(errors="replace")
     assert not re.search(r"Citation `[^']+' .*undefined", log), "a citation is undefined"
     assert not re.search(r"Reference `[^']+' .*undefined", log), "a reference is undefined"
