@@ -589,27 +589,24 @@ def literature_cmd(
     list_: bool = typer.Option(False, "--list", help="List the claims and exit."),
 ) -> None:
     """Run the founding literature's claims in the stylized world and say which hold: one
-    NetCDF per claim, a figure (claims.pdf/png), the switching effect on every mode
-    (switching.pdf/png) and literature.md.
+    NetCDF per claim (written as each finishes; a rerun reuses the finished ones), a figure
+    (claims.pdf/png), the switching effect on every mode (switching.pdf/png) and literature.md.
 
     Example: silentfail literature -c teacher_bias,byzantine -o literature
     """
     from .figures import literature_figure, switching_figure
     from .report import literature_markdown, literature_rows
-    from .sim.literature import CLAIMS, get_claim, run_claim, save_claims
+    from .sim.literature import CLAIM_KEYS, CLAIMS, get_claim, run_claims
 
     if list_:
         console.print(_table("literature claims", ["key", "claim", "statement"], [[c.key, c.title, c.statement] for c in CLAIMS]))
         return
-    chosen = [get_claim(k.strip()) for k in claims.split(",")] if claims else list(CLAIMS)
-    results = {}
+    chosen = tuple(get_claim(k.strip()).key for k in claims.split(",")) if claims else CLAIM_KEYS
     bar, update = _progress()
+    done = []
     with bar:
-        for i, c in enumerate(chosen):
-            results[c.key] = run_claim(c, seeds)
-            update(i + 1, len(chosen))
-    output.mkdir(parents=True, exist_ok=True)
-    save_claims(results, output / "claims")
+        results = run_claims(chosen, seeds, folder=output / "claims",
+                             progress=lambda key: (done.append(key), update(len(done), len(chosen))))
     figs = literature_figure(results, output / "claims")
     if "adaptive_switching" in results:
         figs += switching_figure(results["adaptive_switching"], output / "switching")

@@ -321,7 +321,7 @@ def build(out: str | Path | None = None, *, quick: bool = False, source: str | P
     figures.boundary_figure(est, gen / "boundary_silent", quantity="silent", title=" ")
 
     say("literature claims")
-    claims = claims if claims is not None else literature.run_claims()
+    claims = claims if claims is not None else literature.run_claims(folder=gen / "claims")
     literature.save_claims(claims, gen / "claims")
     figures.literature_figure(claims, gen / "claims")
     if "adaptive_switching" in claims:

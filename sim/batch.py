@@ -50,11 +50,21 @@ class Outcome(NamedTuple):
     lam_max: np.ndarray  # (B,) largest local curvature (stability of local GD)
 
 
-def _one(sc: Scenario, paths: tuple[str, ...], detectors: tuple[str, ...], values, seed, thresholds):
+def simulate(sc: Scenario, paths: tuple[str, ...], values, seed):
+    """One run inside a compiled program: the scenario with the fields ``paths`` set to
+    the (traced) ``values``, its population and its round scan, keyed like
+    :func:`~silentfail.sim.run.run` so the numbers are that function's.
+
+    Returns (view, ctx, pop, lam_max, RunOutput)."""
     view = ScenarioView(sc, {**dict(zip(paths, values)), "population.trace_clients": 0})
     kpop, krun = jax.random.split(jax.random.key(seed))
     ctx, pop, lam_max = _build(view, kpop)
-    rounds = _make_run(view)(ctx, pop, krun).rounds
+    return view, ctx, pop, lam_max, _make_run(view)(ctx, pop, krun)
+
+
+def _one(sc: Scenario, paths: tuple[str, ...], detectors: tuple[str, ...], values, seed, thresholds):
+    view, ctx, pop, lam_max, out = simulate(sc, paths, values, seed)
+    rounds = out.rounds
     pub = Public(alignment_score(ctx.theta0, ctx.world), mt.base_accuracy(ctx.theta0, ctx.world))
     metric, t_f = mode_failures(
         rounds["mode_metric"], rounds["acc_mean"], mt.accuracy_spread(pop.fm_acc, 0.1), pop.fm_acc.mean(),

@@ -44,10 +44,8 @@ import numpy as np
 import xarray as xr
 
 from . import metrics as mt
-from .batch import LANES, traceable
-from .federate import _make_run, check_supported
-from .params import ScenarioView
-from .population import _build
+from .batch import LANES, simulate, traceable
+from .federate import check_supported
 from .observe import released_sums
 from .privacy import dp_epsilon
 from .scenario import MODES, Scenario, ScenarioError, preset, scenario_from_dict
@@ -302,10 +300,7 @@ def _quantities(view, ctx, pop, rounds, theta_final) -> jax.Array:
 
 
 def _one(sc: Scenario, paths: tuple[str, ...], values, seed):
-    view = ScenarioView(sc, {**dict(zip(paths, values)), "population.trace_clients": 0})
-    kpop, krun = jax.random.split(jax.random.key(seed))
-    ctx, pop, _ = _build(view, kpop)
-    out = _make_run(view)(ctx, pop, krun)
+    view, ctx, pop, _, out = simulate(sc, paths, values, seed)
     return _quantities(view, ctx, pop, out.rounds, out.theta_final)
 
 
@@ -404,12 +399,37 @@ def assess(ds: xr.Dataset) -> xr.Dataset:
     return out
 
 
-def run_claims(keys: tuple[str, ...] | None = None, seeds: int | None = None, progress=None) -> dict[str, xr.Dataset]:
-    """:func:`run_claim` for several claims (all by default)."""
+def _same_claim(ds: xr.Dataset, claim: Claim, seeds: int) -> bool:
+    """Whether a saved result is this claim's, at these seeds (so resuming may reuse it)."""
+    return (ds.attrs.get("scenario") == claim.scenario().to_json() and ds.attrs.get("arms") == json.dumps(list(claim.arms))
+            and ds.attrs.get("quantity") == claim.quantity and ds.sizes.get("seed") == seeds)
+
+
+def run_claims(keys: tuple[str, ...] | None = None, seeds: int | None = None, progress=None, *,
+               folder=None) -> dict[str, xr.Dataset]:
+    """:func:`run_claim` for several claims (all by default). With ``folder``, each
+    claim's result is written there atomically as soon as it is done, and a claim whose
+    saved result has the same scenario, arms and seeds is loaded instead of run again,
+    so an interrupted run loses nothing finished."""
+    from pathlib import Path
+
+    from .trace import save_netcdf
+
     claims = [get_claim(k) for k in keys] if keys else list(CLAIMS)
     out = {}
     for c in claims:
-        out[c.key] = run_claim(c, seeds)
+        n = c.seeds if seeds is None else seeds
+        path = Path(folder) / f"{c.key}.nc" if folder is not None else None
+        if path is not None and path.exists():
+            saved = xr.load_dataset(path, engine="h5netcdf")
+            if _same_claim(saved, c, n):
+                out[c.key] = saved
+                if progress is not None:
+                    progress(c.key)
+                continue
+        out[c.key] = run_claim(c, n)
+        if path is not None:
+            save_netcdf(out[c.key], path)
         if progress is not None:
             progress(c.key)
     return out

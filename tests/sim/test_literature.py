@@ -109,3 +109,17 @@ def test_unknown_claims_and_too_few_seeds_are_rejected():
         L.get_claim("nope")
     with pytest.raises(ValueError, match="seeds must be >= 2"):
         L.run_claim("teacher_bias", seeds=1)
+
+
+def test_an_interrupted_claims_run_resumes_without_recomputing(tmp_path, monkeypatch):
+    first = L.run_claims(("synthetic_bias",), seeds=2, folder=tmp_path)
+    assert (tmp_path / "synthetic_bias.nc").exists()
+
+    def boom(*a, **k):
+        raise AssertionError("a finished claim was run again")
+
+    monkeypatch.setattr(L, "run_claim", boom)
+    again = L.run_claims(("synthetic_bias",), seeds=2, folder=tmp_path)
+    np.testing.assert_array_equal(again["synthetic_bias"]["value"].values, first["synthetic_bias"]["value"].values)
+    with pytest.raises(AssertionError, match="run again"):  # other seeds: a different result, so it is run
+        L.run_claims(("synthetic_bias",), seeds=3, folder=tmp_path)
