@@ -112,6 +112,9 @@ def numbers(sc: Scenario, sweep: xr.Dataset, est: xr.Dataset, claims: dict[str, 
         "PhaseLamMin": _f(float(sweep["personalization.lam"].min()), 2),
         "PhaseLamMax": _f(float(sweep["personalization.lam"].max()), 0),
         "PhaseMaxFalseAlarm": _f(float(np.nanmax(sweep["false_alarm_rate"].values)), 3),
+        "PhaseMeanFalseAlarm": _f(float(np.nanmean(sweep["false_alarm_rate"].values)), 3),
+        "PhaseHeldOut": _f(int(sweep.attrs["calibration_seeds"]) - int(sweep.attrs["calibration_seeds"]) // 2),  # detectors.calibrate
+        "PhaseFalseAlarmSE": _f(float(np.nanmean(sweep["false_alarm_se"].values)), 3),
     }
     cells = sweep["p_silent"].notnull().sum(("personalization.lam", "shifts.strength"))
     for m in MODES:

@@ -337,7 +337,7 @@ def measure(sc: Scenario, arms: tuple[dict[str, Any], ...], seeds: int) -> np.nd
 
 def _silence(claim: Claim, seeds: int) -> np.ndarray:
     """(arms, seeds, quantities) of a silence claim: ``silent:<m>`` and ``failed:<m>`` per
-    mode from the verdict pipeline; the other quantities from the same runs' final values."""
+    mode from the verdict pipeline (NaN for a run the sweep flags invalid)."""
     from .sweep import sweep
 
     path = next(iter(claim.arms[0]))
@@ -345,6 +345,7 @@ def _silence(claim: Claim, seeds: int) -> np.ndarray:
     out = np.full((len(claim.arms), seeds, len(SILENCE_QUANTITIES)), np.nan, np.float32)
     out[..., : len(MODES)] = ds["silent"].values
     out[..., len(MODES):] = (ds["failure_round"].values >= 0)
+    out[~ds["valid_run"].values] = np.nan
     return out
 
 
