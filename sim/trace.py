@@ -80,7 +80,7 @@ def build_trace(sc: Scenario, seed: int, rounds: dict, *, fm: dict, dp_epsilon: 
         "update_sum": (("round", "param"), np.asarray(rounds["obs_update_sum"])),
         "participants": (("round",), np.asarray(rounds["obs_count"])),
         "theta_global": (("round", "param"), np.asarray(rounds["theta_global"])),
-        "public_round": (("round",), np.asarray(rounds["public_round"]) & np.ones(T, bool)),
+        "public_round": (("round",), np.asarray(rounds["public_round"])),
     }
     for v in _ROUND_VARS:
         data[v] = (("round",), np.asarray(rounds[v]))
