@@ -18,12 +18,14 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
 
 from . import metrics as mt
 from .detectors import Public, first_over, statistics
 from .federate import _make_run, check_supported
 from .params import ScenarioView
 from .population import _build
+from .scale import GRID, grid_mesh
 from .scenario import Scenario, scenario_from_dict
 from .trace import mode_failures
 from .world import alignment_score
@@ -79,26 +81,47 @@ def _one(sc: Scenario, paths: tuple[str, ...], detectors: tuple[str, ...], value
 
 
 @functools.lru_cache(maxsize=16)
-def _compiled(scenario_json: str, paths: tuple[str, ...], detectors: tuple[str, ...]):
+def _compiled(scenario_json: str, paths: tuple[str, ...], detectors: tuple[str, ...], devices: int | None = None):
+    """One device call of CALL runs; with ``devices`` the runs are split over a
+    ``"grid"`` mesh: the call is laid out as (devices, CALL / devices) runs with the first
+    axis sharded, and XLA's SPMD partitioner gives each device its own runs to map over
+    (nothing is communicated)."""
     sc = scenario_from_dict(json.loads(scenario_json))
 
     def many(values, seeds, thresholds):
         one = functools.partial(_one, sc, paths, detectors)
         return jax.lax.map(lambda a: one(*a), (values, seeds, thresholds), batch_size=LANES)
 
-    return jax.jit(many)
+    mesh = grid_mesh(devices)
+    if mesh is None:
+        return jax.jit(many)
+    D = mesh.size
+    split = NamedSharding(mesh, PartitionSpec(GRID))
+
+    def sharded(values, seeds, thresholds):
+        args = jax.tree.map(lambda a: jax.lax.with_sharding_constraint(a.reshape((D, -1) + a.shape[1:]), split),
+                            (values, seeds, thresholds))
+        out = jax.vmap(many)(*args)
+        return jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:]), out)
+
+    return jax.jit(sharded)
 
 
 def run_batch(
     sc: Scenario, paths: tuple[str, ...], detectors: tuple[str, ...], values: np.ndarray, seeds: np.ndarray,
-    thresholds: np.ndarray,
+    thresholds: np.ndarray, *, devices: int | None = None,
 ) -> Outcome:
     """Outcomes of B runs: ``values`` (B, len(paths)) of the traced fields ``paths``,
     ``seeds`` (B,), ``thresholds`` (B, K) (+inf: no alarms, e.g. for null runs).
 
     Every path must be a float field the engine uses only as a number (see
-    :func:`traceable`); the rest of the scenario is compiled in."""
+    :func:`traceable`); the rest of the scenario is compiled in. ``devices`` shards the
+    runs of each call over that many devices (CALL must be divisible by it)."""
     check_supported(sc)
+    if devices not in (None, 1):
+        grid_mesh(devices)  # validates the count against the visible devices
+        if CALL % devices:
+            raise ValueError(f"devices = {devices} must divide the {CALL} runs of a device call")
     B = len(seeds)
     pad = (-B) % CALL
     values = np.asarray(values, np.float32).reshape(B, len(paths))
@@ -106,7 +129,7 @@ def run_batch(
     seeds = np.asarray(seeds, np.uint32)
     if pad:
         values, seeds, thresholds = (np.concatenate([a, np.repeat(a[-1:], pad, axis=0)]) for a in (values, seeds, thresholds))
-    fn = _compiled(sc.to_json(), tuple(paths), tuple(detectors))
+    fn = _compiled(sc.to_json(), tuple(paths), tuple(detectors), None if devices == 1 else devices)
     parts = [fn(values[i:i + CALL], seeds[i:i + CALL], thresholds[i:i + CALL]) for i in range(0, B + pad, CALL)]
     return Outcome(**{k: np.concatenate([np.asarray(p[k]) for p in parts])[:B] for k in Outcome._fields})
 

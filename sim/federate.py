@@ -35,6 +35,7 @@ import optax
 from jax import Array
 
 from . import metrics as mt
+from . import scale
 from .personalize import client_maps, logistic_personalize
 from .population import Context, Population
 from .scenario import Scenario, ScenarioError
@@ -145,60 +146,102 @@ def _deployed(sc: Scenario, ctx: Context, pop: Population, theta_g: Array, t: Ar
     return theta_c, cw
 
 
-def round_metrics(sc: Scenario, ctx: Context, pop: Population, theta_g: Array, theta_c: Array, cw: ClientWorld) -> dict:
-    """Ground truth of the six modes for one round (see sim/metrics.py)."""
-    world, th = ctx.world, sc.thresholds
+def client_pass(sc: Scenario, ctx: Context, block: "ClientBlock", theta_g: Array, t: Array, panel: "Panel") -> dict:
+    """The per-client work of a round on a block of clients (leading axis): the deployed
+    models and every per-client metric on them (see sim/metrics.py). Clients are
+    independent here, so the block can be any subset (``sim.scale.map_clients``)."""
+    world, pop = ctx.world, block.pop
+    theta_c, cw = _deployed(sc, ctx, pop, theta_g, t)
     cm = mt.client_metrics_batch(theta_c, cw, world)
-    ece, reliability = mt.calibration_batch(cm.cells.mean, cm.cells.sd, cw.pi, ctx.confidence, bins=th.ece_bins)
-    w = pop.weight
-    align_c = alignment_score(theta_c, world)
-    align_g = alignment_score(theta_g, world)
+    ece, reliability = mt.calibration_batch(cm.cells.mean, cm.cells.sd, cw.pi, ctx.confidence, bins=sc.thresholds.ece_bins)
     p0_c = mt.base_accuracy(theta_c, world)
-    p0_g = mt.base_accuracy(theta_g, world)
-    p0_fm = mt.base_accuracy(ctx.theta0, world)
-    align_fm = alignment_score(ctx.theta0, world)
-    misalign = mt.within_round_drop(p0_g, p0_c, align_g, align_c)
-    panel = jax.tree.map(lambda a: a[pop.ood_panel], cw)  # (R, ...)
-    acc_other = mt.panel_accuracy(theta_c, panel, world)  # (R, N)
-    not_self = (pop.ood_panel[:, None] != jnp.arange(theta_c.shape[0])[None, :]).astype(acc_other.dtype)
-    ood = mt.out_of_domain_drop(pop.fm_acc[pop.ood_panel][:, None], acc_other, p0_fm, p0_c, not_self)
-    # pooled over clients (what an all-seeing auditor would compute)
-    gm = w[:, None] * cm.group_mass
-    group_acc = (gm * cm.group_acc).sum(0) / gm.sum(0)
-    p_pos = w[:, None] * cw.pi[:, 1, :]
-    p_neg = w[:, None] * cw.pi[:, 0, :]
-    tpr = (p_pos * cm.tpr).sum(0) / p_pos.sum(0)
-    fpr = (p_neg * cm.fpr).sum(0) / p_neg.sum(0)
-    rel = jnp.einsum("n,kbn->kb", w, reliability) / w.sum()
-    ece_agg = jnp.sum(jnp.abs(rel[0] - rel[1]))
-    acc_mean = cm.acc.mean()
-    # one batched partial sort for every quantile over clients
-    qs = mt.quantile(jnp.stack([cm.bias_amp, ece, misalign, ood, cm.acc, align_c]),
-                     jnp.array([QUANTILE] * 4 + [1 - QUANTILE] * 2))
-    hi, lo = qs[:4], qs[4:]
-    spread = acc_mean - lo[0]  # mt.accuracy_spread, with the quantile shared
-    mode = jnp.stack([hi[0], hi[1], spread, hi[2], hi[3], mt.alignment_erosion(align_fm, align_g)])  # FM spread subtracted after the run
+    acc_other = mt.panel_accuracy(theta_c, panel.world, world)  # (R, n)
+    not_self = (panel.index[:, None] != block.index[None, :]).astype(acc_other.dtype)
+    ood = mt.out_of_domain_drop(panel.fm_acc[:, None], acc_other, panel.p0_fm, p0_c, not_self)
     if sc.population.mode == "population":  # training statistics are the population's: no gap
         gap = jnp.zeros(theta_c.shape[0])
     else:  # R_c(theta) - R_hat_c(theta), the train-test gap of the squared loss
         gap = 0.5 * jnp.einsum("ni,nij,nj->n", theta_c, pop.M - pop.M_train, theta_c) - jnp.einsum(
             "ni,ni->n", theta_c, pop.m - pop.m_train
         )
-    reports = client_reports(cm, cw, ece, align_c, p0_c, misalign)
     return dict(
-        reports=reports, mode_metric=mode, acc_mean=acc_mean, acc_std=cm.acc.std(), acc_q10=lo[0],
+        theta=theta_c, pi=cw.pi, acc=cm.acc, group_acc=cm.group_acc, group_mass=cm.group_mass, tpr=cm.tpr, fpr=cm.fpr,
+        bias_amp=cm.bias_amp, ece=ece, reliability=jnp.moveaxis(reliability, -1, 0), alignment=alignment_score(theta_c, world),
+        p0_acc=p0_c, ood=ood, spurious_weight=mt.spurious_weight(theta_c, world), train_test_gap=gap,
+    )
+
+
+class Panel(NamedTuple):
+    """The fixed panel of clients every personal model is also evaluated on (mode 5)."""
+
+    world: ClientWorld  # (R, ...) the panel clients' distributions this round
+    index: Array  # (R,) their client ids
+    fm_acc: Array  # (R,) the FM's accuracy on them
+    p0_fm: Array  # () the FM's P0 accuracy
+
+
+class ClientBlock(NamedTuple):
+    """What :func:`client_pass` needs of each client: the population's per-client
+    arrays and the client ids (leading axis: client)."""
+
+    pop: Population  # with ood_panel = None
+    index: Array
+
+
+def client_block(pop: Population) -> ClientBlock:
+    """All clients as one block: the population's per-client arrays and the client ids."""
+    return ClientBlock(pop=pop._replace(ood_panel=None), index=jnp.arange(pop.n.shape[0]))
+
+
+def round_panel(sc: Scenario, ctx: Context, pop: Population, t: Array) -> Panel:
+    """The OOD panel's distributions in round t (drifting with the clients)."""
+    idx = pop.ood_panel
+    base, shifted = (jax.tree.map(lambda a: a[idx], w) for w in (pop.base, pop.shifted))
+    cw = interpolate(base, shifted, drift_strength(sc, t)) if sc.shifts.temporal.kind != "none" else shifted
+    return Panel(world=cw, index=idx, fm_acc=pop.fm_acc[idx], p0_fm=mt.base_accuracy(ctx.theta0, ctx.world))
+
+
+def round_metrics(sc: Scenario, ctx: Context, pop: Population, theta_g: Array, pc: dict) -> dict:
+    """Ground truth of the six modes for one round, pooled over the clients'
+    :func:`client_pass` outputs ``pc``."""
+    world = ctx.world
+    w = pop.weight
+    align_g = alignment_score(theta_g, world)
+    p0_g = mt.base_accuracy(theta_g, world)
+    align_fm = alignment_score(ctx.theta0, world)
+    misalign = mt.within_round_drop(p0_g, pc["p0_acc"], align_g, pc["alignment"])
+    acc, ece = pc["acc"], pc["ece"]
+    # pooled over clients (what an all-seeing auditor would compute)
+    gm = w[:, None] * pc["group_mass"]
+    group_acc = (gm * pc["group_acc"]).sum(0) / gm.sum(0)
+    p_pos = w[:, None] * pc["pi"][:, 1, :]
+    p_neg = w[:, None] * pc["pi"][:, 0, :]
+    tpr = (p_pos * pc["tpr"]).sum(0) / p_pos.sum(0)
+    fpr = (p_neg * pc["fpr"]).sum(0) / p_neg.sum(0)
+    rel = jnp.einsum("n,nkb->kb", w, pc["reliability"]) / w.sum()
+    ece_agg = jnp.sum(jnp.abs(rel[0] - rel[1]))
+    acc_mean = acc.mean()
+    # one batched partial sort for every quantile over clients
+    qs = mt.quantile(jnp.stack([pc["bias_amp"], ece, misalign, pc["ood"], acc, pc["alignment"]]),
+                     jnp.array([QUANTILE] * 4 + [1 - QUANTILE] * 2))
+    hi, lo = qs[:4], qs[4:]
+    spread = acc_mean - lo[0]  # mt.accuracy_spread, with the quantile shared
+    mode = jnp.stack([hi[0], hi[1], spread, hi[2], hi[3], mt.alignment_erosion(align_fm, align_g)])  # FM spread subtracted after the run
+    reports = client_reports(pc, misalign)
+    return dict(
+        reports=reports, mode_metric=mode, acc_mean=acc_mean, acc_std=acc.std(), acc_q10=lo[0],
         group_acc=group_acc, worst_group_acc=group_acc.min(), acc_parity_gap=group_acc.max() - group_acc.min(),
         eo_gap=mt.equalized_odds_gap(tpr, fpr),
         ece_agg=ece_agg, ece_max=ece.max(), ece_q90=hi[1],
         global_alignment=align_g, global_p0_acc=p0_g, global_group_acc_p0=mt.group_accuracy_p0(theta_g, world),
         global_spurious_weight=mt.spurious_weight(theta_g, world),
         deployed_alignment_q10=lo[1],
-        bias_amp_mean=cm.bias_amp.mean(), misalign_q90=hi[2], ood_q90=hi[3],
-        train_test_gap_mean=gap.mean(),
+        bias_amp_mean=pc["bias_amp"].mean(), misalign_q90=hi[2], ood_q90=hi[3],
+        train_test_gap_mean=pc["train_test_gap"].mean(),
         client=dict(
-            acc=cm.acc, ece=ece, bias_amp=cm.bias_amp, alignment=align_c, misalignment=misalign, ood=ood,
-            spurious_weight=mt.spurious_weight(theta_c, world), p0_acc=p0_c, group_acc=cm.group_acc,
-            train_test_gap=gap,
+            acc=acc, ece=ece, bias_amp=pc["bias_amp"], alignment=pc["alignment"], misalignment=misalign, ood=pc["ood"],
+            spurious_weight=pc["spurious_weight"], p0_acc=pc["p0_acc"], group_acc=pc["group_acc"],
+            train_test_gap=pc["train_test_gap"],
         ),
     )
 
@@ -210,15 +253,16 @@ def round_metrics(sc: Scenario, ctx: Context, pop: Population, theta_g: Array, t
 REPORT_SENSITIVITY = {"report": 1.0, "group": 2.0, "fedeval": (1.0 + 1.0 + 1.0 + 4.0) ** 0.5}
 
 
-def client_reports(cm: mt.ClientMetrics, cw: ClientWorld, ece: Array, align_c: Array, p0_c: Array, misalign: Array) -> dict:
+def client_reports(pc: dict, misalign: Array) -> dict:
     """What each client computes on its own deployed model for the server's secure sums
     (rows: clients): its accuracy on its own data (``report``); per group its mass,
     correct mass, predicted-positive mass and positive-label mass (``group``, needs the
     attribute); its scores on the public probes and P0, its ECE and within-round drop
     (``fedeval``)."""
-    pos_mass = cw.pi[:, 1, :] * cm.tpr + cw.pi[:, 0, :] * cm.fpr
-    group = jnp.stack([cm.group_mass, cm.group_acc * cm.group_mass, pos_mass, cw.pi[:, 1, :]], axis=1)  # (N, 4, G)
-    return dict(report=cm.acc[:, None], group=group, fedeval=jnp.stack([align_c, p0_c, ece, misalign], axis=-1))
+    pi, mass = pc["pi"], pc["group_mass"]
+    pos_mass = pi[:, 1, :] * pc["tpr"] + pi[:, 0, :] * pc["fpr"]
+    group = jnp.stack([mass, pc["group_acc"] * mass, pos_mass, pi[:, 1, :]], axis=1)  # (N, 4, G)
+    return dict(report=pc["acc"][:, None], group=group, fedeval=jnp.stack([pc["alignment"], pc["p0_acc"], pc["ece"], misalign], axis=-1))
 
 
 def report_noise_std(sc: Scenario, sensitivity: float, count: Array) -> Array:
@@ -274,21 +318,29 @@ def public_round(sc: Scenario, t: Array, theta_g: Array, ctx: Context, fm_public
     return drop > f.public_tolerance
 
 
-def _make_run(sc: Scenario):
+def _make_run(sc: Scenario, chunk: int | None = None):
+    """The round scan of ``sc`` as a function (ctx, pop, key) -> RunOutput; the per-client
+    work runs over blocks of ``chunk`` clients (None: all at once), see sim/scale.py."""
     f = sc.federation
     opt = server_optimizer(sc)
-    C = min(sc.population.trace_clients, sc.population.num_clients)
+    N = sc.population.num_clients
+    C = min(sc.population.trace_clients, N)
     dp_weights = f.dp != "none"
 
     def run(ctx: Context, pop: Population, key: Array) -> RunOutput:
         if f.public_schedule != "never":
             S_pub, c_pub = public_steps(ctx.world, sc)
             fm_public = (alignment_score(ctx.theta0, ctx.world), mt.base_accuracy(ctx.theta0, ctx.world))
+        clients = client_block(pop)
+        blocks = scale.to_blocks(clients, chunk) if chunk is not None else clients  # laid out once per run
 
         def round_fn(carry, t):
             theta_g, opt_state, key = carry
             key, kpart, kbyz, kldp, kcdp = jax.random.split(key, 5)
-            theta_c, cw = _deployed(sc, ctx, pop, theta_g, t)
+            panel = round_panel(sc, ctx, pop, t)
+            one = functools.partial(client_pass, sc, ctx, theta_g=theta_g, t=t, panel=panel)
+            pc = one(blocks) if chunk is None else scale.from_blocks(jax.lax.map(one, blocks), N)
+            theta_c = pc["theta"]
             mask = participants(sc, pop.q, kpart)
             if f.public_schedule != "never":
                 public = public_round(sc, t, theta_g, ctx, fm_public)
@@ -306,7 +358,7 @@ def _make_run(sc: Scenario):
             new_state = jax.tree.map(lambda a, b: jnp.where(released, a, b), new_state, opt_state)
             if f.public_schedule != "never":
                 new_theta = jnp.where(public, S_pub @ theta_g + c_pub, new_theta)
-            out = round_metrics(sc, ctx, pop, theta_g, theta_c, cw)
+            out = round_metrics(sc, ctx, pop, theta_g, pc)
             out["client"] = jax.tree.map(lambda a: a[:C], out["client"])
             out["client"]["participated"] = mask[:C]
             reports = out.pop("reports")
@@ -325,16 +377,16 @@ def _make_run(sc: Scenario):
         (theta, _, _), rounds = jax.lax.scan(round_fn, init, jnp.arange(f.rounds))
         return RunOutput(theta, rounds)
 
-    return jax.jit(run)
+    return run
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled(scenario_json: str):
+def _compiled(scenario_json: str, chunk: int | None = None):
     import json
 
     from .scenario import scenario_from_dict
 
-    return _make_run(scenario_from_dict(json.loads(scenario_json)))
+    return jax.jit(_make_run(scenario_from_dict(json.loads(scenario_json)), chunk))
 
 
 def check_supported(sc: Scenario) -> None:
@@ -354,7 +406,8 @@ def check_supported(sc: Scenario) -> None:
             )
 
 
-def run_compiled(sc: Scenario, ctx: Context, pop: Population, key: Array) -> RunOutput:
-    """Run the jitted round scan (compiled once per distinct scenario)."""
+def run_compiled(sc: Scenario, ctx: Context, pop: Population, key: Array, *, chunk: int | None = None) -> RunOutput:
+    """Run the jitted round scan (compiled once per distinct scenario and block size).
+    Sharded inputs (``sim.scale.place``) give a sharded program (XLA's SPMD partitioner)."""
     check_supported(sc)
-    return _compiled(sc.to_json())(ctx, pop, key)
+    return _compiled(sc.to_json(), chunk)(ctx, pop, key)

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import metrics as mt
+from . import scale
 from .federate import run_compiled
 from .population import build_population
 from .observe import released_sums
@@ -26,20 +27,35 @@ def _check_seed(seed: int) -> int:
     return int(seed)
 
 
-def run(scenario: Scenario, seed: int = 0, *, on_nonfinite: str = "raise") -> Trace:
+def run(
+    scenario: Scenario, seed: int = 0, *, on_nonfinite: str = "raise", chunk: int | str | None = "auto",
+    devices: int | None = None,
+) -> Trace:
     """Simulate ``scenario`` with ``seed``: build the population, scan the rounds, and
     return the Trace (ground truth of the six modes, observables, DP epsilon).
 
     Args:
         on_nonfinite: ``"raise"`` (default) raises SimulationError naming the first
             non-finite round; ``"flag"`` returns the trace with ``attrs["nonfinite_round"]``.
+        chunk: clients per block of the per-client work (bounds memory); ``"auto"``
+            blocks populations larger than ``sim.scale.AUTO_CHUNK``; None: one block.
+        devices: shard the client axis over this many devices (``sim.scale``);
+            ``population.num_clients`` must be divisible by it.
+
+    The numbers do not depend on ``chunk`` or ``devices`` beyond float round-off.
     """
     seed = _check_seed(seed)
     if on_nonfinite not in ("raise", "flag"):
         raise ValueError(f"on_nonfinite must be 'raise' or 'flag', got {on_nonfinite!r}")
+    N = scenario.population.num_clients
+    mesh = scale.client_mesh(devices)
+    scale.check_divisible(N, mesh, "population.num_clients")
+    block = scale.resolve_chunk(chunk, N, mesh.size if mesh is not None else 1)
     kpop, krun = jax.random.split(jax.random.key(seed))
     ctx, pop = build_population(scenario, kpop)
-    out = run_compiled(scenario, ctx, pop, krun)
+    if mesh is not None:
+        ctx, pop = scale.place(ctx, mesh, -1), scale.place(pop, mesh, N)
+    out = run_compiled(scenario, ctx, pop, krun, chunk=block)
     rounds = jax.tree.map(np.asarray, out.rounds)
     fm_acc = np.asarray(pop.fm_acc)
     fm = dict(

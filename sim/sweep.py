@@ -140,7 +140,7 @@ class Store:
 
 
 def _execute(plan: Plan, store: Store, phase: str, points: np.ndarray, seeds: np.ndarray, thresholds: np.ndarray,
-             chunk: int, done: list[int], total: int, progress: Progress | None) -> Outcome:
+             chunk: int, done: list[int], total: int, progress: Progress | None, devices: int | None = None) -> Outcome:
     """Run the (point, seed) pairs grouped by static combo in chunks, reusing stored
     chunks; ``thresholds`` is (points, K). Returns the outcomes in the order of the runs."""
     null = phase == "null"
@@ -156,7 +156,7 @@ def _execute(plan: Plan, store: Store, phase: str, points: np.ndarray, seeds: np
             out = store.load(name)
             if out is None:
                 p = points[sel]
-                out = run_batch(sc_c, plan.paths, plan.detectors, table[p], seeds[sel], thresholds[p])
+                out = run_batch(sc_c, plan.paths, plan.detectors, table[p], seeds[sel], thresholds[p], devices=devices)
                 store.save(name, out)
             for f in Outcome._fields:
                 v = np.asarray(getattr(out, f))
@@ -171,10 +171,12 @@ def _execute(plan: Plan, store: Store, phase: str, points: np.ndarray, seeds: np
 
 def sweep(
     sc: Scenario, axes: Mapping[str, Sequence[Any]] | None = None, seeds: int = 8, *, store: str | Path | None = None,
-    resume: bool = False, chunk: int = 256, progress: Progress | None = None,
+    resume: bool = False, chunk: int = 256, progress: Progress | None = None, devices: int | None = None,
 ) -> xr.Dataset:
     """The verdicts of ``sc`` over the grid ``axes`` (dotted field path -> values) and
-    ``seeds`` seeds per point (see the module docstring)."""
+    ``seeds`` seeds per point (see the module docstring). ``devices`` shards the runs of
+    each device call over that many devices (``sim.scale``); the numbers do not depend
+    on it, nor on ``chunk``, beyond float round-off."""
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
     chunk = -(-chunk // CALL) * CALL
@@ -186,13 +188,13 @@ def sweep(
     null_seeds = np.tile(NULL_SEED0 + np.arange(Sn), N)
     main_points, main_seeds = np.repeat(np.arange(P), S), np.tile(np.arange(S), P)
     total, done = null_points.size + main_points.size, [0]
-    null = _execute(plan, store_, "null", null_points, null_seeds, np.full((P, K), np.inf), chunk, done, total, progress)
+    null = _execute(plan, store_, "null", null_points, null_seeds, np.full((P, K), np.inf), chunk, done, total, progress, devices)
     cals = [
         calibrate(null.stat_max[n * Sn:(n + 1) * Sn], plan.layout.owner, len(plan.detectors), sc.monitor.alpha)
         for n in range(N)
     ]
     thresholds = np.stack([cals[plan.null_of[p]].thresholds for p in range(P)]).reshape(P, K)
-    main = _execute(plan, store_, "main", main_points, main_seeds, thresholds, chunk, done, total, progress)
+    main = _execute(plan, store_, "main", main_points, main_seeds, thresholds, chunk, done, total, progress, devices)
     ds = assemble(plan, main, cals, null)
     if store_.root is not None:
         save_netcdf(ds, store_.root / "sweep.nc")

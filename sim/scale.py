@@ -1,0 +1,138 @@
+"""Execution layout of the client axis: chunks (bounded memory) and device meshes
+(DESIGN.md section 8). Nothing here changes a number beyond float round-off: a run is a
+pure function of (scenario, seed) whatever the chunk size or the device count.
+
+* **Chunks.** The per-client work of a round (the deployed model and every per-client
+  metric) runs over blocks of ``chunk`` clients with ``jax.lax.map``, so its
+  intermediates (the calibration integral's Gaussian CDFs: ~300 per client) live for
+  one block at a time. The blocks interleave the clients: client i = k n_chunks + j sits
+  at row k of block j. With the client axis sharded in contiguous blocks over devices
+  (below), row k of every block then lives on the device that holds client i, so a
+  block is processed where its data are and the loop over blocks moves nothing.
+* **Devices.** ``client_mesh(n)`` is a 1-D ``jax.sharding.Mesh`` over the axis
+  ``"clients"``; the population is placed with ``NamedSharding(mesh, P("clients"))`` on
+  its leading axis (the shared context is replicated) and the compiled round is
+  partitioned by XLA's SPMD partitioner: per-client work stays local, and every
+  reduction over clients, the secure sum of the clipped updates first, becomes a
+  cross-device all-reduce. For sweeps the runs are sharded the same way over a
+  ``"grid"`` axis (``sim.batch``). Multi-host: call ``jax.distributed.initialize()``
+  in every process before anything else; ``jax.devices()`` then lists every host's
+  devices and the same meshes span them (the population is built by a jitted function
+  with sharded outputs, so each process only materializes its own clients).
+
+References:
+    Xu et al. (2021), GSPMD: General and Scalable Parallelization for ML Computation
+    Graphs, arXiv:2105.04663.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+CLIENTS = "clients"
+GRID = "grid"
+#: Clients per block when ``chunk="auto"`` and the population is larger than it
+#: (benchmarks/README.md: blocks of this size keep a round's intermediates in cache).
+AUTO_CHUNK = 8192
+
+
+def resolve_chunk(chunk: int | str | None, num_clients: int, devices: int = 1) -> int | None:
+    """The block size actually used: None (one block) for ``None`` or when the population
+    fits in one block; ``"auto"`` is :data:`AUTO_CHUNK`. A block is rounded up to a
+    multiple of the device count so that every device holds the same rows of it."""
+    if chunk is None:
+        return None
+    if chunk == "auto":
+        chunk = AUTO_CHUNK
+    if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
+        raise ValueError(f"chunk must be a positive integer, 'auto' or None, got {chunk!r}")
+    chunk = -(-int(chunk) // devices) * devices
+    return None if chunk >= num_clients else chunk
+
+
+def to_blocks(tree, chunk: int):
+    """(N, ...) leaves -> (n_chunks, chunk, ...) with client i = k n_chunks + j at [j, k];
+    the last rows are padded with copies of the last client (dropped by
+    :func:`from_blocks`)."""
+
+    def one(a):
+        n = a.shape[0]
+        n_chunks = -(-n // chunk)
+        pad = n_chunks * chunk - n
+        if pad:
+            a = jnp.concatenate([a, jnp.broadcast_to(a[-1:], (pad,) + a.shape[1:])])
+        return jnp.swapaxes(a.reshape((chunk, n_chunks) + a.shape[1:]), 0, 1)
+
+    return jax.tree.map(one, tree)
+
+
+def from_blocks(tree, n: int):
+    """Inverse of :func:`to_blocks` for the (n_chunks, chunk, ...) outputs of a block map."""
+
+    def one(a):
+        flat = jnp.swapaxes(a, 0, 1)
+        return flat.reshape((-1,) + a.shape[2:])[:n]
+
+    return jax.tree.map(one, tree)
+
+
+def map_clients(fn, tree, chunk: int | None, n: int):
+    """``fn`` over the client axis of ``tree`` (leading axis n), one block of ``chunk``
+    clients at a time (``jax.lax.map``), or in one call when ``chunk`` is None. ``fn``
+    must treat clients independently; its outputs have the client axis leading."""
+    if chunk is None:
+        return fn(tree)
+    return from_blocks(jax.lax.map(fn, to_blocks(tree, chunk)), n)
+
+
+def client_mesh(devices: int | None) -> Mesh | None:
+    """A 1-D mesh over the first ``devices`` devices (axis ``"clients"``); None for 1 device."""
+    return _mesh(devices, CLIENTS)
+
+
+def grid_mesh(devices: int | None) -> Mesh | None:
+    """A 1-D mesh over the first ``devices`` devices (axis ``"grid"``); None for 1 device."""
+    return _mesh(devices, GRID)
+
+
+def _mesh(devices: int | None, axis: str) -> Mesh | None:
+    if devices is None or devices == 1:
+        return None
+    available = jax.devices()
+    if isinstance(devices, bool) or not isinstance(devices, (int, np.integer)) or devices < 1:
+        raise ValueError(f"devices must be a positive integer, got {devices!r}")
+    if devices > len(available):
+        raise ValueError(
+            f"devices = {devices} but only {len(available)} {jax.default_backend()} device(s) are visible; on CPU, "
+            f"set XLA_FLAGS=--xla_force_host_platform_device_count={devices} before JAX starts"
+        )
+    return Mesh(np.array(available[:devices]), (axis,))
+
+
+def check_divisible(n: int, mesh: Mesh | None, what: str) -> None:
+    """The sharded axis must split evenly over the mesh's devices."""
+    if mesh is not None and n % mesh.size:
+        raise ValueError(f"{what} = {n} is not divisible by the {mesh.size} devices it is sharded over")
+
+
+def leading_sharding(tree, mesh: Mesh, n: int):
+    """A sharding per leaf: split the leading axis over the mesh when it has length n
+    (a per-client or per-run array), replicate the rest."""
+    axis = mesh.axis_names[0]
+
+    def one(a):
+        shape = getattr(a, "shape", ())
+        spec = PartitionSpec(axis) if len(shape) >= 1 and shape[0] == n else PartitionSpec()
+        return NamedSharding(mesh, spec)
+
+    return jax.tree.map(one, tree)
+
+
+def place(tree, mesh: Mesh | None, n: int):
+    """``jax.device_put`` with :func:`leading_sharding` (a no-op without a mesh)."""
+    if mesh is None:
+        return tree
+    return jax.device_put(tree, leading_sharding(tree, mesh, n))
