@@ -22,15 +22,13 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent
-sys.path.insert(0, str(ROOT))
-from bench_run import machine  # noqa: E402
+from silentfail.bench import machine  # noqa: E402
 
 
 def grid_counts(n_grid: int, seeds: int, seed: int):

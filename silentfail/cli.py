@@ -315,6 +315,8 @@ def simulate(
     list_presets: bool = typer.Option(False, "--list-presets", help="List the presets and exit."),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="Override a field, e.g. --set federation.rounds=10 (repeatable)."),
     verdict_: bool = typer.Option(True, "--verdict/--no-verdict", help="Calibrate the detectors on null runs and print which failures are caught or silent."),
+    devices: int = typer.Option(1, "--devices", min=1, help="Shard the client axis over this many devices (on CPU: XLA_FLAGS=--xla_force_host_platform_device_count=N)."),
+    client_chunk: str = typer.Option("auto", "--client-chunk", help="Clients per block of a round's per-client work (bounds memory): a number, 'auto' or 'none'."),
 ) -> None:
     """Simulate a scenario, print a per-mode table of failures, and optionally save the trace.
 
@@ -330,7 +332,7 @@ def simulate(
     sc = _scenario(scenario_file, preset_name, set_, "default")
     if seeds:
         _print_assessment(sc, seeds)
-    trace = run(sc, seed)
+    trace = run(sc, seed, chunk=_client_chunk(client_chunk), devices=devices)
     rows = summary(trace)
     console.print(_table(
         f"{sc.name}: seed {seed}, {sc.population.num_clients} clients x {sc.federation.rounds} rounds",
@@ -349,6 +351,18 @@ def simulate(
     if output is not None:
         save_trace(trace, output)
         err_console.print(f"wrote {output}")
+
+
+def _client_chunk(text: str):
+    if text in ("auto", "none"):
+        return None if text == "none" else "auto"
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise UserError(f"--client-chunk expects a positive integer, 'auto' or 'none', got {text!r}")
+    return value
 
 
 def _overrides(set_: Optional[list[str]]) -> dict:
@@ -425,6 +439,7 @@ def phase(
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted sweep in the output folder."),
     chunk: int = typer.Option(256, "--chunk", min=1, help="Runs per stored chunk."),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="Override a field, e.g. --set federation.rounds=20 (repeatable)."),
+    devices: int = typer.Option(1, "--devices", min=1, help="Shard the runs over this many devices (a divisor of 32)."),
 ) -> None:
     """Sweep two axes, calibrate the detectors on null runs, and draw the six-panel phase
     diagram of no failure / failure detected / silent failure.
@@ -452,7 +467,8 @@ def phase(
     t0 = time.perf_counter()
     bar, update = _progress()
     with bar:
-        ds = sweep(sc, {xf: xv, yf: yv}, seeds=seeds, store=output / "store", resume=resume, chunk=chunk, progress=update)
+        ds = sweep(sc, {xf: xv, yf: yv}, seeds=seeds, store=output / "store", resume=resume, chunk=chunk, progress=update,
+                   devices=devices)
     figs = phase_figure(ds, output / "phase")
     report_path = _write_report(ds, output)
     _print_sweep(ds)
@@ -475,6 +491,25 @@ def _write_report(ds, output: Path) -> Path:
     path = output / "report.md"
     path.write_text(sweep_markdown(ds, figure=output / "phase.png"))
     return path
+
+
+@app.command("bench")
+def bench_cmd(
+    smoke: bool = typer.Option(False, "--smoke", help="Tiny sizes, nothing written unless -o is given (the CI smoke mode)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="JSON results (default: benchmarks/results/bench.json; none with --smoke)."),
+    flower: bool = typer.Option(True, "--flower/--no-flower", help="Run the Flower peer (needs benchmarks/peers/.flower-venv)."),
+) -> None:
+    """Measure speed and scale: client-rounds and local steps per second, compile time,
+    peak memory, GFLOP/s and GB/s against this machine's measured peaks, cost exponents
+    in clients, rounds and grid cells, and the NumPy and Flower peers.
+
+    Example: silentfail bench -o benchmarks/results/bench.json
+    """
+    from .bench import RESULTS, bench
+
+    if output is None and not smoke:
+        output = RESULTS / "bench.json"
+    bench(smoke=smoke, output=output, flower=flower, log=lambda line: err_console.print(line, highlight=False))
 
 
 @app.command("report")

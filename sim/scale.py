@@ -17,8 +17,9 @@ pure function of (scenario, seed) whatever the chunk size or the device count.
   cross-device all-reduce. For sweeps the runs are sharded the same way over a
   ``"grid"`` axis (``sim.batch``). Multi-host: call ``jax.distributed.initialize()``
   in every process before anything else; ``jax.devices()`` then lists every host's
-  devices and the same meshes span them (the population is built by a jitted function
-  with sharded outputs, so each process only materializes its own clients).
+  devices and the same meshes span them. Every process builds the same population (a
+  pure function of the seed) and ``jax.device_put`` keeps only its own devices'
+  shards, so host memory holds one population per process, device memory one shard.
 
 References:
     Xu et al. (2021), GSPMD: General and Scalable Parallelization for ML Computation

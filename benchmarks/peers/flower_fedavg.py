@@ -1,10 +1,7 @@
 """Flower's simulation engine on silentfail's stylized linear clients: FedAvg with full
 participation, each client running the same K full-batch local steps as silentfail's
-personalization rule on its own quadratic
-
-    theta <- theta - eta Pi (H_c theta - r_c - lam theta_g),
-
-(H_c, r_c from ``silentfail.sim.personalize.local_problem``), weighted by n_c. Runs in
+personalization rule on its own quadratic (``fedavg_numpy.local_steps``; H_c, r_c from
+``silentfail.sim.personalize.local_problem``), weighted by n_c. Runs in
 its own virtual environment (``benchmarks/peers/build_flower_venv.sh``), never in the
 package's: it reads the clients from an .npz written by ``silentfail bench`` and writes
 the final global model and the timings as JSON.
@@ -27,6 +24,9 @@ from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import FedAvg
 from flwr.simulation import run_simulation
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fedavg_numpy import local_steps  # noqa: E402
+
 DATA = os.environ.get("SILENTFAIL_PEER_DATA", "")
 _cache: dict = {}
 
@@ -36,14 +36,6 @@ def clients() -> dict:
         with np.load(DATA) as z:
             _cache.update({k: z[k] for k in z.files})
     return _cache
-
-
-def local_steps(theta_g: np.ndarray, H: np.ndarray, r: np.ndarray, Pi: np.ndarray, eta: float, lam: float, K: int) -> np.ndarray:
-    """K full-batch projected gradient steps of the proximal local objective from theta_g."""
-    theta = theta_g.copy()
-    for _ in range(K):
-        theta = theta - eta * Pi @ (H @ theta - r - lam * theta_g)
-    return theta
 
 
 client_app = ClientApp()

@@ -1,0 +1,154 @@
+"""Chunked and sharded execution (sim/scale.py) give the same numbers as the plain
+program: a run is a pure function of (scenario, seed) whatever the block size or the
+device count (DESIGN.md section 8)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from silentfail.sim import scale
+from silentfail.sim.personalize import lambda_max_psd
+from silentfail.sim.run import run
+from silentfail.sim.scenario import preset
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def assert_same_trace(a, b, rtol=2e-5, atol=2e-5):
+    for v in a.data_vars:
+        x, y = np.asarray(a[v].values, float), np.asarray(b[v].values, float)
+        np.testing.assert_allclose(x, y, rtol=rtol, atol=atol, equal_nan=True, err_msg=v)
+
+
+def test_blocks_round_trip_with_padding():
+    tree = {"a": jnp.arange(10.0), "b": jnp.arange(30.0).reshape(10, 3)}
+    blocks = scale.to_blocks(tree, 4)  # 3 blocks of 4, 2 padded rows
+    assert blocks["a"].shape == (3, 4) and blocks["b"].shape == (3, 4, 3)
+    # interleaved: block j holds clients j, j + 3, j + 6, j + 9
+    np.testing.assert_array_equal(blocks["a"][1], [1.0, 4.0, 7.0, 9.0])  # the last row is padding (a copy of client 9)
+    back = scale.from_blocks(blocks, 10)
+    for k in tree:
+        np.testing.assert_array_equal(back[k], tree[k])
+    doubled = scale.map_clients(lambda t: jax.tree.map(lambda x: 2 * x, t), tree, 4, 10)
+    np.testing.assert_array_equal(doubled["b"], 2 * tree["b"])
+
+
+def test_resolve_chunk_rules():
+    assert scale.resolve_chunk(None, 10_000) is None
+    assert scale.resolve_chunk("auto", 100) is None  # fits in one block
+    assert scale.resolve_chunk("auto", 10 * scale.AUTO_CHUNK) == scale.AUTO_CHUNK
+    assert scale.resolve_chunk(100, 1000, devices=8) == 104  # a multiple of the device count
+    for bad in (0, -3, 2.5, "big", True):
+        with pytest.raises(ValueError, match="chunk must be a positive integer"):
+            scale.resolve_chunk(bad, 1000)
+
+
+def test_chunked_run_equals_the_one_block_run():
+    sc = preset("label-shift").replace(**{"population.num_clients": 300, "federation.clients_per_round": 30,
+                                          "federation.rounds": 6, "population.trace_clients": 300})
+    ref = run(sc, 4, chunk=None)
+    for chunk in (64, 299):  # padded blocks, and two blocks of which one is nearly empty
+        assert_same_trace(ref, run(sc, 4, chunk=chunk))
+
+
+def test_lambda_max_by_repeated_squaring_equals_eigvalsh():
+    """Within float32 round-off of LAPACK in float64, near-tied top eigenvalues included."""
+    rng = np.random.default_rng(0)
+    worst = 0.0
+    for n in (2, 5, 17):
+        for trial in range(60):
+            X = rng.normal(size=(n, n + 3)) * rng.uniform(0.1, 10)
+            A = X @ X.T
+            if trial % 3 == 0:
+                w, U = np.linalg.eigh(A)
+                w[-2] = w[-1] * (1 - 10 ** rng.uniform(-8, -1))
+                A = (U * w) @ U.T
+            ref = np.linalg.eigvalsh(A)[-1]
+            worst = max(worst, abs(float(lambda_max_psd(jnp.asarray(A, jnp.float32))) - ref) / ref)
+    assert worst < 1e-6, worst
+    np.testing.assert_allclose(lambda_max_psd(jnp.zeros((3, 3))), 0.0)
+
+
+def test_device_errors_name_the_problem():
+    sc = preset("default").replace(**{"population.num_clients": 100, "federation.clients_per_round": 10})
+    n = len(jax.devices())
+    with pytest.raises(ValueError, match="xla_force_host_platform_device_count"):
+        run(sc, 0, devices=n + 1)
+
+
+SHARDED = r"""
+import json, sys
+import jax, numpy as np
+from silentfail.sim.run import run
+from silentfail.sim.sweep import sweep
+from silentfail.sim.scenario import preset
+from silentfail.sim import scale
+from silentfail.sim.federate import _compiled
+from silentfail.sim.population import build_population
+
+out = {"devices": len(jax.devices())}
+sc = preset("label-shift").replace(**{"population.num_clients": 96, "federation.clients_per_round": 16,
+                                      "federation.rounds": 5, "population.trace_clients": 96})
+traces = {f"{d}-{c}": run(sc, 2, devices=d, chunk=c) for d, c in ((1, None), (2, None), (4, 32), (8, None), (8, 40))}
+ref = traces.pop("1-None")
+def rel(a, b):
+    return {v: float(np.nanmax(np.abs(np.asarray(a[v].values, float) - np.asarray(b[v].values, float))
+                               / (1 + np.abs(np.asarray(a[v].values, float))))) if a[v].size else 0.0 for v in a.data_vars}
+out["run"] = {k: rel(ref, t) for k, t in traces.items()}
+# the secure sum is a cross-device reduction in the sharded program
+mesh = scale.client_mesh(4)
+ctx, pop = build_population(sc, jax.random.key(0))
+ctx, pop = scale.place(ctx, mesh, -1), scale.place(pop, mesh, 96)
+out["hlo_all_reduce"] = "all-reduce" in _compiled(sc.to_json(), None).lower(ctx, pop, jax.random.key(1)).compile().as_text()
+try:
+    run(sc.replace(**{"population.num_clients": 90, "federation.clients_per_round": 9}), 0, devices=4)
+except ValueError as e:
+    out["indivisible"] = str(e)
+ph = preset("phase").replace(**{"population.num_clients": 40, "federation.clients_per_round": 10, "federation.rounds": 4,
+                                "monitor.alpha": 0.2, "monitor.calibration_seeds": 16})
+axes = {"personalization.lam": [0.01, 1.0]}
+ref = sweep(ph, axes, seeds=4, chunk=32)
+out["sweep"] = {}
+for d, c in ((2, 64), (4, 32), (8, 32)):
+    s = sweep(ph, axes, seeds=4, chunk=c, devices=d)
+    out["sweep"][f"{d}-{c}"] = rel(ref, s)
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def sharded():
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+    proc = subprocess.run([sys.executable, "-c", SHARDED], capture_output=True, text=True, env=env, timeout=1200, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_sharded_runs_equal_the_unsharded_run_on_1_2_4_8_devices(sharded):
+    assert sharded["devices"] == 8
+    for key, diffs in sharded["run"].items():
+        worst = max(diffs, key=diffs.get)
+        assert diffs[worst] < 2e-5, (key, worst, diffs[worst])
+
+
+def test_sharded_secure_sum_is_a_cross_device_reduction(sharded):
+    assert sharded["hlo_all_reduce"]
+
+
+def test_indivisible_client_count_is_rejected(sharded):
+    assert "population.num_clients = 90 is not divisible by the 4 devices" in sharded["indivisible"]
+
+
+def test_sharded_sweeps_equal_the_unsharded_sweep(sharded):
+    for key, diffs in sharded["sweep"].items():
+        worst = max(diffs, key=diffs.get)
+        assert diffs[worst] < 2e-5, (key, worst, diffs[worst])
