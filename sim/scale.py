@@ -35,19 +35,24 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 CLIENTS = "clients"
 GRID = "grid"
-#: Clients per block when ``chunk="auto"`` and the population is larger than it
-#: (benchmarks/README.md: blocks of this size keep a round's intermediates in cache).
+#: ``chunk="auto"``: populations up to AUTO_MIN clients run in one block, larger ones in
+#: blocks of about AUTO_CHUNK clients (benchmarks/README.md has the measurements).
+AUTO_MIN = 16384
 AUTO_CHUNK = 8192
 
 
 def resolve_chunk(chunk: int | str | None, num_clients: int, devices: int = 1) -> int | None:
     """The block size actually used: None (one block) for ``None`` or when the population
-    fits in one block; ``"auto"`` is :data:`AUTO_CHUNK`. A block is rounded up to a
-    multiple of the device count so that every device holds the same rows of it."""
+    fits in one block. ``"auto"`` keeps populations up to :data:`AUTO_MIN` clients in one
+    block and splits larger ones into ceil(N / AUTO_CHUNK) equal blocks (the least
+    padding). A block is rounded up to a multiple of the device count so that every
+    device holds the same rows of it."""
     if chunk is None:
         return None
     if chunk == "auto":
-        chunk = AUTO_CHUNK
+        if num_clients <= AUTO_MIN:
+            return None
+        chunk = -(-num_clients // -(-num_clients // AUTO_CHUNK))
     if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
         raise ValueError(f"chunk must be a positive integer, 'auto' or None, got {chunk!r}")
     chunk = -(-int(chunk) // devices) * devices

@@ -45,7 +45,9 @@ def test_blocks_round_trip_with_padding():
 def test_resolve_chunk_rules():
     assert scale.resolve_chunk(None, 10_000) is None
     assert scale.resolve_chunk("auto", 100) is None  # fits in one block
+    assert scale.resolve_chunk("auto", scale.AUTO_MIN) is None
     assert scale.resolve_chunk("auto", 10 * scale.AUTO_CHUNK) == scale.AUTO_CHUNK
+    assert scale.resolve_chunk("auto", 10 * scale.AUTO_CHUNK + 1) == -(-(10 * scale.AUTO_CHUNK + 1) // 11)  # 11 equal blocks
     assert scale.resolve_chunk(100, 1000, devices=8) == 104  # a multiple of the device count
     for bad in (0, -3, 2.5, "big", True):
         with pytest.raises(ValueError, match="chunk must be a positive integer"):
