@@ -147,6 +147,8 @@ def test_simulate_prints_a_mode_table_and_writes_the_trace(capsys, tmp_path):
     tr = load_trace(out_file)
     assert tr.attrs["seed"] == 2 and tr.attrs["scenario_name"] == "label-shift"
     assert "verdict (alpha 0.05" in out and "federated_evaluation" in out  # the detectors' verdict table
+    code, out2, _ = run(capsys, "simulate", "--preset", "label-shift", "--seed", "2", *SMALL_SET, "--client-chunk", "16")
+    assert code == 0 and out2.split("DP:")[0] == out.split("DP:")[0]  # blocks of 16 clients: the same mode table
     code, out, _ = run(capsys, "simulate", "--preset", "label-shift", *SMALL_SET, "--seeds", "3", "--no-verdict")
     assert code == 0 and "across 3 seeds" in out and "P(detected | fail)" in out
     code, out, _ = run(capsys, "report", str(out_file), "-o", str(tmp_path / "run.md"))
@@ -166,6 +168,8 @@ def test_simulate_lists_presets(capsys):
     (["simulate", "--set", "federation.roundz=3"], "error: unknown scenario field 'federation.roundz'"),
     (["simulate", "--set", "rounds"], "error: --set expects FIELD=VALUE"),
     (["simulate", "missing.toml"], "error: scenario file 'missing.toml' does not exist"),
+    (["simulate", "--client-chunk", "0"], "error: --client-chunk expects a positive integer, 'auto' or 'none', got '0'"),
+    (["simulate", "--devices", "64"], "error: devices = 64 but only"),
 ])
 def test_simulate_bad_input_is_one_line(capsys, argv, needle):
     code, _, err = run(capsys, *argv)
