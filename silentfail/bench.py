@@ -132,15 +132,16 @@ def round_cost(clients: int) -> dict:
             "bytes_accessed": float(cost["bytes accessed"]), "compulsory_bytes": float(compulsory)}
 
 
-def measure_run(clients: int, rounds: int, repeats: int, chunk: int | str | None = "auto", devices: int | None = None) -> dict:
-    """Compile and run the default scenario once per repeat; times, rates and peak RSS."""
+def measure_run(clients: int, rounds: int, repeats: int, chunk: int | str | None = "auto", devices: int | None = None,
+                sc=None) -> dict:
+    """Compile and run the default scenario (or ``sc``) once per repeat; times, rates and peak RSS."""
     import jax
 
     from .sim import scale
     from .sim.federate import _compiled, check_supported
     from .sim.population import build_population
 
-    sc = scenario(clients, rounds)
+    sc = scenario(clients, rounds) if sc is None else sc
     check_supported(sc)
     mesh = scale.client_mesh(devices)
     block = scale.resolve_chunk(chunk, clients, mesh.size if mesh is not None else 1)
@@ -277,7 +278,7 @@ def flower_peer(clients: int, rounds: int, venv: Path = FLOWER_VENV) -> dict:
         if proc.returncode != 0:
             return {"error": proc.stderr[-2000:]}
         fl = json.loads(out.read_text())
-    m = measure_fedavg(sc)  # silentfail's compiled run on the same workload, compile excluded
+    m = measure_run(clients, rounds, 5, chunk=None, sc=sc)  # the full engine (every metric) on the same workload
     return {
         "clients": clients, "rounds": rounds, "flwr": fl["flwr"], "flower_total_s": fl["total_s"],
         "flower_rounds_s": fl["rounds_s"], "flower_client_rounds_per_s": clients * rounds / fl["rounds_s"],
@@ -285,20 +286,6 @@ def flower_peer(clients: int, rounds: int, venv: Path = FLOWER_VENV) -> dict:
         "speed_ratio": fl["rounds_s"] / m["run_s"],
         "max_abs_diff_global_model": float(np.abs(np.asarray(fl["theta"]) - theta_sf).max()),
     }
-
-
-def measure_fedavg(sc, repeats: int = 5) -> dict:
-    """silentfail's compiled run on a FedAvg scenario (full engine, every metric), best time."""
-    import jax
-
-    from .sim.federate import _compiled
-    from .sim.population import build_population
-
-    ctx, pop = build_population(sc, jax.random.key(0))
-    compiled = _compiled(sc.to_json(), None).lower(ctx, pop, jax.random.key(1)).compile()
-    best, _ = best_time(lambda: compiled(ctx, pop, jax.random.key(1)), repeats)
-    n, r = sc.population.num_clients, sc.federation.rounds
-    return {"run_s": best, "client_rounds_per_s": n * r / best}
 
 
 def exponent(sizes: list[float], times: list[float]) -> float:

@@ -65,3 +65,20 @@ def test_estimate_benchmark_harness_smoke():
                          timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     assert '"exact_cached_s"' in out.stdout and '"first_fit_s"' in out.stdout
+
+
+def test_peer_workload_is_silentfails_fedavg(tmp_path):
+    """The peers' workload (``benchmarks/peers/fedavg_numpy.py``, which the Flower peer's
+    clients run) reaches silentfail's final global model on the FedAvg scenario: the
+    same clients, local steps and weights (float64 loop vs the float32 engine)."""
+    sys.path.insert(0, str(BENCH / "peers"))
+    from fedavg_numpy import fedavg
+
+    from silentfail.bench import fedavg_scenario, peer_clients
+
+    sc = fedavg_scenario(30, 4)
+    theta = peer_clients(sc, tmp_path / "clients.npz")
+    with np.load(tmp_path / "clients.npz") as z:
+        ref = fedavg({k: z[k] for k in z.files})
+    np.testing.assert_allclose(theta, ref, atol=1e-5)
+    assert np.abs(ref - np.load(tmp_path / "clients.npz")["theta0"]).max() > 1e-2  # the model moved: not a vacuous check
