@@ -149,7 +149,7 @@ def _deployed(sc: Scenario, ctx: Context, pop: Population, theta_g: Array, t: Ar
 def client_pass(sc: Scenario, ctx: Context, block: "ClientBlock", theta_g: Array, t: Array, panel: "Panel") -> dict:
     """The per-client work of a round on a block of clients (leading axis): the deployed
     models and every per-client metric on them (see sim/metrics.py). Clients are
-    independent here, so the block can be any subset (``sim.scale.map_clients``)."""
+    independent here, so the block can be any subset (``sim.scale.to_blocks``)."""
     world, pop = ctx.world, block.pop
     theta_c, cw = _deployed(sc, ctx, pop, theta_g, t)
     cm = mt.client_metrics_batch(theta_c, cw, world)

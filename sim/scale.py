@@ -85,15 +85,6 @@ def from_blocks(tree, n: int):
     return jax.tree.map(one, tree)
 
 
-def map_clients(fn, tree, chunk: int | None, n: int):
-    """``fn`` over the client axis of ``tree`` (leading axis n), one block of ``chunk``
-    clients at a time (``jax.lax.map``), or in one call when ``chunk`` is None. ``fn``
-    must treat clients independently; its outputs have the client axis leading."""
-    if chunk is None:
-        return fn(tree)
-    return from_blocks(jax.lax.map(fn, to_blocks(tree, chunk)), n)
-
-
 def client_mesh(devices: int | None) -> Mesh | None:
     """A 1-D mesh over the first ``devices`` devices (axis ``"clients"``); None for 1 device."""
     return _mesh(devices, CLIENTS)
