@@ -38,7 +38,8 @@ def run(
         on_nonfinite: ``"raise"`` (default) raises SimulationError naming the first
             non-finite round; ``"flag"`` returns the trace with ``attrs["nonfinite_round"]``.
         chunk: clients per block of the per-client work (bounds memory); ``"auto"``
-            blocks populations larger than ``sim.scale.AUTO_CHUNK``; None: one block.
+            blocks populations larger than ``sim.scale.AUTO_MIN`` into equal blocks of
+            about ``sim.scale.AUTO_CHUNK``; None: one block.
         devices: shard the client axis over this many devices (``sim.scale``);
             ``population.num_clients`` must be divisible by it.
 
