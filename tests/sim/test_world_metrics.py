@@ -72,6 +72,21 @@ def test_calibration_matches_binned_monte_carlo():
     np.testing.assert_allclose(np.asarray(rel[0]), pos, atol=4 * np.sqrt(0.25 / N_MC) * 3)
 
 
+def test_phi_fast_absolute_error_bound():
+    """A&S 7.1.26 in float32: |phi_fast - Phi| <= 3e-7 everywhere (float64 reference),
+    exact limits at +-inf, and within 3e-5 relative of lax.erfc's Phi where Phi > 0.01."""
+    from scipy.special import ndtr as ndtr64
+
+    z = np.concatenate([np.linspace(-12, 12, 400_001), [-np.inf, np.inf, 0.0, -0.0]]).astype(np.float32)
+    got = np.asarray(mt.phi_fast(jnp.asarray(z)), np.float64)
+    ref = ndtr64(z.astype(np.float64))
+    assert np.abs(got - ref).max() <= 3e-7
+    assert got[-4] == 0.0 and got[-3] == 1.0 and abs(got[-2] - 0.5) < 1e-7
+    assert np.all(np.diff(got[:-4]) >= -3e-7)  # monotone up to the bound
+    mid = ref > 0.01
+    assert np.abs(got[mid] / np.asarray(mt.phi(jnp.asarray(z)))[mid] - 1).max() < 3e-5
+
+
 def test_calibration_equals_brute_force_quadrature():
     """The exact-edges + Gauss-Legendre formula against a 200k-point Riemann sum."""
     conf = mt.Confidence(jnp.asarray(1.7), jnp.asarray(0.3))
