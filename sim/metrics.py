@@ -77,8 +77,8 @@ def directional_bias_amplification(pos: Array, pi: Array) -> Array:
     (the sign of the data gap; of the model gap when the data has none).
     Wang & Russakovsky (2021); this package's formalization of amplified bias.
     """
-    pa = jnp.maximum(pi.sum(axis=0), 1e-12)  # a group absent from the client has weight 0
-    model = (pi * pos).sum(axis=0) / pa  # P(yhat=1 | a)
+    pa = jnp.maximum(pi[0] + pi[1], 1e-12)  # a group absent from the client has weight 0
+    model = (pi[0] * pos[0] + pi[1] * pos[1]) / pa  # P(yhat=1 | a)
     data = pi[1] / pa  # P(y=1 | a)
     model_gap, data_gap = model[1] - model[0], data[1] - data[0]
     direction = jnp.where(jnp.abs(data_gap) > 1e-6, jnp.sign(data_gap), jnp.sign(model_gap))
@@ -283,12 +283,15 @@ def client_metrics_batch(theta: Array, cw: ClientWorld, world: World) -> ClientM
     z = mean / sd[None]
     pos = phi(z)
     correct = phi(Y[:, None, None] * z)
-    pa = pi.sum(axis=0)
+    # sums over the two labels written out: XLA:CPU hands a reduction over a leading
+    # axis of (2, G, n) to a library kernel that was slower than the fused adds (measured)
+    pa = pi[0] + pi[1]
     # accuracy given the group, Phi-averaged over P(y | a); defined even where P_c(a) = 0
     y_given_a = jnp.where(pa > 1e-12, pi / jnp.maximum(pa, 1e-12), 0.5)
+    group_acc = y_given_a[0] * correct[0] + y_given_a[1] * correct[1]  # (G, n)
     return ClientMetrics(
-        acc=jnp.sum(pi * correct, axis=(0, 1)),
-        group_acc=(y_given_a * correct).sum(0).T,
+        acc=sum(pi[y, a] * correct[y, a] for y in (0, 1) for a in range(pa.shape[0])),
+        group_acc=group_acc.T,
         group_mass=pa.T,
         tpr=pos[1].T,
         fpr=pos[0].T,
