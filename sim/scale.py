@@ -37,7 +37,7 @@ CLIENTS = "clients"
 GRID = "grid"
 #: ``chunk="auto"``: populations up to AUTO_MIN clients run in one block, larger ones in
 #: blocks of about AUTO_CHUNK clients (benchmarks/README.md has the measurements).
-AUTO_MIN = 16384
+AUTO_MIN = 131072
 AUTO_CHUNK = 8192
 
 

@@ -47,12 +47,12 @@ def test_bench_harness_smoke(tmp_path):
     res = json.loads(out.read_text())
     assert {"machine", "peaks", "round_cost", "run", "rounds_scaling", "sweep", "grid_scaling", "exponents", "numpy_loop",
             "flower"} <= set(res)
-    assert res["peaks"]["matmul_gflops"] > 0 and res["peaks"]["triad_gbs"] > 0 and res["peaks"]["erfc_per_s"] > 0
+    assert res["peaks"]["matmul_gflops"] > 0 and res["peaks"]["triad_gbs"] > 0 and res["peaks"]["exp_per_s"] > 0 and res["peaks"]["erfc_per_s"] > 0
     for row in res["run"]:
         assert row["client_rounds_per_s"] > 0 and row["compile_s"] > 0 and row["peak_rss_mb"] > 0
         assert row["local_steps_per_s"] == pytest.approx(5 * row["client_rounds_per_s"])
         assert 0 < row["roofline"]["fraction_of_roofline"] and row["roofline"]["binds"]
-    # the cost analysis counts real work: > 1,000 flops and > 100 erfc-class evaluations per client-round
+    # the cost analysis counts real work: > 1,000 flops and > 100 transcendentals (exp, erfc) per client-round
     assert res["round_cost"]["flops"] / res["round_cost"]["clients"] > 1e3
     assert res["round_cost"]["transcendentals"] / res["round_cost"]["clients"] > 100
     assert np.isfinite(res["exponents"]["rounds"]) and np.isfinite(res["exponents"]["grid_cells"])

@@ -46,8 +46,10 @@ def test_resolve_chunk_rules():
     assert scale.resolve_chunk(None, 10_000) is None
     assert scale.resolve_chunk("auto", 100) is None  # fits in one block
     assert scale.resolve_chunk("auto", scale.AUTO_MIN) is None
-    assert scale.resolve_chunk("auto", 10 * scale.AUTO_CHUNK) == scale.AUTO_CHUNK
-    assert scale.resolve_chunk("auto", 10 * scale.AUTO_CHUNK + 1) == -(-(10 * scale.AUTO_CHUNK + 1) // 11)  # 11 equal blocks
+    k = scale.AUTO_MIN // scale.AUTO_CHUNK + 4  # a population above AUTO_MIN: k blocks of AUTO_CHUNK
+    assert scale.resolve_chunk("auto", scale.AUTO_MIN + 1) is not None
+    assert scale.resolve_chunk("auto", k * scale.AUTO_CHUNK) == scale.AUTO_CHUNK
+    assert scale.resolve_chunk("auto", k * scale.AUTO_CHUNK + 1) == -(-(k * scale.AUTO_CHUNK + 1) // (k + 1))  # k + 1 equal blocks
     assert scale.resolve_chunk(100, 1000, devices=8) == 104  # a multiple of the device count
     for bad in (0, -3, 2.5, "big", True):
         with pytest.raises(ValueError, match="chunk must be a positive integer"):
