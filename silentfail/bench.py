@@ -153,12 +153,10 @@ def measure_run(clients: int, rounds: int, repeats: int, chunk: int | str | None
 
     sc = scenario(clients, rounds) if sc is None else sc
     check_supported(sc)
-    mesh = scale.client_mesh(devices)
-    block = scale.resolve_chunk(chunk, clients, mesh.size if mesh is not None else 1)
+    mesh, block = scale.plan(clients, chunk, devices)  # the same checks and layout as sim.run.run
     t0 = time.perf_counter()
     ctx, pop = build_population(sc, jax.random.key(0))
-    if mesh is not None:
-        ctx, pop = scale.place(ctx, mesh, -1), scale.place(pop, mesh, clients)
+    ctx, pop = scale.place(ctx, mesh, -1), scale.place(pop, mesh, clients)
     jax.block_until_ready(pop)
     t_pop = time.perf_counter() - t0
     fn = _compiled(sc.to_json(), block)

@@ -81,7 +81,7 @@ def _one(sc: Scenario, paths: tuple[str, ...], detectors: tuple[str, ...], value
 
 
 @functools.lru_cache(maxsize=16)
-def _compiled(scenario_json: str, paths: tuple[str, ...], detectors: tuple[str, ...], devices: int | None = None):
+def _compiled(scenario_json: str, paths: tuple[str, ...], detectors: tuple[str, ...], devices: int | None):
     """One device call of CALL runs; with ``devices`` the runs are split over a
     ``"grid"`` mesh: the call is laid out as (devices, CALL / devices) runs with the first
     axis sharded, and XLA's SPMD partitioner gives each device its own runs to map over

@@ -381,7 +381,7 @@ def _make_run(sc: Scenario, chunk: int | None = None):
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled(scenario_json: str, chunk: int | None = None):
+def _compiled(scenario_json: str, chunk: int | None):
     import json
 
     from .scenario import scenario_from_dict

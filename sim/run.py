@@ -49,13 +49,10 @@ def run(
     if on_nonfinite not in ("raise", "flag"):
         raise ValueError(f"on_nonfinite must be 'raise' or 'flag', got {on_nonfinite!r}")
     N = scenario.population.num_clients
-    mesh = scale.client_mesh(devices)
-    scale.check_divisible(N, mesh, "population.num_clients")
-    block = scale.resolve_chunk(chunk, N, mesh.size if mesh is not None else 1)
+    mesh, block = scale.plan(N, chunk, devices)
     kpop, krun = jax.random.split(jax.random.key(seed))
     ctx, pop = build_population(scenario, kpop)
-    if mesh is not None:
-        ctx, pop = scale.place(ctx, mesh, -1), scale.place(pop, mesh, N)
+    ctx, pop = scale.place(ctx, mesh, -1), scale.place(pop, mesh, N)
     out = run_compiled(scenario, ctx, pop, krun, chunk=block)
     rounds = jax.tree.map(np.asarray, out.rounds)
     fm_acc = np.asarray(pop.fm_acc)

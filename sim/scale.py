@@ -115,6 +115,15 @@ def check_divisible(n: int, mesh: Mesh | None, what: str) -> None:
         raise ValueError(f"{what} = {n} is not divisible by the {mesh.size} devices it is sharded over")
 
 
+def plan(num_clients: int, chunk: int | str | None, devices: int | None) -> tuple[Mesh | None, int | None]:
+    """The client mesh and the block size of a run of ``num_clients`` clients, checked
+    before anything is built: the device count against the visible devices, the clients
+    against the devices, then :func:`resolve_chunk`."""
+    mesh = client_mesh(devices)
+    check_divisible(num_clients, mesh, "population.num_clients")
+    return mesh, resolve_chunk(chunk, num_clients, mesh.size if mesh is not None else 1)
+
+
 def leading_sharding(tree, mesh: Mesh, n: int):
     """A sharding per leaf: split the leading axis over the mesh when it has length n
     (a per-client or per-run array), replicate the rest."""

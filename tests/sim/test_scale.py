@@ -125,6 +125,10 @@ out["sweep"] = {}
 for d, c in ((2, 64), (4, 32), (8, 32)):
     s = sweep(ph, axes, seeds=4, chunk=c, devices=d)
     out["sweep"][f"{d}-{c}"] = rel(ref, s)
+try:
+    sweep(ph, axes, seeds=4, chunk=32, devices=3)
+except ValueError as e:
+    out["indivisible_sweep"] = str(e)
 print(json.dumps(out))
 """
 
@@ -150,6 +154,10 @@ def test_sharded_secure_sum_is_a_cross_device_reduction(sharded):
 
 def test_indivisible_client_count_is_rejected(sharded):
     assert "population.num_clients = 90 is not divisible by the 4 devices" in sharded["indivisible"]
+
+
+def test_devices_that_do_not_divide_a_device_call_are_rejected(sharded):
+    assert "devices = 3 must divide the 32 runs of a device call" in sharded["indivisible_sweep"]
 
 
 def test_sharded_sweeps_equal_the_unsharded_sweep(sharded):
