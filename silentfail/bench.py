@@ -189,7 +189,7 @@ def measure_sweep(runs: int | None, smoke: bool) -> dict:
     strength = [float(v) for v in np.linspace(0, 1, 8)]
     seeds = 8
     if smoke:
-        sc = sc.replace(**{"population.num_clients": 40, "federation.clients_per_round": 10, "federation.rounds": 4,
+        sc = sc.replace(**{"population.num_clients": 40, "federation.clients_per_round": 40, "federation.rounds": 4,
                            "monitor.alpha": 0.2, "monitor.calibration_seeds": 16})
         lam, strength, seeds = lam[:2], strength[-2:], 2
     dets = deployed(sc)

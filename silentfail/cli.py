@@ -340,10 +340,11 @@ def simulate(
         [[r["mode"], "FAILED" if r["failed"] else "ok", str(r["failure_round"]) if r["failed"] else "-",
           f"{r['worst_value']:.4f}", f"{r['final_value']:.4f}", f"{r['threshold']:.4f}"] for r in rows],
     ))
-    eps, delta = trace.attrs["dp_epsilon"], trace.attrs["dp_delta"]
-    dp_text = "none" if eps == float("inf") else f"epsilon = {eps:.3f} at delta = {delta:g}"
+    from .sim.privacy import describe_attrs
+
     final_alignment = float(trace["global_alignment"][-1])
-    console.print(f"DP: {dp_text}; FM alignment {trace.attrs['fm_alignment']:.3f} -> global {final_alignment:.3f}")
+    console.print(describe_attrs(trace.attrs), markup=False, highlight=False)
+    console.print(f"FM alignment {trace.attrs['fm_alignment']:.3f} -> global {final_alignment:.3f}")
     if verdict_:
         from .sim.verdict import verdict
 

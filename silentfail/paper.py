@@ -93,7 +93,6 @@ def numbers(sc: Scenario, sweep: xr.Dataset, est: xr.Dataset, claims: dict[str, 
     results: the build writes these to numbers.tex, and a test recomputes them from the
     files the build saved and from a fresh run of the claims."""
     from .constraints import scenario_constraints
-    from .sim.observe import released_sums
     from .sim.privacy import dp_epsilon
     from .taxonomy import builtin_taxonomy
 
@@ -105,7 +104,7 @@ def numbers(sc: Scenario, sweep: xr.Dataset, est: xr.Dataset, claims: dict[str, 
         "PhaseRounds": _f(f.rounds), "PhaseD": _f(sc.world.d), "PhaseK": _f(sc.personalization.K),
         "PhaseEta": _f(sc.personalization.eta, 2), "PhaseZ": _f(f.noise_multiplier, 2), "PhaseClip": _f(f.clip, 2),
         "PhaseQ": _f(f.participation, 2), "PhaseDelta": f"10^{{{int(round(math.log10(f.dp_delta)))}}}",
-        "PhaseEpsilon": _f(dp_epsilon(sc, f.participation, released_sums(sc)), 2),
+        "PhaseEpsilon": _f(dp_epsilon(sc, f.participation), 2),
         "PhaseConstraints": _f(len(scenario_constraints(sc))),
         "PhaseAlpha": _f(float(sweep.attrs["alpha"]), 2), "PhaseGrace": _f(int(sweep.attrs["grace"])),
         "PhaseSeeds": _f(int(sweep.attrs["seeds"])), "PhaseCalSeeds": _f(int(sweep.attrs["calibration_seeds"])),

@@ -96,10 +96,9 @@ def trace_markdown(trace: xr.Dataset, verdict: xr.Dataset) -> str:
     import matplotlib.pyplot as plt
 
     out = [f"# silentfail run: {trace.attrs.get('scenario_name', '')}, seed {trace.attrs['seed']}", ""]
-    eps = trace.attrs["dp_epsilon"]
-    dp = "none" if not np.isfinite(eps) else f"epsilon = {eps:.3f} at delta = {trace.attrs['dp_delta']:g}"
-    out += [f"DP: {dp}; "
-            f"access: {', '.join(json.loads(trace.attrs.get('access', '[]')))}; detectors calibrated to alpha = "
+    from .sim.privacy import describe_attrs
+
+    out += [f"{describe_attrs(trace.attrs)}.", "", f"Access: {', '.join(json.loads(trace.attrs.get('access', '[]')))}; detectors calibrated to alpha = "
             f"{verdict.attrs['alpha']} on {verdict.attrs['calibration_seeds']} null runs.", ""]
     rows = []
     for m in MODES:

@@ -47,6 +47,7 @@ import numpy as np
 from jax import Array
 
 from .changepoint import changepoint_log_odds
+from .metrics import directional_bias_amplification
 from .federate import REPORT_SENSITIVITY, report_noise_std
 from .observe import OBSERVABLES, available_access
 from .scenario import DETECTORS, MODES, Scenario
@@ -110,9 +111,8 @@ def group_statistic(obs: dict, pub: Public, sc: Scenario) -> Array:
     acc, ppr, lr = (jnp.clip(g[:, i] / mass, 0.0, 1.0) for i in (1, 2, 3))
     gap = acc.max(-1) - acc.min(-1)
     worst = acc.min(-1)
-    data_gap, model_gap = lr[:, 1] - lr[:, 0], ppr[:, 1] - ppr[:, 0]
-    direction = jnp.where(jnp.abs(data_gap) > 1e-6, jnp.sign(data_gap), jnp.sign(model_gap))
-    amp = direction * (model_gap - data_gap)
+    # the ground truth's bias amplification on the noised group rates (every group counts)
+    amp = directional_bias_amplification(ppr.T, lr.T, mass.T, jnp.ones(mass.T.shape, bool))
     return jnp.stack([gap - gap[0], worst[0] - worst, amp], axis=-1)
 
 

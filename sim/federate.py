@@ -10,11 +10,16 @@ Modelling choices (documented here once):
   is theta_c^t = P_c theta_g^t + b_c, and the six modes are measured on all clients.
 * Participation: client c joins with probability q_c, a joined client drops out with
   probability ``dropout``; at most ``clients_per_round`` reports are kept (random
-  priority, a fixed number of slots and a mask, so shapes never change).
+  priority, a fixed number of slots and a mask over all clients, so shapes never
+  change). Under DP there are no slots (``clients_per_round = num_clients`` is
+  required): the sample is the Poisson sample the accountant assumes, never truncated.
 * Secure aggregation: the round function reduces the clipped (and, for local DP,
-  noised) updates to their sum before anything else sees them; a round with fewer
-  than ``secagg_min`` reports releases nothing and the global model stays. Only that
-  sum (plus central DP noise) and the report count reach the server update.
+  noised) updates to their sum before anything else sees them. Without central DP a
+  round with fewer than ``secagg_min`` reports releases nothing and the global model
+  stays; only that sum and the report count reach the server update. Under central DP
+  every round releases its noised sum (below the threshold the contributions are
+  withheld and only the noise is released) and no count leaves the round: the server
+  divides by the public expected count (``sim/privacy.py``).
 * FedAvg weights are n_c / mean(n) without DP and 1 with DP (bounded sensitivity C).
 
 References:
@@ -81,20 +86,33 @@ def local_noise(delta: Array, key: Array, sc: Scenario) -> Array:
     return delta + f.noise_multiplier * f.clip * jax.random.normal(key, delta.shape)
 
 
-def secure_aggregate(delta: Array, mask: Array, weight: Array, key: Array, sc: Scenario) -> Aggregate:
+def expected_count(sc: Scenario, q: Array) -> Array:
+    """E|S_t| = sum_c q_c (1 - dropout): the public denominator of central DP (McMahan
+    et al. 2018's fixed-denominator estimator; no exact count leaves a DP round)."""
+    return jnp.sum(q) * (1.0 - sc.federation.dropout)
+
+
+def secure_aggregate(delta: Array, mask: Array, weight: Array, key: Array, sc: Scenario,
+                     expected: Array | None = None) -> Aggregate:
     """Secure sum of the participants' (already clipped / locally noised) updates, the
-    secure-aggregation threshold, and central DP noise z C on the sum. The output is a
-    function of sum_c mask_c w_c Delta_c, sum_c mask_c w_c and sum_c mask_c only."""
+    secure-aggregation threshold m, and central DP noise z C on the sum. The output is a
+    function of sum_c mask_c w_c Delta_c, sum_c mask_c w_c and sum_c mask_c only.
+
+    Without central DP a round with fewer than m reports releases nothing (zeros). Under
+    central DP the round always releases: the contributions are withheld below m, the
+    noise never is, and ``weight_sum`` and ``count`` are the public ``expected`` count
+    (the DP weights are 1), so nothing but the noised sum depends on who joined."""
     f = sc.federation
-    total = jnp.einsum("n,n,ni->i", mask, weight, delta)
-    wsum = jnp.sum(mask * weight)
     count = jnp.sum(mask)
     released = count >= f.secagg_min
+    total = jnp.where(released, jnp.einsum("n,n,ni->i", mask, weight, delta), 0.0)
     if f.dp == "central":
-        total = total + f.noise_multiplier * f.clip * jax.random.normal(key, total.shape)
+        public = jnp.asarray(jnp.sum(mask) if expected is None else expected, total.dtype)
+        noised = total + f.noise_multiplier * f.clip * jax.random.normal(key, total.shape)
+        return Aggregate(update_sum=noised, weight_sum=public, count=public)
     return Aggregate(
-        update_sum=jnp.where(released, total, 0.0),
-        weight_sum=jnp.where(released, wsum, 0.0),
+        update_sum=total,
+        weight_sum=jnp.where(released, jnp.sum(mask * weight), 0.0),
         count=jnp.where(released, count, 0.0),
     )
 
@@ -118,15 +136,25 @@ def crafted_updates(sc: Scenario, ctx: Context, delta: Array, key: Array) -> Arr
     return f.byzantine_scale * jax.random.normal(key, delta.shape) / jnp.sqrt(D)
 
 
-def participants(sc: Scenario, q: Array, key: Array) -> Array:
-    """Mask (N,) of this round's reports: joined, not dropped, within the slots."""
+def participation_draw(sc: Scenario, q: Array, key: Array) -> tuple[Array, Array]:
+    """This round's reports: the mask (N,) of clients that joined, did not drop out and
+    got a slot, and the number that joined and did not drop out (the slots cut the
+    difference; with ``clients_per_round >= N``, as DP requires, they cut nothing)."""
     f = sc.federation
     k1, k2, k3 = jax.random.split(key, 3)
     N = q.shape[0]
     reported = (jax.random.uniform(k1, (N,)) < q) & (jax.random.uniform(k2, (N,)) >= f.dropout)
+    if f.clients_per_round >= N:  # no slots: the Poisson sample itself (the DP path)
+        mask = reported.astype(jnp.float32)
+        return mask, mask.sum()
     prio = jnp.where(reported, jax.random.uniform(k3, (N,)), -1.0)
     top, idx = jax.lax.top_k(prio, f.clients_per_round)
-    return jnp.zeros(N).at[idx].set((top >= 0).astype(jnp.float32))
+    return jnp.zeros(N).at[idx].set((top >= 0).astype(jnp.float32)), reported.sum().astype(jnp.float32)
+
+
+def participants(sc: Scenario, q: Array, key: Array) -> Array:
+    """Mask (N,) of this round's reports: joined, not dropped, within the slots."""
+    return participation_draw(sc, q, key)[0]
 
 
 def _deployed(sc: Scenario, ctx: Context, pop: Population, theta_g: Array, t: Array) -> tuple[Array, ClientWorld]:
@@ -153,7 +181,7 @@ def client_pass(sc: Scenario, ctx: Context, block: "ClientBlock", theta_g: Array
     world, pop = ctx.world, block.pop
     theta_c, cw = _deployed(sc, ctx, pop, theta_g, t)
     cm = mt.client_metrics_batch(theta_c, cw, world)
-    ece, reliability = mt.calibration_batch(cm.cells.mean, cm.cells.sd, cw.pi, ctx.confidence, bins=sc.thresholds.ece_bins)
+    cal = mt.calibration_batch(cm.cells.mean, cm.cells.sd, cw.pi, ctx.confidence, bins=sc.thresholds.ece_bins)
     p0_c = mt.base_accuracy(theta_c, world)
     acc_other = mt.panel_accuracy(theta_c, panel.world, world)  # (R, n)
     not_self = (panel.index[:, None] != block.index[None, :]).astype(acc_other.dtype)
@@ -166,7 +194,8 @@ def client_pass(sc: Scenario, ctx: Context, block: "ClientBlock", theta_g: Array
         )
     return dict(
         theta=theta_c, pi=cw.pi, acc=cm.acc, group_acc=cm.group_acc, group_mass=cm.group_mass, tpr=cm.tpr, fpr=cm.fpr,
-        bias_amp=cm.bias_amp, ece=ece, reliability=jnp.moveaxis(reliability, -1, 0), alignment=alignment_score(theta_c, world),
+        bias_amp=cm.bias_amp, dp_gap=cm.dp_gap, eo_gap=cm.eo_gap, ece_classwise=cal.classwise, ece_top_label=cal.top_label,
+        ece_residual=cal.residual.T, ece_mid_low=cal.mid_low, alignment=alignment_score(theta_c, world),
         p0_acc=p0_c, ood=ood, spurious_weight=mt.spurious_weight(theta_c, world), train_test_gap=gap,
     )
 
@@ -210,7 +239,8 @@ def round_metrics(sc: Scenario, ctx: Context, pop: Population, theta_g: Array, p
     p0_g = mt.base_accuracy(theta_g, world)
     align_fm = alignment_score(ctx.theta0, world)
     misalign = mt.within_round_drop(p0_g, pc["p0_acc"], align_g, pc["alignment"])
-    acc, ece = pc["acc"], pc["ece"]
+    acc = pc["acc"]
+    ece = pc["ece_top_label"] if sc.thresholds.ece_kind == "top_label" else pc["ece_classwise"]
     # pooled over clients (what an all-seeing auditor would compute)
     gm = w[:, None] * pc["group_mass"]
     group_acc = (gm * pc["group_acc"]).sum(0) / gm.sum(0)
@@ -218,8 +248,9 @@ def round_metrics(sc: Scenario, ctx: Context, pop: Population, theta_g: Array, p
     p_neg = w[:, None] * pc["pi"][:, 0, :]
     tpr = (p_pos * pc["tpr"]).sum(0) / p_pos.sum(0)
     fpr = (p_neg * pc["fpr"]).sum(0) / p_neg.sum(0)
-    rel = jnp.einsum("n,nkb->kb", w, pc["reliability"]) / w.sum()
-    ece_agg = jnp.sum(jnp.abs(rel[0] - rel[1]))
+    cal = mt.Calibration(pc["ece_classwise"], pc["ece_top_label"], pc["ece_residual"].T, pc["ece_mid_low"])
+    ece_agg_classwise, ece_agg_top = cal.pooled(w)
+    ece_agg = ece_agg_top if sc.thresholds.ece_kind == "top_label" else ece_agg_classwise
     acc_mean = acc.mean()
     # one batched partial sort for every quantile over clients
     qs = mt.quantile(jnp.stack([pc["bias_amp"], ece, misalign, pc["ood"], acc, pc["alignment"]]),
@@ -227,20 +258,23 @@ def round_metrics(sc: Scenario, ctx: Context, pop: Population, theta_g: Array, p
     hi, lo = qs[:4], qs[4:]
     spread = acc_mean - lo[0]  # mt.accuracy_spread, with the quantile shared
     mode = jnp.stack([hi[0], hi[1], spread, hi[2], hi[3], mt.alignment_erosion(align_fm, align_g)])  # FM spread subtracted after the run
-    reports = client_reports(pc, misalign)
+    reports = client_reports(pc, misalign, ece)
     return dict(
         reports=reports, mode_metric=mode, acc_mean=acc_mean, acc_std=acc.std(), acc_q10=lo[0],
         group_acc=group_acc, worst_group_acc=group_acc.min(), acc_parity_gap=group_acc.max() - group_acc.min(),
         eo_gap=mt.equalized_odds_gap(tpr, fpr),
-        ece_agg=ece_agg, ece_max=ece.max(), ece_q90=hi[1],
+        ece_agg=ece_agg, ece_agg_classwise=ece_agg_classwise, ece_agg_top_label=ece_agg_top, ece_max=ece.max(), ece_q90=hi[1],
         global_alignment=align_g, global_p0_acc=p0_g, global_group_acc_p0=mt.group_accuracy_p0(theta_g, world),
         global_spurious_weight=mt.spurious_weight(theta_g, world),
         deployed_alignment_q10=lo[1],
         bias_amp_mean=pc["bias_amp"].mean(), misalign_q90=hi[2], ood_q90=hi[3],
         train_test_gap_mean=pc["train_test_gap"].mean(),
         client=dict(
-            acc=acc, ece=ece, bias_amp=pc["bias_amp"], alignment=pc["alignment"], misalignment=misalign, ood=pc["ood"],
+            acc=acc, ece=ece, ece_classwise=pc["ece_classwise"], ece_top_label=pc["ece_top_label"], bias_amp=pc["bias_amp"],
+            alignment=pc["alignment"], misalignment=misalign, ood=pc["ood"],
             spurious_weight=pc["spurious_weight"], p0_acc=pc["p0_acc"], group_acc=pc["group_acc"],
+            group_mass=pc["group_mass"], label_pos=pc["pi"][:, 1, :], tpr=pc["tpr"], fpr=pc["fpr"],
+            eo_gap=pc["eo_gap"], dp_gap=pc["dp_gap"], ece_residual=pc["ece_residual"], ece_mid_low=pc["ece_mid_low"],
             train_test_gap=pc["train_test_gap"],
         ),
     )
@@ -253,16 +287,16 @@ def round_metrics(sc: Scenario, ctx: Context, pop: Population, theta_g: Array, p
 REPORT_SENSITIVITY = {"report": 1.0, "group": 2.0, "fedeval": (1.0 + 1.0 + 1.0 + 4.0) ** 0.5}
 
 
-def client_reports(pc: dict, misalign: Array) -> dict:
+def client_reports(pc: dict, misalign: Array, ece: Array) -> dict:
     """What each client computes on its own deployed model for the server's secure sums
     (rows: clients): its accuracy on its own data (``report``); per group its mass,
     correct mass, predicted-positive mass and positive-label mass (``group``, needs the
-    attribute); its scores on the public probes and P0, its ECE and within-round drop
-    (``fedeval``)."""
+    attribute); its scores on the public probes and P0, its ECE (of the mode's kind) and
+    within-round drop (``fedeval``)."""
     pi, mass = pc["pi"], pc["group_mass"]
     pos_mass = pi[:, 1, :] * pc["tpr"] + pi[:, 0, :] * pc["fpr"]
     group = jnp.stack([mass, pc["group_acc"] * mass, pos_mass, pi[:, 1, :]], axis=1)  # (N, 4, G)
-    return dict(report=pc["acc"][:, None], group=group, fedeval=jnp.stack([pc["alignment"], pc["p0_acc"], pc["ece"], misalign], axis=-1))
+    return dict(report=pc["acc"][:, None], group=group, fedeval=jnp.stack([pc["alignment"], pc["p0_acc"], ece, misalign], axis=-1))
 
 
 def report_noise_std(sc: Scenario, sensitivity: float, count: Array) -> Array:
@@ -278,11 +312,16 @@ def report_noise_std(sc: Scenario, sensitivity: float, count: Array) -> Array:
 
 def release(values: Array, mask: Array, sensitivity: float, key: Array, sc: Scenario) -> Array:
     """Secure sum over the participants of per-client report vectors, DP-noised like the
-    updates; NaN when the round falls below the secure-aggregation threshold."""
+    updates. Below the secure-aggregation threshold: NaN (nothing released) without
+    central DP; under central DP the contributions are withheld and the noise is
+    released, as for the updates (:func:`secure_aggregate`)."""
     count = jnp.sum(mask)
+    released = count >= sc.federation.secagg_min
     total = jnp.tensordot(mask, values, axes=(0, 0))
+    if sc.federation.dp == "central":
+        total = jnp.where(released, total, 0.0)
     total = total + report_noise_std(sc, sensitivity, count) * jax.random.normal(key, total.shape)
-    return jnp.where(count >= sc.federation.secagg_min, total, jnp.nan)
+    return total if sc.federation.dp == "central" else jnp.where(released, total, jnp.nan)
 
 
 def inspect_updates(delta: Array, mask: Array, ctx: Context) -> Array:
@@ -341,7 +380,8 @@ def _make_run(sc: Scenario, chunk: int | None = None):
             one = functools.partial(client_pass, sc, ctx, theta_g=theta_g, t=t, panel=panel)
             pc = one(blocks) if chunk is None else scale.from_blocks(jax.lax.map(one, blocks), N)
             theta_c = pc["theta"]
-            mask = participants(sc, pop.q, kpart)
+            mask, volunteers = participation_draw(sc, pop.q, kpart)
+            capped = volunteers - mask.sum()  # reports the slots turned away (0 under DP)
             if f.public_schedule != "never":
                 public = public_round(sc, t, theta_g, ctx, fm_public)
                 mask = jnp.where(public, 0.0, mask)  # a centralized round: no client contributes
@@ -350,7 +390,7 @@ def _make_run(sc: Scenario, chunk: int | None = None):
                 delta = jnp.where(pop.byzantine[:, None], crafted_updates(sc, ctx, delta, kbyz), delta)
             delta = local_noise(clip_updates(delta, f.clip), kldp, sc)
             weight = jnp.ones_like(pop.weight) if dp_weights else pop.weight
-            agg = secure_aggregate(delta, mask, weight, kcdp, sc)
+            agg = secure_aggregate(delta, mask, weight, kcdp, sc, expected_count(sc, pop.q))
             mean_update = agg.update_sum / jnp.maximum(agg.weight_sum, 1e-12)
             updates, new_state = opt.update(-mean_update, opt_state, theta_g)
             released = agg.count > 0
@@ -361,6 +401,7 @@ def _make_run(sc: Scenario, chunk: int | None = None):
             out = round_metrics(sc, ctx, pop, theta_g, pc)
             out["client"] = jax.tree.map(lambda a: a[:C], out["client"])
             out["client"]["participated"] = mask[:C]
+            out.update(n_reports=mask.sum(), capped_reports=capped)
             reports = out.pop("reports")
             kobs = jax.random.split(jax.random.fold_in(kcdp, 1), len(reports))
             obs = {f"obs_{k}": release(v, mask, REPORT_SENSITIVITY[k], kk, sc) for (k, v), kk in zip(sorted(reports.items()), kobs)}

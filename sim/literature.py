@@ -46,7 +46,6 @@ import xarray as xr
 from . import metrics as mt
 from .batch import LANES, simulate, traceable
 from .federate import check_supported
-from .observe import released_sums
 from .privacy import dp_epsilon
 from .scenario import MODES, Scenario, ScenarioError, preset, scenario_from_dict
 from .trace import mode_failures
@@ -108,7 +107,7 @@ CLAIMS: tuple[Claim, ...] = (
         "detector the constraints allow catches.",
         cites=("oh2026silent",),
         base="phase",
-        overrides={"personalization.lam": 0.01, "population.num_clients": 300, "federation.clients_per_round": 100,
+        overrides={"personalization.lam": 0.01, "population.num_clients": 300, "federation.clients_per_round": 300,
                    "federation.participation": 0.34},
         axis_label="shift strength", x=(0.0, 0.5, 1.0), arms=_sweep_axis("shifts.strength", (0.0, 0.5, 1.0)),
         quantity="silent:alignment_erosion", direction=+1, margin=0.3, quantity_label="P(silent alignment erosion)",
@@ -237,7 +236,7 @@ CLAIMS: tuple[Claim, ...] = (
         statement="Differentially private training (clipping and noise) costs the minority more: the group "
         "accuracy gap widens.",
         cites=("bagdasaryan2019differential", "abadi2016deep"),
-        base="dp-heavy", overrides={},
+        base="dp-heavy", overrides={"federation.clients_per_round": 300},  # central DP: no report slots
         axis_label="training", x=("no DP", "clip only", "clip + noise"),
         arms=({"federation.dp": "none", "federation.clip": None, "federation.noise_multiplier": 0.0},
               {"federation.dp": "none", "federation.noise_multiplier": 0.0}, {}),
@@ -370,8 +369,7 @@ def run_claim(claim: Claim | str, seeds: int | None = None) -> xr.Dataset:
         coords={"arm": np.arange(len(claim.arms)), "x": ("arm", np.asarray(x)), "seed": np.arange(seeds),
                 "quantity": list(names)},
     )
-    eps = [dp_epsilon(s, s.federation.participation, released_sums(s)) if s.federation.dp != "none" else math.inf
-           for s in claim.arm_scenarios()]
+    eps = [dp_epsilon(s, _q_max(s)) if s.federation.dp != "none" else math.inf for s in claim.arm_scenarios()]
     ds["epsilon"] = ("arm", np.asarray(eps, float))
     ds.attrs.update(
         claim=claim.key, title=claim.title, statement=claim.statement, cites=json.dumps(list(claim.cites)),
@@ -380,6 +378,18 @@ def run_claim(claim: Claim | str, seeds: int | None = None) -> xr.Dataset:
         kind="silentfail.literature",
     )
     return assess(ds)
+
+
+def _q_max(sc: Scenario) -> float:
+    """The largest participation probability of the scenario's clients (the accountant's
+    q): q itself without participation disparity, else that of the population of seed 0."""
+    if sc.federation.participation_disparity == 0:
+        return sc.federation.participation
+    import jax
+
+    from .population import build_population
+
+    return float(build_population(sc, jax.random.split(jax.random.key(0))[0])[1].q.max())
 
 
 def assess(ds: xr.Dataset) -> xr.Dataset:

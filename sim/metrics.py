@@ -71,21 +71,70 @@ class ClientMetrics(NamedTuple):
     tpr: Array  # (G,)
     fpr: Array  # (G,)
     bias_amp: Array  # () directional bias amplification (see below)
+    dp_gap: Array  # () demographic parity difference over the present groups
+    eo_gap: Array  # () equalized odds difference over the present cells
     cells: CellScores  # score mean (2, G) and std (G,)
 
 
-def directional_bias_amplification(pos: Array, pi: Array) -> Array:
-    """[P(yhat=1|a=1) - P(yhat=1|a=0)] - [P(y=1|a=1) - P(y=1|a=0)], signed so that a
-    positive value means the model exaggerates the data's disparity in its direction
-    (the sign of the data gap; of the model gap when the data has none).
-    Wang & Russakovsky (2021); this package's formalization of amplified bias.
+#: A group whose mass in a client's distribution is below this is absent from the
+#: client: fewer than one example in ten thousand, so no finite sample of the client
+#: shows it and no conditional on it (P(. | a), group accuracy, TPR / FPR) is
+#: defined for the client. One rule for every per-group quantity (:func:`present_groups`).
+GROUP_MASS_MIN = 1e-4
+
+#: A disparity in the data or the model smaller than this is none (float32 round-off).
+GAP_TOL = 1e-6
+
+
+def present_groups(mass: Array) -> Array:
+    """Which groups a client has: P_c(a) >= :data:`GROUP_MASS_MIN` (bool, same shape)."""
+    return mass >= GROUP_MASS_MIN
+
+
+def _signs(rate: Array, w: Array, present: Array) -> Array:
+    """sign(r_a - rbar) over the present groups (axis 0), rbar the w-weighted mean of r
+    over them, computed as sum_b w_b (r_a - r_b) / sum_b w_b (no cancellation)."""
+    dev = sum(w[b] * (rate - rate[b][None]) for b in range(rate.shape[0]))
+    return jnp.where(present, jnp.sign(dev), 0.0)
+
+
+def directional_bias_amplification(model_rate: Array, data_rate: Array, mass: Array, present: Array | None = None) -> Array:
+    """Directional bias amplification (attribute -> task) over the groups present,
+
+        BA = (2 / |A|) sum_{a in A} s_a [P(yhat=1 | a) - P(y=1 | a)],
+
+    A the present groups (:func:`present_groups`), s_a = +1 where the data over-represents
+    the positive label in group a (P(y=1 | a) > P(y=1), P over the present groups) and -1
+    where it under-represents it; where the data shows no disparity, s_a is the model's
+    (the sign of P(yhat=1 | a) - P(yhat=1)). A client with fewer than two groups present
+    has no disparity: BA = 0. Positive BA means the model exaggerates the data's
+    disparity in its direction. This is Wang & Russakovsky's BA_{A->T} summed (not
+    averaged) over the two labels, so that for two groups it is the difference
+    s [(P(yhat=1|a=1) - P(yhat=1|a=0)) - (P(y=1|a=1) - P(y=1|a=0))], s the sign of the
+    data gap. This package's formalization of amplified bias.
+
+    Args:
+        model_rate, data_rate: P(yhat=1 | a) and P(y=1 | a), shape (G, ...).
+        mass: P(a), shape (G, ...) (the weights of the mean P(y=1)).
+        present: which groups count (default :func:`present_groups` of ``mass``).
+
+    Reference:
+        Wang, Russakovsky (2021), Directional Bias Amplification, ICML.
     """
-    pa = jnp.maximum(pi[0] + pi[1], 1e-12)  # a group absent from the client has weight 0
-    model = (pi[0] * pos[0] + pi[1] * pos[1]) / pa  # P(yhat=1 | a)
-    data = pi[1] / pa  # P(y=1 | a)
-    model_gap, data_gap = model[1] - model[0], data[1] - data[0]
-    direction = jnp.where(jnp.abs(data_gap) > 1e-6, jnp.sign(data_gap), jnp.sign(model_gap))
-    return direction * (model_gap - data_gap)
+    present = present_groups(mass) if present is None else present
+    w = jnp.where(present, mass, 0.0)
+    k = jnp.sum(present, axis=0)
+    spread = lambda r: jnp.max(jnp.where(present, r, -jnp.inf), 0) - jnp.min(jnp.where(present, r, jnp.inf), 0)
+    s = jnp.where(spread(data_rate) > GAP_TOL, _signs(data_rate, w, present), _signs(model_rate, w, present))
+    total = jnp.sum(jnp.where(present, s * (model_rate - data_rate), 0.0), axis=0)
+    return jnp.where(k >= 2, 2.0 * total / jnp.maximum(k, 1), 0.0)
+
+
+def group_gap(rate: Array, present: Array) -> Array:
+    """max_a - min_a of ``rate`` (G, ...) over the groups present (0 with fewer than two)."""
+    hi = jnp.max(jnp.where(present, rate, -jnp.inf), axis=0)
+    lo = jnp.min(jnp.where(present, rate, jnp.inf), axis=0)
+    return jnp.where(jnp.sum(present, axis=0) >= 2, hi - lo, 0.0)
 
 
 class Confidence(NamedTuple):
@@ -218,11 +267,59 @@ def _edge_differences(bins: int) -> Array:
     return jnp.asarray(D)
 
 
-def calibration_batch(mean: Array, sd: Array, pi: Array, conf: Confidence, *, bins: int) -> tuple[Array, Array]:
-    """Binned calibration error of the positive-class probability p = conf(s) for a batch
-    of clients (leading axis n of ``mean`` (n, 2, G), ``sd`` (n, G), ``pi`` (n, 2, G)):
+class Calibration(NamedTuple):
+    """The calibration of a batch of clients' deployed models (client axis last)."""
 
-        ECE = sum_b | P(y = +1, p in b) - E[p 1{p in b}] |     (Guo et al. 2017 binning)
+    classwise: Array  # (n,) classwise ECE (the mode's default metric)
+    top_label: Array  # (n,) top-label ECE (Guo et al.)
+    residual: Array  # (bins, n) signed P(y=+1, p in b) - E[p 1{p in b}] per bin of p
+    mid_low: Array  # (n,) the same residual on the lower half [a, 1/2) of the middle bin (odd bins; else 0)
+
+    def pooled(self, w: Array) -> tuple[Array, Array]:
+        """Classwise and top-label ECE of the w-weighted mixture of the clients'
+        distributions (the residuals are linear in the distribution)."""
+        res = self.residual @ w / w.sum()
+        low = self.mid_low @ w / w.sum()
+        return jnp.abs(res).sum(0), top_label_ece(res, low)
+
+
+def top_label_ece(residual: Array, mid_low: Array) -> Array:
+    """Top-label ECE from the signed class-probability residuals e_b (bins on axis 0).
+
+    The prediction is the class p favours (+1 iff p >= 1/2) and its confidence is
+    c = max(p, 1 - p); c in bin k (over [0, 1], k >= B/2) collects p in bin k (predicts
+    +1: residual e_k) and p in the mirror bin B - 1 - k (predicts -1: residual -e_{B-1-k},
+    since P(y = -1, b) - E[1 - p; b] = -(P(y = +1, b) - E[p; b])). So
+
+        ECE_top = sum_{k > (B-1)/2} |e_k - e_{B-1-k}|  (+ |e_hi - e_lo| for odd B),
+
+    e_lo and e_hi the residuals of the middle bin's halves below and above 1/2."""
+    B = residual.shape[0]
+    hi = jnp.arange(B // 2 + B % 2, B)
+    pairs = jnp.abs(residual[hi] - residual[B - 1 - hi]).sum(0)
+    if B % 2 == 0:
+        return pairs
+    mid = residual[B // 2]
+    return pairs + jnp.abs((mid - mid_low) - mid_low)
+
+
+def calibration_batch(mean: Array, sd: Array, pi: Array, conf: Confidence, *, bins: int) -> Calibration:
+    """Binned calibration errors of the confidence map p = conf(s) for a batch of clients
+    (leading axis n of ``mean`` (n, 2, G), ``sd`` (n, G), ``pi`` (n, 2, G)), exactly.
+
+    With B equal bins of p, e_b = P(y = +1, p in b) - E[p 1{p in b}] (signed):
+
+    * classwise ECE = sum_b |e_b|, the class-probability reliability error of both classes
+      (for two classes the class -1 reliability is the mirror image, so this is the sum
+      over the classes of Kull et al.'s / Nixon et al.'s classwise ECE, each class's
+      calibration in its own probability). The mode's default: label shift, the main cause
+      of miscalibration in this world, moves p(+1) in one direction, which the top-label
+      ECE partly cancels (over-confident +1 predictions against under-confident -1 ones
+      land in the same confidence bin), hiding the miscalibration the mode is about.
+    * top-label ECE (Guo et al. 2017) = sum over bins of the confidence max(p, 1 - p) of
+      |P(correct, c in b) - E[c 1{c in b}]|, the prediction argmax p (:func:`top_label_ece`).
+      Always <= the classwise ECE; equal when the residuals of mirror bins have opposite
+      signs (the miscalibration is in the confidence, not in the label balance).
 
     Because p is monotone in the Gaussian-mixture score s, bin b = [a_b, c_b) is the score
     interval [s(a_b), s(c_b)), so P(y = +1, p in b) is exact (Phi at the edges), and
@@ -232,17 +329,30 @@ def calibration_batch(mean: Array, sd: Array, pi: Array, conf: Confidence, *, bi
 
     (F the mixture CDF of p, w_b = c_b - a_b, u_j and w_j the GL_ORDER Gauss-Legendre
     nodes and weights of the bin, sum_j w_j = 2): a smooth 1-D integral of Gaussian CDFs.
-    The CDFs are :func:`phi_fast`: absolute error <= 3e-7 each, so <= 1.2e-6 + 6e-7 w_b per
-    bin and <= 2e-5 in the ECE.
+    For odd B the top-label error also needs the middle bin split at 1/2: one more edge
+    and GL_ORDER more nodes on its lower half. The CDFs are :func:`phi_fast`: absolute
+    error <= 3e-7 each, so <= 1.2e-6 + 6e-7 w_b per bin and <= 2e-5 in either ECE.
 
-    Returns:
-        ECE (n,) and the reliability (2, bins, n): per bin P(y=+1, p in b) and
-        E[p 1{p in b}], client axis last (for pooling over clients).
+    References:
+        Guo, Pleiss, Sun, Weinberger (2017), On Calibration of Modern Neural Networks, ICML.
+        Kull, Perello-Nieto, Kangsepp, Silva Filho, Song, Flach (2019), Beyond Temperature
+        Scaling: Obtaining Well-Calibrated Multiclass Probabilities with Dirichlet
+        Calibration, NeurIPS.  Nixon, Dusenberry, Zhang, Jerfel, Tran (2019), Measuring
+        Calibration in Deep Learning, CVPR Workshops.
     """
     edges, s_edges, _, s_nodes = calibration_points(conf, bins)
     mean_t, inv_t, pi_t = client_last(mean, 1.0 / sd, pi)
-    F_edges = jnp.concatenate([_mixture_cdf(s_edges, mean_t, inv_t, pi_t, (y,)) for y in (0, 1)])  # (2(B+1), n)
-    diffs = jnp.dot(_edge_differences(bins), F_edges, precision=jax.lax.Precision.HIGHEST)
+    odd = bins % 2 == 1
+    if odd:  # the split point 1/2 of the middle bin and GL nodes on its lower half
+        a_mid = edges[bins // 2]
+        u_low = 0.5 * (0.5 - a_mid) * (_GL_NODES + 1.0) + a_mid
+        s_extra = jnp.concatenate([conf.inverse(jnp.full((1,), 0.5)), conf.inverse(u_low)])
+        s_edges = jnp.concatenate([s_edges, s_extra[:1]])
+    F_edges = jnp.concatenate([_mixture_cdf(s_edges, mean_t, inv_t, pi_t, (y,)) for y in (0, 1)])  # (2E, n)
+    E = bins + 1 + odd
+    F_neg, F_pos = F_edges[:E], F_edges[E:]
+    F_std = jnp.concatenate([F_neg[:bins + 1], F_pos[:bins + 1]])
+    diffs = jnp.dot(_edge_differences(bins), F_std, precision=jax.lax.Precision.HIGHEST)
     pos_b, mass_b, F_hi = diffs[:bins], diffs[bins:2 * bins], diffs[2 * bins:]
     # nodes node-major, (GL_ORDER, B, n): the weighted sum over nodes is a sum of
     # contiguous slices, one vectorized loop (a reduction over the middle axis of
@@ -251,13 +361,24 @@ def calibration_batch(mean: Array, sd: Array, pi: Array, conf: Confidence, *, bi
     wsum = sum(_GL_WEIGHTS[j] * F_nodes[j] for j in range(GL_ORDER))  # (B, n)
     width = (edges[1:] - edges[:-1])[:, None]
     conf_b = edges[:-1, None] * mass_b + width * F_hi - 0.5 * width * wsum
-    return jnp.abs(pos_b - conf_b).sum(0), jnp.stack([pos_b, conf_b])
+    residual = pos_b - conf_b
+    if odd:
+        m = bins // 2
+        F_all_half = F_neg[-1] + F_pos[-1]  # F(1/2)
+        F_all_a = F_neg[m] + F_pos[m]
+        F_low = _mixture_cdf(s_extra[1:], mean_t, inv_t, pi_t, (0, 1))  # (GL_ORDER, n)
+        w_low = 0.5 - a_mid
+        mass_low = F_all_half - F_all_a
+        conf_low = a_mid * mass_low + w_low * F_all_half - 0.5 * w_low * sum(_GL_WEIGHTS[j] * F_low[j] for j in range(GL_ORDER))
+        mid_low = (F_pos[-1] - F_pos[m]) - conf_low
+    else:
+        mid_low = jnp.zeros(residual.shape[1:], residual.dtype)
+    return Calibration(jnp.abs(residual).sum(0), top_label_ece(residual, mid_low), residual, mid_low)
 
 
-def calibration(cs: CellScores, pi: Array, conf: Confidence, *, bins: int) -> tuple[Array, Array]:
-    """:func:`calibration_batch` for one client: (ECE, reliability (2, bins))."""
-    ece, rel = calibration_batch(cs.mean[None], cs.sd[None], pi[None], conf, bins=bins)
-    return ece[0], rel[..., 0]
+def calibration(cs: CellScores, pi: Array, conf: Confidence, *, bins: int) -> Calibration:
+    """:func:`calibration_batch` for one client (client axis dropped)."""
+    return jax.tree.map(lambda a: a[..., 0], calibration_batch(cs.mean[None], cs.sd[None], pi[None], conf, bins=bins))
 
 
 def client_metrics(theta: Array, cw: ClientWorld, world: World) -> ClientMetrics:
@@ -290,16 +411,23 @@ def client_metrics_batch(theta: Array, cw: ClientWorld, world: World) -> ClientM
     # sums over the two labels written out: XLA:CPU hands a reduction over a leading
     # axis of (2, G, n) to a library kernel that was slower than the fused adds (measured)
     pa = pi[0] + pi[1]
-    # accuracy given the group, Phi-averaged over P(y | a); defined even where P_c(a) = 0
-    y_given_a = jnp.where(pa > 1e-12, pi / jnp.maximum(pa, 1e-12), 0.5)
+    here = present_groups(pa)
+    # P(y | a) on the present groups; an absent group (P_c(a) < GROUP_MASS_MIN) takes
+    # y | a uniform, so its group accuracy stays a number (weighted by its mass, ~0)
+    y_given_a = jnp.where(here, pi / jnp.maximum(pa, GROUP_MASS_MIN), 0.5)
     group_acc = y_given_a[0] * correct[0] + y_given_a[1] * correct[1]  # (G, n)
+    model_rate = y_given_a[0] * pos[0] + y_given_a[1] * pos[1]  # P(yhat = 1 | a)
+    # per-cell presence for the rates conditioned on the label as well
+    pos_cell, neg_cell = pi[1] >= GROUP_MASS_MIN, pi[0] >= GROUP_MASS_MIN
     return ClientMetrics(
         acc=sum(pi[y, a] * correct[y, a] for y in (0, 1) for a in range(pa.shape[0])),
         group_acc=group_acc.T,
         group_mass=pa.T,
         tpr=pos[1].T,
         fpr=pos[0].T,
-        bias_amp=directional_bias_amplification(pos, pi),
+        bias_amp=directional_bias_amplification(model_rate, y_given_a[1], pa, here),
+        dp_gap=group_gap(model_rate, here),
+        eo_gap=jnp.maximum(group_gap(pos[1], pos_cell), group_gap(pos[0], neg_cell)),
         cells=CellScores(jnp.moveaxis(mean, -1, 0), sd.T),
     )
 

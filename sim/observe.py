@@ -16,7 +16,9 @@ Observables (round-output key -> taxonomy observable):
   set (alignment score) and the public P0 sample (accuracy).
 * ``obs_fedeval``: secure sums (DP-noised) of the personal models' probe alignment, P0
   accuracy, ECE and within-round drop, computed on the clients.
-* ``obs_count``: participants per round.
+* ``obs_count``: the server's count of reports per round: exact without DP and under
+  local DP; under central DP no count leaves the round and this is the public expected
+  count sum_c q_c (1 - dropout) the server divides by (``sim/privacy.py``).
 * ``obs_inspect``: statistics of the individual updates (needs per-client values).
 * ``obs_audit``: the six mode metrics of the personal models (needs the personal models
   and the clients' data: the oracle).
@@ -90,9 +92,10 @@ def available_observables(sc: Scenario) -> tuple[str, ...]:
     return tuple(name for name, ob in OBSERVABLES.items() if set(ob.requires) <= acc)
 
 
-def released_sums(sc: Scenario) -> int:
-    """Number of DP-noised secure sums released per round (each a Gaussian mechanism)."""
-    return sum(1 for name in available_observables(sc) if name in NOISED)
+def accounted_releases(sc: Scenario) -> tuple[str, ...]:
+    """The DP-noised secure sums one round releases (each a Gaussian mechanism, all over
+    the same participant mask): the observables of :data:`NOISED` the access allows."""
+    return tuple(name for name in available_observables(sc) if name in NOISED)
 
 
 def observed_keys(sc: Scenario) -> tuple[str, ...]:

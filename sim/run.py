@@ -10,8 +10,7 @@ from . import metrics as mt
 from . import scale
 from .federate import run_compiled
 from .population import build_population
-from .observe import released_sums
-from .privacy import dp_epsilon
+from .privacy import account
 from .scenario import Scenario
 from .trace import Trace, build_trace
 from .world import alignment_score
@@ -63,7 +62,8 @@ def run(
         spread=float(mt.accuracy_spread(pop.fm_acc, 0.1)),
         spurious_weight=float(mt.spurious_weight(ctx.theta0, ctx.world)),
     )
-    trace = build_trace(scenario, seed, rounds, fm=fm, dp_epsilon=dp_epsilon(scenario, float(jnp.max(pop.q)), released_sums(scenario)))
+    trace = build_trace(scenario, seed, rounds, fm=fm, accounting=account(scenario, float(jnp.max(pop.q))),
+                        weights=pop.weight)
     bad = np.flatnonzero(~rounds["finite"])
     trace.attrs["nonfinite_round"] = int(bad[0]) if bad.size else -1
     if bad.size and on_nonfinite == "raise":

@@ -165,7 +165,7 @@ class Personalization(_Section):
 
 class Federation(_Section):
     rounds: int = Field(50, ge=1, le=100_000, description="communication rounds T")
-    clients_per_round: int = Field(100, ge=1, description="participation slots per round (fixed; masked when fewer join)")
+    clients_per_round: int = Field(100, ge=1, description="participation slots per round (fixed; masked when fewer join); with central DP it must be num_clients (no slots: Poisson sampling)")
     participation: Prob = Field(0.1, description="base probability q that a client joins a round")
     participation_disparity: Prob = Field(0.0, description="q_c = q (1 - disparity pi_c(a=1)) / (1 - disparity mean pi(a=1)): minority-heavy clients join less")
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(0.0, description="probability a sampled client fails to report")
@@ -222,13 +222,18 @@ class Thresholds(_Section):
     """Failure thresholds of the six modes' round metrics (see sim/metrics.py)."""
 
     amplified_bias: Pos = Field(0.05, description="worst-decile directional bias amplification")
-    confidence_miscalibration: Pos = Field(0.05, description="worst-decile client ECE")
+    confidence_miscalibration: Pos = Field(0.05, description="worst-decile client ECE of the kind ece_kind (both kinds are probabilities and coincide when the miscalibration is in the confidence, not in the label balance; top-label <= classwise)")
     fairness_collapse: Pos = Field(0.05, description="growth of (mean - worst-decile) client accuracy over the FM's")
     fairness_mean_tolerance: NonNeg = Field(0.02, description="mean accuracy may drop at most this much for a fairness collapse to count")
     adaptation_misalignment: Pos = Field(0.05, description="worst-decile within-round drop of P0 accuracy or alignment")
     out_of_domain_degradation: Pos = Field(0.05, description="worst-decile drop of accuracy on other clients or P0 vs the FM")
     alignment_erosion: Pos = Field(0.05, description="drop of the global model's alignment score below the FM's")
     ece_bins: int = Field(15, ge=2, le=100, description="bins of the calibration error")
+    ece_kind: Literal["classwise", "top_label"] = Field(
+        "classwise",
+        description="calibration error of the miscalibration mode: 'classwise' (binned E|P(y=1 | p) - p| of both classes, "
+        "the taxonomy's definition) or 'top_label' (Guo et al.: confidence max(p, 1-p) against accuracy); both are in the trace",
+    )
 
 
 #: The detectors of sim/detectors.py (taxonomy ids).
@@ -290,6 +295,14 @@ class Scenario(_Section):
         if self.federation.clients_per_round > n:
             raise ValueError(
                 f"federation.clients_per_round ({self.federation.clients_per_round}) must be <= population.num_clients ({n})"
+            )
+        f = self.federation
+        if f.dp == "central" and f.clients_per_round < n:
+            raise ValueError(
+                f"federation.clients_per_round ({f.clients_per_round}) must equal population.num_clients ({n}) "
+                "when federation.dp = 'central': the accounting assumes Poisson sampling, and report slots would "
+                "cap the sample (one more client could push another out: sensitivity 2C, not C); "
+                f"set federation.clients_per_round = {n}"
             )
         p = self.personalization
         if p.rank is not None and p.rank > d + 1:

@@ -14,13 +14,15 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from .privacy import Accounting
 from .observe import OBS_COORDS, OBSERVABLES, available_access, available_observables
 from .scenario import MODES, Scenario, scenario_from_dict
 
 Trace = xr.Dataset
 
 _ROUND_VARS = (
-    "acc_mean", "acc_std", "acc_q10", "worst_group_acc", "acc_parity_gap", "eo_gap", "ece_agg", "ece_max", "ece_q90",
+    "acc_mean", "acc_std", "acc_q10", "worst_group_acc", "acc_parity_gap", "eo_gap", "ece_agg", "ece_agg_classwise",
+    "ece_agg_top_label", "ece_max", "ece_q90",
     "global_alignment", "global_p0_acc", "global_spurious_weight", "deployed_alignment_q10", "bias_amp_mean",
     "misalign_q90", "ood_q90", "train_test_gap_mean",
 )
@@ -54,8 +56,30 @@ def mode_failures(mode_metric, acc_mean, fm_spread, fm_acc_mean, thresholds, xp=
     return metric, failure_rounds(metric, thr, cond, xp=xp)
 
 
-def build_trace(sc: Scenario, seed: int, rounds: dict, *, fm: dict, dp_epsilon: float) -> Trace:
-    """Assemble the Dataset from the scan's per-round outputs (numpy-converted)."""
+#: The third dim of a per-client variable, where it is not "group".
+_CLIENT_THIRD_DIM = {"ece_residual": "ece_bin"}
+
+#: What the per-client variables are (the sources of the pooled round variables).
+_CLIENT_DOCS = {
+    "client_ece": "the mode's calibration error (thresholds.ece_kind) of the deployed model on the client's distribution",
+    "client_ece_classwise": "classwise ECE: sum over bins of p of |P(y=+1, p in b) - E[p 1{p in b}]|",
+    "client_ece_top_label": "top-label ECE (Guo et al. 2017): confidence max(p, 1-p) against the accuracy of argmax p",
+    "client_group_mass": "P_c(a) (a group below metrics.GROUP_MASS_MIN is absent from the client)",
+    "client_label_pos": "P_c(y=+1, a)",
+    "client_ece_residual": "signed P(y=+1, p in b) - E[p 1{p in b}] per bin b of p (pooled with client_weight: ece_agg)",
+    "client_ece_mid_low": "the same residual on the lower half [a, 1/2) of the middle bin (odd ece_bins; the top-label split)",
+    "client_tpr": "P(yhat=+1 | y=+1, a) of the deployed model",
+    "client_fpr": "P(yhat=+1 | y=-1, a) of the deployed model",
+    "client_eo_gap": "equalized odds difference: max(range of TPR, range of FPR) over the groups present in the cell",
+    "client_dp_gap": "demographic parity difference: range of P(yhat=+1 | a) over the groups present",
+    "client_bias_amp": "directional bias amplification over the groups present (0 with fewer than two)",
+    "client_weight": "the client's pooling weight n_c / mean(n) (pooled group accuracy, TPR / FPR and ECE weight by it)",
+}
+
+
+def build_trace(sc: Scenario, seed: int, rounds: dict, *, fm: dict, accounting: Accounting, weights) -> Trace:
+    """Assemble the Dataset from the scan's per-round outputs (numpy-converted);
+    ``weights`` are the clients' pooling weights (the first trace_clients are kept)."""
     T = sc.federation.rounds
     d, G = sc.world.d, sc.world.groups
     th = sc.thresholds
@@ -78,7 +102,8 @@ def build_trace(sc: Scenario, seed: int, rounds: dict, *, fm: dict, dp_epsilon: 
         "group_acc": (("round", "group"), np.asarray(rounds["group_acc"])),
         "global_group_acc_p0": (("round", "group"), np.asarray(rounds["global_group_acc_p0"])),
         "update_sum": (("round", "param"), np.asarray(rounds["obs_update_sum"])),
-        "participants": (("round",), np.asarray(rounds["obs_count"])),
+        "participants": (("round",), np.asarray(rounds["n_reports"])),
+        "capped_reports": (("round",), np.asarray(rounds["capped_reports"])),
         "theta_global": (("round", "param"), np.asarray(rounds["theta_global"])),
         "public_round": (("round",), np.asarray(rounds["public_round"])),
     }
@@ -91,18 +116,25 @@ def build_trace(sc: Scenario, seed: int, rounds: dict, *, fm: dict, dp_epsilon: 
             coords.update({d: OBS_COORDS[d] for d in dims if d in OBS_COORDS})
     for k, v in client.items():
         arr = np.asarray(v)
-        dims = ("round", "client", "group") if arr.ndim == 3 else ("round", "client")
+        dims = ("round", "client", _CLIENT_THIRD_DIM.get(k, "group")) if arr.ndim == 3 else ("round", "client")
         data[f"client_{k}"] = (dims, arr)
+    coords["ece_bin"] = np.arange(th.ece_bins)
     ds = xr.Dataset(data, coords=coords)
     ds.attrs.update(
-        scenario=sc.to_json(), scenario_name=sc.name, seed=int(seed), dp_epsilon=float(dp_epsilon),
-        dp_delta=float(sc.federation.dp_delta), dp_accountant="dp_accounting.rdp.RdpAccountant",
+        scenario=sc.to_json(), scenario_name=sc.name, seed=int(seed), **accounting.attrs(),
         fm_alignment=float(fm["alignment"]), fm_p0_acc=float(fm["p0_acc"]), fm_acc_mean=float(fm["acc_mean"]),
         fm_spread=float(fm["spread"]), fm_spurious_weight=float(fm["spurious_weight"]), silentfail_version=_version(),
         access=json.dumps(sorted(available_access(sc))), observables=json.dumps(list(available_observables(sc))),
     )
     ds["global_spurious_weight"].attrs["description"] = (
         "<theta_x, e_spu> of the global model; the spurious-weight ratio is this over attrs['fm_spurious_weight']"
+    )
+    ds["client_weight"] = (("client",), np.asarray(weights)[:C])
+    for name, text in _CLIENT_DOCS.items():
+        ds[name].attrs["description"] = text
+    ds["participants"].attrs["description"] = "ground truth: the number of reports in each round (the server's count is obs_count)"
+    ds["capped_reports"].attrs["description"] = (
+        "ground truth: clients that joined but found no report slot (always 0 under DP, whose sample is never capped)"
     )
     ds["mode_metric"].attrs["description"] = (
         "per round: q90 directional bias amplification; q90 client ECE; growth of (mean - q10) client accuracy "

@@ -262,9 +262,9 @@ def _modes() -> list[tuple]:
             id="confidence_miscalibration", index=2, layer="data", name="Confidence miscalibration",
             gist="Confidence decouples from accuracy under shift; aggregation masks localized overconfident errors.",
             definition="The deployed model's confidence, through the FM's confidence map, no longer matches its accuracy on the client's own distribution; the gap between worst-client and aggregate ECE is the masking.",
-            metric="expected calibration error of each personal model on its own distribution by 1-D quadrature over the Gaussian score; worst-client ECE minus aggregate ECE (this package's formalization)",
+            metric="classwise expected calibration error (binned E|P_c(y=1 | p) - p|, both classes) of each personal model on its own distribution, exact by 1-D quadrature over the Gaussian score, upper decile over clients; the top-label ECE (Guo et al.) beside it; worst-client ECE minus aggregate ECE is the masking (this package's formalization)",
             formal=r"\mathrm{ECE}_c = \mathbb{E}_{s}\,|P_c(y{=}1 \mid s) - \sigma(s)|,\ s = \theta_c^\top \tilde x",
-            worse="higher"), ["oh2026silent", "guo2017calibration", "ovadia2019can"]),
+            worse="higher"), ["oh2026silent", "guo2017calibration", "kull2019beyond", "nixon2019measuring", "ovadia2019can"]),
         (FailureMode(
             id="fairness_collapse", index=3, layer="model", name="Fairness collapse",
             gist="Aggregating adapters tuned to divergent client distributions widens cross-client performance gaps.",

@@ -163,6 +163,18 @@ BIBTEX: dict[str, str] = {
   booktitle = {Proceedings of the 34th International Conference on Machine Learning},
   year = {2017}
 }""",
+    "kull2019beyond": """@inproceedings{kull2019beyond,
+  title = {Beyond Temperature Scaling: Obtaining Well-Calibrated Multiclass Probabilities with {Dirichlet} Calibration},
+  author = {Kull, Meelis and Perello-Nieto, Miquel and K{\\"a}ngsepp, Markus and Silva Filho, Telmo and Song, Hao and Flach, Peter},
+  booktitle = {Advances in Neural Information Processing Systems 32},
+  year = {2019}
+}""",
+    "nixon2019measuring": """@inproceedings{nixon2019measuring,
+  title = {Measuring Calibration in Deep Learning},
+  author = {Nixon, Jeremy and Dusenberry, Michael W. and Zhang, Linchuan and Jerfel, Ghassen and Tran, Dustin},
+  booktitle = {Proceedings of the IEEE/CVF Conference on Computer Vision and Pattern Recognition Workshops},
+  year = {2019}
+}""",
     "ovadia2019can": """@inproceedings{ovadia2019can,
   title = {Can You Trust Your Model's Uncertainty? Evaluating Predictive Uncertainty Under Dataset Shift},
   author = {Ovadia, Yaniv and Fertig, Emily and Ren, Jie and Nado, Zachary and Sculley, D. and Nowozin, Sebastian and Dillon, Joshua V. and Lakshminarayanan, Balaji and Snoek, Jasper},

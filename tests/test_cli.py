@@ -136,6 +136,23 @@ SMALL_SET = ["--set", "population.num_clients=60", "--set", "federation.clients_
              "--set", "federation.rounds=4", "--set", "population.ood_subset=4"]
 
 
+def test_simulate_prints_the_whole_privacy_accounting(capsys, tmp_path):
+    """epsilon, delta, the adjacency, the sampling and the accounted releases, in the
+    terminal and in the report of the saved trace."""
+    small = ["--set", "population.num_clients=60", "--set", "federation.clients_per_round=60",
+             "--set", "federation.rounds=4", "--set", "population.ood_subset=4"]
+    code, out, _ = run(capsys, "simulate", "--preset", "phase", *small, "--no-verdict", "-o", str(tmp_path / "t.nc"))
+    flat = " ".join(out.split())
+    assert code == 0
+    for text in ("DP (central): epsilon =", "at delta = 1e-05", "adjacency add_or_remove_one_client",
+                 "Poisson sampling, q = max_c q_c (1 - dropout) = 0.34, no report slots",
+                 "4 rounds of 4 releases (noised_update_sum, aggregate_metrics, group_stratified_metrics, federated_eval_reports)",
+                 "count: not released"):
+        assert text in flat, text
+    code, _, err = run(capsys, "simulate", "--preset", "phase", "--set", "population.num_clients=60", "--no-verdict")
+    assert code == 2 and "federation.clients_per_round (300) must equal population.num_clients (60)" in err
+
+
 def test_simulate_prints_a_mode_table_and_writes_the_trace(capsys, tmp_path):
     from silentfail.sim.trace import load_trace
 
@@ -204,7 +221,7 @@ def test_cite_a_scenario_cites_what_it_exercises(capsys):
     assert code == 2 and "not both" in err
 
 
-TINY_PHASE = ["--preset", "phase", "--set", "population.num_clients=40", "--set", "federation.clients_per_round=10",
+TINY_PHASE = ["--preset", "phase", "--set", "population.num_clients=40", "--set", "federation.clients_per_round=40",
               "--set", "federation.participation=0.5", "--set", "federation.rounds=8", "--set", "monitor.calibration_seeds=80"]
 
 

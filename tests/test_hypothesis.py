@@ -46,7 +46,7 @@ def test_bad_hypotheses_name_the_part(text, needle):
 
 def test_probability_is_the_product_of_the_cell_posteriors():
     sc = preset("phase").replace(**{
-        "population.num_clients": 60, "federation.clients_per_round": 30, "federation.rounds": 10,
+        "population.num_clients": 60, "federation.clients_per_round": 60, "federation.rounds": 10,
         "monitor.alpha": 0.2, "monitor.calibration_seeds": 24,
     })
     res = check("for all lambda <= 0.1 and shift >= 0.5, P(confidence miscalibration) >= 0.6", sc, seeds=6, points=2,

@@ -126,11 +126,11 @@ def test_label_shift_bias_equals_the_simulations_platt_fit_and_its_ece():
         p0 = lambda v: 1 / (1 + np.exp(-(2 * mu_ / sd_**2 * v + np.log(pi0 / (1 - pi0)))))  # noqa: E731
         e_p0 = sum(pr * np.sum(ws * p0(m + sd_ * xs)) / np.sqrt(2 * np.pi) for pr, m in ((pic, mu_), (1 - pic, -mu_)))
         for bins in (5, 15, 40):
-            ece, _ = mt.calibration_batch(mean, sd, pi, base, bins=bins)
+            ece = mt.calibration_batch(mean, sd, pi, base, bins=bins).classwise
             assert abs(float(ece[0]) - abs(pic - e_p0)) < 1e-4
         # corrected by the derived shift: calibrated
         fixed = mt.Confidence(base.alpha, base.beta + float(shift(pic, pi0)))
-        ece, _ = mt.calibration_batch(mean, sd, pi, fixed, bins=15)
+        ece = mt.calibration_batch(mean, sd, pi, fixed, bins=15).classwise
         assert float(ece[0]) < 1e-4
 
 

@@ -225,7 +225,7 @@ def tiny_sweep():
     from silentfail.sim.sweep import sweep
 
     sc = preset("phase").replace(**{
-        "population.num_clients": 60, "federation.clients_per_round": 30, "federation.rounds": 10,
+        "population.num_clients": 60, "federation.clients_per_round": 60, "federation.rounds": 10,
         "monitor.alpha": 0.2, "monitor.calibration_seeds": 24,
     })
     return sweep(sc, {"personalization.lam": [0.01, 0.1, 1.0, 10.0], "shifts.strength": [0.0, 0.5, 1.0]}, seeds=4, chunk=64)

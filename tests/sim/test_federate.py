@@ -61,7 +61,7 @@ def test_trace_holds_no_individual_update():
 @pytest.mark.parametrize("mode", ["central", "local"])
 def test_dp_noise_has_the_stated_scale(mode):
     z, C = 1.3, 0.7
-    sc = scenario(**{"federation.dp": mode, "federation.noise_multiplier": z, "federation.clip": C})
+    sc = scenario(**{"federation.dp": mode, "federation.noise_multiplier": z, "federation.clip": C, "federation.clients_per_round": 60})
     keys = jax.random.split(jax.random.key(1), 4000)
     zero = jnp.zeros((5, 17))
     if mode == "central":
@@ -117,7 +117,8 @@ def test_fedavg_run_converges_to_the_vector_fixed_point():
 
 
 def test_dp_epsilon_is_recorded():
-    sc = scenario(**{"federation.dp": "central", "federation.noise_multiplier": 1.0, "federation.clip": 1.0})
+    sc = scenario(**{"federation.dp": "central", "federation.noise_multiplier": 1.0, "federation.clip": 1.0,
+                     "federation.clients_per_round": 60})
     tr = run(sc, 0)
     assert 0 < tr.attrs["dp_epsilon"] < np.inf
     assert run(scenario(), 0).attrs["dp_epsilon"] == np.inf

@@ -29,7 +29,7 @@ def test_first_round_metrics_match_the_numpy_loop():
     arrays = arrays_from(ctx, pop)
     ref = round_numpy(np.asarray(ctx.theta0, np.float64), arrays, bins=sc.thresholds.ece_bins)
     got = tr.isel(round=0)
-    for name in ("acc", "ece", "bias_amp", "alignment"):
+    for name in ("acc", "ece_classwise", "ece_top_label", "bias_amp", "alignment"):
         np.testing.assert_allclose(got[f"client_{name}"].values, ref[name], atol=2e-4, err_msg=name)
     ood = np.maximum(ref["ood_other"], tr.attrs["fm_p0_acc"] - got["client_p0_acc"].values)
     np.testing.assert_allclose(got["client_ood"].values, ood, atol=2e-4)

@@ -117,7 +117,7 @@ try:
     run(sc.replace(**{"population.num_clients": 90, "federation.clients_per_round": 9}), 0, devices=4)
 except ValueError as e:
     out["indivisible"] = str(e)
-ph = preset("phase").replace(**{"population.num_clients": 40, "federation.clients_per_round": 10, "federation.rounds": 4,
+ph = preset("phase").replace(**{"population.num_clients": 40, "federation.clients_per_round": 40, "federation.rounds": 4,
                                 "monitor.alpha": 0.2, "monitor.calibration_seeds": 16})
 axes = {"personalization.lam": [0.01, 1.0]}
 ref = sweep(ph, axes, seeds=4, chunk=32)

@@ -66,10 +66,10 @@ def test_calibration_matches_binned_monte_carlo():
     pos = np.bincount(b, weights=(y > 0), minlength=15) / N_MC
     cnf = np.bincount(b, weights=p, minlength=15) / N_MC
     ece_mc = np.abs(pos - cnf).sum()
-    ece, rel = mt.calibration(mt.cell_scores(THETA, CLIENT, WORLD), CLIENT.pi, conf, bins=15)
+    cal = mt.calibration(mt.cell_scores(THETA, CLIENT, WORLD), CLIENT.pi, conf, bins=15)
     # the sum of |.| over 15 bins has SE at most sqrt(15/N)
-    assert abs(float(ece) - ece_mc) < 4 * np.sqrt(15 / N_MC)
-    np.testing.assert_allclose(np.asarray(rel[0]), pos, atol=4 * np.sqrt(0.25 / N_MC) * 3)
+    assert abs(float(cal.classwise) - ece_mc) < 4 * np.sqrt(15 / N_MC)
+    np.testing.assert_allclose(np.asarray(cal.residual), pos - cnf, atol=4 * np.sqrt(0.25 / N_MC) * 3)
 
 
 def test_phi_fast_absolute_error_bound():
@@ -92,7 +92,7 @@ def test_calibration_equals_brute_force_quadrature():
     conf = mt.Confidence(jnp.asarray(1.7), jnp.asarray(0.3))
     for theta in (THETA, 3.0 * THETA, 0.2 * THETA):
         cs = mt.cell_scores(theta, CLIENT, WORLD)
-        ece, rel = mt.calibration(cs, CLIENT.pi, conf, bins=15)
+        cal = mt.calibration(cs, CLIENT.pi, conf, bins=15)
         m, sd = np.asarray(cs.mean, np.float64), np.asarray(cs.sd, np.float64)
         grid = np.linspace(m.min() - 12 * sd.max(), m.max() + 12 * sd.max(), 200_001)
         ds = grid[1] - grid[0]
@@ -102,8 +102,15 @@ def test_calibration_equals_brute_force_quadrature():
         b = np.clip(np.floor(p * 15), 0, 14).astype(int)
         pos = np.bincount(b, weights=dens[:, 1].sum(-1) * ds, minlength=15)
         cnf = np.bincount(b, weights=p * dens.sum((1, 2)) * ds, minlength=15)
-        assert abs(float(ece) - np.abs(pos - cnf).sum()) < 2e-4
-        np.testing.assert_allclose(np.asarray(rel), np.stack([pos, cnf]), atol=2e-4)
+        assert abs(float(cal.classwise) - np.abs(pos - cnf).sum()) < 2e-4
+        np.testing.assert_allclose(np.asarray(cal.residual), pos - cnf, atol=2e-4)
+        # top-label: bins of max(p, 1 - p), correct when argmax p is the label
+        c = np.maximum(p, 1 - p)
+        bc = np.clip(np.floor(c * 15), 0, 14).astype(int)
+        correct = np.where(p >= 0.5, dens[:, 1].sum(-1), dens[:, 0].sum(-1)) * ds
+        acc_b = np.bincount(bc, weights=correct, minlength=15)
+        cnf_b = np.bincount(bc, weights=c * dens.sum((1, 2)) * ds, minlength=15)
+        assert abs(float(cal.top_label) - np.abs(acc_b - cnf_b).sum()) < 2e-4
 
 
 def test_fm_is_calibrated_on_p0_with_its_own_map():
@@ -112,16 +119,21 @@ def test_fm_is_calibrated_on_p0_with_its_own_map():
     th0 = fm_theta(world, sc)
     p0 = base_client(world)
     cells = mt.cell_scores(th0, p0, world)
-    ece, _ = mt.calibration(cells, p0.pi, mt.fit_confidence(cells, world.pi0), bins=15)
-    assert float(ece) < 5e-3
+    cal = mt.calibration(cells, p0.pi, mt.fit_confidence(cells, world.pi0), bins=15)
+    assert float(cal.classwise) < 5e-3 and float(cal.top_label) < 5e-3
 
 
 def test_directional_bias_amplification_signs():
     pi = jnp.array([[0.15, 0.35], [0.35, 0.15]])  # P(y=1|a=0)=0.7, P(y=1|a=1)=0.3: data gap -0.4
     exaggerated = jnp.array([[1.0, 0.0], [1.0, 0.0]])  # P(yhat=1|y,a): predicts the group, model gap -1
     faithful = jnp.array([[0.0, 0.0], [1.0, 1.0]])  # perfect classifier reproduces the data gap
-    assert abs(float(mt.directional_bias_amplification(exaggerated, pi)) - 0.6) < 1e-6
-    assert abs(float(mt.directional_bias_amplification(faithful, pi))) < 1e-6
+    mass = pi.sum(0)
+
+    def ba(pos):
+        return float(mt.directional_bias_amplification((pi * pos).sum(0) / mass, pi[1] / mass, mass))
+
+    assert abs(ba(exaggerated) - 0.6) < 1e-6
+    assert abs(ba(faithful)) < 1e-6
 
 
 def test_fm_refuses_the_probe_and_is_accurate():
@@ -180,12 +192,15 @@ def test_calibration_quadrature_matches_a_16_point_rule_on_a_population(monkeypa
             theta_c, cw = fd._deployed(sc, ctx, pop, ctx.theta0 * scale, 0)
             cm = mt.client_metrics_batch(theta_c, cw, ctx.world)
             args = (cm.cells.mean, cm.cells.sd, cw.pi, ctx.confidence)
-            ece = np.asarray(mt.calibration_batch(*args, bins=15)[0])
+            cal = mt.calibration_batch(*args, bins=15)
+            ece, top = np.asarray(cal.classwise), np.asarray(cal.top_label)
             with monkeypatch.context() as m:
                 nodes, weights = (jnp.asarray(a, jnp.float32) for a in np.polynomial.legendre.leggauss(16))
                 m.setattr(mt, "GL_ORDER", 16)
                 m.setattr(mt, "_GL_NODES", nodes)
                 m.setattr(mt, "_GL_WEIGHTS", weights)
-                ref = np.asarray(mt.calibration_batch(*args, bins=15)[0])
+                ref_cal = mt.calibration_batch(*args, bins=15)
+                ref, ref_top = np.asarray(ref_cal.classwise), np.asarray(ref_cal.top_label)
             assert np.abs(ece - ref).max() < 2e-4, (name, scale, np.abs(ece - ref).max())
+            assert np.abs(top - ref_top).max() < 2e-4, (name, scale, np.abs(top - ref_top).max())
 
