@@ -93,18 +93,20 @@ def numbers(sc: Scenario, sweep: xr.Dataset, est: xr.Dataset, claims: dict[str, 
     results: the build writes these to numbers.tex, and a test recomputes them from the
     files the build saved and from a fresh run of the claims."""
     from .constraints import scenario_constraints
-    from .sim.privacy import dp_epsilon
+    from .sim.privacy import account
     from .taxonomy import builtin_taxonomy
 
     f = sc.federation
     tax = builtin_taxonomy()
     out = {
         "TaxNodes": _f(len(tax.nodes())), "TaxEdges": _f(len(tax.edges())),
-        "PhaseClients": _f(sc.population.num_clients), "PhaseSlots": _f(f.clients_per_round),
+        "PhaseClients": _f(sc.population.num_clients),
         "PhaseRounds": _f(f.rounds), "PhaseD": _f(sc.world.d), "PhaseK": _f(sc.personalization.K),
         "PhaseEta": _f(sc.personalization.eta, 2), "PhaseZ": _f(f.noise_multiplier, 2), "PhaseClip": _f(f.clip, 2),
         "PhaseQ": _f(f.participation, 2), "PhaseDelta": f"10^{{{int(round(math.log10(f.dp_delta)))}}}",
-        "PhaseEpsilon": _f(dp_epsilon(sc, f.participation), 2),
+        "PhaseEpsilon": _f(account(sc, f.participation).epsilon, 2),
+        "PhaseEpsilonPLD": _f(account(sc, f.participation, "pld").epsilon, 2),
+        "PhaseReleases": _f(len(account(sc, f.participation).releases)),
         "PhaseConstraints": _f(len(scenario_constraints(sc))),
         "PhaseAlpha": _f(float(sweep.attrs["alpha"]), 2), "PhaseGrace": _f(int(sweep.attrs["grace"])),
         "PhaseSeeds": _f(int(sweep.attrs["seeds"])), "PhaseCalSeeds": _f(int(sweep.attrs["calibration_seeds"])),
