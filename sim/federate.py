@@ -18,8 +18,9 @@ Modelling choices (documented here once):
   round with fewer than ``secagg_min`` reports releases nothing and the global model
   stays; only that sum and the report count reach the server update. Under central DP
   every round releases its noised sum (below the threshold the contributions are
-  withheld and only the noise is released) and no count leaves the round: the server
-  divides by the public expected count (``sim/privacy.py``).
+  withheld and only the noise is released) and the count only with Gaussian noise, an
+  accounted release (``sim/privacy.py``); the server divides by the noised count and
+  skips a round whose noised count is below 1.
 * FedAvg weights are n_c / mean(n) without DP and 1 with DP (bounded sensitivity C).
 
 References:
@@ -86,30 +87,24 @@ def local_noise(delta: Array, key: Array, sc: Scenario) -> Array:
     return delta + f.noise_multiplier * f.clip * jax.random.normal(key, delta.shape)
 
 
-def expected_count(sc: Scenario, q: Array) -> Array:
-    """E|S_t| = sum_c q_c (1 - dropout): the public denominator of central DP (McMahan
-    et al. 2018's fixed-denominator estimator; no exact count leaves a DP round)."""
-    return jnp.sum(q) * (1.0 - sc.federation.dropout)
-
-
-def secure_aggregate(delta: Array, mask: Array, weight: Array, key: Array, sc: Scenario,
-                     expected: Array | None = None) -> Aggregate:
+def secure_aggregate(delta: Array, mask: Array, weight: Array, key: Array, sc: Scenario) -> Aggregate:
     """Secure sum of the participants' (already clipped / locally noised) updates, the
     secure-aggregation threshold m, and central DP noise z C on the sum. The output is a
     function of sum_c mask_c w_c Delta_c, sum_c mask_c w_c and sum_c mask_c only.
 
-    Without central DP a round with fewer than m reports releases nothing (zeros). Under
-    central DP the round always releases: the contributions are withheld below m, the
-    noise never is, and ``weight_sum`` and ``count`` are the public ``expected`` count
-    (the DP weights are 1), so nothing but the noised sum depends on who joined."""
+    Without central DP a round with fewer than m reports releases nothing (zeros) and
+    the count is exact. Under central DP the round always releases: the contributions are
+    withheld below m, the noise never is, and the count (= the weight sum: the DP weights
+    are 1) is released with N(0, z^2) noise (sensitivity 1), an accounted release of its
+    own (``sim/privacy.py``), so nothing leaves the round unnoised."""
     f = sc.federation
     count = jnp.sum(mask)
     released = count >= f.secagg_min
     total = jnp.where(released, jnp.einsum("n,n,ni->i", mask, weight, delta), 0.0)
     if f.dp == "central":
-        public = jnp.asarray(jnp.sum(mask) if expected is None else expected, total.dtype)
         noised = total + f.noise_multiplier * f.clip * jax.random.normal(key, total.shape)
-        return Aggregate(update_sum=noised, weight_sum=public, count=public)
+        n = count + f.noise_multiplier * jax.random.normal(jax.random.fold_in(key, 7), ())
+        return Aggregate(update_sum=noised, weight_sum=n, count=n)
     return Aggregate(
         update_sum=total,
         weight_sum=jnp.where(released, jnp.sum(mask * weight), 0.0),
@@ -390,10 +385,10 @@ def _make_run(sc: Scenario, chunk: int | None = None):
                 delta = jnp.where(pop.byzantine[:, None], crafted_updates(sc, ctx, delta, kbyz), delta)
             delta = local_noise(clip_updates(delta, f.clip), kldp, sc)
             weight = jnp.ones_like(pop.weight) if dp_weights else pop.weight
-            agg = secure_aggregate(delta, mask, weight, kcdp, sc, expected_count(sc, pop.q))
-            mean_update = agg.update_sum / jnp.maximum(agg.weight_sum, 1e-12)
+            agg = secure_aggregate(delta, mask, weight, kcdp, sc)
+            mean_update = agg.update_sum / jnp.maximum(agg.weight_sum, 1.0 if f.dp == "central" else 1e-12)
             updates, new_state = opt.update(-mean_update, opt_state, theta_g)
-            released = agg.count > 0
+            released = agg.count >= 1.0 if f.dp == "central" else agg.count > 0  # under DP: a noised count below 1 reads as empty
             new_theta = jnp.where(released, optax.apply_updates(theta_g, updates), theta_g)
             new_state = jax.tree.map(lambda a, b: jnp.where(released, a, b), new_state, opt_state)
             if f.public_schedule != "never":

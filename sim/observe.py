@@ -16,9 +16,8 @@ Observables (round-output key -> taxonomy observable):
   set (alignment score) and the public P0 sample (accuracy).
 * ``obs_fedeval``: secure sums (DP-noised) of the personal models' probe alignment, P0
   accuracy, ECE and within-round drop, computed on the clients.
-* ``obs_count``: the server's count of reports per round: exact without DP and under
-  local DP; under central DP no count leaves the round and this is the public expected
-  count sum_c q_c (1 - dropout) the server divides by (``sim/privacy.py``).
+* ``obs_count``: the number of reports per round: exact without DP and under local DP;
+  under central DP released with Gaussian noise and accounted (``sim/privacy.py``).
 * ``obs_inspect``: statistics of the individual updates (needs per-client values).
 * ``obs_audit``: the six mode metrics of the personal models (needs the personal models
   and the clients' data: the oracle).

@@ -152,7 +152,7 @@ def test_aggregate_masking_is_reproduced():
     monitor stays at its false-alarm rate, the group-stratified monitor fires when the
     attribute may be used, and is absent when it may not."""
     sc = preset("participation-disparity").replace(**{
-        "population.num_clients": 300, "federation.clients_per_round": 300, "federation.rounds": 30,
+        "population.num_clients": 300, "federation.clients_per_round": 300, "federation.participation": 0.2, "federation.rounds": 30,
         "personalization.lam": 10.0, "world.minority_core_angle": 2.0, "federation.participation_disparity": 1.0,
         "federation.dp": "central", "federation.clip": 1.0, "federation.noise_multiplier": 0.3, "monitor.calibration_seeds": 80,
     })
