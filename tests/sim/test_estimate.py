@@ -139,13 +139,18 @@ def test_onset_exact_posterior_agrees_with_numpyro_nuts():
 
 def test_onset_of_a_simulated_failure_is_located():
     """Ground truth: the alignment-erosion metric of simulated runs (phase preset), seen
-    through N(0, 0.01^2) noise; the posterior of the crossing round covers the true T_f."""
+    through N(0, 0.01^2) noise; the 90% posterior interval of the crossing round (+-1
+    round) covers the true T_f as often as a 90% interval should: no fewer times than
+    the 1% quantile of Binomial(n, 0.9) over the n failing seeds (all of 4 seeds was
+    asked before; 0.9^4 = 0.66, and the new participation draws broke that luck)."""
+    from scipy.stats import binom
+
     sc = preset("phase")
     mode = "alignment_erosion"
     thr = getattr(sc.thresholds, mode)
     rng = np.random.default_rng(0)
     covered, n = 0, 0
-    for seed in range(4):
+    for seed in range(10):
         tr = run(sc, seed)
         t_f = int(tr["failure_round"].sel(mode=mode))
         if t_f <= 0:
@@ -155,7 +160,7 @@ def test_onset_of_a_simulated_failure_is_located():
         lo, hi = np.quantile(post.t_fail[0], [0.05, 0.95])
         covered += lo - 1 <= t_f <= hi + 1
         n += 1
-    assert n >= 3 and covered == n, (covered, n)
+    assert n >= 6 and covered >= binom.ppf(0.01, n, 0.9), (covered, n)
 
 
 def test_changepoint_probability_matches_numpyro():

@@ -50,12 +50,14 @@ def test_small_lambda_large_k_erode_alignment_large_lambda_preserves_it():
     assert bool(weak["failed"].sel(mode="alignment_erosion")) and not bool(strong["failed"].sel(mode="alignment_erosion"))
 
 
-@pytest.mark.parametrize("name, remove", [
-    ("participation-disparity", {"federation.participation_disparity": 0.0}),
-    ("dp-heavy", {"federation.dp": "none", "federation.noise_multiplier": 0.0, "federation.clip": "off"}),
+@pytest.mark.parametrize("name, remove, size", [
+    ("participation-disparity", {"federation.participation_disparity": 0.0}, {}),
+    # central DP has no report slots: q = 0.1 of 300 clients gives the ~30 reports of the slots above
+    ("dp-heavy", {"federation.dp": "none", "federation.noise_multiplier": 0.0, "federation.clip": "off"},
+     {"federation.clients_per_round": 300}),
 ])
-def test_participation_disparity_and_dp_widen_the_group_gap(name, remove):
-    on, off = sim(name), sim(name, **remove)
+def test_participation_disparity_and_dp_widen_the_group_gap(name, remove, size):
+    on, off = sim(name, **size), sim(name, **size, **remove)
     assert group_gap(on)[-5:].mean() > group_gap(off)[-5:].mean() + 0.005
     assert float(on["group_acc"].values[-5:, 1].mean()) < float(off["group_acc"].values[-5:, 1].mean())
 
