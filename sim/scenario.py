@@ -292,17 +292,17 @@ class Scenario(_Section):
     @model_validator(mode="after")
     def _cross(self) -> Scenario:
         d, n = self.world.d, self.population.num_clients
-        if self.federation.clients_per_round > n:
-            raise ValueError(
-                f"federation.clients_per_round ({self.federation.clients_per_round}) must be <= population.num_clients ({n})"
-            )
         f = self.federation
-        if f.dp == "central" and f.clients_per_round < n:
+        if f.dp == "central" and f.clients_per_round != n:
             raise ValueError(
                 f"federation.clients_per_round ({f.clients_per_round}) must equal population.num_clients ({n}) "
                 "when federation.dp = 'central': the accounting assumes Poisson sampling, and report slots would "
                 "cap the sample (one more client could push another out: sensitivity 2C, not C); "
                 f"set federation.clients_per_round = {n}"
+            )
+        if self.federation.clients_per_round > n:
+            raise ValueError(
+                f"federation.clients_per_round ({self.federation.clients_per_round}) must be <= population.num_clients ({n})"
             )
         p = self.personalization
         if p.rank is not None and p.rank > d + 1:

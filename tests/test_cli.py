@@ -146,8 +146,8 @@ def test_simulate_prints_the_whole_privacy_accounting(capsys, tmp_path):
     assert code == 0
     for text in ("DP (central): epsilon =", "at delta = 1e-05", "adjacency add_or_remove_one_client",
                  "Poisson sampling, q = max_c q_c (1 - dropout) = 0.34, no report slots",
-                 "4 rounds of 4 releases (noised_update_sum, aggregate_metrics, group_stratified_metrics, federated_eval_reports)",
-                 "count: not released"):
+                 "4 rounds of 5 releases (noised_update_sum, aggregate_metrics, group_stratified_metrics, federated_eval_reports, "
+                 "participant_counts)", "count: released with N(0, 0.5^2) noise and accounted"):
         assert text in flat, text
     code, _, err = run(capsys, "simulate", "--preset", "phase", "--set", "population.num_clients=60", "--no-verdict")
     assert code == 2 and "federation.clients_per_round (300) must equal population.num_clients (60)" in err

@@ -17,7 +17,7 @@ SC = Scenario.model_validate({
 def test_trace_dims_attrs_and_netcdf_round_trip(tmp_path):
     tr = run(SC, 5)
     assert dict(tr.sizes) == {
-        "round": 4, "mode": 6, "group": 2, "client": 5, "param": 17,
+        "round": 4, "mode": 6, "group": 2, "client": 5, "param": 17, "ece_bin": 15,
         "report_stat": 1, "group_stat": 4, "probe_score": 2, "fedeval_stat": 4,  # the observables secure aggregation allows
     }
     assert list(tr["mode"].values) == list(MODES)
