@@ -386,7 +386,7 @@ def _scenario(scenario_file: Optional[Path], preset_name: Optional[str], set_: O
 
     if scenario_file is not None and preset_name is not None:
         raise UserError("give a scenario file or --preset, not both")
-    sc = load_scenario(scenario_file) if scenario_file is not None else preset(preset_name or default)
+    sc = load_scenario(scenario_file) if scenario_file is not None else preset(default if preset_name is None else preset_name)
     overrides = _overrides(set_)
     return sc.replace(**overrides) if overrides else sc
 
@@ -458,9 +458,13 @@ def phase(
         sc = with_constraints(sc, constraints.split(","))
     if alpha is not None:
         sc = sc.replace(**{"monitor.alpha": alpha})
+    from .sim.params import axis_value, numeric_field
+
     (xf, xv), (yf, yv) = _parse_axis(x, "--x"), _parse_axis(y, "--y")
     if xf == yf:
         raise UserError(f"--x and --y sweep the same field {xf!r}")
+    numeric_field(sc, xf), numeric_field(sc, yf)  # unknown fields name themselves
+    xv, yv = [axis_value(sc, xf, v) for v in xv], [axis_value(sc, yf, v) for v in yv]
     for field, values in ((xf, xv), (yf, yv)):  # every bad value is reported before any work starts
         for v in values:
             sc.replace(**{field: v})

@@ -12,18 +12,13 @@ from .federate import run_compiled
 from .population import build_population
 from .privacy import account
 from .scenario import Scenario
+from .seeds import check_seed
 from .trace import Trace, build_trace
 from .world import alignment_score
 
 
 class SimulationError(RuntimeError):
     """A run that produced non-finite values (e.g. a diverging server learning rate)."""
-
-
-def _check_seed(seed: int) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    return int(seed)
 
 
 def run(
@@ -44,7 +39,7 @@ def run(
 
     The numbers do not depend on ``chunk`` or ``devices`` beyond float round-off.
     """
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     if on_nonfinite not in ("raise", "flag"):
         raise ValueError(f"on_nonfinite must be 'raise' or 'flag', got {on_nonfinite!r}")
     N = scenario.population.num_clients

@@ -36,9 +36,10 @@ import xarray as xr
 
 from .batch import CALL, NULL_STRENGTH, Outcome, run_batch, traceable
 from .detectors import Calibration, calibrate, deployed, layout
-from .params import numeric_field
+from .params import axis_value, numeric_field
 from .personalize import stable
 from .scenario import MODES, Scenario, ScenarioError
+from .seeds import check_seed_count
 from .trace import _version, save_netcdf
 from .verdict import NULL_SEED0, detection_rounds, detector_alarms, judge, summarize
 
@@ -50,13 +51,11 @@ class Plan:
     """The runs of a sweep: grid points, their static / traced split and null points."""
 
     def __init__(self, sc: Scenario, axes: Mapping[str, Sequence[Any]], seeds: int):
-        if seeds < 1:
-            raise ValueError(f"seeds must be >= 1, got {seeds}")
-        self.sc, self.seeds = sc, int(seeds)
+        self.sc, self.seeds = sc, check_seed_count(seeds)
         self.axes = {}
         for path, values in axes.items():
             numeric_field(sc, path)  # unknown path -> ScenarioError
-            vals = list(values)
+            vals = [axis_value(sc, path, v) for v in values]
             if not vals:
                 raise ScenarioError(f"sweep axis {path!r} has no values")
             if len(set(map(repr, vals))) != len(vals):
