@@ -8,7 +8,7 @@ import numpy as np
 
 from . import metrics as mt
 from . import scale
-from .federate import run_compiled
+from .federate import DIVERGENCE_FACTOR, run_compiled
 from .population import build_population
 from .privacy import account
 from .scenario import Scenario
@@ -63,7 +63,7 @@ def run(
     trace.attrs["nonfinite_round"] = int(bad[0]) if bad.size else -1
     if bad.size and on_nonfinite == "raise":
         raise SimulationError(
-            f"the run diverged: non-finite parameters at round {int(bad[0])}; "
-            "lower federation.server_lr or personalization.eta"
+            f"the run diverged at round {int(bad[0])}: parameters non-finite or the global model's norm above "
+            f"{DIVERGENCE_FACTOR:g} (1 + |theta_0|); lower federation.server_lr or personalization.eta"
         )
     return trace

@@ -99,26 +99,49 @@ def _jsonable(v: Any) -> Any:
     return v.item() if isinstance(v, np.generic) else v
 
 
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 class Store:
-    """A folder of atomically written chunk files and a manifest of the sweep's spec."""
+    """A folder of atomically written chunk files and a manifest: the sweep's spec, its
+    hash, and the SHA-256 of every finished chunk, verified when a chunk is reused (a
+    chunk changed, swapped in from another sweep or corrupted is refused by name)."""
+
+    _META = ("spec_sha256", "chunks")
 
     def __init__(self, root: str | Path | None, spec: dict, resume: bool):
         self.root = Path(root) if root is not None else None
+        self.sums: dict[str, str] | None = {}
         if self.root is None:
             return
+        self.spec = spec
         manifest = self.root / "manifest.json"
         if manifest.exists():
-            old = json.loads(manifest.read_text())
+            try:
+                old = json.loads(manifest.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise ScenarioError(f"cannot resume {str(self.root)!r}: {str(manifest)!r} is not a silentfail manifest "
+                                    "(corrupted?); delete the store folder to start over") from None
             if not resume:
                 raise FileExistsError(f"sweep store {str(self.root)!r} exists; pass resume=True (--resume) or another folder")
-            if old != spec:
-                diff = sorted(k for k in spec if old.get(k) != spec[k])
+            old_spec = {k: v for k, v in old.items() if k not in self._META}
+            if old_spec != spec:
+                diff = sorted(k for k in spec if old_spec.get(k) != spec[k])
                 raise ScenarioError(f"cannot resume {str(self.root)!r}: the stored sweep differs in {', '.join(diff)}")
+            self.sums = old.get("chunks")  # None: a store written before checksums (nothing to verify)
         else:
             (self.root / "chunks").mkdir(parents=True, exist_ok=True)
-            tmp = manifest.with_suffix(".tmp")
-            tmp.write_text(json.dumps(spec, indent=1, sort_keys=True))
-            tmp.replace(manifest)
+            self._write_manifest()
+
+    def _write_manifest(self) -> None:
+        assert self.root is not None
+        body = dict(self.spec, spec_sha256=hashlib.sha256(json.dumps(self.spec, sort_keys=True).encode()).hexdigest(),
+                    chunks=dict(sorted((self.sums or {}).items())))
+        manifest = self.root / "manifest.json"
+        tmp = manifest.with_suffix(".tmp")
+        tmp.write_text(json.dumps(body, indent=1, sort_keys=True))
+        tmp.replace(manifest)
 
     def path(self, name: str) -> Path:
         assert self.root is not None
@@ -127,8 +150,19 @@ class Store:
     def load(self, name: str) -> Outcome | None:
         if self.root is None or not self.path(name).exists():
             return None
-        ds = xr.load_dataset(self.path(name), engine="h5netcdf")
-        return Outcome(**{k: ds[k].values for k in Outcome._fields})
+        p = self.path(name)
+        fix = "delete it and resume (--resume) to recompute it"
+        if self.sums is not None:
+            if name not in self.sums:  # written, then killed before the manifest recorded it: recompute
+                return None
+            if _sha256(p) != self.sums[name]:
+                raise ScenarioError(f"chunk file {str(p)!r} does not match its checksum in the manifest (changed, "
+                                    f"swapped or corrupted); {fix}")
+        try:
+            ds = xr.load_dataset(p, engine="h5netcdf")
+            return Outcome(**{k: ds[k].values for k in Outcome._fields})
+        except Exception as exc:  # noqa: BLE001 - a damaged file fails in h5py in many ways
+            raise ScenarioError(f"chunk file {str(p)!r} cannot be read ({type(exc).__name__}); {fix}") from None
 
     def save(self, name: str, out: Outcome) -> None:
         if self.root is None:
@@ -136,6 +170,9 @@ class Store:
         dims = {"failure_round": ("run", "mode"), "final_value": ("run", "mode"), "worst_value": ("run", "mode"),
                 "stat_max": ("run", "channel"), "alarm_round": ("run", "channel"), "finite": ("run",), "lam_max": ("run",)}
         save_netcdf(xr.Dataset({k: (dims[k], np.asarray(getattr(out, k))) for k in Outcome._fields}), self.path(name))
+        if self.sums is not None:
+            self.sums[name] = _sha256(self.path(name))
+            self._write_manifest()
 
 
 def _execute(plan: Plan, store: Store, phase: str, points: np.ndarray, seeds: np.ndarray, thresholds: np.ndarray,
