@@ -469,6 +469,7 @@ def phase(
     x: str = typer.Option("personalization.lam=log:0.01:10:8", "--x", help="First axis: FIELD=lo:hi:n, FIELD=log:lo:hi:n or FIELD=v1,v2,..."),
     y: str = typer.Option("shifts.strength=0:1:8", "--y", help="Second axis, same forms."),
     seeds: int = typer.Option(8, "--seeds", "-s", min=1, max=2**30, help="Seeds per grid cell."),
+    allow_large: bool = typer.Option(False, "--allow-large", help=f"Run a sweep of more than {200_000:,} runs (refused otherwise, before any work)."),
     constraints: Optional[str] = typer.Option(None, "--constraints", "-c", help="Comma-separated constraints in force (default: the scenario's own)."),
     alpha: Optional[float] = typer.Option(None, "--alpha", help="False-alarm rate of each detector (default: monitor.alpha)."),
     output: Path = typer.Option(Path("phase"), "--output", "-o", help="Output folder (sweep store, figure, report)."),
@@ -486,8 +487,9 @@ def phase(
 
     from .constraints import scenario_constraints, with_constraints
     from .figures import phase_figure
-    from .sim.sweep import sweep
+    from .sim.sweep import MAX_RUNS, check_size, sweep
 
+    _output_dir(output)
     sc = _scenario(scenario_file, preset_name, set_, "phase")
     if constraints is not None:
         sc = with_constraints(sc, constraints.split(","))
@@ -499,6 +501,7 @@ def phase(
     if xf == yf:
         raise UserError(f"--x and --y sweep the same field {xf!r}")
     numeric_field(sc, xf), numeric_field(sc, yf)  # unknown fields name themselves
+    check_size(sc, {xf: xv, yf: yv}, seeds, None if allow_large else MAX_RUNS)  # before validating a million values
     xv, yv = [axis_value(sc, xf, v) for v in xv], [axis_value(sc, yf, v) for v in yv]
     for field, values in ((xf, xv), (yf, yv)):  # every bad value is reported before any work starts
         for v in values:
@@ -508,6 +511,7 @@ def phase(
     bar, update = _progress()
     with bar:
         ds = sweep(sc, {xf: xv, yf: yv}, seeds=seeds, store=output / "store", resume=resume, chunk=chunk, progress=update,
+                   max_runs=None if allow_large else MAX_RUNS,
                    devices=devices)
     figs = phase_figure(ds, output / "phase")
     report_path = _write_report(ds, output)

@@ -50,8 +50,9 @@ STRENGTH = "shifts.strength"
 class Plan:
     """The runs of a sweep: grid points, their static / traced split and null points."""
 
-    def __init__(self, sc: Scenario, axes: Mapping[str, Sequence[Any]], seeds: int):
+    def __init__(self, sc: Scenario, axes: Mapping[str, Sequence[Any]], seeds: int, max_runs: int | None = None):
         self.sc, self.seeds = sc, check_seed_count(seeds)
+        check_size(sc, axes, self.seeds, max_runs)
         self.axes = {}
         for path, values in axes.items():
             numeric_field(sc, path)  # unknown path -> ScenarioError
@@ -93,6 +94,33 @@ class Plan:
     def spec(self, chunk: int) -> dict:
         return dict(scenario=json.loads(self.sc.to_json()), axes={k: [_jsonable(v) for v in vs] for k, vs in self.axes.items()},
                     seeds=self.seeds, chunk=chunk, version=_version())
+
+
+#: The most runs a sweep makes unless its caller lifts the limit (``max_runs=None``,
+#: ``--allow-large``): about two hours of the default phase diagram's runs on a 2-core CPU.
+MAX_RUNS = 200_000
+#: Client-rounds per second of a sweep on the 2-core CPU (benchmarks/results/bench.json),
+#: for the time estimate of a refused request.
+CLIENT_ROUNDS_PER_S = 4e5
+
+
+def check_size(sc: Scenario, axes: Mapping[str, Sequence[Any]], seeds: int, max_runs: int | None) -> int:
+    """The number of runs a sweep asks for (its grid's seeds and the null runs that
+    calibrate it), checked against ``max_runs`` before anything is built or computed."""
+    sizes = {path: len(values) if hasattr(values, "__len__") else None for path, values in axes.items()}
+    if None in sizes.values():
+        raise ScenarioError(f"sweep axes must be sequences of values, got {axes!r}")
+    points = int(np.prod(list(sizes.values()), dtype=object)) if sizes else 1
+    null_points = int(np.prod([n for a, n in sizes.items() if not a.startswith("shifts.")], dtype=object)) if sizes else 1
+    runs = points * seeds + null_points * sc.monitor.calibration_seeds
+    if max_runs is not None and runs > max_runs:
+        hours = runs * sc.population.num_clients * sc.federation.rounds / CLIENT_ROUNDS_PER_S / 3600
+        raise ScenarioError(
+            f"the sweep asks for {runs:,} runs ({points:,} grid points x {seeds} seeds + {null_points:,} x "
+            f"{sc.monitor.calibration_seeds} null runs), above the limit of {max_runs:,} (about {hours:,.1f} hours on a "
+            "2-core CPU); shrink the grid or the seeds, or lift the limit (max_runs=None, --allow-large)"
+        )
+    return runs
 
 
 def _jsonable(v: Any) -> Any:
@@ -208,15 +236,17 @@ def _execute(plan: Plan, store: Store, phase: str, points: np.ndarray, seeds: np
 def sweep(
     sc: Scenario, axes: Mapping[str, Sequence[Any]] | None = None, seeds: int = 8, *, store: str | Path | None = None,
     resume: bool = False, chunk: int = 256, progress: Progress | None = None, devices: int | None = None,
+    max_runs: int | None = MAX_RUNS,
 ) -> xr.Dataset:
     """The verdicts of ``sc`` over the grid ``axes`` (dotted field path -> values) and
     ``seeds`` seeds per point (see the module docstring). ``devices`` shards the runs of
     each device call over that many devices (``sim.scale``); the numbers do not depend
-    on it, nor on ``chunk``, beyond float round-off."""
-    if chunk < 1:
-        raise ValueError(f"chunk must be >= 1, got {chunk}")
+    on it, nor on ``chunk``, beyond float round-off. A request of more than ``max_runs``
+    runs is refused before any work (None: no limit)."""
+    if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
+        raise ValueError(f"chunk must be an integer >= 1, got {chunk!r}")
     chunk = -(-chunk // CALL) * CALL
-    plan = Plan(sc, axes or {}, seeds)
+    plan = Plan(sc, axes or {}, seeds, max_runs)
     store_ = Store(store, plan.spec(chunk), resume)
     S, Sn, K = plan.seeds, sc.monitor.calibration_seeds, len(plan.layout.channel)
     P, N = len(plan.points), len(plan.null_keys)
