@@ -18,7 +18,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+#: The largest magnitude of a number in a scenario (squares stay finite in float32).
+MAX_MAGNITUDE = 1e15
 
 
 class ScenarioError(ValueError):
@@ -52,6 +56,15 @@ class _Section(BaseModel):
                 elif isinstance(value, list):
                     data[name] = tuple(value)
         return data
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _magnitude(cls, value: Any) -> Any:
+        """Numbers the engine's float32 can carry through products: |x| <= 1e15."""
+        for v in value if isinstance(value, tuple) else (value,):
+            if isinstance(v, float) and abs(v) > MAX_MAGNITUDE:
+                raise ValueError(f"|value| must be <= {MAX_MAGNITUDE:g} (the engine computes in float32), got {v:g}")
+        return value
 
 
 class World(_Section):

@@ -48,6 +48,8 @@ def test_seeds_at_the_edges_are_kept_and_runs_never_alias():
     ({"world": {"core_strength": float("inf")}}, "world.core_strength"),
     ({"shifts": {"strength": float("-inf")}}, "shifts.strength"),
     ({"name": 3}, "name"),
+    ({"world": {"group_offset": -1e300}}, "world.group_offset"),
+    ({"world": {"core_strength": 1e30}}, "world.core_strength"),
 ])
 def test_scenario_types_are_strict_and_numbers_finite(update, field):
     with pytest.raises(ScenarioError, match=field.replace(".", r"\.")):
