@@ -8,17 +8,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from silentfail.cli import main
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        main(list(argv))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.test_cli import run
 
 
 def one_line(err: str) -> bool:
