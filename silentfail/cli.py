@@ -12,6 +12,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .taxonomy import (
@@ -42,9 +43,13 @@ class _Consoles:
         self.stderr = stderr
 
     def print(self, *args, **kwargs) -> None:
+        """Print literally: no console markup, emoji codes or highlighting unless a caller
+        asks (user text such as 'no:smile:such.toml' or 'a[b]c' is echoed as written)."""
         stream = sys.stderr if self.stderr else sys.stdout
         width = None if stream.isatty() else 200
-        Console(file=stream, width=width, soft_wrap=True).print(*args, **kwargs)
+        for key in ("markup", "emoji", "highlight"):
+            kwargs.setdefault(key, False)
+        Console(file=stream, width=width, soft_wrap=True, emoji=False).print(*args, **kwargs)
 
 
 console = _Consoles(stderr=False)
@@ -101,6 +106,27 @@ def _load(file: Optional[Path]) -> Taxonomy:
     return tax
 
 
+def _output_file(path: Optional[Path], option: str = "--output") -> Optional[Path]:
+    """Check an output file before any work: not a directory, its folder creatable."""
+    if path is None:
+        return None
+    if path.is_dir():
+        raise UserError(f"{option} {str(path)!r} is a directory; give a file name inside it")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UserError(f"{option} {str(path)!r}: {str(parent)!r} is not a directory")
+    return path
+
+
+def _output_dir(path: Path, option: str = "--output") -> Path:
+    """Check an output folder before any work: not an existing file."""
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{option} {str(path)!r} exists and is not a directory")
+    return path
+
+
 def _split(values: Optional[str]) -> list[str]:
     if not values:
         return []
@@ -108,11 +134,14 @@ def _split(values: Optional[str]) -> list[str]:
 
 
 def _table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
-    t = Table(title=title, show_lines=False)
+    """A table whose title and cells are literal text (never read as console markup)."""
+    from rich.text import Text
+
+    t = Table(title=Text(title), show_lines=False)
     for c in columns:
-        t.add_column(c, overflow="fold")
+        t.add_column(Text(c), overflow="fold")
     for r in rows:
-        t.add_row(*r)
+        t.add_row(*(Text(str(c)) for c in r))
     return t
 
 
@@ -165,6 +194,9 @@ def export(
     Example: silentfail taxonomy export --format png -o taxonomy.png
     """
     tax = _load(file)
+    _output_file(output)
+    if output is not None and fmt in ("png", "svg", "pdf") and output.suffix.lower() != f".{fmt}":
+        raise UserError(f"--output {str(output)!r} must end in .{fmt} for --format {fmt}")
     text = tx_export.write(tax, fmt, output)
     if text is not None:
         sys.stdout.write(text)
@@ -309,8 +341,8 @@ def q_divide(constraints: str = typer.Option(",".join(FEDERATED_CONSTRAINTS), "-
 def simulate(
     scenario_file: Optional[Path] = typer.Argument(None, help="A scenario TOML file (default: the 'default' preset)."),
     preset_name: Optional[str] = typer.Option(None, "--preset", "-p", help="A named preset instead of a file."),
-    seed: int = typer.Option(0, "--seed", "-s", min=0, help="Random seed: a run is a pure function of (scenario, seed)."),
-    seeds: int = typer.Option(0, "--seeds", min=0, help="Also run seeds 0..S-1 and print the summary across them: P(fail), P(detected | fail), P(silent), delays."),
+    seed: int = typer.Option(0, "--seed", "-s", min=0, max=2**30 - 1, help="Random seed in [0, 2**30 - 1]: a run is a pure function of (scenario, seed)."),
+    seeds: int = typer.Option(0, "--seeds", min=0, max=2**30, help="Also run seeds 0..S-1 and print the summary across them: P(fail), P(detected | fail), P(silent), delays."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the trace as NetCDF."),
     list_presets: bool = typer.Option(False, "--list-presets", help="List the presets and exit."),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="Override a field, e.g. --set federation.rounds=10 (repeatable)."),
@@ -327,8 +359,11 @@ def simulate(
     from .sim.trace import save_trace, summary
 
     if list_presets:
+        if scenario_file is not None or preset_name is not None or set_:
+            raise UserError("--list-presets lists the presets: it takes no scenario file, --preset or --set")
         console.print(_table("presets", ["name", "description"], [[n, preset(n).description] for n in preset_names()]))
         return
+    _output_file(output)
     sc = _scenario(scenario_file, preset_name, set_, "default")
     if seeds:
         _print_assessment(sc, seeds)
@@ -386,7 +421,7 @@ def _scenario(scenario_file: Optional[Path], preset_name: Optional[str], set_: O
 
     if scenario_file is not None and preset_name is not None:
         raise UserError("give a scenario file or --preset, not both")
-    sc = load_scenario(scenario_file) if scenario_file is not None else preset(preset_name or default)
+    sc = load_scenario(scenario_file) if scenario_file is not None else preset(default if preset_name is None else preset_name)
     overrides = _overrides(set_)
     return sc.replace(**overrides) if overrides else sc
 
@@ -433,7 +468,8 @@ def phase(
     preset_name: Optional[str] = typer.Option(None, "--preset", "-p", help="A named preset instead of a file."),
     x: str = typer.Option("personalization.lam=log:0.01:10:8", "--x", help="First axis: FIELD=lo:hi:n, FIELD=log:lo:hi:n or FIELD=v1,v2,..."),
     y: str = typer.Option("shifts.strength=0:1:8", "--y", help="Second axis, same forms."),
-    seeds: int = typer.Option(8, "--seeds", "-s", min=1, help="Seeds per grid cell."),
+    seeds: int = typer.Option(8, "--seeds", "-s", min=1, max=2**30, help="Seeds per grid cell."),
+    allow_large: bool = typer.Option(False, "--allow-large", help=f"Run a sweep of more than {200_000:,} runs (refused otherwise, before any work)."),
     constraints: Optional[str] = typer.Option(None, "--constraints", "-c", help="Comma-separated constraints in force (default: the scenario's own)."),
     alpha: Optional[float] = typer.Option(None, "--alpha", help="False-alarm rate of each detector (default: monitor.alpha)."),
     output: Path = typer.Option(Path("phase"), "--output", "-o", help="Output folder (sweep store, figure, report)."),
@@ -451,16 +487,22 @@ def phase(
 
     from .constraints import scenario_constraints, with_constraints
     from .figures import phase_figure
-    from .sim.sweep import sweep
+    from .sim.sweep import MAX_RUNS, check_size, sweep
 
+    _output_dir(output)
     sc = _scenario(scenario_file, preset_name, set_, "phase")
     if constraints is not None:
         sc = with_constraints(sc, constraints.split(","))
     if alpha is not None:
         sc = sc.replace(**{"monitor.alpha": alpha})
+    from .sim.params import axis_value, numeric_field
+
     (xf, xv), (yf, yv) = _parse_axis(x, "--x"), _parse_axis(y, "--y")
     if xf == yf:
         raise UserError(f"--x and --y sweep the same field {xf!r}")
+    numeric_field(sc, xf), numeric_field(sc, yf)  # unknown fields name themselves
+    check_size(sc, {xf: xv, yf: yv}, seeds, None if allow_large else MAX_RUNS)  # before validating a million values
+    xv, yv = [axis_value(sc, xf, v) for v in xv], [axis_value(sc, yf, v) for v in yv]
     for field, values in ((xf, xv), (yf, yv)):  # every bad value is reported before any work starts
         for v in values:
             sc.replace(**{field: v})
@@ -469,6 +511,7 @@ def phase(
     bar, update = _progress()
     with bar:
         ds = sweep(sc, {xf: xv, yf: yv}, seeds=seeds, store=output / "store", resume=resume, chunk=chunk, progress=update,
+                   max_runs=None if allow_large else MAX_RUNS,
                    devices=devices)
     figs = phase_figure(ds, output / "phase")
     report_path = _write_report(ds, output)
@@ -522,16 +565,21 @@ def report(
 
     Example: silentfail report phase/store/sweep.nc -o report.md
     """
-    import xarray as xr
+    import numpy as np
 
     from .report import sweep_markdown, trace_markdown
 
+    from .sim.trace import read_dataset
+
+    _output_file(output)
     if path.is_dir():
         path = path / "store" / "sweep.nc" if (path / "store" / "sweep.nc").exists() else path / "sweep.nc"
-    if not path.is_file():
-        raise FileNotFoundError(f"{str(path)!r} is not a trace or sweep file")
-    ds = xr.load_dataset(path, engine="h5netcdf")
-    if ds.attrs.get("kind") == "silentfail.sweep":
+    kind, ds = read_dataset(path, ("trace", "sweep"))
+    if kind == "sweep":
+        invalid = int((~ds["valid"].values.astype(bool)).sum()) if "valid" in ds else 0
+        if invalid:
+            err_console.print(f"warning: {invalid} of {ds['valid'].size} cells are invalid (diverging or unstable); "
+                              "their probabilities are NaN and left out of the means")
         _print_sweep(ds)
         if output is not None:
             fig = None
@@ -541,10 +589,14 @@ def report(
                 fig = phase_figure(ds, output.with_name(output.stem + "_phase"))[1]
             output.write_text(sweep_markdown(ds, figure=fig))
     else:
-        from .sim.trace import load_trace
         from .sim.verdict import verdict
 
-        trace = load_trace(path)
+        trace = ds
+        bad_round = int(trace.attrs.get("nonfinite_round", -1))
+        if bad_round >= 0 or not np.isfinite(trace["mode_metric"].values).all():
+            where = f"at round {bad_round}" if bad_round >= 0 else "(its mode metrics are not all finite)"
+            err_console.print(f"warning: {str(path)!r}: this run diverged {where}; its metrics and verdict after that are "
+                              "not meaningful (lower federation.server_lr or personalization.eta)")
         v = verdict(trace)
         _print_verdict(v)
         if output is not None:
@@ -573,7 +625,7 @@ def estimate_cmd(
     """
     import time
 
-    import xarray as xr
+    import numpy as np
 
     from .figures import boundary_figure
     from .report import estimate_markdown
@@ -586,13 +638,14 @@ def estimate_cmd(
     if link not in LINKS:
         raise UserError(f"unknown link {link!r}; links: {', '.join(LINKS)}")
 
+    from .sim.trace import read_dataset
+
     if path.is_dir():
         path = path / "store" / "sweep.nc" if (path / "store" / "sweep.nc").exists() else path / "sweep.nc"
-    if not path.is_file():
-        raise FileNotFoundError(f"{str(path)!r} is not a sweep file")
-    ds = xr.load_dataset(path, engine="h5netcdf")
-    if ds.attrs.get("kind") != "silentfail.sweep":
-        raise UserError(f"{str(path)!r} is not a sweep (silentfail phase writes one)")
+    _, ds = read_dataset(path, ("sweep",))
+    _output_dir(output)
+    if not any(np.isfinite(ds[v].values).any() for v in ("p_fail", "p_silent") if v in ds):
+        raise UserError(f"{str(path)!r}: every cell of the sweep is invalid (no finite P(fail) or P(silent)); nothing to estimate")
     mode_list = tuple(m.strip() for m in modes.split(",")) if modes else MODES
     if bad := [m for m in mode_list if m not in MODES]:
         raise UserError(f"unknown mode(s) {bad}; modes: {', '.join(MODES)}")
@@ -621,7 +674,7 @@ def _diagnostic_rows(est) -> tuple[list[str], list[list[str]]]:
 def literature_cmd(
     output: Path = typer.Option(Path("literature"), "--output", "-o", help="Output folder."),
     claims: Optional[str] = typer.Option(None, "--claims", "-c", help="Comma-separated claim keys (default: all); --list shows them."),
-    seeds: Optional[int] = typer.Option(None, "--seeds", "-s", min=2, help="Seeds per arm (default: each claim's own)."),
+    seeds: Optional[int] = typer.Option(None, "--seeds", "-s", min=2, max=2**30, help="Seeds per arm (default: each claim's own)."),
     list_: bool = typer.Option(False, "--list", help="List the claims and exit."),
 ) -> None:
     """Run the founding literature's claims in the stylized world and say which hold: one
@@ -679,7 +732,7 @@ def check_cmd(
     hypothesis: str = typer.Argument(..., help='e.g. "for all lambda <= 0.1 and shift >= 0.5, P(silent fairness collapse) >= 0.9 under secure aggregation + central DP"'),
     scenario_file: Optional[Path] = typer.Option(None, "--scenario", help="A scenario TOML file (default: the 'phase' preset)."),
     preset_name: Optional[str] = typer.Option(None, "--preset", "-p", help="A named preset."),
-    seeds: int = typer.Option(16, "--seeds", "-s", min=1, help="Seeds per cell of the region."),
+    seeds: int = typer.Option(16, "--seeds", "-s", min=1, max=2**30, help="Seeds per cell of the region."),
     points: int = typer.Option(5, "--points", min=1, help="Grid values per bounded axis."),
     model: str = typer.Option("cell", "--model", "-m", help="cell (independent Jeffreys posteriors), probit or gp (two axes)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Folder for the per-cell posterior (cells.nc) and the sweep."),
@@ -781,7 +834,7 @@ def prove(
     else:
         for name in chosen:
             r = result(name)
-            console.print(f"[bold]{name}[/bold]: {r.title}")
+            console.print(f"[bold]{escape(name)}[/bold]: {escape(r.title)}", markup=True)
             console.print(r.pretty(), markup=False, highlight=False)
             console.print(f"  holds when {r.conditions}", markup=False)
     if verify:
@@ -836,9 +889,19 @@ def main(argv: Optional[list[str]] = None) -> None:
 
     _STATE["debug"] = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        app(args=argv, prog_name="silentfail")
+        code = app(args=argv, prog_name="silentfail", standalone_mode=False)
     except SystemExit:
         raise
+    except _USAGE_ERROR as exc:  # click's usage / bad-parameter errors: one line, naming the option
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a bare group: its help, as before
+            exc.show()
+            sys.exit(2)
+        where = f"{exc.ctx.command_path}: " if getattr(exc, "ctx", None) is not None else ""
+        err_console.print(f"error: {where}{' '.join(exc.format_message().split())}")
+        sys.exit(2)
+    except typer.Abort:
+        err_console.print("error: aborted")
+        sys.exit(1)
     except (UserError, SchemaError, ValidationError, FileNotFoundError, FileExistsError, ValueError, RuntimeError) as exc:
         if _STATE["debug"]:
             raise
@@ -851,6 +914,12 @@ def main(argv: Optional[list[str]] = None) -> None:
         err_console.print(f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
                           markup=False, highlight=False)
         sys.exit(1)
+    if isinstance(code, int) and code:
+        sys.exit(code)
+
+
+#: click's (vendored by typer) base class of usage errors: missing arguments, bad option values
+_USAGE_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 
 
 if __name__ == "__main__":

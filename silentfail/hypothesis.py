@@ -246,13 +246,16 @@ def check(hypothesis: str | Hypothesis, scenario: Scenario | None = None, *, see
     sc = scenario if scenario is not None else preset("phase")
     if h.constraints:
         sc = with_constraints(sc, h.constraints)
+    from .sim.params import axis_value
+
     axes = {c.field: c.values(points) for c in h.conditions}
     for f, vals in axes.items():  # bad fields / values name themselves before any work
-        for v in vals:
-            try:
+        try:
+            axes[f] = [axis_value(sc, f, v) for v in vals]
+            for v in axes[f]:
                 sc.replace(**{f: v})
-            except ScenarioError as e:
-                raise HypothesisError(str(e)) from None
+        except ScenarioError as e:
+            raise HypothesisError(str(e)) from None
     ds = sweep(sc, axes, seeds=seeds, store=store, resume=store is not None, progress=progress)
     if not bool(ds["valid"].all()):
         raise HypothesisError("some cells of the region diverge (eta * curvature >= 2); narrow the region")

@@ -98,6 +98,10 @@ def trace_markdown(trace: xr.Dataset, verdict: xr.Dataset) -> str:
     out = [f"# silentfail run: {trace.attrs.get('scenario_name', '')}, seed {trace.attrs['seed']}", ""]
     from .sim.privacy import describe_attrs
 
+    bad_round = int(trace.attrs.get("nonfinite_round", -1))
+    if bad_round >= 0 or not np.isfinite(trace["mode_metric"].values).all():
+        where = f"at round {bad_round}" if bad_round >= 0 else "(its mode metrics are not all finite)"
+        out += [f"**This run diverged {where}: its metrics and verdict after that are not meaningful.**", ""]
     out += [f"{describe_attrs(trace.attrs)}.", "", f"Access: {', '.join(json.loads(trace.attrs.get('access', '[]')))}; detectors calibrated to alpha = "
             f"{verdict.attrs['alpha']} on {verdict.attrs['calibration_seeds']} null runs.", ""]
     rows = []

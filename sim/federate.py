@@ -50,6 +50,12 @@ from .world import ClientWorld, alignment_score, client_moments, public_steps
 
 QUANTILE = 0.9
 
+#: A global model whose norm exceeds this many times (1 + |theta_0|) has diverged (the
+#: run's ``finite`` flag is off from that round): no fixed point of the personalized
+#: federation in this world is that far from the FM, so it is a learning rate that
+#: explodes, long before float32 overflows (server_lr = 50 grows it 1e6-fold in 6 rounds).
+DIVERGENCE_FACTOR = 1e3
+
 
 def server_optimizer(sc: Scenario) -> optax.GradientTransformation:
     """The optax server optimizer applied to the pseudo-gradient -mean(Delta)."""
@@ -406,10 +412,12 @@ def _make_run(sc: Scenario, chunk: int | None = None):
                 obs_inspect=inspect_updates(delta, mask, ctx), obs_audit=out["mode_metric"],
             )
             out.update(obs, theta_global=theta_g, public_round=public if f.public_schedule != "never" else jnp.bool_(False),
-                       finite=jnp.all(jnp.isfinite(theta_c)) & jnp.all(jnp.isfinite(new_theta)))
+                       finite=jnp.all(jnp.isfinite(theta_c)) & jnp.all(jnp.isfinite(new_theta))
+                       & (jnp.linalg.norm(new_theta) <= norm_bound))
             return (new_theta, new_state, key), out
 
         init = (ctx.theta0, opt.init(ctx.theta0), key)
+        norm_bound = DIVERGENCE_FACTOR * (1.0 + jnp.linalg.norm(ctx.theta0))
         (theta, _, _), rounds = jax.lax.scan(round_fn, init, jnp.arange(f.rounds))
         return RunOutput(theta, rounds)
 

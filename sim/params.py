@@ -74,3 +74,19 @@ def is_float_field(sc: Scenario, path: str) -> bool:
         node = getattr(node, part)
     ann = type(node).model_fields[parts[-1]].annotation
     return "float" in str(ann) and "tuple" not in str(ann)
+
+
+def axis_value(sc: Scenario, path: str, value: Any) -> Any:
+    """A sweep axis value for the field ``path``: an integral float (an axis written
+    lo:hi:n is floats) becomes the int an integer field takes; anything else is left
+    for the scenario's strict validation to judge."""
+    node: Any = sc
+    parts = path.split(".")
+    for part in parts[:-1]:
+        node = getattr(node, part)
+    ann = str(type(node).model_fields[parts[-1]].annotation)
+    if "int" in ann and "float" not in ann and "tuple" not in ann and isinstance(value, float) and not isinstance(value, bool):
+        if not value.is_integer():
+            raise ScenarioError(f"{path} takes integers, got {value!r}")
+        return int(value)
+    return value

@@ -8,22 +8,17 @@ import numpy as np
 
 from . import metrics as mt
 from . import scale
-from .federate import run_compiled
+from .federate import DIVERGENCE_FACTOR, run_compiled
 from .population import build_population
 from .privacy import account
 from .scenario import Scenario
+from .seeds import check_seed
 from .trace import Trace, build_trace
 from .world import alignment_score
 
 
 class SimulationError(RuntimeError):
     """A run that produced non-finite values (e.g. a diverging server learning rate)."""
-
-
-def _check_seed(seed: int) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    return int(seed)
 
 
 def run(
@@ -44,7 +39,7 @@ def run(
 
     The numbers do not depend on ``chunk`` or ``devices`` beyond float round-off.
     """
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     if on_nonfinite not in ("raise", "flag"):
         raise ValueError(f"on_nonfinite must be 'raise' or 'flag', got {on_nonfinite!r}")
     N = scenario.population.num_clients
@@ -68,7 +63,7 @@ def run(
     trace.attrs["nonfinite_round"] = int(bad[0]) if bad.size else -1
     if bad.size and on_nonfinite == "raise":
         raise SimulationError(
-            f"the run diverged: non-finite parameters at round {int(bad[0])}; "
-            "lower federation.server_lr or personalization.eta"
+            f"the run diverged at round {int(bad[0])}: parameters non-finite or the global model's norm above "
+            f"{DIVERGENCE_FACTOR:g} (1 + |theta_0|); lower federation.server_lr or personalization.eta"
         )
     return trace

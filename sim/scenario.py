@@ -18,7 +18,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+#: The largest magnitude of a number in a scenario (squares stay finite in float32).
+MAX_MAGNITUDE = 1e15
 
 
 class ScenarioError(ValueError):
@@ -32,19 +36,35 @@ NonNeg = Annotated[float, Field(ge=0.0)]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    """A section of the configuration: frozen, no unknown fields, finite numbers, and
+    strict types (``rounds = true``, ``rounds = "30"`` or ``secure_aggregation = 1`` are
+    errors naming the field, never coerced; an int is a valid float)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, strict=True)
 
     @model_validator(mode="before")
     @classmethod
     def _off_means_none(cls, data: Any) -> Any:
-        """TOML has no null: "off" (or "none") switches off an optional field."""
+        """TOML has no null: "off" (or "none") switches off an optional field. TOML and
+        JSON arrays are lists: they become the tuples the fields hold."""
         if isinstance(data, dict):
             data = dict(data)
             for name, field in cls.model_fields.items():
                 value = data.get(name)
                 if field.default is None and isinstance(value, str) and value.lower() in ("off", "none"):
                     data[name] = None
+                elif isinstance(value, list):
+                    data[name] = tuple(value)
         return data
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _magnitude(cls, value: Any) -> Any:
+        """Numbers the engine's float32 can carry through products: |x| <= 1e15."""
+        for v in value if isinstance(value, tuple) else (value,):
+            if isinstance(v, float) and abs(v) > MAX_MAGNITUDE:
+                raise ValueError(f"|value| must be <= {MAX_MAGNITUDE:g} (the engine computes in float32), got {v:g}")
+        return value
 
 
 class World(_Section):
@@ -361,12 +381,23 @@ def scenario_from_dict(data: dict[str, Any]) -> Scenario:
 def load_scenario(path: str | Path) -> Scenario:
     """Load a scenario from a TOML file (a ``preset = "NAME"`` key starts from a preset)."""
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise ScenarioError(f"scenario file {str(p)!r} does not exist")
+    if not p.is_file():
+        raise ScenarioError(f"scenario file {str(p)!r} is not a regular file (a directory, a FIFO or a device)")
     try:
-        data = tomllib.loads(p.read_text())
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ScenarioError(f"scenario file {str(p)!r} is not UTF-8 text (binary, or another encoding such as UTF-16)") from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(f"scenario file {p.name!r} is not valid TOML: {exc}") from None
+        raise ScenarioError(f"scenario file {str(p)!r} is not valid TOML: {exc}") from None
+    if not data:
+        raise ScenarioError(
+            f"scenario file {str(p)!r} sets nothing (empty or only comments); "
+            'start it from a preset (preset = "default") or set the fields it changes'
+        )
     return _from_toml_data(data)
 
 

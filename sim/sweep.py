@@ -36,9 +36,10 @@ import xarray as xr
 
 from .batch import CALL, NULL_STRENGTH, Outcome, run_batch, traceable
 from .detectors import Calibration, calibrate, deployed, layout
-from .params import numeric_field
+from .params import axis_value, numeric_field
 from .personalize import stable
 from .scenario import MODES, Scenario, ScenarioError
+from .seeds import check_seed_count
 from .trace import _version, save_netcdf
 from .verdict import NULL_SEED0, detection_rounds, detector_alarms, judge, summarize
 
@@ -49,14 +50,13 @@ STRENGTH = "shifts.strength"
 class Plan:
     """The runs of a sweep: grid points, their static / traced split and null points."""
 
-    def __init__(self, sc: Scenario, axes: Mapping[str, Sequence[Any]], seeds: int):
-        if seeds < 1:
-            raise ValueError(f"seeds must be >= 1, got {seeds}")
-        self.sc, self.seeds = sc, int(seeds)
+    def __init__(self, sc: Scenario, axes: Mapping[str, Sequence[Any]], seeds: int, max_runs: int | None = None):
+        self.sc, self.seeds = sc, check_seed_count(seeds)
+        check_size(sc, axes, self.seeds, max_runs)
         self.axes = {}
         for path, values in axes.items():
             numeric_field(sc, path)  # unknown path -> ScenarioError
-            vals = list(values)
+            vals = [axis_value(sc, path, v) for v in values]
             if not vals:
                 raise ScenarioError(f"sweep axis {path!r} has no values")
             if len(set(map(repr, vals))) != len(vals):
@@ -96,30 +96,80 @@ class Plan:
                     seeds=self.seeds, chunk=chunk, version=_version())
 
 
+#: The most runs a sweep makes unless its caller lifts the limit (``max_runs=None``,
+#: ``--allow-large``): about two hours of the default phase diagram's runs on a 2-core CPU.
+MAX_RUNS = 200_000
+#: Client-rounds per second of a sweep on the 2-core CPU (benchmarks/results/bench.json),
+#: for the time estimate of a refused request.
+CLIENT_ROUNDS_PER_S = 4e5
+
+
+def check_size(sc: Scenario, axes: Mapping[str, Sequence[Any]], seeds: int, max_runs: int | None) -> int:
+    """The number of runs a sweep asks for (its grid's seeds and the null runs that
+    calibrate it), checked against ``max_runs`` before anything is built or computed."""
+    sizes = {path: len(values) if hasattr(values, "__len__") else None for path, values in axes.items()}
+    if None in sizes.values():
+        raise ScenarioError(f"sweep axes must be sequences of values, got {axes!r}")
+    points = int(np.prod(list(sizes.values()), dtype=object)) if sizes else 1
+    null_points = int(np.prod([n for a, n in sizes.items() if not a.startswith("shifts.")], dtype=object)) if sizes else 1
+    runs = points * seeds + null_points * sc.monitor.calibration_seeds
+    if max_runs is not None and runs > max_runs:
+        hours = runs * sc.population.num_clients * sc.federation.rounds / CLIENT_ROUNDS_PER_S / 3600
+        raise ScenarioError(
+            f"the sweep asks for {runs:,} runs ({points:,} grid points x {seeds} seeds + {null_points:,} x "
+            f"{sc.monitor.calibration_seeds} null runs), above the limit of {max_runs:,} (about {hours:,.1f} hours on a "
+            "2-core CPU); shrink the grid or the seeds, or lift the limit (max_runs=None, --allow-large)"
+        )
+    return runs
+
+
 def _jsonable(v: Any) -> Any:
     return v.item() if isinstance(v, np.generic) else v
 
 
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 class Store:
-    """A folder of atomically written chunk files and a manifest of the sweep's spec."""
+    """A folder of atomically written chunk files and a manifest: the sweep's spec, its
+    hash, and the SHA-256 of every finished chunk, verified when a chunk is reused (a
+    chunk changed, swapped in from another sweep or corrupted is refused by name)."""
+
+    _META = ("spec_sha256", "chunks")
 
     def __init__(self, root: str | Path | None, spec: dict, resume: bool):
         self.root = Path(root) if root is not None else None
+        self.sums: dict[str, str] | None = {}
         if self.root is None:
             return
+        self.spec = spec
         manifest = self.root / "manifest.json"
         if manifest.exists():
-            old = json.loads(manifest.read_text())
+            try:
+                old = json.loads(manifest.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise ScenarioError(f"cannot resume {str(self.root)!r}: {str(manifest)!r} is not a silentfail manifest "
+                                    "(corrupted?); delete the store folder to start over") from None
             if not resume:
                 raise FileExistsError(f"sweep store {str(self.root)!r} exists; pass resume=True (--resume) or another folder")
-            if old != spec:
-                diff = sorted(k for k in spec if old.get(k) != spec[k])
+            old_spec = {k: v for k, v in old.items() if k not in self._META}
+            if old_spec != spec:
+                diff = sorted(k for k in spec if old_spec.get(k) != spec[k])
                 raise ScenarioError(f"cannot resume {str(self.root)!r}: the stored sweep differs in {', '.join(diff)}")
+            self.sums = old.get("chunks")  # None: a store written before checksums (nothing to verify)
         else:
             (self.root / "chunks").mkdir(parents=True, exist_ok=True)
-            tmp = manifest.with_suffix(".tmp")
-            tmp.write_text(json.dumps(spec, indent=1, sort_keys=True))
-            tmp.replace(manifest)
+            self._write_manifest()
+
+    def _write_manifest(self) -> None:
+        assert self.root is not None
+        body = dict(self.spec, spec_sha256=hashlib.sha256(json.dumps(self.spec, sort_keys=True).encode()).hexdigest(),
+                    chunks=dict(sorted((self.sums or {}).items())))
+        manifest = self.root / "manifest.json"
+        tmp = manifest.with_suffix(".tmp")
+        tmp.write_text(json.dumps(body, indent=1, sort_keys=True))
+        tmp.replace(manifest)
 
     def path(self, name: str) -> Path:
         assert self.root is not None
@@ -128,8 +178,19 @@ class Store:
     def load(self, name: str) -> Outcome | None:
         if self.root is None or not self.path(name).exists():
             return None
-        ds = xr.load_dataset(self.path(name), engine="h5netcdf")
-        return Outcome(**{k: ds[k].values for k in Outcome._fields})
+        p = self.path(name)
+        fix = "delete it and resume (--resume) to recompute it"
+        if self.sums is not None:
+            if name not in self.sums:  # written, then killed before the manifest recorded it: recompute
+                return None
+            if _sha256(p) != self.sums[name]:
+                raise ScenarioError(f"chunk file {str(p)!r} does not match its checksum in the manifest (changed, "
+                                    f"swapped or corrupted); {fix}")
+        try:
+            ds = xr.load_dataset(p, engine="h5netcdf")
+            return Outcome(**{k: ds[k].values for k in Outcome._fields})
+        except Exception as exc:  # noqa: BLE001 - a damaged file fails in h5py in many ways
+            raise ScenarioError(f"chunk file {str(p)!r} cannot be read ({type(exc).__name__}); {fix}") from None
 
     def save(self, name: str, out: Outcome) -> None:
         if self.root is None:
@@ -137,6 +198,9 @@ class Store:
         dims = {"failure_round": ("run", "mode"), "final_value": ("run", "mode"), "worst_value": ("run", "mode"),
                 "stat_max": ("run", "channel"), "alarm_round": ("run", "channel"), "finite": ("run",), "lam_max": ("run",)}
         save_netcdf(xr.Dataset({k: (dims[k], np.asarray(getattr(out, k))) for k in Outcome._fields}), self.path(name))
+        if self.sums is not None:
+            self.sums[name] = _sha256(self.path(name))
+            self._write_manifest()
 
 
 def _execute(plan: Plan, store: Store, phase: str, points: np.ndarray, seeds: np.ndarray, thresholds: np.ndarray,
@@ -172,15 +236,17 @@ def _execute(plan: Plan, store: Store, phase: str, points: np.ndarray, seeds: np
 def sweep(
     sc: Scenario, axes: Mapping[str, Sequence[Any]] | None = None, seeds: int = 8, *, store: str | Path | None = None,
     resume: bool = False, chunk: int = 256, progress: Progress | None = None, devices: int | None = None,
+    max_runs: int | None = MAX_RUNS,
 ) -> xr.Dataset:
     """The verdicts of ``sc`` over the grid ``axes`` (dotted field path -> values) and
     ``seeds`` seeds per point (see the module docstring). ``devices`` shards the runs of
     each device call over that many devices (``sim.scale``); the numbers do not depend
-    on it, nor on ``chunk``, beyond float round-off."""
-    if chunk < 1:
-        raise ValueError(f"chunk must be >= 1, got {chunk}")
+    on it, nor on ``chunk``, beyond float round-off. A request of more than ``max_runs``
+    runs is refused before any work (None: no limit)."""
+    if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
+        raise ValueError(f"chunk must be an integer >= 1, got {chunk!r}")
     chunk = -(-chunk // CALL) * CALL
-    plan = Plan(sc, axes or {}, seeds)
+    plan = Plan(sc, axes or {}, seeds, max_runs)
     store_ = Store(store, plan.spec(chunk), resume)
     S, Sn, K = plan.seeds, sc.monitor.calibration_seeds, len(plan.layout.channel)
     P, N = len(plan.points), len(plan.null_keys)

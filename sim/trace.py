@@ -121,7 +121,7 @@ def build_trace(sc: Scenario, seed: int, rounds: dict, *, fm: dict, accounting: 
     coords["ece_bin"] = np.arange(th.ece_bins)
     ds = xr.Dataset(data, coords=coords)
     ds.attrs.update(
-        scenario=sc.to_json(), scenario_name=sc.name, seed=int(seed), **accounting.attrs(),
+        kind=KINDS["trace"], scenario=sc.to_json(), scenario_name=sc.name, seed=int(seed), **accounting.attrs(),
         fm_alignment=float(fm["alignment"]), fm_p0_acc=float(fm["p0_acc"]), fm_acc_mean=float(fm["acc_mean"]),
         fm_spread=float(fm["spread"]), fm_spurious_weight=float(fm["spurious_weight"]), silentfail_version=_version(),
         access=json.dumps(sorted(available_access(sc))), observables=json.dumps(list(available_observables(sc))),
@@ -180,15 +180,59 @@ def save_netcdf(ds: xr.Dataset, path: str | Path) -> Path:
 save_trace = save_netcdf
 
 
-def load_trace(path: str | Path) -> Trace:
-    """Load a NetCDF trace written by :func:`save_trace`."""
+#: What silentfail writes: a run's trace and a sweep (``attrs["kind"]``; traces of
+#: earlier versions carry no kind but a scenario, a seed and the mode metrics).
+KINDS = {"trace": "silentfail.trace", "sweep": "silentfail.sweep"}
+
+
+def kind_of(ds: xr.Dataset) -> str | None:
+    """'trace', 'sweep', another silentfail kind (e.g. 'literature'), or None (not silentfail's)."""
+    kind = ds.attrs.get("kind")
+    if isinstance(kind, str) and kind.startswith("silentfail."):
+        return kind.split(".", 1)[1]
+    if {"scenario", "seed"} <= set(ds.attrs) and "mode_metric" in ds:
+        return "trace"
+    return None
+
+
+def read_dataset(path: str | Path, want: tuple[str, ...] = ("trace", "sweep")) -> tuple[str, xr.Dataset]:
+    """Load a silentfail NetCDF file of one of the kinds ``want``; every other case is a
+    ValueError (FileNotFoundError if missing) that names the file, what was expected and
+    what was found: not a file, not NetCDF, a truncated or corrupted file, a NetCDF file
+    from another tool, or the other silentfail kind."""
     p = Path(path)
+    expected = " or ".join(f"a silentfail {w}" for w in want)
+    if not p.exists():
+        raise FileNotFoundError(f"{str(p)!r} does not exist (expected {expected})")
     if not p.is_file():
-        raise FileNotFoundError(f"trace file {str(p)!r} does not exist")
-    ds = xr.load_dataset(p, engine="h5netcdf")
-    if "failed" in ds:
+        raise ValueError(f"{str(p)!r} is not a regular file (expected {expected}, a NetCDF file)")
+    with open(p, "rb") as fh:
+        head = fh.read(8)
+    if head[:3] == b"CDF":
+        raise ValueError(f"{str(p)!r} is a NetCDF-3 file, not one silentfail wrote (expected {expected}, NetCDF-4)")
+    if head != b"\x89HDF\r\n\x1a\n":
+        raise ValueError(f"{str(p)!r} is not a NetCDF file (expected {expected})")
+    try:
+        ds = xr.load_dataset(p, engine="h5netcdf")
+    except Exception as exc:  # noqa: BLE001 - h5py / h5netcdf raise many kinds
+        raise ValueError(f"{str(p)!r} is a NetCDF/HDF5 file that cannot be read (truncated or corrupted?): "
+                         f"{type(exc).__name__}: {' '.join(str(exc).split())}") from None
+    kind = kind_of(ds)
+    if kind is None:
+        raise ValueError(f"{str(p)!r} is a NetCDF file without silentfail's attributes (written by another tool?); "
+                         f"expected {expected}")
+    if kind not in want:
+        raise ValueError(f"{str(p)!r} is a silentfail {kind}, but {expected} is expected here")
+    version = ds.attrs.get("silentfail_version", "unknown")
+    if kind == "trace" and "failed" in ds:
         ds["failed"] = ds["failed"].astype(bool)
-    return ds
+    ds.attrs.setdefault("silentfail_version", version)
+    return kind, ds
+
+
+def load_trace(path: str | Path) -> Trace:
+    """Load a NetCDF trace written by :func:`save_trace` (:func:`read_dataset`'s errors)."""
+    return read_dataset(path, ("trace",))[1]
 
 
 def summary(trace: Trace) -> list[dict]:

@@ -27,10 +27,9 @@ import xarray as xr
 from .batch import NULL_STRENGTH, run_batch
 from .detectors import Calibration, Layout, Public, calibrate, deployed, first_over, layout, statistics
 from .scenario import MODES, Scenario, scenario_from_dict
+from .seeds import NULL_SEED0
 from .trace import Trace, scenario_of
 
-#: Seeds of null (calibration) runs start here, disjoint from the seeds of judged runs.
-NULL_SEED0 = 1 << 30
 
 
 def earliest(rounds: np.ndarray, axis: int = -1) -> np.ndarray:

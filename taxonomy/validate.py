@@ -16,7 +16,7 @@ An extension file (JSON or TOML) adds nodes and edges to the built-in graph::
 Violation codes: ``parse-error``, ``invalid-node``, ``duplicate-node``,
 ``invalid-edge``, ``dangling-edge``, ``mistyped-edge``, ``duplicate-edge``,
 ``unreachable-mode``, ``undetected-mode``, ``bad-annotation``, ``access-mismatch``,
-``blind-detector``.
+``blind-detector``, ``self-loop``, ``causal-cycle``, ``schema-version``.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from pydantic import ValidationError
 
 from .graph import Taxonomy
 from .schema import (
+    SCHEMA_VERSION,
     DanglingEdgeError,
     DuplicateError,
     EdgeKind,
@@ -67,6 +68,12 @@ def validate(tax: Taxonomy) -> list[Violation]:
     from .queries import causal_graph, silent_modes  # local: queries imports builtin
 
     out: list[Violation] = []
+    for e in tax.edges():
+        if e.source == e.target:
+            out.append(Violation("self-loop", f"{e.kind.value} edge from {e.source!r} to itself"))
+    causes = nx.DiGraph([(e.source, e.target) for e in tax.edges() if e.kind is EdgeKind.CAUSES and e.source != e.target])
+    for cycle in sorted(nx.simple_cycles(causes), key=lambda c: (len(c), c))[:10]:
+        out.append(Violation("causal-cycle", "causes edges form a cycle: " + " -> ".join(cycle + cycle[:1])))
     g = causal_graph(tax)
     for mode in tax.nodes(NodeKind.FAILURE_MODE):
         anc = nx.ancestors(g, mode.id)
@@ -121,9 +128,14 @@ def validate(tax: Taxonomy) -> list[Violation]:
 def read_extension(path: str | Path) -> dict:
     """Parse a JSON or TOML extension file into ``{"nodes": [...], "edges": [...]}``."""
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise SchemaError(f"extension file {str(p)!r} does not exist")
-    text = p.read_text()
+    if not p.is_file():
+        raise SchemaError(f"extension file {str(p)!r} is not a regular file (a directory, a FIFO or a device)")
+    try:
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise SchemaError(f"extension file {str(p)!r} is not UTF-8 text (binary, or another encoding such as UTF-16)") from None
     try:
         if p.suffix.lower() == ".toml":
             data = tomllib.loads(text)
@@ -138,7 +150,21 @@ def read_extension(path: str | Path) -> dict:
     unknown = sorted(set(data) - {"nodes", "edges", "schema_version"})
     if unknown:
         raise SchemaError(f"extension file {p.name!r}: unknown top-level keys {unknown}; expected 'nodes', 'edges'")
+    if "schema_version" in data:
+        check_schema_version(data["schema_version"], f"extension file {p.name!r}")
     return data
+
+
+def check_schema_version(version, where: str) -> None:
+    """A schema version this package reads: the same major version, a minor version no
+    newer than :data:`SCHEMA_VERSION` (a newer file may use what this package lacks)."""
+    try:
+        major, minor = (int(x) for x in str(version).split("."))
+    except ValueError:
+        raise SchemaError(f"{where}: schema_version {version!r} is not MAJOR.MINOR") from None
+    cur_major, cur_minor = (int(x) for x in SCHEMA_VERSION.split("."))
+    if major != cur_major or minor > cur_minor:
+        raise SchemaError(f"{where}: schema_version {version!r} is not readable by this package (it reads {SCHEMA_VERSION!r} and older minor versions)")
 
 
 def extend(base: Taxonomy, data: dict) -> tuple[Taxonomy, list[Violation]]:

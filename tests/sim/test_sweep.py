@@ -127,3 +127,40 @@ def test_a_diverging_point_is_flagged_not_averaged():
     assert not bool(ds["valid"].sel({"personalization.eta": 2.5}))
     assert np.isnan(ds["p_fail"].sel({"personalization.eta": 2.5})).all()
     assert set(ds["mode"].values) == set(MODES)
+
+
+def test_a_swapped_or_corrupted_chunk_is_refused_on_resume_by_name(tmp_path):
+    """The manifest keeps the SHA-256 of every finished chunk: a chunk from another sweep
+    (valid NetCDF, other numbers) or a damaged one is refused, naming the file and the fix."""
+    import json
+
+    tiny = TINY.replace(**{"monitor.calibration_seeds": 8, "monitor.alpha": 0.5})
+    a, b = tmp_path / "a", tmp_path / "b"
+    sweep(tiny, {"shifts.strength": [0.0, 1.0]}, seeds=2, chunk=8, store=a)
+    sweep(tiny.replace(**{"personalization.lam": 5.0}), {"shifts.strength": [0.0, 1.0]}, seeds=2, chunk=8, store=b)
+    manifest = json.loads((a / "manifest.json").read_text())
+    chunks = sorted((a / "chunks").glob("*.nc"))
+    assert chunks and set(manifest["chunks"]) == {c.stem for c in chunks} and len(manifest["spec_sha256"]) == 64
+    (a / "sweep.nc").unlink()
+    again = sweep(tiny, {"shifts.strength": [0.0, 1.0]}, seeds=2, chunk=8, store=a, resume=True)  # intact: reused
+    assert bool(again["valid"].all())
+    main = [c for c in chunks if c.stem.startswith("main")][0]
+    main.write_bytes((b / "chunks" / main.name).read_bytes())  # a valid chunk of the other sweep
+    (a / "sweep.nc").unlink()
+    with pytest.raises(ScenarioError, match=f"chunk file '{main}' does not match its checksum.*delete it and resume"):
+        sweep(tiny, {"shifts.strength": [0.0, 1.0]}, seeds=2, chunk=8, store=a, resume=True)
+    main.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)  # damaged
+    with pytest.raises(ScenarioError, match="does not match its checksum"):
+        sweep(tiny, {"shifts.strength": [0.0, 1.0]}, seeds=2, chunk=8, store=a, resume=True)
+    main.unlink()  # deleted: recomputed, same numbers as the first time
+    redone = sweep(tiny, {"shifts.strength": [0.0, 1.0]}, seeds=2, chunk=8, store=a, resume=True)
+    for v in again.data_vars:
+        np.testing.assert_array_equal(redone[v].values, again[v].values, err_msg=v)
+
+
+def test_a_diverging_cell_is_marked_invalid():
+    """server_lr = 1e12 explodes the global model: the cell is invalid (NaN), not a result."""
+    tiny = TINY.replace(**{"monitor.calibration_seeds": 8, "monitor.alpha": 0.5})
+    ds = sweep(tiny, {"federation.server_lr": [1.0, 1e12]}, seeds=2)
+    assert list(ds["valid"].values) == [True, False]
+    assert np.isnan(ds["p_fail"].values[1]).all() and np.isfinite(ds["p_fail"].values[0]).all()
