@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
+
 import pytest
 
 from silentfail.taxonomy import builtin_taxonomy
@@ -38,10 +42,43 @@ def tax():
     return builtin_taxonomy()
 
 
-@pytest.fixture(scope="session")
-def claim_results():
-    """Every literature claim run once per test session (shared by the literature tests
-    and the paper build, which would otherwise run them twice)."""
-    from silentfail.sim.literature import run_claims
+@contextlib.contextmanager
+def _locked(path, blocking: bool = True):
+    """An exclusive lock on ``path`` (fcntl), yielding whether it was taken."""
+    with open(path, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
-    return run_claims()
+
+@pytest.fixture(scope="session")
+def claim_results(tmp_path_factory):
+    """Every literature claim run once per test run (shared by the literature tests and
+    the paper build). Under pytest-xdist the workers share one folder of claim results:
+    each claim is computed by whichever worker takes its lock first (so two workers
+    split the claims) and loaded from its file by the others (``run_claims`` reuses a
+    saved claim with the same scenario, arms and seeds)."""
+    from silentfail.sim.literature import CLAIM_KEYS, run_claims
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's folder, shared by the workers
+    folder = root / "claims"
+    folder.mkdir(exist_ok=True)
+    out, waiting = {}, []
+    for key in CLAIM_KEYS:
+        with _locked(folder / f"{key}.lock", blocking=False) as mine:
+            if mine:
+                out.update(run_claims((key,), folder=folder))
+            else:
+                waiting.append(key)
+    for key in waiting:  # another worker is computing these: wait, then load
+        with _locked(folder / f"{key}.lock"):
+            out.update(run_claims((key,), folder=folder))
+    return {key: out[key] for key in CLAIM_KEYS}
