@@ -256,13 +256,13 @@ def check(hypothesis: str | Hypothesis, scenario: Scenario | None = None, *, see
                 sc.replace(**{f: v})
         except ScenarioError as e:
             raise HypothesisError(str(e)) from None
+    names = list(axes)
+    if model != "cell" and len(names) != 2:  # before the sweep, not after it
+        raise HypothesisError(f"model={model!r} needs a region over exactly two axes, got {len(names)}")
     ds = sweep(sc, axes, seeds=seeds, store=store, resume=store is not None, progress=progress)
     if not bool(ds["valid"].all()):
         raise HypothesisError("some cells of the region diverge (eta * curvature >= 2); narrow the region")
-    names = list(axes)
     if model != "cell":
-        if len(names) != 2:
-            raise HypothesisError(f"model={model!r} needs a region over exactly two axes, got {len(names)}")
         fit = fit_boundary(sweep_counts(ds, h.mode, h.quantity), model=model, seed=seed, **(fit_options or {}))
         surface, k, n = fit.surface, fit.counts.k, fit.counts.n
     else:

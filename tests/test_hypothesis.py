@@ -44,7 +44,7 @@ def test_bad_hypotheses_name_the_part(text, needle):
     assert needle in str(exc.value)
 
 
-def test_probability_is_the_product_of_the_cell_posteriors():
+def test_probability_is_the_product_of_the_cell_posteriors(monkeypatch):
     sc = preset("phase").replace(**{
         "population.num_clients": 60, "federation.clients_per_round": 60, "federation.rounds": 10,
         "monitor.alpha": 0.2, "monitor.calibration_seeds": 24,
@@ -57,5 +57,8 @@ def test_probability_is_the_product_of_the_cell_posteriors():
     assert res.probability == pytest.approx(np.prod(per_cell), abs=0.005)
     assert {tuple(sorted(c)) for c in res.failing} == {tuple(sorted(c)) for c in res.failing if c["P(holds)"] < 0.5}
     assert len(res.failing) == int((per_cell < 0.5).sum())
+    import silentfail.sim.sweep as sw
+
+    monkeypatch.setattr(sw, "sweep", lambda *a, **k: pytest.fail("swept before refusing the model"))
     with pytest.raises(HypothesisError, match="needs a region over exactly two axes"):
         check("for all lambda <= 0.1, P(confidence miscalibration) >= 0.6", sc, seeds=2, points=2, model="gp")
