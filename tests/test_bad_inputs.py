@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from silentfail.sim.scenario import Scenario, ScenarioError, load_scenario, preset, scenario_from_dict
+from silentfail.sim.scenario import ScenarioError, load_scenario, preset, scenario_from_dict
 from silentfail.sim.seeds import MAX_SEED, check_seed, check_seed_count
 from silentfail.taxonomy import builtin_taxonomy
 from silentfail.taxonomy.validate import load_extension

@@ -4,7 +4,6 @@ every pooled number recomputed from its per-client source in the trace."""
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -48,7 +47,6 @@ def mc_bias_amplification(s, y, a):
     groups = np.unique(a)
     yhat = (s > 0).astype(float)
     rate = {g: y[a == g].mean() for g in groups}
-    model = {g: yhat[a == g].mean() for g in groups}
     w = {g: (a == g).mean() for g in groups}
     dbar = sum(w[g] * rate[g] for g in groups) / sum(w.values())
     total, var = 0.0, 0.0
