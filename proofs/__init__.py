@@ -1,4 +1,4 @@
-"""silentfail.proofs: sympy derivations of the closed forms (DESIGN.md section 7).
+"""silentfail.proofs: sympy derivations of the closed forms (the silentfail reference paper (paper/main.tex), Theory).
 
 Each result is derived symbolically from the model's definitions (the derivation is
 the proof), with its statement, LaTeX, a numeric JAX version and its conditions. The

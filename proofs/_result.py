@@ -1,7 +1,7 @@
 """A closed-form result: symbols with assumptions, a symbolic derivation from the
 model's definitions (the derivation is the proof), the simplified statement, its
 LaTeX, a numeric (lambdified, JAX-compatible) version, and the conditions under which
-it holds (DESIGN.md section 7)."""
+it holds (the silentfail reference paper (paper/main.tex), Theory)."""
 
 from __future__ import annotations
 

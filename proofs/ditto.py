@@ -1,4 +1,4 @@
-"""Result 2: Ditto-type optimal personalization strength (DESIGN.md section 7.2).
+"""Result 2: Ditto-type optimal personalization strength (the silentfail reference paper (paper/main.tex), Theory, result 2).
 
 A client's true parameter theta_c differs from the global theta_g by u with variance
 tau2; its local estimate from n samples has error e with variance s2/n; e and u are
@@ -46,7 +46,7 @@ def ditto() -> Result:
         ),
         arguments=(s2, n, tau2, lam),
         conditions="independent, mean-zero local and global errors; squared loss",
-        reference="Li et al. (2021), Ditto; DESIGN.md section 7.2",
+        reference="Li et al. (2021), Ditto; the silentfail reference paper (paper/main.tex), Theory, result 2",
         extras={"personal": personal, "lam_star": lam_star, "mse_star": mse_star,
                 "global_beats_local": sp.Lt(tau2, s2 / n)},
     )

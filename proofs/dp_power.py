@@ -1,4 +1,4 @@
-"""Result 4: detectability under secure aggregation and central DP (DESIGN.md 7.4).
+"""Result 4: detectability under secure aggregation and central DP (the silentfail reference paper (paper/main.tex), Theory, result 4).
 
 M clients report values with variance s2; a fraction pi of them (a minority) has its
 mean shifted by delta. The server sees only the secure sum plus Gaussian noise z C; its
@@ -72,7 +72,7 @@ def dp_power() -> Result:
         ),
         arguments=(pi, delta, s2, M, z, C, alpha),
         conditions="Gaussian (or CLT-Gaussian) reports, clipping not binding, known null mean; one-sided test",
-        reference="DESIGN.md section 7.4; Dong, Roth, Su (2022)",
+        reference="the silentfail reference paper (paper/main.tex), Theory, result 4; Dong, Roth, Su (2022)",
         extras={"power_raw": power_raw, "delta_min": d_min, "ceiling_raw": ceiling_raw, "sigma_T": sigma_T,
                 "tail": tail, "w": w},
     )
@@ -90,7 +90,7 @@ def minimal_detectable_shift() -> Result:
         steps=(Step("solve Power(delta) = 1 - beta (result dp_power)", sp.Eq(sp.Symbol("delta_min"), r.extras["delta_min"])),),
         arguments=(pi, s2, M, z, C, alpha, beta),
         conditions="as for dp_power; 0 < alpha, beta < 1",
-        reference="DESIGN.md sections 7.4 and 5",
+        reference="the silentfail reference paper (paper/main.tex), Theory, result 4, and its detectors",
         extras={"derived": r.extras["delta_min"]},
     )
 

@@ -1,4 +1,4 @@
-"""Result 5: alignment erosion under proximal fine-tuning (DESIGN.md section 7.5).
+"""Result 5: alignment erosion under proximal fine-tuning (the silentfail reference paper (paper/main.tex), Theory, result 5).
 
 A task risk 1/2 (theta - theta_task)^T H (theta - theta_task), H = sum_i h_i e_i e_i^T,
 fine-tuned from the FM theta_0 with a proximal anchor lambda/2 |theta - theta_0|^2,
@@ -48,7 +48,7 @@ def erosion() -> Result:
         ),
         arguments=(),
         conditions="H positive semi-definite, lambda > 0 (or H positive definite and lambda >= 0); gradient descent run to convergence",
-        reference="DESIGN.md section 7.5; Qi et al. (2024)",
+        reference="the silentfail reference paper (paper/main.tex), Theory, result 5; Qi et al. (2024)",
         extras={"projection": projection, "h": h, "delta": delta, "u": u,
                 "expected": sum(hi / (hi + lam) * di * ui for hi, di, ui in zip(h, delta, u))},
         numeric_impl=lambda h, delta, u, lam: (h / (h + lam) * delta * u).sum(),

@@ -1,5 +1,5 @@
 """Result 1: K-step local gradient descent on a quadratic, and FedAvg's fixed point with
-client drift (DESIGN.md section 7.1).
+client drift (the silentfail reference paper (paper/main.tex), Theory, result 1).
 
 Client i has f_i(x) = a_i/2 (x - c_i)^2. K steps of rate eta from x give
 x_K = c_i + (1 - eta a_i)^K (x - c_i); FedAvg with weights p_i and full participation
@@ -44,7 +44,7 @@ def kstep() -> Result:
         ),
         arguments=(eta, a, K, c, x0),
         conditions="any step size; contracts to c iff 0 < eta a < 2",
-        reference="DESIGN.md section 7.1",
+        reference="the silentfail reference paper (paper/main.tex), Theory, result 1",
         extras={"derived": xK},
     )
 
@@ -73,7 +73,7 @@ def fedavg_fixed_point() -> Result:
         ),
         arguments=(),
         conditions="full participation, no noise, 0 < eta a_i < 2 for every client (so the iteration contracts)",
-        reference="DESIGN.md section 7.1; Karimireddy et al. (2020)",
+        reference="the silentfail reference paper (paper/main.tex), Theory, result 1; Karimireddy et al. (2020)",
         extras={"derived": fixed, "formula": formula, "p": p, "a": aa, "c": cc},
         numeric_impl=lambda p, q, c: jnp.sum(p * q * c) / jnp.sum(p * q),
     )

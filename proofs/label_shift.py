@@ -1,5 +1,5 @@
 """Result 6: label shift moves the Bayes-optimal bias by the log prior ratio, and the
-calibration error it causes when uncorrected (DESIGN.md section 7.6).
+calibration error it causes when uncorrected (the silentfail reference paper (paper/main.tex), Theory, result 6).
 
 With x | y ~ N(y mu, sigma^2) and prior P(y = +1) = pi, the posterior log-odds is
 2 mu x / sigma^2 + log(pi / (1 - pi)). A client with prior pi_c therefore needs the bias
@@ -45,6 +45,6 @@ def label_shift() -> Result:
         ),
         arguments=(pi_c, pi_0),
         conditions="Gaussian classes with equal variance (the log-odds is affine in x); 0 < pi_c, pi_0 < 1",
-        reference="Saerens et al. (2002); DESIGN.md section 7.6",
+        reference="Saerens et al. (2002); the silentfail reference paper (paper/main.tex), Theory, result 6",
         extras={"log_odds_c": lo_c, "log_odds_0": lo_0, "ece": ece},
     )

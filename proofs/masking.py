@@ -1,4 +1,4 @@
-"""Result 3: aggregate masking (DESIGN.md section 7.3).
+"""Result 3: aggregate masking (the silentfail reference paper (paper/main.tex), Theory, result 3).
 
 Two groups with quadratic risks R_g(theta) = h/2 (theta - theta_g)^2, the minority of
 share pi. The aggregate optimum theta* = (1 - pi) theta_maj + pi theta_min leaves the
@@ -37,6 +37,6 @@ def masking() -> Result:
         ),
         arguments=(pi,),
         conditions="0 < pi < 1, equal curvature h > 0, distinct group optima",
-        reference="DESIGN.md section 7.3; Oh & Bui (2026)",
+        reference="the silentfail reference paper (paper/main.tex), Theory, result 3; Oh & Bui (2026)",
         extras={"theta_star": star, "excess_min": excess_min, "excess_agg": excess_agg},
     )

@@ -1,5 +1,5 @@
 """Result 7: q-FFL with two groups interpolates FedAvg (q = 0) and the minimax solution
-(q -> infinity) (DESIGN.md section 7.7).
+(q -> infinity) (the silentfail reference paper (paper/main.tex), Theory, result 7).
 
 Groups g = 1, 2 with shares p_g and losses F_g(theta) = a/2 (theta - c_g)^2 (equal
 curvature, c_1 < c_2). q-FFL minimizes sum_g p_g F_g^{q+1} / (q + 1); its stationarity
@@ -50,7 +50,7 @@ def qffl() -> Result:
         ),
         arguments=(q, p1, p2, c1, c2),
         conditions="two groups, equal curvature a > 0, c_1 < c_2 (theta_q lies between them)",
-        reference="Li et al. (2020), q-FFL; DESIGN.md section 7.7",
+        reference="Li et al. (2020), q-FFL; the silentfail reference paper (paper/main.tex), Theory, result 7",
         extras={"r": r, "fedavg": (p1 * c1 + p2 * c2) / (p1 + p2), "minimax": (c1 + c2) / 2,
                 "at_zero": sp.simplify(theta_q.subs(q, 0)), "at_infinity": sp.limit(theta_q, q, sp.oo)},
     )
