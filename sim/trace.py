@@ -223,10 +223,8 @@ def read_dataset(path: str | Path, want: tuple[str, ...] = ("trace", "sweep")) -
                          f"expected {expected}")
     if kind not in want:
         raise ValueError(f"{str(p)!r} is a silentfail {kind}, but {expected} is expected here")
-    version = ds.attrs.get("silentfail_version", "unknown")
     if kind == "trace" and "failed" in ds:
         ds["failed"] = ds["failed"].astype(bool)
-    ds.attrs.setdefault("silentfail_version", version)
     return kind, ds
 
 
