@@ -10,6 +10,7 @@ def clear_caches() -> None:
 
     from . import batch, federate, population, verdict
 
-    for fn in (batch._compiled, batch._traceable, federate._compiled, population._compiled_build, verdict._calibration):
+    for fn in (batch._compiled, batch._traceable, federate._compiled, population._compiled_build, verdict._calibration,
+               verdict._compiled_statistics):
         fn.cache_clear()
     jax.clear_caches()

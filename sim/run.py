@@ -17,6 +17,18 @@ from .trace import Trace, build_trace
 from .world import alignment_score
 
 
+@jax.jit
+def _fm_summary(theta0, world, fm_acc) -> dict:
+    """The foundation model's reference values (one compiled program)."""
+    return dict(
+        alignment=alignment_score(theta0, world),
+        p0_acc=mt.base_accuracy(theta0, world),
+        acc_mean=fm_acc.mean(),
+        spread=mt.accuracy_spread(fm_acc, 0.1),
+        spurious_weight=mt.spurious_weight(theta0, world),
+    )
+
+
 class SimulationError(RuntimeError):
     """A run that produced non-finite values (e.g. a diverging server learning rate)."""
 
@@ -49,14 +61,7 @@ def run(
     ctx, pop = scale.place(ctx, mesh, -1), scale.place(pop, mesh, N)
     out = run_compiled(scenario, ctx, pop, krun, chunk=block)
     rounds = jax.tree.map(np.asarray, out.rounds)
-    fm_acc = np.asarray(pop.fm_acc)
-    fm = dict(
-        alignment=float(alignment_score(ctx.theta0, ctx.world)),
-        p0_acc=float(mt.base_accuracy(ctx.theta0, ctx.world)),
-        acc_mean=float(fm_acc.mean()),
-        spread=float(mt.accuracy_spread(pop.fm_acc, 0.1)),
-        spurious_weight=float(mt.spurious_weight(ctx.theta0, ctx.world)),
-    )
+    fm = {k: float(v) for k, v in _fm_summary(ctx.theta0, ctx.world, pop.fm_acc).items()}
     trace = build_trace(scenario, seed, rounds, fm=fm, accounting=account(scenario, float(jnp.max(pop.q))),
                         weights=pop.weight)
     bad = np.flatnonzero(~rounds["finite"])

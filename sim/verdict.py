@@ -20,6 +20,7 @@ import functools
 import json
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
@@ -91,13 +92,21 @@ def calibration(sc: Scenario) -> tuple[Layout, Calibration]:
     return _calibration(sc.to_json())
 
 
+@functools.lru_cache(maxsize=32)
+def _compiled_statistics(scenario_json: str, detectors: tuple[str, ...]):
+    """The channel statistics of one scenario as one compiled program (run eagerly,
+    every operation of every detector would compile on its own)."""
+    sc = scenario_from_dict(json.loads(scenario_json))
+    return jax.jit(lambda obs, pub: statistics(obs, pub, sc, detectors))
+
+
 def trace_statistics(trace: Trace) -> np.ndarray:
     """(T, K) detector-channel statistics recomputed from the observables in a trace."""
     sc = scenario_of(trace)
     dets = deployed(sc)
     obs = {k: jnp.asarray(trace[k].values) for k in trace.data_vars if k.startswith("obs_")}
     pub = Public(jnp.asarray(trace.attrs["fm_alignment"]), jnp.asarray(trace.attrs["fm_p0_acc"]))
-    return np.asarray(statistics(obs, pub, sc, dets))
+    return np.asarray(_compiled_statistics(sc.to_json(), tuple(dets))(obs, pub))
 
 
 def verdict(trace: Trace) -> xr.Dataset:

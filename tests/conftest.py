@@ -11,6 +11,62 @@ import pytest
 from silentfail.taxonomy import builtin_taxonomy
 from silentfail.taxonomy.schema import NodeKind, node_from_dict
 
+#: XLA flags of the test run: the CPU backend's LLVM optimizations and its fusion
+#: emitters off, which makes compiling (most of the suite's time) about three times
+#: faster and running somewhat slower. The numbers agree with the default pipeline's to
+#: float round-off, which is all any test asserts. A user's own XLA_FLAGS are kept, and
+#: ``SILENTFAIL_TEST_XLA_FLAGS=""`` tests the default pipeline.
+TEST_XLA_FLAGS = "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
+
+
+def pytest_configure(config):
+    """Set up the run's environment, which both xdist workers and every subprocess the
+    tests start inherit: the XLA flags above, and one JAX persistent compilation cache
+    for the whole run, so that a program that several test modules, or the CLI in a
+    subprocess, compile again is loaded from disk (keyed by the program and the
+    compiler, so it never changes a number; a cache the user set is kept)."""
+    if hasattr(config, "workerinput"):  # an xdist worker: the controller did this
+        return
+    if "XLA_FLAGS" not in os.environ:
+        os.environ["XLA_FLAGS"] = os.environ.get("SILENTFAIL_TEST_XLA_FLAGS", TEST_XLA_FLAGS)
+    if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        import tempfile
+
+        config._silentfail_jax_cache = tempfile.mkdtemp(prefix="silentfail-jax-cache-")
+        os.environ["JAX_COMPILATION_CACHE_DIR"] = config._silentfail_jax_cache
+        os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+        os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
+
+
+def pytest_pyfunc_call(pyfuncitem):
+    """A test marked ``default_compiler`` is run-bound (long MCMC chains, slow under the
+    test run's unoptimized code): under the test XLA flags it runs in a pytest child
+    process with the default pipeline, and its outcome is the child's."""
+    if pyfuncitem.get_closest_marker("default_compiler") is None or os.environ.get("XLA_FLAGS") != TEST_XLA_FLAGS:
+        return None
+    import subprocess
+    import sys
+
+    env = {**os.environ, "XLA_FLAGS": ""}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:xdist", "-p", "no:cacheprovider", "-o", "addopts=",
+         pyfuncitem.nodeid],
+        capture_output=True, text=True, env=env, cwd=pyfuncitem.config.rootpath,
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"{pyfuncitem.nodeid} failed under the default XLA pipeline:\n{proc.stdout[-4000:]}{proc.stderr[-2000:]}",
+                    pytrace=False)
+    return True
+
+
+def pytest_unconfigure(config):
+    folder = getattr(config, "_silentfail_jax_cache", None)
+    if folder:
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 _EXTRA = {
     NodeKind.SHIFT: {"changes": ["P(y)"]},
     NodeKind.FAILURE_MODE: {"index": 7, "layer": "model", "metric": "a metric", "worse": "higher"},

@@ -35,6 +35,7 @@ def _prior_counts(rng, n_basis=6, smooth=0.3, seeds=8):
     return E.Counts(x, y, rng.binomial(n, p), n), truth
 
 
+@pytest.mark.default_compiler
 def test_boundary_band_covers_the_true_boundary_at_the_nominal_rate():
     """SBC (Talts et al. 2018): 60 boundaries drawn from the prior, binomial data on an
     8 x 8 grid with 8 seeds per cell; the 90% band covers the true boundary at x = 1/4,
@@ -52,6 +53,7 @@ def test_boundary_band_covers_the_true_boundary_at_the_nominal_rate():
         assert _binomial_ok(int(h), reps, 0.9), hits
 
 
+@pytest.mark.default_compiler
 def test_gp_boundary_recovers_a_known_boundary_and_converges():
     rng = np.random.default_rng(1)
     x = E.Axis.of("personalization.lam", np.geomspace(0.01, 10, GRID))
