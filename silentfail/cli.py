@@ -766,15 +766,20 @@ def _print_assessment(sc, seeds: int) -> None:
 
     ds = sweep(sc, {}, seeds=seeds)
     f = lambda v, d=2: "-" if v != v else f"{v:.{d}f}"  # noqa: E731 - NaN prints as '-'
-    rows = [
-        [m, f(float(ds["p_fail"].sel(mode=m))), f(float(ds["p_detected_given_fail"].sel(mode=m))),
-         f(float(ds["p_silent"].sel(mode=m))),
-         f"{f(float(ds['delay_median'].sel(mode=m)), 1)} [{f(float(ds['delay_q10'].sel(mode=m)), 1)}, {f(float(ds['delay_q90'].sel(mode=m)), 1)}]"]
-        for m in MODES
-    ]
+    rows = []
+    for m in MODES:
+        g = lambda k: float(ds[k].sel(mode=m))  # noqa: E731
+        null = f(g("null_failure_rate")) + (" caused without shift" if bool(ds["caused_without_shift"].sel(mode=m)) else "")
+        rows.append([
+            m, f(g("p_fail")), f(g("p_early_warning")), f(g("p_detected_given_fail")), f(g("p_silent_given_fail")),
+            f(g("p_silent")), null, f"{f(g('delay_median'), 1)} [{f(g('delay_q10'), 1)}, {f(g('delay_q90'), 1)}]",
+        ])
     console.print(_table(
-        f"{sc.name}: across {seeds} seeds (detectors calibrated to alpha {sc.monitor.alpha}; grace {sc.monitor.grace} rounds)",
-        ["mode", "P(fail)", "P(detected | fail)", "P(silent)", "delay median [10%, 90%]"], rows,
+        f"{sc.name}: across {seeds} seeds (detectors calibrated to alpha {sc.monitor.alpha} on "
+        f"{'failure-free ' if sc.monitor.null == 'no_failure' else ''}null runs; detection window "
+        f"[T_f - {sc.monitor.lead}, T_f + {sc.monitor.grace}]; failure = {sc.thresholds.persist} rounds over threshold)",
+        ["mode", "P(fail)", "P(early warning)", "P(detected | fail)", "P(silent | fail)", "P(silent)", "P(fail | null)",
+         "delay median [10%, 90%]"], rows,
     ))
 
 
@@ -790,9 +795,14 @@ def _print_verdict(v) -> None:
             w = bool(v["watches"].sel(mode=m, detector=d))
             cells.append(str(r) if r >= 0 else ("-" if w else "."))
         state = "SILENT" if bool(v["silent"].sel(mode=m)) else ("detected" if bool(v["detected"].sel(mode=m)) else ("ok" if tf < 0 else "?"))
+        if bool(v["early_warning"].sel(mode=m)):
+            state += " (early warning)"
+        if bool(v["caused_without_shift"].sel(mode=m)):
+            state += f" [fails in {float(v['null_failure_rate'].sel(mode=m)):.0%} of null runs: caused without shift]"
         rows.append([m, str(tf) if tf >= 0 else "-", *cells, state])
     console.print(_table(
-        f"verdict (alpha {v.attrs['alpha']}, grace {v.attrs['grace']} rounds; cells: detection round, '-' no alarm, '.' does not watch)",
+        f"verdict (alpha {v.attrs['alpha']}; detection window [T_f - {v.attrs['lead']}, T_f + {v.attrs['grace']}], earlier "
+        "alarms are early warnings; cells: first alarm round, '-' no alarm, '.' does not watch)",
         ["mode", "T_f", *[str(d) for d in v.detector.values], "verdict"], rows,
     ))
 

@@ -31,22 +31,43 @@ def _fmt(v: float, digits: int = 2) -> str:
     return "-" if v is None or not np.isfinite(v) else f"{v:.{digits}f}"
 
 
-MODE_HEADER = ["mode", "mean P(fail)", "mean P(silent)", "mean P(detected given fail)", "cells failing", "cells silent",
-               "median delay (rounds)"]
+MODE_HEADER = ["mode", "mean P(fail)", "mean P(early warning)", "mean P(detected given fail)", "mean P(silent given fail)",
+               "mean P(silent)", "mean P(fail given null)", "cells failing", "cells silent", "median delay (rounds)"]
 DETECTOR_HEADER = ["detector", "achieved false-alarm rate (mean over cells)", "P(alarm)", "modes it ever caught"]
 
 
+def _mean(ds: xr.Dataset, var: str, m: str) -> str:
+    v = ds[var].sel(mode=m).values
+    return _fmt(np.nanmean(v)) if np.isfinite(v).any() else "-"
+
+
 def sweep_mode_table(ds: xr.Dataset) -> tuple[list[str], list[list[str]]]:
-    """Per mode, over the grid: mean P(fail), P(silent), P(detected | fail), the share of
-    cells failing / silent (P >= 0.5) and the median delay."""
+    """Per mode, over the grid: mean P(fail), P(early warning), P(detected | fail),
+    P(silent | fail), P(silent), the null runs' failure rate (flagged where the mode
+    fails without any shift in more than alpha of them), the share of cells failing /
+    silent (P >= 0.5) and the median delay."""
     rows = []
     for m in MODES:
         pf, ps = ds["p_fail"].sel(mode=m).values, ds["p_silent"].sel(mode=m).values
-        pd, delay = ds["p_detected_given_fail"].sel(mode=m).values, ds["delay_median"].sel(mode=m).values
-        rows.append([m, _fmt(np.nanmean(pf)), _fmt(np.nanmean(ps)), _fmt(np.nanmean(pd)) if np.isfinite(pd).any() else "-",
+        delay = ds["delay_median"].sel(mode=m).values
+        null = _mean(ds, "null_failure_rate", m)
+        if bool(ds["caused_without_shift"].sel(mode=m).any()):
+            null += " (caused without shift: the detectors cannot separate it from the null)"
+        rows.append([m, _fmt(np.nanmean(pf)), _mean(ds, "p_early_warning", m), _mean(ds, "p_detected_given_fail", m),
+                     _mean(ds, "p_silent_given_fail", m), _fmt(np.nanmean(ps)), null,
                      f"{np.mean(pf >= 0.5):.2f}", f"{np.mean(ps >= 0.5):.2f}",
                      _fmt(np.nanmedian(delay), 1) if np.isfinite(delay).any() else "-"])
     return MODE_HEADER, rows
+
+
+def window_text(attrs) -> str:
+    """The detection window and the null, in words."""
+    lead = int(attrs.get("lead", 0))
+    window = f"[T_f - {lead}, T_f + {attrs['grace']}]" if lead else f"[T_f, T_f + {attrs['grace']}]"
+    null = ("the null runs in which no mode fails" if attrs.get("null") == "no_failure" else "the null runs (no shift)")
+    return (f"an alarm detects a failure only in the window {window} (an earlier alarm is an early warning, reported "
+            f"apart); a mode fails only if its metric stays over its threshold for thresholds.persist rounds "
+            f"(or to the horizon); detectors calibrated on {null}")
 
 
 def sweep_detector_table(ds: xr.Dataset) -> tuple[list[str], list[list[str]]]:
@@ -68,8 +89,8 @@ def sweep_markdown(ds: xr.Dataset, figure: str | Path | None = None) -> str:
     grid = " x ".join(f"`{a}` ({ds.sizes[a]} values, {float(ds[a].min()):g} to {float(ds[a].max()):g})" for a in axes) or "one point"
     out += [f"Grid: {grid}; {ds.attrs['seeds']} seeds per cell; detectors calibrated to alpha = {ds.attrs['alpha']} "
             f"on {ds.attrs['calibration_seeds']} null runs per cell (a quarter fixes the score, a quarter sets the conformal "
-            f"quantile, half measure the achieved rate; early alarms count as detections, with negative delay); "
-            f"grace {ds.attrs['grace']} rounds; attribution `{ds.attrs['attribution']}`.", ""]
+            f"quantile, half measure the achieved rate); {window_text(ds.attrs)}; "
+            f"attribution `{ds.attrs['attribution']}`.", ""]
     header, rows = sweep_mode_table(ds)
     out += ["## What failed, what was caught, what stayed silent", "", _md_table(header, rows), ""]
     out += ["## Detectors", "", _md_table(*sweep_detector_table(ds)), ""]
@@ -109,8 +130,16 @@ def trace_markdown(trace: xr.Dataset, verdict: xr.Dataset) -> str:
         tf = int(verdict["failure_round"].sel(mode=m))
         dets = [f"{d} ({int(r)})" for d, r in zip(verdict.detector.values, verdict["detection_round"].sel(mode=m).values) if r >= 0]
         state = "**silent**" if bool(verdict["silent"].sel(mode=m)) else ("detected" if bool(verdict["detected"].sel(mode=m)) else "no failure")
-        rows.append([m, str(tf) if tf >= 0 else "-", ", ".join(dets) or "-", state])
-    out += ["## Verdict", "", _md_table(["mode", "failure round", "alarms that count (round)", "verdict"], rows), ""]
+        if bool(verdict["early_warning"].sel(mode=m)):
+            state += " (early warning)"
+        null = _fmt(float(verdict["null_failure_rate"].sel(mode=m)))
+        if bool(verdict["caused_without_shift"].sel(mode=m)):
+            null += " (caused without shift)"
+        rows.append([m, str(tf) if tf >= 0 else "-", str(int(verdict["transient_crossings"].sel(mode=m))),
+                     ", ".join(dets) or "-", state, null])
+    out += [f"Verdict rules: {window_text(verdict.attrs)}.", ""]
+    out += ["## Verdict", "", _md_table(["mode", "failure round", "transient crossings", "first alarms (round)", "verdict",
+                                          "P(fail given null)"], rows), ""]
     far_rows = [[str(d), _fmt(float(verdict["false_alarm_rate"].sel(detector=d)), 3), _fmt(float(verdict["false_alarm_se"].sel(detector=d)), 3)]
                 for d in verdict.detector.values]
     out += ["## Detector calibration", "", _md_table(["detector", "achieved false-alarm rate", "SE"], far_rows), ""]
@@ -123,7 +152,7 @@ def trace_markdown(trace: xr.Dataset, verdict: xr.Dataset) -> str:
         if tf >= 0:
             ax.axvline(tf, color="#D55E00", lw=1.2, label="failure")
         if td >= 0:
-            ax.axvline(td, color="#009E73", lw=1.2, ls="--", label="first counting alarm")
+            ax.axvline(td, color="#009E73", lw=1.2, ls="--", label="detecting alarm")
         ax.set_title(m.replace("_", " "), fontsize=9)
         ax.set_xlabel("round", fontsize=8)
     axes.flat[0].legend(fontsize=7)

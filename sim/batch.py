@@ -44,6 +44,7 @@ class Outcome(NamedTuple):
     """Per run (leading axis): see the module docstring."""
 
     failure_round: np.ndarray  # (B, modes) int, -1 = never
+    transients: np.ndarray  # (B, modes) int: crossings shorter than thresholds.persist
     final_value: np.ndarray  # (B, modes)
     worst_value: np.ndarray  # (B, modes)
     stat_max: np.ndarray  # (B, K) horizon maximum of each channel
@@ -68,13 +69,13 @@ def _one(sc: Scenario, paths: tuple[str, ...], detectors: tuple[str, ...], value
     view, ctx, pop, lam_max, out = simulate(sc, paths, values, seed)
     rounds = out.rounds
     pub = Public(alignment_score(ctx.theta0, ctx.world), mt.base_accuracy(ctx.theta0, ctx.world))
-    metric, t_f = mode_failures(
+    metric, (t_f, transients) = mode_failures(
         rounds["mode_metric"], rounds["acc_mean"], mt.accuracy_spread(pop.fm_acc, 0.1), pop.fm_acc.mean(),
         view.thresholds, xp=jnp,
     )
     stats = statistics(rounds, pub, view, detectors)
     return dict(
-        failure_round=t_f, final_value=metric[-1], worst_value=metric.max(0),
+        failure_round=t_f, transients=transients, final_value=metric[-1], worst_value=metric.max(0),
         stat_max=jnp.max(jnp.where(jnp.isnan(stats), -jnp.inf, stats), axis=0),
         alarm_round=first_over(stats, thresholds), finite=jnp.all(rounds["finite"]), lam_max=jnp.max(lam_max),
     )

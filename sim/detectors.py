@@ -262,6 +262,9 @@ class Calibration(NamedTuple):
     achieved_se: np.ndarray  # (detectors,) its binomial standard error
     calibrated: np.ndarray  # (detectors,) bool: enough null runs for alpha
     n_validation: int  # held-out null runs the achieved rate is measured on
+    null_failure_rate: np.ndarray | None = None  # (modes,) share of the null runs in which the mode fails
+    null_runs: int = 0  # null runs simulated
+    null_rejected: int = 0  # null runs left out of the calibration (monitor.null = "no_failure")
 
 
 def _scores(x: np.ndarray, fit: np.ndarray) -> np.ndarray:

@@ -282,7 +282,7 @@ def client_drift(pop) -> jax.Array:
 
 
 def _quantities(view, ctx, pop, rounds, theta_final) -> jax.Array:
-    metric, t_f = mode_failures(
+    metric, (t_f, _) = mode_failures(
         rounds["mode_metric"], rounds["acc_mean"], mt.accuracy_spread(pop.fm_acc, 0.1), pop.fm_acc.mean(),
         view.thresholds, xp=jnp,
     )

@@ -248,12 +248,26 @@ class Thresholds(_Section):
     adaptation_misalignment: Pos = Field(0.05, description="worst-decile within-round drop of P0 accuracy or alignment")
     out_of_domain_degradation: Pos = Field(0.05, description="worst-decile drop of accuracy on other clients or P0 vs the FM")
     alignment_erosion: Pos = Field(0.05, description="drop of the global model's alignment score below the FM's")
+    persist: int = Field(
+        3, ge=1, le=1000,
+        description="consecutive rounds a mode's metric must stay over its threshold (or stay over it to the horizon) "
+        "for the mode to fail at the first of them; a shorter crossing is a transient, counted but not a failure. "
+        "3 excludes the one- and two-round excursions that resampling the participants causes while any failure "
+        "lasting a tenth of a 30-round horizon counts",
+    )
+    persist_by_mode: dict[Literal[MODES], Annotated[int, Field(ge=1, le=1000)]] = Field(
+        default_factory=dict, description="per-mode persistence overriding persist, e.g. {alignment_erosion = 5}",
+    )
     ece_bins: int = Field(15, ge=2, le=100, description="bins of the calibration error")
     ece_kind: Literal["classwise", "top_label"] = Field(
         "classwise",
         description="calibration error of the miscalibration mode: 'classwise' (binned E|P(y=1 | p) - p| of both classes, "
         "the taxonomy's definition) or 'top_label' (Guo et al.: confidence max(p, 1-p) against accuracy); both are in the trace",
     )
+
+    def persistence(self) -> tuple[int, ...]:
+        """Rounds of persistence of each mode (MODES order)."""
+        return tuple(self.persist_by_mode.get(m, self.persist) for m in MODES)
 
 
 #: The detectors of sim/detectors.py (taxonomy ids).
@@ -270,6 +284,16 @@ class Monitor(_Section):
     detectors: tuple[str, ...] | None = Field(None, description=f"deployed detectors (default: every one the access allows): {', '.join(DETECTORS)}")
     alpha: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(0.05, description="false-alarm rate of each detector over the horizon, calibrated on the null scenario")
     grace: int = Field(5, ge=0, description="rounds after the failure round within which an alarm still counts as a detection")
+    lead: int = Field(
+        0, ge=0,
+        description="rounds before the failure round from which an alarm counts as a detection; an earlier alarm is an "
+        "early warning (reported, never a detection): with 0 only an alarm in [T_f, T_f + grace] detects the failure",
+    )
+    null: Literal["no_shift", "no_failure"] = Field(
+        "no_shift",
+        description="null runs the detectors are calibrated on: 'no_shift' (the scenario with shifts.strength = 0) or "
+        "'no_failure' (those null runs in which no mode fails; the number rejected is reported)",
+    )
     calibration_seeds: int = Field(
         100, ge=8, le=100_000,
         description="null-scenario seeds per calibration: a quarter fixes the score, a quarter sets the conformal quantile (needs >= 1/alpha - 1 runs), half measure the achieved false-alarm rate",

@@ -17,9 +17,11 @@ Dataset over the grid (DESIGN.md section 5; the Phase of the data flow).
   chunk size and the result is bitwise independent of it.
 
 The Dataset has dims (*axes, seed, mode, detector, channel): per run the failure round,
-final and worst metric, detection rounds and silence; per point P(fail), P(detected |
-fail), P(silent), delay quantiles, per-detector alarm rates, the thresholds and the
-achieved false-alarm rates of the calibration.
+transient crossings, final and worst metric, detection rounds, early warnings and
+silence (sim/verdict.py); per point P(fail), P(early warning), P(detected | fail),
+P(silent | fail), P(silent), P(transient only), delay quantiles, per-detector alarm
+rates, the thresholds and achieved false-alarm rates of the calibration, and the null
+runs' failure rate of each mode (``caused_without_shift`` where it exceeds alpha).
 """
 
 from __future__ import annotations
@@ -35,13 +37,13 @@ import numpy as np
 import xarray as xr
 
 from .batch import CALL, NULL_STRENGTH, Outcome, run_batch, traceable
-from .detectors import Calibration, calibrate, deployed, layout
+from .detectors import Calibration, deployed, layout
 from .params import axis_value, numeric_field
 from .personalize import stable
 from .scenario import MODES, Scenario, ScenarioError
 from .seeds import check_seed_count
 from .trace import _version, save_netcdf
-from .verdict import NULL_SEED0, detection_rounds, detector_alarms, judge, summarize
+from .verdict import NULL_SEED0, calibrate_on_null, caused_without_shift, detection_rounds, detector_alarms, judge, summarize
 
 Progress = Callable[[int, int], None]
 STRENGTH = "shifts.strength"
@@ -195,7 +197,7 @@ class Store:
     def save(self, name: str, out: Outcome) -> None:
         if self.root is None:
             return
-        dims = {"failure_round": ("run", "mode"), "final_value": ("run", "mode"), "worst_value": ("run", "mode"),
+        dims = {"failure_round": ("run", "mode"), "transients": ("run", "mode"), "final_value": ("run", "mode"), "worst_value": ("run", "mode"),
                 "stat_max": ("run", "channel"), "alarm_round": ("run", "channel"), "finite": ("run",), "lam_max": ("run",)}
         save_netcdf(xr.Dataset({k: (dims[k], np.asarray(getattr(out, k))) for k in Outcome._fields}), self.path(name))
         if self.sums is not None:
@@ -256,7 +258,7 @@ def sweep(
     total, done = null_points.size + main_points.size, [0]
     null = _execute(plan, store_, "null", null_points, null_seeds, np.full((P, K), np.inf), chunk, done, total, progress, devices)
     cals = [
-        calibrate(null.stat_max[n * Sn:(n + 1) * Sn], plan.layout.owner, len(plan.detectors), sc.monitor.alpha)
+        calibrate_on_null(null.stat_max[n * Sn:(n + 1) * Sn], null.failure_round[n * Sn:(n + 1) * Sn], plan.layout, sc)
         for n in range(N)
     ]
     thresholds = np.stack([cals[plan.null_of[p]].thresholds for p in range(P)]).reshape(P, K)
@@ -275,7 +277,7 @@ def assemble(plan: Plan, main: Outcome, cals: list[Calibration], null: Outcome) 
     S = plan.seeds
     r = lambda a: a.reshape(shape + (S,) + a.shape[1:])  # noqa: E731
     det = detection_rounds(main.alarm_round, lay, sc.monitor.attribution)
-    j = judge(main.failure_round, det, sc.monitor.grace)
+    j = judge(main.failure_round, det, sc.monitor.grace, sc.monitor.lead)
     t_f = r(main.failure_round)
     jr = type(j)(*(r(a) for a in j))
     summ = summarize(t_f, jr, axis=len(shape))
@@ -295,6 +297,12 @@ def assemble(plan: Plan, main: Outcome, cals: list[Calibration], null: Outcome) 
         "detected": (gs + ("mode",), jr.detected),
         "silent": (gs + ("mode",), jr.silent),
         "delay": (gs + ("mode",), jr.delay),
+        "early_warning": (gs + ("mode",), jr.early_warning),
+        "transient_crossings": (gs + ("mode",), r(main.transients)),
+        "p_transient": (g + ("mode",), ((r(main.transients) > 0) & (t_f < 0)).mean(axis=len(shape))),
+        "null_failure_rate": (g + ("mode",), per_point([c.null_failure_rate for c in pt_cal])),
+        "caused_without_shift": (g + ("mode",), per_point([caused_without_shift(c, sc.monitor.alpha) for c in pt_cal])),
+        "null_rejected": (g, per_point([np.asarray(c.null_rejected) for c in pt_cal])),
         "valid_run": (gs, valid_run),
         "valid": (g, valid),
         "p_alarm": (g + ("detector",), (r(detector_alarms(main.alarm_round, lay)) >= 0).mean(axis=len(shape))),
@@ -311,7 +319,8 @@ def assemble(plan: Plan, main: Outcome, cals: list[Calibration], null: Outcome) 
     ds = xr.Dataset(data, coords=coords)
     ds.attrs.update(
         scenario=sc.to_json(), scenario_name=sc.name, axes=json.dumps(list(plan.axes)), static_axes=json.dumps(plan.static),
-        seeds=S, alpha=sc.monitor.alpha, grace=sc.monitor.grace, attribution=sc.monitor.attribution,
+        seeds=S, alpha=sc.monitor.alpha, grace=sc.monitor.grace, lead=sc.monitor.lead, null=sc.monitor.null,
+        persist=json.dumps(dict(zip(MODES, sc.thresholds.persistence()))), attribution=sc.monitor.attribution,
         calibration_seeds=sc.monitor.calibration_seeds, null_seed0=NULL_SEED0, silentfail_version=_version(),
         kind="silentfail.sweep",
         spec_hash=hashlib.sha256(json.dumps(plan.spec(0), sort_keys=True).encode()).hexdigest()[:16],

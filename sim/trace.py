@@ -10,6 +10,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 import xarray as xr
@@ -28,32 +29,66 @@ _ROUND_VARS = (
 )
 
 
-def failure_rounds(metric, threshold, condition=None, xp=np):
-    """First round at which each mode's metric exceeds its threshold (-1 if never).
+def _next_under(over, xp):
+    """(T, modes): for each round t the first round s >= t with the metric not over its
+    threshold (T if it stays over to the horizon), by a reverse cumulative minimum."""
+    T = over.shape[0]
+    idx = xp.where(over, T, xp.arange(T)[:, None])
+    if xp is np:
+        return np.minimum.accumulate(idx[::-1], axis=0)[::-1]
+    import jax
+
+    return jax.lax.cummin(idx, axis=0, reverse=True)
+
+
+class Failures(NamedTuple):
+    """Per mode: the failure round T_f (-1 = no failure) and the transient crossings."""
+
+    round: Any  # (modes,) int
+    transients: Any  # (modes,) int: crossings that ended before lasting ``persist`` rounds
+
+
+def failure_rounds(metric, threshold, condition=None, persist=None, xp=np) -> Failures:
+    """The first round T_f at which each mode's metric goes over its threshold and stays
+    over it for ``persist`` consecutive rounds, or to the horizon (-1 if never), and the
+    number of crossings that did not (transients).
+
+    A crossing is a maximal run of rounds over the threshold, [s, e); it is a failure when
+    e - s >= persist or e = T (it lasts to the horizon), and T_f is the start of the first
+    such run. With persist = 1 every crossing is a failure (the first-crossing rule).
 
     Args:
         metric: (T, modes); threshold: (modes,); condition: optional (T, modes) bool that
-            must also hold (e.g. fairness collapse counts only while mean accuracy holds).
+            must also hold (e.g. fairness collapse counts only while mean accuracy holds);
+            persist: (modes,) ints (default 1).
         xp: ``numpy`` or ``jax.numpy`` (the sweep runs this inside ``jit``).
     """
     over = metric > threshold[None, :]
     if condition is not None:
         over = over & condition
-    return xp.where(over.any(axis=0), over.argmax(axis=0), -1)
+    T = over.shape[0]
+    persist = xp.ones(over.shape[1], dtype=xp.int32) if persist is None else xp.asarray(persist)
+    run_end = _next_under(over, xp)
+    t = xp.arange(T)[:, None]
+    lasting = over & ((run_end - t >= persist[None, :]) | (run_end == T))
+    start = over & xp.concatenate([xp.ones_like(over[:1]), ~over[:-1]], axis=0)
+    t_f = xp.where(lasting.any(axis=0), lasting.argmax(axis=0), -1)
+    return Failures(t_f, (start & ~lasting).sum(axis=0))
 
 
 def mode_failures(mode_metric, acc_mean, fm_spread, fm_acc_mean, thresholds, xp=np):
-    """The six mode metrics relative to the FM and their failure rounds T_f.
+    """The six mode metrics relative to the FM and their failures (:func:`failure_rounds`
+    with each mode's threshold and ``thresholds.persistence()``).
 
     Fairness collapse is the growth of the accuracy spread over the FM's spread, and
     counts only while mean accuracy stays within ``fairness_mean_tolerance`` of the FM's.
-    Returns (metric (T, modes), T_f (modes,))."""
+    Returns (metric (T, modes), Failures)."""
     fair = xp.asarray([m == "fairness_collapse" for m in MODES])
     metric = mode_metric - fm_spread * fair[None, :]
     thr = xp.stack([xp.asarray(getattr(thresholds, m), dtype=metric.dtype) for m in MODES])
     holds = acc_mean >= fm_acc_mean - thresholds.fairness_mean_tolerance
     cond = xp.where(fair[None, :], holds[:, None], True)
-    return metric, failure_rounds(metric, thr, cond, xp=xp)
+    return metric, failure_rounds(metric, thr, cond, xp.asarray(thresholds.persistence()), xp=xp)
 
 
 #: The third dim of a per-client variable, where it is not "group".
@@ -83,7 +118,7 @@ def build_trace(sc: Scenario, seed: int, rounds: dict, *, fm: dict, accounting: 
     T = sc.federation.rounds
     d, G = sc.world.d, sc.world.groups
     th = sc.thresholds
-    metric, t_f = mode_failures(
+    metric, (t_f, transients) = mode_failures(
         np.asarray(rounds["mode_metric"], dtype=np.float64), np.asarray(rounds["acc_mean"]), fm["spread"], fm["acc_mean"], th
     )
     thr = np.array([getattr(th, m) for m in MODES])
@@ -98,6 +133,8 @@ def build_trace(sc: Scenario, seed: int, rounds: dict, *, fm: dict, accounting: 
         "threshold": (("mode",), thr),
         "failed": (("mode",), t_f >= 0),
         "failure_round": (("mode",), t_f.astype(np.int64)),
+        "transient_crossings": (("mode",), transients.astype(np.int64)),
+        "persist": (("mode",), np.asarray(th.persistence(), np.int64)),
         "worst_value": (("mode",), metric.max(axis=0)),
         "group_acc": (("round", "group"), np.asarray(rounds["group_acc"])),
         "global_group_acc_p0": (("round", "group"), np.asarray(rounds["global_group_acc_p0"])),

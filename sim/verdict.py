@@ -1,17 +1,25 @@
 """Verdicts: for each mode, did it fail (T_f), which detector caught it and when (T_d),
-and did it stay silent (DESIGN.md section 5).
+and did it stay silent.
 
-For mode m of one run: T_f is the first round its metric crosses the threshold; the
-detection round of detector d is the first alarm of a channel of d that watches m
-(``monitor.attribution = "watch"``) or of any channel of d (``"any"``: DESIGN.md's
-literal rule, where any alarm prompts an investigation); T_d is the earliest over the
-deployed detectors. The run is *silent* for m when T_f is finite and T_d is infinite
-or later than T_f + grace. An alarm before T_f counts as a detection (an early warning,
-negative delay).
+For mode m of one run, T_f is the first round of a *persistent* crossing of its
+threshold (``thresholds.persist`` rounds, or to the horizon; see
+:func:`~silentfail.sim.trace.failure_rounds`). A detector's alarm for m is its first
+alarm on a channel that watches m (``monitor.attribution = "watch"``) or on any channel
+(``"any"``: any alarm prompts an investigation). An alarm *detects* the failure only in
+the window [T_f - lead, T_f + grace] (``monitor.lead``, default 0, and ``monitor.grace``);
+an alarm before T_f - lead is an *early warning*: the detector reacted to the shift,
+not to the failure, and it is reported on its own, never counted as a detection. T_d is
+the earliest detecting alarm over the deployed detectors; the run is *silent* for m when
+m failed and no deployed detector's alarm falls in the window.
 
-Thresholds come from :func:`calibration`: null runs of the same scenario with the
-shift switched off (``shifts.strength = 0``: the same constraints, personalization and
-federation), seeds disjoint from those of the runs judged.
+Thresholds come from :func:`calibration`: null runs of the same scenario with the shift
+switched off (``shifts.strength = 0``: the same constraints, personalization and
+federation), seeds disjoint from those of the runs judged. A mode can fail in those
+null runs (the constraints or personalization cause it, with no shift): its null failure
+rate is reported with every verdict, the mode is flagged ``caused_without_shift`` when
+that rate exceeds ``monitor.alpha``, and a detector calibrated on such runs cannot
+separate the failure from the null. ``monitor.null = "no_failure"`` calibrates on the
+null runs in which no mode fails instead (the number rejected is reported).
 """
 
 from __future__ import annotations
@@ -57,19 +65,42 @@ def detector_alarms(alarm: np.ndarray, lay: Layout) -> np.ndarray:
 
 
 class Judgement(NamedTuple):
-    detection_round: np.ndarray  # (..., modes) earliest counting alarm over detectors, -1 = none
+    detection_round: np.ndarray  # (..., modes) earliest alarm in the detection window, -1 = none
     detected: np.ndarray  # (..., modes) bool
     silent: np.ndarray  # (..., modes) bool
     delay: np.ndarray  # (..., modes) float, T_d - T_f where detected, else NaN
+    early_warning: np.ndarray  # (..., modes) bool: failed, and a counting alarm came before T_f - lead
 
 
-def judge(failure_round: np.ndarray, det_rounds: np.ndarray, grace: int) -> Judgement:
-    """Silent = failed and (no counting alarm, or the first one later than T_f + grace)."""
-    t_d = earliest(det_rounds)
+def judge(failure_round: np.ndarray, det_rounds: np.ndarray, grace: int, lead: int = 0) -> Judgement:
+    """Judge failures against the detectors' first counting alarms ``det_rounds``
+    (..., modes, detectors): detected = failed and some alarm in [T_f - lead, T_f + grace];
+    silent = failed and not detected; early warning = failed and some alarm before
+    T_f - lead (reported apart: it does not detect the failure)."""
+    t_f = failure_round[..., None]
     failed = failure_round >= 0
-    detected = failed & (t_d >= 0) & (t_d <= failure_round + grace)
+    alarmed = (det_rounds >= 0) & (t_f >= 0)
+    in_window = alarmed & (det_rounds >= t_f - lead) & (det_rounds <= t_f + grace)
+    early = alarmed & (det_rounds < t_f - lead)
+    t_d = earliest(np.where(in_window, det_rounds, -1))
+    detected = failed & in_window.any(axis=-1)
     delay = np.where(detected, (t_d - failure_round).astype(float), np.nan)
-    return Judgement(t_d, detected, failed & ~detected, delay)
+    return Judgement(t_d, detected, failed & ~detected, delay, failed & early.any(axis=-1))
+
+
+def calibrate_on_null(stat_max: np.ndarray, failure_round: np.ndarray, lay: Layout, sc: Scenario) -> Calibration:
+    """Thresholds from null runs' horizon maxima ``stat_max`` (S, K) and the null runs'
+    failure rounds (S, modes): all of them (``monitor.null = "no_shift"``) or those in
+    which no mode fails (``"no_failure"``), with the null failure rate of each mode."""
+    failed = np.asarray(failure_round) >= 0
+    keep = ~failed.any(axis=1) if sc.monitor.null == "no_failure" else np.ones(len(failed), bool)
+    cal = calibrate(np.asarray(stat_max)[keep], lay.owner, len(lay.detectors), sc.monitor.alpha)
+    return cal._replace(null_failure_rate=failed.mean(axis=0), null_runs=len(failed), null_rejected=int((~keep).sum()))
+
+
+def caused_without_shift(cal: Calibration, alpha: float) -> np.ndarray:
+    """(modes,) bool: the mode fails in more than ``alpha`` of the null runs."""
+    return np.asarray(cal.null_failure_rate) > alpha
 
 
 @functools.lru_cache(maxsize=32)
@@ -82,13 +113,13 @@ def _calibration(scenario_json: str) -> tuple[Layout, Calibration]:
         sc, ("shifts.strength",), dets, np.full((S, 1), NULL_STRENGTH), NULL_SEED0 + np.arange(S),
         np.full((S, len(lay.channel)), np.inf),
     )
-    return lay, calibrate(out.stat_max, lay.owner, len(dets), sc.monitor.alpha)
+    return lay, calibrate_on_null(out.stat_max, out.failure_round, lay, sc)
 
 
 def calibration(sc: Scenario) -> tuple[Layout, Calibration]:
     """The deployed detectors' channel layout and their thresholds, calibrated on
     ``monitor.calibration_seeds`` null runs to false-alarm rate ``monitor.alpha``
-    (cached per scenario)."""
+    (:func:`calibrate_on_null`; cached per scenario)."""
     return _calibration(sc.to_json())
 
 
@@ -118,7 +149,7 @@ def verdict(trace: Trace) -> xr.Dataset:
     alarm = np.asarray(first_over(jnp.asarray(stats), jnp.asarray(cal.thresholds, jnp.float32)))
     det = detection_rounds(alarm, lay, sc.monitor.attribution)
     t_f = trace["failure_round"].values
-    j = judge(t_f, det, sc.monitor.grace)
+    j = judge(t_f, det, sc.monitor.grace, sc.monitor.lead)
     watches = np.zeros((len(MODES), len(lay.detectors)), bool)
     for k in range(len(lay.channel)):
         watches[:, lay.owner[k]] |= lay.watches[k]
@@ -132,6 +163,10 @@ def verdict(trace: Trace) -> xr.Dataset:
             "detected": (("mode",), j.detected),
             "silent": (("mode",), j.silent),
             "delay": (("mode",), j.delay),
+            "early_warning": (("mode",), j.early_warning),
+            "transient_crossings": (("mode",), trace["transient_crossings"].values),
+            "null_failure_rate": (("mode",), cal.null_failure_rate),
+            "caused_without_shift": (("mode",), caused_without_shift(cal, sc.monitor.alpha)),
             "false_alarm_rate": (("detector",), cal.achieved),
             "false_alarm_se": (("detector",), cal.achieved_se),
             "channel_threshold": (("channel",), cal.thresholds),
@@ -140,25 +175,27 @@ def verdict(trace: Trace) -> xr.Dataset:
         coords={"mode": list(MODES), "detector": list(lay.detectors), "channel": list(lay.channel)},
     )
     ds.attrs.update(
-        alpha=cal.nominal, grace=sc.monitor.grace, attribution=sc.monitor.attribution,
+        alpha=cal.nominal, grace=sc.monitor.grace, lead=sc.monitor.lead, attribution=sc.monitor.attribution,
+        null=sc.monitor.null, null_runs=cal.null_runs, null_rejected=cal.null_rejected,
         calibration_seeds=sc.monitor.calibration_seeds, seed=trace.attrs["seed"], scenario=trace.attrs["scenario"],
     )
     return ds
 
 
 def summarize(failure_round: np.ndarray, j: Judgement, axis: int) -> dict[str, np.ndarray]:
-    """Across seeds (``axis``): P(fail), P(detected | fail), P(silent), and the median and
-    10%/90% quantiles of the detection delay over detected failures."""
-    failed = failure_round >= 0
-    n_fail = failed.sum(axis)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p_det = np.where(n_fail > 0, j.detected.sum(axis) / np.maximum(n_fail, 1), np.nan)
+    """Across seeds (``axis``): P(fail), P(early warning), P(detected | fail),
+    P(silent | fail), P(silent), and the median and 10%/90% quantiles of the detection
+    delay over detected failures (NaN where nothing failed)."""
     import warnings
 
+    failed = failure_round >= 0
+    n_fail = failed.sum(axis)
+    given_fail = lambda x: np.where(n_fail > 0, x.sum(axis) / np.maximum(n_fail, 1), np.nan)  # noqa: E731
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         q = np.nanquantile(j.delay, [0.1, 0.5, 0.9], axis=axis) if j.delay.size else np.full((3,), np.nan)
     return dict(
-        p_fail=failed.mean(axis), p_detected_given_fail=p_det, p_silent=j.silent.mean(axis),
+        p_fail=failed.mean(axis), p_early_warning=j.early_warning.mean(axis), p_detected_given_fail=given_fail(j.detected),
+        p_silent_given_fail=given_fail(j.silent), p_silent=j.silent.mean(axis),
         delay_q10=q[0], delay_median=q[1], delay_q90=q[2],
     )
