@@ -17,22 +17,21 @@ _RULES = {"full": "full_finetuning", "proximal": "proximal", "subspace": "subspa
 
 def scenario_nodes(scenario) -> list[str]:
     """The taxonomy nodes a simulated scenario exercises: its personalization rule, its
-    active shift families, the constraints in force (secure aggregation always), the
-    threats it stages, and the six failure modes it measures."""
-    sc, sh, fed = scenario, scenario.shifts, scenario.federation
-    nodes = [_RULES[sc.personalization.rule], "secure_aggregation", "no_raw_data_access", "no_personal_model_access"]
+    active shift families, the constraints in force (:func:`silentfail.constraints.scenario_constraints`,
+    the one mapping from a scenario to constraints), the threats it stages, and the six
+    failure modes it measures."""
+    from .constraints import scenario_constraints
+    from .sim.scenario import MODES
+
+    sc, sh = scenario, scenario.shifts
+    nodes = [_RULES[sc.personalization.rule], *scenario_constraints(sc)]
     active = {
         "label_shift": sh.label_alpha is not None, "attribute_imbalance": sh.attribute_alpha is not None,
         "spurious_correlation": sh.spurious_mean is not None,
         "covariate_shift": sh.covariate_scale > 0 or sh.covariate_var_spread > 0, "concept_shift": sh.concept_angle > 0,
-        "temporal_drift": sh.temporal.kind != "none", "central_dp": fed.dp == "central", "local_dp": fed.dp == "local",
-        "partial_participation": fed.participation < 1, "participation_disparity": fed.participation_disparity > 0,
-        "client_dropout": fed.dropout > 0, "byzantine_clients": fed.byzantine_fraction > 0,
-        "external_fm_poisoning": sc.personalization.teacher_poison > 0,
+        "temporal_drift": sh.temporal.kind != "none", "external_fm_poisoning": sc.personalization.teacher_poison > 0,
     }
     nodes += [n for n, on in active.items() if on]
-    from .sim.scenario import MODES
-
     return nodes + list(MODES)
 
 

@@ -274,6 +274,7 @@ def q_detectors(
 def q_paths(
     cause: str = typer.Argument(..., help="A cause (shift, personalization, constraint, threat or mechanism) id."),
     mode: str = typer.Argument(..., help="A failure mode id."),
+    influences: bool = typer.Option(False, "--influences", help="Also follow the mode-to-mode influence edges."),
     file: Optional[Path] = ExtOption,
 ) -> None:
     """All causal paths from a cause to a mode.
@@ -281,7 +282,7 @@ def q_paths(
     Example: silentfail taxonomy query paths label_shift confidence_miscalibration
     """
     tax = _load(file)
-    found = paths(tax, cause, mode)
+    found = paths(tax, cause, mode, influences=influences)
     console.print("\n".join(" -> ".join(p) for p in found) if found else f"no causal path from {cause} to {mode}")
 
 
@@ -365,6 +366,7 @@ def simulate(
         return
     _output_file(output)
     sc = _scenario(scenario_file, preset_name, set_, "default")
+    _print_setting(sc)
     if seeds:
         _print_assessment(sc, seeds)
     trace = run(sc, seed, chunk=_client_chunk(client_chunk), devices=devices)
@@ -387,6 +389,15 @@ def simulate(
     if output is not None:
         save_trace(trace, output)
         err_console.print(f"wrote {output}")
+
+
+def _print_setting(sc) -> None:
+    """The full constraint set in force and the detectors it leaves deployed."""
+    from rich.text import Text
+
+    from .report import setting_text
+
+    console.print(Text(setting_text(sc)))
 
 
 def _client_chunk(text: str):
@@ -753,7 +764,14 @@ def check_cmd(
     with bar:
         res = check(h, sc, seeds=seeds, points=points, model=model, progress=update,
                     store=(output / "store") if output is not None else None)
-    console.print(res.summary())
+    from .sim.scenario import scenario_from_dict
+
+    import json
+
+    from rich.text import Text
+
+    _print_setting(scenario_from_dict(json.loads(res.sweep.attrs["scenario"])))
+    console.print(Text(res.summary()))
     if output is not None:
         save_netcdf(res.cells, output / "cells.nc")
         err_console.print(f"wrote {output / 'cells.nc'}, {output / 'store' / 'sweep.nc'}")
@@ -761,10 +779,27 @@ def check_cmd(
 
 def _print_assessment(sc, seeds: int) -> None:
     """The summary across seeds of one scenario (a sweep with no axes)."""
+    import numpy as np
+    from rich.text import Text
+
     from .sim.scenario import MODES
     from .sim.sweep import sweep
+    from .sim.verdict import Judgement, summarize
 
     ds = sweep(sc, {}, seeds=seeds)
+    valid = ds["valid_run"].values.astype(bool)
+    if not valid.all():  # the seeds that diverged are named and left out of the summary
+        bad = np.flatnonzero(~valid)
+        worst = float(np.nanmax(ds["eta_lambda_max"].values[bad]))
+        why = (f"eta * lambda_max = {worst:.3g} > 2 (local steps diverge)" if worst >= 2 else
+               "non-finite values (a diverging server step)")
+        err_console.print(Text(f"diverged in {bad.size} of {seeds} seeds ({', '.join(map(str, bad))}): {why}; "
+                               "the summary is over the other seeds"))
+        if bad.size == seeds:
+            raise UserError("every seed diverged: lower personalization.eta or federation.server_lr")
+        j = Judgement(*(ds[k].values[valid] for k in ("first_detection", "detected", "silent", "delay", "early_warning")))
+        summ = summarize(ds["failure_round"].values[valid], j, axis=0)
+        ds = ds.assign({k: (("mode",), v) for k, v in summ.items()})
     f = lambda v, d=2: "-" if v != v else f"{v:.{d}f}"  # noqa: E731 - NaN prints as '-'
     rows = []
     for m in MODES:

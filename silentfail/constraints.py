@@ -3,7 +3,7 @@ and a scenario with a given constraint set (the front door joins ``taxonomy`` an
 ``sim`` here; neither imports the other).
 
 Access constraints (``secure_aggregation``, ``no_raw_data_access``,
-``no_personal_model_access``, ``no_attribute_use``) switch the server's access in
+``no_personal_model_access``, ``no_attribute_use``, ``no_public_probe``) switch the server's access in
 ``federation``; the others are physics the scenario itself sets (``central_dp`` needs
 ``federation.dp = "central"``, ``partial_participation`` a participation below 1, ...),
 so naming one the scenario lacks is an error that says which field to set.
@@ -23,6 +23,7 @@ ACCESS_CONSTRAINTS = {
     "no_attribute_use": ("attribute_use", False),
     "no_personal_model_access": ("personal_model_access", False),
     "no_raw_data_access": ("raw_data_access", False),
+    "no_public_probe": ("public_probe", False),
 }
 
 #: physical constraint -> (predicate on the scenario, the field that sets it)
@@ -46,9 +47,21 @@ def scenario_constraints(sc: Scenario) -> tuple[str, ...]:
     return tuple(c for c in builtin_taxonomy().ids(NodeKind.CONSTRAINT) if c in on)
 
 
+#: The federated baseline: in force unless the scenario itself grants the access (the
+#: server of a federation never has the clients' data or personal models unless the user
+#: says so, with ``federation.raw_data_access`` / ``personal_model_access = true``).
+BASELINE_CONSTRAINTS = ("no_raw_data_access", "no_personal_model_access")
+#: Access constraints that a constraint list sets exactly (in force iff named); the
+#: others (the baseline, ``no_public_probe``) are in force when named and otherwise as
+#: the scenario has them.
+EXACT_CONSTRAINTS = ("secure_aggregation", "no_attribute_use")
+
+
 def with_constraints(sc: Scenario, constraints: Iterable[str]) -> Scenario:
-    """The scenario with exactly these access constraints in force (those not named are
-    lifted), after checking that the physical ones named are the scenario's own."""
+    """The scenario with these access constraints in force: EXACT_CONSTRAINTS exactly
+    when named; the others when named, else as the scenario has them (so the baseline,
+    BASELINE_CONSTRAINTS, is never lifted by omission). The physical constraints named
+    must be the scenario's own."""
     names = [c.strip() for c in constraints if c.strip()]
     known = builtin_taxonomy().ids(NodeKind.CONSTRAINT)
     bad = [c for c in names if c not in known]
@@ -57,6 +70,10 @@ def with_constraints(sc: Scenario, constraints: Iterable[str]) -> Scenario:
     for c in names:
         if c in PHYSICAL_CONSTRAINTS and not PHYSICAL_CONSTRAINTS[c][0](sc):
             raise ScenarioError(f"constraint {c!r} is physics the scenario must set: use {PHYSICAL_CONSTRAINTS[c][1]}")
-    return sc.replace(**{
-        f"federation.{flag}": (value if c in names else not value) for c, (flag, value) in ACCESS_CONSTRAINTS.items()
-    })
+    update = {}
+    for c, (flag, value) in ACCESS_CONSTRAINTS.items():
+        if c in names:
+            update[f"federation.{flag}"] = value
+        elif c in EXACT_CONSTRAINTS:
+            update[f"federation.{flag}"] = not value
+    return sc.replace(**update)

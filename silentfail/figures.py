@@ -26,7 +26,7 @@ COLOURS = ("#F2F2F2", "#56B4E9", "#D55E00")
 
 #: Axis labels with units for the fields users sweep most.
 LABELS = {
-    "personalization.lam": r"personalization strength $\lambda$ (proximal penalty, 1/risk units)",
+    "personalization.lam": r"proximal penalty $\lambda$ (larger = closer to the global model)",
     "shifts.strength": "shift strength $f$ (0 = none, 1 = full)",
     "federation.noise_multiplier": "DP noise multiplier $z$ (std / clip norm)",
     "federation.participation": "participation probability $q$",

@@ -18,7 +18,8 @@ bounds (within the axis' default range where a side is open; log-spaced on lambd
 eta), and the scenario is swept there with ``seeds`` seeds per cell
 (:func:`silentfail.sim.sweep.sweep`). The posterior of P per cell is, by default, the
 exact conjugate Beta(k + 1/2, n - k + 1/2) (Jeffreys prior, cells independent: the
-"for all" probability is then a product and conservative); with two axes, ``model="probit"``
+"for all" probability is then a product and conservative), evaluated in closed form by
+the regularized incomplete beta function (:func:`beta_holds`), not by Monte Carlo; with two axes, ``model="probit"``
 or ``"gp"`` uses the smooth boundary models of :mod:`silentfail.sim.estimate`, which
 borrow strength across cells. P(holds) is the posterior probability that P OP LEVEL at
 every cell of the region at once.
@@ -227,13 +228,23 @@ class CheckResult:
         return s
 
 
-def _cell_draws(k: np.ndarray, n: np.ndarray, draws: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return rng.beta(k + 0.5, n - k + 0.5, size=(draws,) + k.shape)
+def beta_holds(k: np.ndarray, n: np.ndarray, op: str, level: float) -> tuple[float, np.ndarray]:
+    """Exact P(holds) of the cell model: per cell the Jeffreys posterior
+    p ~ Beta(k + 1/2, n - k + 1/2) gives P(p >= L) = 1 - I_L(a, b) and P(p <= L) = I_L(a, b)
+    (I the regularized incomplete beta function; the posterior is continuous, so strict
+    and non-strict comparisons agree), and cells are independent, so the probability that
+    it holds at every cell is the product. Identical cells get identical numbers."""
+    from scipy import special
+
+    if op not in (">=", ">", "<=", "<"):
+        raise HypothesisError(f"unknown comparison {op!r}; use one of >=, >, <=, <")
+    below = special.betainc(k + 0.5, n - k + 0.5, level)
+    cell = np.asarray(1.0 - below if op in (">=", ">") else below, float)
+    return float(np.prod(cell)), cell
 
 
 def check(hypothesis: str | Hypothesis, scenario: Scenario | None = None, *, seeds: int = 16, points: int = 5,
-          model: str = "cell", draws: int = 4000, seed: int = 0, store: Any = None, progress=None,
+          model: str = "cell", seed: int = 0, store: Any = None, progress=None,
           fit_options: dict | None = None) -> CheckResult:
     """Check a hypothesis on ``scenario`` (default: the 'phase' preset) by sweeping its
     region (module docstring)."""
@@ -270,8 +281,10 @@ def check(hypothesis: str | Hypothesis, scenario: Scenario | None = None, *, see
         valid = m["valid_run"].values.astype(bool)
         hit = (m["failure_round"].values >= 0) if h.quantity == "fail" else m["silent"].values.astype(bool)
         k, n = (hit & valid).sum(-1), valid.sum(-1)
-        surface = _cell_draws(k, n, draws, seed)
-    prob, cell = region_probability(surface, np.ones(k.shape, bool), h.op, h.level)
+    if model == "cell":
+        prob, cell = beta_holds(k, n, h.op, h.level)
+    else:
+        prob, cell = region_probability(surface, np.ones(k.shape, bool), h.op, h.level)
     coords = {a: ds[a].values for a in names}
     dims = tuple(names)
     cells = xr.Dataset({"k": (dims, k), "n": (dims, n), "empirical": (dims, np.where(n > 0, k / np.maximum(n, 1), np.nan)),

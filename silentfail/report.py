@@ -60,6 +60,16 @@ def sweep_mode_table(ds: xr.Dataset) -> tuple[list[str], list[list[str]]]:
     return MODE_HEADER, rows
 
 
+def setting_text(sc) -> str:
+    """The constraint set in force (every one, the federated baseline included) and the
+    detectors it leaves deployed, in one line."""
+    from .constraints import scenario_constraints
+    from .sim.detectors import deployed
+
+    return (f"constraints in force: {', '.join(scenario_constraints(sc)) or 'none'}; "
+            f"detectors deployed: {', '.join(deployed(sc)) or 'none'}")
+
+
 def window_text(attrs) -> str:
     """The detection window and the null, in words."""
     lead = int(attrs.get("lead", 0))
@@ -91,6 +101,9 @@ def sweep_markdown(ds: xr.Dataset, figure: str | Path | None = None) -> str:
             f"on {ds.attrs['calibration_seeds']} null runs per cell (a quarter fixes the score, a quarter sets the conformal "
             f"quantile, half measure the achieved rate); {window_text(ds.attrs)}; "
             f"attribution `{ds.attrs['attribution']}`.", ""]
+    from .sim.scenario import scenario_from_dict
+
+    out += [setting_text(scenario_from_dict(sc)) + ".", ""]
     header, rows = sweep_mode_table(ds)
     out += ["## What failed, what was caught, what stayed silent", "", _md_table(header, rows), ""]
     out += ["## Detectors", "", _md_table(*sweep_detector_table(ds)), ""]
@@ -155,7 +168,10 @@ def trace_markdown(trace: xr.Dataset, verdict: xr.Dataset) -> str:
             ax.axvline(td, color="#009E73", lw=1.2, ls="--", label="detecting alarm")
         ax.set_title(m.replace("_", " "), fontsize=9)
         ax.set_xlabel("round", fontsize=8)
-    axes.flat[0].legend(fontsize=7)
+    for ax in axes.flat:  # the legend on the first panel that draws a failure or an alarm
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+            break
     out += ["## Mode metrics over rounds", "", f"![mode metrics]({_embed(fig)})", ""]
     plt.close(fig)
     return "\n".join(out)

@@ -304,6 +304,7 @@ def assemble(plan: Plan, main: Outcome, cals: list[Calibration], null: Outcome) 
         "caused_without_shift": (g + ("mode",), per_point([caused_without_shift(c, sc.monitor.alpha) for c in pt_cal])),
         "null_rejected": (g, per_point([np.asarray(c.null_rejected) for c in pt_cal])),
         "valid_run": (gs, valid_run),
+        "eta_lambda_max": (gs, r(_eta(plan) * main.lam_max)),
         "valid": (g, valid),
         "p_alarm": (g + ("detector",), (r(detector_alarms(main.alarm_round, lay)) >= 0).mean(axis=len(shape))),
         "final_value_mean": (g + ("mode",), r(main.final_value).mean(axis=len(shape))),

@@ -170,11 +170,13 @@ def silent_modes(
     return out
 
 
-def causal_graph(tax: Taxonomy) -> nx.DiGraph:
-    """The subgraph of causal edges (causes, enables, amplifies, masks) as a DiGraph."""
+def causal_graph(tax: Taxonomy, *, influences: bool = False) -> nx.DiGraph:
+    """The subgraph of causal edges (causes, enables, amplifies, masks) as a DiGraph;
+    with ``influences`` also the mode-to-mode influence edges."""
+    kinds = CAUSAL_EDGES | {EdgeKind.INFLUENCES} if influences else CAUSAL_EDGES
     g = nx.DiGraph()
     g.add_nodes_from(n.id for n in tax.nodes())
-    g.add_edges_from((e.source, e.target) for e in tax.edges() if e.kind in CAUSAL_EDGES)
+    g.add_edges_from((e.source, e.target) for e in tax.edges() if e.kind in kinds)
     return g
 
 
@@ -189,13 +191,15 @@ def causes_of(tax: Taxonomy, mode: str) -> dict[str, list[str]]:
     return out
 
 
-def paths(tax: Taxonomy, cause: str, mode: str, *, cutoff: int = 6) -> list[list[str]]:
-    """All simple causal paths from ``cause`` to ``mode`` (sorted by length, then ids)."""
+def paths(tax: Taxonomy, cause: str, mode: str, *, cutoff: int = 6, influences: bool = False) -> list[list[str]]:
+    """All simple causal paths from ``cause`` to ``mode`` (sorted by length, then ids);
+    with ``influences`` they may continue along mode-to-mode influence edges (a cause of
+    amplified bias reaching fairness collapse through the influence between them)."""
     for i in (cause, mode):
         if i not in tax:
             raise SchemaError(f"unknown node {i!r}")
     _check_ids(tax, [mode], NodeKind.FAILURE_MODE, "failure mode")
-    found = nx.all_simple_paths(causal_graph(tax), cause, mode, cutoff=cutoff)
+    found = nx.all_simple_paths(causal_graph(tax, influences=influences), cause, mode, cutoff=cutoff)
     return sorted((list(p) for p in found), key=lambda p: (len(p), p))
 
 

@@ -49,12 +49,11 @@ def test_probability_is_the_product_of_the_cell_posteriors(monkeypatch):
         "population.num_clients": 60, "federation.clients_per_round": 60, "federation.rounds": 10,
         "monitor.alpha": 0.2, "monitor.calibration_seeds": 24,
     })
-    res = check("for all lambda <= 0.1 and shift >= 0.5, P(confidence miscalibration) >= 0.6", sc, seeds=6, points=2,
-                draws=200_000)
+    res = check("for all lambda <= 0.1 and shift >= 0.5, P(confidence miscalibration) >= 0.6", sc, seeds=6, points=2)
     k, n = res.cells["k"].values, res.cells["n"].values
     per_cell = stats.beta.sf(0.6, k + 0.5, n - k + 0.5)
-    assert np.allclose(res.cells["p_holds"].values, per_cell, atol=0.005)
-    assert res.probability == pytest.approx(np.prod(per_cell), abs=0.005)
+    np.testing.assert_allclose(res.cells["p_holds"].values, per_cell, rtol=1e-10)  # exact, not Monte Carlo
+    assert res.probability == pytest.approx(np.prod(per_cell), rel=1e-10)
     assert {tuple(sorted(c)) for c in res.failing} == {tuple(sorted(c)) for c in res.failing if c["P(holds)"] < 0.5}
     assert len(res.failing) == int((per_cell < 0.5).sum())
     import silentfail.sim.sweep as sw
@@ -62,3 +61,17 @@ def test_probability_is_the_product_of_the_cell_posteriors(monkeypatch):
     monkeypatch.setattr(sw, "sweep", lambda *a, **k: pytest.fail("swept before refusing the model"))
     with pytest.raises(HypothesisError, match="needs a region over exactly two axes"):
         check("for all lambda <= 0.1, P(confidence miscalibration) >= 0.6", sc, seeds=2, points=2, model="gp")
+
+
+def test_cell_posterior_is_exact_so_identical_cells_agree():
+    """P(holds) of the cell model is the Beta posterior's tail in closed form: identical
+    cells (k = 0 of 8 three times) get identical numbers, and both directions add to 1."""
+    from silentfail.hypothesis import beta_holds
+
+    k, n = np.array([0, 0, 0, 5]), np.array([8, 8, 8, 8])
+    prob, cell = beta_holds(k, n, ">=", 0.5)
+    assert cell[0] == cell[1] == cell[2]
+    np.testing.assert_allclose(cell, stats.beta.sf(0.5, k + 0.5, n - k + 0.5), rtol=1e-12)
+    assert prob == pytest.approx(np.prod(cell), rel=1e-12)
+    _, below = beta_holds(k, n, "<=", 0.5)
+    np.testing.assert_allclose(cell + below, 1.0, rtol=1e-12)

@@ -55,9 +55,29 @@ def test_blocked_observables_are_absent_from_the_trace_not_zero_filled():
     tr = run(sc, 0)
     assert "obs_group" not in tr and "obs_inspect" not in tr and "obs_audit" not in tr
     assert {"obs_update_sum", "obs_report", "obs_fedeval", "obs_global", "obs_count"} <= set(tr.data_vars)
-    open_ = run(with_constraints(SMALL, []), 0)
+    granted = SMALL.replace(**{"federation.raw_data_access": True, "federation.personal_model_access": True})
+    open_ = run(with_constraints(granted, []), 0)
     assert {"obs_group", "obs_inspect", "obs_audit"} <= set(open_.data_vars)
-    assert set(available_observables(with_constraints(SMALL, []))) == set(OBSERVABLES)
+    assert set(available_observables(with_constraints(granted, []))) == set(OBSERVABLES)
+
+
+def test_unlisted_constraints_keep_the_federated_baseline():
+    """Naming some constraints never lifts the baseline: without the scenario granting
+    raw data or personal models, the oracle audit and update inspection stay undeployed."""
+    sc = with_constraints(preset("phase"), ["secure_aggregation", "central_dp"])
+    assert {"no_raw_data_access", "no_personal_model_access", "secure_aggregation", "central_dp"} <= set(scenario_constraints(sc))
+    assert not {"central_audit", "update_inspection"} & set(dt.deployed(sc))
+    assert "no_attribute_use" not in scenario_constraints(sc)  # not named: lifted
+
+
+def test_citation_uses_the_one_scenario_to_constraint_mapping():
+    from silentfail.citation import scenario_nodes
+
+    for name in ("default", "phase", "dp-heavy", "participation-disparity"):
+        sc = preset(name)
+        nodes = set(scenario_nodes(sc))
+        constraints = set(TAX.ids(NodeKind.CONSTRAINT))
+        assert nodes & constraints == set(scenario_constraints(sc)), name
 
 
 @pytest.fixture(scope="module")
@@ -182,3 +202,20 @@ def test_aggregate_masking_is_reproduced():
 def test_bad_monitor_and_access_settings_are_rejected_naming_the_field(update, field):
     with pytest.raises(ScenarioError, match=field.replace(".", r"\.")):
         SMALL.replace(**update)
+
+
+def test_no_public_probe_is_a_constraint_the_graph_and_the_engine_agree_on():
+    """Without public data the probe-based detectors cannot run: the scenario puts the
+    constraint no_public_probe in force, the graph blocks exactly the detectors that need
+    the public probe set, and the engine deploys none of them."""
+    from silentfail.taxonomy.queries import detector_status
+
+    sc = SMALL.replace(**{"federation.public_probe": False})
+    cons = scenario_constraints(sc)
+    assert "no_public_probe" in cons and "no_public_probe" not in scenario_constraints(SMALL)
+    needs_probe = {d for d in dt.DETECTORS if "public_probe_set" in TAX.successors(d, "requires")}
+    assert needs_probe  # server_probe_eval and federated_evaluation
+    for scenario in (SMALL, sc):
+        graph = {d for d in dt.DETECTORS if not detector_status(TAX, d, scenario_constraints(scenario)).blocks}
+        assert set(dt.deployed(scenario)) == graph
+    assert not needs_probe & set(dt.deployed(sc)) and needs_probe <= set(dt.deployed(SMALL))

@@ -137,3 +137,15 @@ def test_outputs_are_deterministic_and_order_free(tax):
 def test_bad_query_arguments_are_named(tax, call, needle):
     with pytest.raises(SchemaError, match=needle):
         call(tax)
+
+
+def test_paths_follow_influence_edges_only_when_asked(tax):
+    from silentfail.taxonomy.queries import paths
+
+    plain = paths(tax, "spurious_correlation", "fairness_collapse")
+    via = paths(tax, "spurious_correlation", "fairness_collapse", influences=True)
+    step = ("amplified_bias", "fairness_collapse")  # the paper's primary influence
+    has_step = lambda p: any((a, b) == step for a, b in zip(p, p[1:]))  # noqa: E731
+    assert not any(has_step(p) for p in plain)
+    assert any(has_step(p) for p in via)
+    assert all(p in via for p in plain)
