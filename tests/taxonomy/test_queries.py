@@ -91,7 +91,12 @@ def test_minimal_silencing_sets(tax):
     assert minimal_silencing_sets(tax, "fairness_collapse") == [
         ("no_attribute_use", "no_personal_model_access"), ("no_attribute_use", "no_raw_data_access"),
     ]
-    assert minimal_silencing_sets(tax, "alignment_erosion") == []  # federated evaluation survives everything
+    # alignment erosion is watched through the public probe set (server probe, federated
+    # evaluation) and the update direction: only taking the public data away as well silences it
+    assert minimal_silencing_sets(tax, "alignment_erosion") == [
+        ("no_personal_model_access", "no_public_probe", "secure_aggregation"),
+        ("no_public_probe", "no_raw_data_access", "secure_aggregation"),
+    ]
 
 
 def test_coverage_matrix_agrees_with_silent_modes(tax):
