@@ -299,3 +299,18 @@ def test_literature_lists_runs_and_reports_claims(capsys, tmp_path):
 def test_paper_without_a_source_is_one_line(capsys, tmp_path):
     code, _, err = run(capsys, "paper", "--quick", "--source", str(tmp_path), "-o", str(tmp_path / "out"))
     assert code != 0 and "no main.tex" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_diverging_seed_is_named_and_left_out_of_the_summary(capsys):
+    """eta * lambda_max crosses 2 for two of eight seeds: the summary says so and is over
+    the other six, instead of printing '-' for every mode."""
+    small = ["--set", "population.num_clients=40", "--set", "federation.clients_per_round=10", "--set", "federation.rounds=4",
+             "--set", "population.ood_subset=4", "--set", "monitor.calibration_seeds=40", "--set", "monitor.alpha=0.2",
+             "--set", "personalization.eta=0.0565"]
+    code, out, err = run(capsys, "simulate", "--preset", "covariate-shift", *small, "--seeds", "8", "--no-verdict")
+    assert code == 0, err
+    assert "diverged in 2 of 8 seeds (1, 2): eta * lambda_max = 2.18 > 2" in " ".join(err.split())
+    row = next(line for line in out.splitlines() if "amplified_bias" in line and "│" in line)
+    cells = [c.strip() for c in row.split("│") if c.strip()]
+    assert cells[1] != "-"  # P(fail) over the six stable seeds
+    assert "constraints in force:" in out and "detectors deployed:" in out
