@@ -106,9 +106,19 @@ def phase_figure(ds: xr.Dataset, out: str | Path, *, overlay: Overlay | None = N
                 plt.Line2D([], [], color="black", ls="--", label="P(silent) = 0.5")]
     fig.legend(handles=handles, loc="outside lower center", ncol=5, fontsize=8, frameon=False)
     sc_name = ds.attrs.get("scenario_name", "")
-    fig.suptitle(title or f"Silent failures: {sc_name} (alpha = {ds.attrs['alpha']}, {ds.attrs['seeds']} seeds per cell)",
-                 fontsize=11)
+    fig.suptitle((title or f"Silent failures: {sc_name} (alpha = {ds.attrs['alpha']}, {ds.attrs['seeds']} seeds per cell)")
+                 + "\n" + setting_caption(ds), fontsize=11)
     return _save(fig, out)
+
+
+def setting_caption(ds: xr.Dataset) -> str:
+    """The constraint set in force and the verdict rules of a sweep, for its figure."""
+    from .constraints import scenario_constraints
+    from .sim.scenario import scenario_from_dict
+
+    sc = scenario_from_dict(json.loads(ds.attrs["scenario"]))
+    return (f"constraints: {', '.join(scenario_constraints(sc)) or 'none'}; detection window "
+            f"[T_f - {ds.attrs['lead']}, T_f + {ds.attrs['grace']}]; failure = {sc.thresholds.persist} rounds over threshold")
 
 
 def _save(fig, out: str | Path) -> list[Path]:

@@ -237,6 +237,12 @@ def test_phase_draws_the_diagram_and_resumes(capsys, tmp_path):
     assert (out_dir / "phase.pdf").read_bytes().startswith(b"%PDF")
     md = (out_dir / "report.md").read_text()
     assert "## What failed, what was caught, what stayed silent" in md and "data:image/png;base64," in md
+    assert "constraints in force: central_dp, no_personal_model_access, no_raw_data_access" in md  # the whole set
+    from silentfail.figures import setting_caption
+    from silentfail.sim.trace import read_dataset
+
+    caption = setting_caption(read_dataset(out_dir / "store" / "sweep.nc", ("sweep",))[1])
+    assert caption.startswith("constraints: central_dp, no_personal_model_access, no_raw_data_access") and "T_f + 5]" in caption
     code, _, err = run(capsys, *argv)
     assert code == 2 and "--resume" in err  # never overwrites a finished sweep silently
     code, _, err = run(capsys, *argv, "--resume")
