@@ -11,6 +11,7 @@ Reference:
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
@@ -107,7 +108,7 @@ def phase_figure(ds: xr.Dataset, out: str | Path, *, overlay: Overlay | None = N
     fig.legend(handles=handles, loc="outside lower center", ncol=5, fontsize=8, frameon=False)
     sc_name = ds.attrs.get("scenario_name", "")
     fig.suptitle((title or f"Silent failures: {sc_name} (alpha = {ds.attrs['alpha']}, {ds.attrs['seeds']} seeds per cell)")
-                 + "\n" + setting_caption(ds), fontsize=11)
+                 + "\n" + "\n".join(textwrap.wrap(setting_caption(ds), 120)), fontsize=9)
     return _save(fig, out)
 
 
@@ -117,8 +118,10 @@ def setting_caption(ds: xr.Dataset) -> str:
     from .sim.scenario import scenario_from_dict
 
     sc = scenario_from_dict(json.loads(ds.attrs["scenario"]))
+    lead = int(ds.attrs["lead"])
+    start = f"T_f - {lead}" if lead else "T_f"
     return (f"constraints: {', '.join(scenario_constraints(sc)) or 'none'}; detection window "
-            f"[T_f - {ds.attrs['lead']}, T_f + {ds.attrs['grace']}]; failure = {sc.thresholds.persist} rounds over threshold")
+            f"[{start}, T_f + {ds.attrs['grace']}]; failure = {sc.thresholds.persist} rounds over threshold")
 
 
 def _save(fig, out: str | Path) -> list[Path]:
