@@ -143,6 +143,11 @@ def trace_statistics(trace: Trace) -> np.ndarray:
 def verdict(trace: Trace) -> xr.Dataset:
     """The Verdict of one run (mode x detector): T_f, each deployed detector's detection
     round, T_d, detected, silent and delay, with the calibration it used in attrs."""
+    if "transient_crossings" not in trace:
+        raise ValueError(
+            "this trace was written by an older silentfail, whose failure rounds are first crossings (no persistence, "
+            "thresholds.persist); simulate it again to judge it under the current rules"
+        )
     sc = scenario_of(trace)
     lay, cal = calibration(sc)
     stats = trace_statistics(trace)

@@ -105,3 +105,14 @@ def test_bad_verdict_settings_are_one_line_errors_naming_the_field(update, field
         preset("default").replace(**update)
     msg = str(e.value)
     assert field in msg and "\n" not in msg
+
+
+def test_a_trace_from_before_persistence_is_refused_not_misjudged():
+    from silentfail.sim.run import run
+    from silentfail.sim.verdict import verdict
+
+    sc = preset("default").replace(**{"population.num_clients": 40, "federation.clients_per_round": 10, "federation.rounds": 3,
+                                      "population.ood_subset": 4})
+    old = run(sc, 0).drop_vars(["transient_crossings", "persist"])
+    with pytest.raises(ValueError, match="older silentfail"):
+        verdict(old)
