@@ -764,11 +764,11 @@ def check_cmd(
     with bar:
         res = check(h, sc, seeds=seeds, points=points, model=model, progress=update,
                     store=(output / "store") if output is not None else None)
-    from .sim.scenario import scenario_from_dict
-
     import json
 
     from rich.text import Text
+
+    from .sim.scenario import scenario_from_dict
 
     _print_setting(scenario_from_dict(json.loads(res.sweep.attrs["scenario"])))
     console.print(Text(res.summary()))
@@ -784,6 +784,7 @@ def _print_assessment(sc, seeds: int) -> None:
 
     from .sim.scenario import MODES
     from .sim.sweep import sweep
+    from .report import detection_window, persistence_text
     from .sim.verdict import Judgement, summarize
 
     ds = sweep(sc, {}, seeds=seeds)
@@ -812,13 +813,14 @@ def _print_assessment(sc, seeds: int) -> None:
     console.print(_table(
         f"{sc.name}: across {seeds} seeds (detectors calibrated to alpha {sc.monitor.alpha} on "
         f"{'failure-free ' if sc.monitor.null == 'no_failure' else ''}null runs; detection window "
-        f"[T_f - {sc.monitor.lead}, T_f + {sc.monitor.grace}]; failure = {sc.thresholds.persist} rounds over threshold)",
+        f"{detection_window(sc.monitor.lead, sc.monitor.grace)}; failure = {persistence_text(sc.thresholds)})",
         ["mode", "P(fail)", "P(early warning)", "P(detected | fail)", "P(silent | fail)", "P(silent)", "P(fail | null)",
          "delay median [10%, 90%]"], rows,
     ))
 
 
 def _print_verdict(v) -> None:
+    from .report import detection_window
     from .sim.scenario import MODES
 
     rows = []
@@ -836,7 +838,7 @@ def _print_verdict(v) -> None:
             state += f" [fails in {float(v['null_failure_rate'].sel(mode=m)):.0%} of null runs: caused without shift]"
         rows.append([m, str(tf) if tf >= 0 else "-", *cells, state])
     console.print(_table(
-        f"verdict (alpha {v.attrs['alpha']}; detection window [T_f - {v.attrs['lead']}, T_f + {v.attrs['grace']}], earlier "
+        f"verdict (alpha {v.attrs['alpha']}; detection window {detection_window(v.attrs['lead'], v.attrs['grace'])}, earlier "
         "alarms are early warnings; cells: first alarm round, '-' no alarm, '.' does not watch)",
         ["mode", "T_f", *[str(d) for d in v.detector.values], "verdict"], rows,
     ))

@@ -115,13 +115,12 @@ def phase_figure(ds: xr.Dataset, out: str | Path, *, overlay: Overlay | None = N
 def setting_caption(ds: xr.Dataset) -> str:
     """The constraint set in force and the verdict rules of a sweep, for its figure."""
     from .constraints import scenario_constraints
+    from .report import detection_window, persistence_text
     from .sim.scenario import scenario_from_dict
 
     sc = scenario_from_dict(json.loads(ds.attrs["scenario"]))
-    lead = int(ds.attrs["lead"])
-    start = f"T_f - {lead}" if lead else "T_f"
     return (f"constraints: {', '.join(scenario_constraints(sc)) or 'none'}; detection window "
-            f"[{start}, T_f + {ds.attrs['grace']}]; failure = {sc.thresholds.persist} rounds over threshold")
+            f"{detection_window(ds.attrs['lead'], ds.attrs['grace'])}; failure = {persistence_text(sc.thresholds)}")
 
 
 def _save(fig, out: str | Path) -> list[Path]:

@@ -70,10 +70,20 @@ def setting_text(sc) -> str:
             f"detectors deployed: {', '.join(deployed(sc)) or 'none'}")
 
 
+def detection_window(lead: int, grace: int) -> str:
+    """The window in which an alarm detects a failure, e.g. ``[T_f, T_f + 5]``."""
+    return f"[T_f - {int(lead)}, T_f + {int(grace)}]" if int(lead) else f"[T_f, T_f + {int(grace)}]"
+
+
+def persistence_text(thresholds) -> str:
+    """How long a crossing must last to be a failure, with the per-mode overrides."""
+    extra = ", ".join(f"{m}: {n}" for m, n in thresholds.persist_by_mode.items())
+    return f"{thresholds.persist} rounds over threshold" + (f" ({extra})" if extra else "")
+
+
 def window_text(attrs) -> str:
     """The detection window and the null, in words."""
-    lead = int(attrs.get("lead", 0))
-    window = f"[T_f - {lead}, T_f + {attrs['grace']}]" if lead else f"[T_f, T_f + {attrs['grace']}]"
+    window = detection_window(attrs.get("lead", 0), attrs["grace"])
     null = ("the null runs in which no mode fails" if attrs.get("null") == "no_failure" else "the null runs (no shift)")
     return (f"an alarm detects a failure only in the window {window} (an earlier alarm is an early warning, reported "
             f"apart); a mode fails only if its metric stays over its threshold for thresholds.persist rounds "

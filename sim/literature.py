@@ -271,7 +271,7 @@ def client_drift(pop) -> jax.Array:
 
     while the weighted average risk sum_c p_c R_c has the minimizer
     theta* = (sum_c p_c M_c)^{-1} sum_c p_c m_c. They coincide for K = 1 or identical
-    clients; drift = |x_K - theta*| / |theta*| (DESIGN.md section 7, result 1; Karimireddy
+    clients; drift = |x_K - theta*| / |theta*| (the silentfail reference paper (paper/main.tex), Theory, result 1; Karimireddy
     et al. 2020). A test checks x_K against a long FedAvg run.
     """
     p = pop.weight * pop.q

@@ -1,4 +1,4 @@
-"""What the server sees (DESIGN.md section 5).
+"""What the server sees (the silentfail reference paper (paper/main.tex), The six modes: detection and silence).
 
 The round function computes every observable; this module decides which of them the
 scenario's constraint set lets the server see. Access and observable ids are the

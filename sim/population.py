@@ -1,5 +1,5 @@
-"""``Population``: per-client distributions and sufficient statistics (DESIGN.md
-section 2), built once per (scenario, seed).
+"""``Population``: per-client distributions and sufficient statistics (the silentfail reference paper (paper/main.tex),
+The stylized model), built once per (scenario, seed).
 
 A client is its (M_c, m_c): O(d^2) state, independent of its sample size. In
 ``population`` mode the training statistics are the exact population moments. In

@@ -1,4 +1,4 @@
-"""The stylized world of DESIGN.md section 2: Gaussian class-group cells on the FM's
+"""The stylized world (the silentfail reference paper (paper/main.tex), The stylized model): Gaussian class-group cells on the FM's
 frozen features, a probe world for alignment, and the FM theta_0 in closed form.
 
 Cells (y, a), y in {-1, +1} (index 0 is y = -1), a in {0..G-1}::
@@ -101,7 +101,7 @@ def augment(x: Array) -> Array:
 
 
 def second_moments(pi: Array, mu: Array, Sigma: Array) -> tuple[Array, Array]:
-    """Squared-loss sufficient statistics of a cell mixture (DESIGN.md section 2):
+    """Squared-loss sufficient statistics of a cell mixture (the silentfail reference paper (paper/main.tex), The stylized model):
 
         M = sum_{y,a} pi(y,a) (Sigma~_a + mu~_{y,a} mu~_{y,a}^T),  m = sum_{y,a} pi(y,a) y mu~_{y,a}
 
@@ -154,7 +154,7 @@ def fm_theta(world: World, sc: Scenario) -> Array:
 def public_steps(world: World, sc: Scenario) -> tuple[Array, Array]:
     """The server's centralized round on its public data (P0 itself, with its prior pi0,
     and the public probe set): ``public_steps`` gradient steps of rate ``public_lr`` on the
-    pretraining objective, in closed form (DESIGN.md section 7, result 1):
+    pretraining objective, in closed form (the silentfail reference paper (paper/main.tex), Theory, result 1):
 
         theta_K = theta* + (I - lr A)^K (theta - theta*) = S theta + c,
         S = (I - lr A)^K,  c = (I - S) theta*,  theta* = A^{-1} b.
