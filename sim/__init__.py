@@ -1,4 +1,4 @@
-"""silentfail.sim: the JAX simulation of the stylized world (DESIGN.md sections 2-6)."""
+"""silentfail.sim: the JAX simulation of the stylized world (paper/main.tex, The stylized model)."""
 
 
 def clear_caches() -> None:

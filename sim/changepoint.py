@@ -1,4 +1,4 @@
-"""Bayesian change-point posterior of a stream with known noise (DESIGN.md sections 5-6):
+"""Bayesian change-point posterior of a stream with known noise (paper/main.tex, The six modes):
 the privacy-preserving behavioural evaluation run on the DP-noised secure aggregates.
 
 Model of a stream y_0, ..., y_t (e.g. the mean reported accuracy), with per-round noise

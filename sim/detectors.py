@@ -1,5 +1,5 @@
 """Detectors: pure functions of the observable trace -> per-round statistics -> alarm
-rounds, each declaring the access it requires (DESIGN.md section 5).
+rounds, each declaring the access it requires (paper/main.tex, The six modes).
 
 A detector has one or more *channels*: a per-round statistic s_t (larger = worse)
 and the failure modes it watches (the taxonomy's ``detects`` edges; a test checks they

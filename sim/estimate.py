@@ -1,4 +1,4 @@
-"""Estimation with honest uncertainty (DESIGN.md section 6): where each failure occurs
+"""Estimation with honest uncertainty (paper/main.tex, Estimated boundaries): where each failure occurs
 (phase boundaries), when it starts (onset) and how sure we are.
 
 **Phase boundary** (:func:`fit_boundary`, :func:`estimate`). For one mode, the sweep gives

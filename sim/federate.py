@@ -1,6 +1,6 @@
 """The federated round and ``simulate``: rounds via ``lax.scan`` of participation ->
 local personalization (vmapped over clients) -> clip / noise / secure sum -> global
-update (DESIGN.md section 3).
+update (paper/main.tex, The stylized model).
 
 Modelling choices (documented here once):
 

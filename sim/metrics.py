@@ -1,5 +1,5 @@
-"""Ground-truth metrics of the six silent failure modes in closed form (DESIGN.md
-section 4). For a linear readout and Gaussian cells the score theta^T x~ is Gaussian in
+"""Ground-truth metrics of the six silent failure modes in closed form
+(paper/main.tex, The six modes). For a linear readout and Gaussian cells the score theta^T x~ is Gaussian in
 each cell, so
 
     P(yhat = +1 | y, a) = Phi(theta^T mu~_{y,a} / sqrt(theta_x^T Sigma_a theta_x)),
@@ -139,7 +139,7 @@ def group_gap(rate: Array, present: Array) -> Array:
 
 class Confidence(NamedTuple):
     """The FM's confidence map p(s) = sigmoid(alpha s + beta) (Platt scaling of the FM's
-    score on P0). Personal models keep it (DESIGN.md section 4, mode 2)."""
+    score on P0). Personal models keep it (paper/main.tex, The six modes, mode 2)."""
 
     alpha: Array
     beta: Array

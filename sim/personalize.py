@@ -1,4 +1,4 @@
-"""Local personalization rules (DESIGN.md section 3), as K steps of projected gradient
+"""Local personalization rules (paper/main.tex, The stylized model), as K steps of projected gradient
 descent from the global model theta_g on
 
     F_c(theta) = (1 - beta) R_c(theta) + beta R_T(theta) + lambda/2 |theta - theta_g|^2,
@@ -12,7 +12,7 @@ M_T + lambda I, r = (1 - beta) m_c + beta m_T and B = I - eta Pi H,
 
 i.e. theta_K = P_c theta_g + b_c with P_c = B^K + eta lambda S Pi and b_c = eta S Pi r.
 When Pi = I this is theta* + (I - eta H)^K (theta_g - theta*), theta* = H^{-1}(r +
-lambda theta_g) (DESIGN.md section 3), and ``tests/sim/test_personalize.py`` checks that
+lambda theta_g) (paper/main.tex, The stylized model), and ``tests/sim/test_personalize.py`` checks that
 the scan and the closed form agree.
 
 References:

@@ -1,6 +1,5 @@
-"""Execution layout of the client axis: chunks (bounded memory) and device meshes
-(DESIGN.md section 8). Nothing here changes a number beyond float round-off: a run is a
-pure function of (scenario, seed) whatever the chunk size or the device count.
+"""Execution layout of the client axis: chunks (bounded memory) and device meshes.
+Nothing here changes a number beyond float round-off: a run is a pure function of (scenario, seed) whatever the chunk size or the device count.
 
 * **Chunks.** The per-client work of a round (the deployed model and every per-client
   metric) runs over blocks of ``chunk`` clients with ``jax.lax.map``, so its

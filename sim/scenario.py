@@ -1,5 +1,5 @@
 """``Scenario``: the validated, immutable configuration of one simulated world
-(DESIGN.md sections 2-4), loadable from TOML, with named presets.
+(paper/main.tex, The stylized model), loadable from TOML, with named presets.
 
 Every field is documented (``Field(description=...)``) and bounded; a bad value is
 rejected with a :class:`ScenarioError` whose message names the field path and the
@@ -68,7 +68,7 @@ class _Section(BaseModel):
 
 
 class World(_Section):
-    """The base world P0 and the probe world (DESIGN.md section 2).
+    """The base world P0 and the probe world (paper/main.tex, The stylized model).
 
     Directions: e_0 = mu_core, e_1 = mu_spu, e_2 = group offsets, e_3 = the
     alignment direction u along which the probe distribution lies, e_4 = the direction
@@ -130,7 +130,7 @@ class Temporal(_Section):
 
 
 class Shifts(_Section):
-    """Client shift families and their heterogeneity (DESIGN.md section 2 table)."""
+    """Client shift families and their heterogeneity (paper/main.tex, The stylized model)."""
 
     label_alpha: Pos | None = Field(None, description="label shift: pi_c(y) ~ Dirichlet(alpha pi0(y)); smaller = stronger; None = off")
     attribute_alpha: Pos | None = Field(None, description="attribute imbalance: pi_c(a) ~ Dirichlet(alpha pi0(a)); None = off")
@@ -159,7 +159,7 @@ class Population(_Section):
 
 class Personalization(_Section):
     rule: Literal["full", "proximal", "subspace", "head_only", "teacher"] = Field(
-        "proximal", description="local personalization rule (DESIGN.md section 3)"
+        "proximal", description="local personalization rule (paper/main.tex, The stylized model)"
     )
     K: int = Field(5, ge=1, le=10_000, description="local steps per round")
     eta: Pos = Field(0.1, description="local learning rate")
@@ -279,7 +279,7 @@ DETECTORS = (
 
 class Monitor(_Section):
     """The server's monitoring: which detectors run, their false-alarm rate, and when a
-    late alarm still counts (DESIGN.md section 5)."""
+    late alarm still counts (paper/main.tex, The six modes)."""
 
     detectors: tuple[str, ...] | None = Field(None, description=f"deployed detectors (default: every one the access allows): {', '.join(DETECTORS)}")
     alpha: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(0.05, description="false-alarm rate of each detector over the horizon, calibrated on the null scenario")
@@ -299,7 +299,7 @@ class Monitor(_Section):
         description="null-scenario seeds per calibration: a quarter fixes the score, a quarter sets the conformal quantile (needs >= 1/alpha - 1 runs), half measure the achieved false-alarm rate",
     )
     attribution: Literal["watch", "any"] = Field(
-        "watch", description="'watch': a mode is detected only by a detector channel that watches it (taxonomy detects edges); 'any': by any alarm (DESIGN.md's literal definition)"
+        "watch", description="'watch': a mode is detected only by a detector channel that watches it (taxonomy detects edges); 'any': by any alarm (the source paper's literal definition)"
     )
 
     @model_validator(mode="after")

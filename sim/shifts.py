@@ -1,4 +1,4 @@
-"""Client shift families (DESIGN.md section 2; Moreno-Torres et al. 2012; Yang et al.
+"""Client shift families (paper/main.tex, The stylized model; Moreno-Torres et al. 2012; Yang et al.
 2023). Each is a factory ``family(world, **strength) -> f`` returning a pure function
 ``f(client: ClientWorld, key) -> ClientWorld`` that vmaps over clients and composes
 with the others (jax-md style). Each docstring states the family's invariant, and

@@ -1,5 +1,5 @@
 """Sweeps: the verdicts of a scenario over a grid of parameters and seeds, as an xarray
-Dataset over the grid (DESIGN.md section 5; the Phase of the data flow).
+Dataset over the grid (paper/main.tex, The six modes; the Phase of the data flow).
 
 ``sweep(scenario, axes={"personalization.lam": [...], "shifts.strength": [...]}, seeds=S)``
 

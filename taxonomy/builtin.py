@@ -1,8 +1,8 @@
-"""The built-in taxonomy of silent failures (DESIGN.md sections 3-5; Oh & Bui, KDD '26).
+"""The built-in taxonomy of silent failures (paper/main.tex, The taxonomy; Oh & Bui, KDD '26).
 
 The six failure modes are the source paper's; their ground-truth metrics are this
 package's formalization of its prose (each mode's ``metric`` says so). Causes,
-mechanisms and detectors follow DESIGN.md; the threats named by the FM-FL
+mechanisms and detectors follow the reference paper (paper/main.tex, The taxonomy); the threats named by the FM-FL
 literature (Li & Wang 2024; Yu et al. 2023) are placed where they fit: privacy and
 security threats as ``Threat`` nodes, participation resource disparity and Byzantine
 faults as constraints, client drift and underrepresented demographic attributes as
@@ -511,7 +511,7 @@ _BENCHMARK_REFS = {
     "JailbreakBench": "chao2024jailbreakbench", "TrustLLM": "huang2024trustllm", "HarmBench": "mazeika2024harmbench",
 }
 
-#: The access each benchmark category assumes (DESIGN.md section 4): federated
+#: The access each benchmark category assumes (paper/main.tex, The taxonomy): federated
 #: benchmarks read per-client system metrics in simulation; centralized ones query
 #: the model directly.
 BENCHMARK_ACCESS = {"Federated": ("per_client_values",), "Centralized": ("personalized_models",)}

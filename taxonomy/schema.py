@@ -4,7 +4,7 @@
 The taxonomy connects *causes* (personalization rules, dataset shifts, federated
 constraints, threats) through *mechanisms* to the six *failure modes* of Oh & Bui
 (KDD '26), and the modes to the *detectors* that could reveal them, each detector
-requiring some *access* that a constraint may *block* (DESIGN.md sections 4-5).
+requiring some *access* that a constraint may *block* (paper/main.tex, The taxonomy).
 
 Every node is a frozen pydantic model with an ``id``, a ``name``, a ``definition``
 (``formal`` where a formal definition exists), and an ``implementation``: the dotted
@@ -141,7 +141,7 @@ class NodeBase(BaseModel):
 
 
 class Personalization(NodeBase):
-    """A local personalization rule (DESIGN.md section 3)."""
+    """A local personalization rule (paper/main.tex, The taxonomy)."""
 
     kind: Literal[NodeKind.PERSONALIZATION] = NodeKind.PERSONALIZATION
 
@@ -174,7 +174,7 @@ class Mechanism(NodeBase):
 
 
 class FailureMode(NodeBase):
-    """One of the silent failure modes (DESIGN.md section 4).
+    """One of the silent failure modes (paper/main.tex, The taxonomy).
 
     ``worse`` says which direction of the ground-truth metric is a failure;
     ``no_detector_under`` is the explicit annotation a mode without any ``detects``
@@ -191,7 +191,7 @@ class FailureMode(NodeBase):
 
 
 class Observable(NodeBase):
-    """Something the server may see (DESIGN.md section 5)."""
+    """Something the server may see (paper/main.tex, The taxonomy)."""
 
     kind: Literal[NodeKind.OBSERVABLE] = NodeKind.OBSERVABLE
 
@@ -203,7 +203,7 @@ class Access(NodeBase):
 
 
 class Detector(NodeBase):
-    """A function of an observable trace to an alarm round (DESIGN.md section 5)."""
+    """A function of an observable trace to an alarm round (paper/main.tex, The taxonomy)."""
 
     kind: Literal[NodeKind.DETECTOR] = NodeKind.DETECTOR
 
