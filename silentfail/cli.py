@@ -148,7 +148,7 @@ def _table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
 ConstraintsOption = typer.Option(
     "", "--constraints", "-c", help="Comma-separated constraint ids, e.g. secure_aggregation,central_dp."
 )
-ScopeOption = typer.Option("deployed", "--scope", help="deployed (personalized models) or global (the global model).")
+ScopeOption = typer.Option("any", "--scope", help="any (a detector of either scope, what the simulation counts), deployed (personalized models) or global (the global model).")
 
 
 # ------------------------------------------------------------------ taxonomy
@@ -225,6 +225,10 @@ def validate_cmd(file: Optional[Path] = typer.Argument(None, help="An extension 
 # ------------------------------------------------------------------ queries
 
 
+def _scope_text(scope: str) -> str:
+    return "detectors of the deployed or the global model" if scope == "any" else f"{scope} models"
+
+
 @query_app.command("silent")
 def q_silent(
     constraints: str = ConstraintsOption,
@@ -240,7 +244,7 @@ def q_silent(
     dets = _split(detectors) if detectors is not None else None
     result = silent_modes(tax, _split(constraints), dets, scope=scope)
     rows = [[s.mode, s.explanation()] for s in result]
-    console.print(_table(f"structurally silent modes ({scope} models): {len(rows)}", ["mode", "why"], rows))
+    console.print(_table(f"structurally silent modes ({_scope_text(scope)}): {len(rows)}", ["mode", "why"], rows))
 
 
 @query_app.command("causes")
@@ -296,7 +300,7 @@ def q_coverage(scope: str = ScopeOption, file: Optional[Path] = ExtOption) -> No
     tax = _load(file)
     cm = coverage_matrix(tax, scope=scope)
     sets = list(cm.constraint_sets)
-    t = Table(title=f"coverage ({scope} models)")
+    t = Table(title=f"coverage ({_scope_text(scope)})")
     t.add_column("constraint set")
     for m in cm.modes:
         t.add_column(m, overflow="fold")
@@ -356,13 +360,15 @@ def simulate(
     Example: silentfail simulate --preset label-shift --seed 1 -o trace.nc
     """
     from .sim.run import run
-    from .sim.scenario import preset, preset_names
+    from .sim.scenario import exhibits_text, preset, preset_exhibits, preset_names
     from .sim.trace import save_trace, summary
 
     if list_presets:
         if scenario_file is not None or preset_name is not None or set_:
             raise UserError("--list-presets lists the presets: it takes no scenario file, --preset or --set")
-        console.print(_table("presets", ["name", "description"], [[n, preset(n).description] for n in preset_names()]))
+        console.print(_table("presets", ["name", "description", "exhibits (over 8 seeds)"], [
+            [n, preset(n).description, exhibits_text(preset_exhibits(n))] for n in preset_names()
+        ]))
         return
     _output_file(output)
     sc = _scenario(scenario_file, preset_name, set_, "default")
@@ -784,7 +790,7 @@ def _print_assessment(sc, seeds: int) -> None:
 
     from .sim.scenario import MODES
     from .sim.sweep import sweep
-    from .report import detection_window, persistence_text
+    from .report import caused_text, detection_window, persistence_text
     from .sim.verdict import Judgement, summarize
 
     ds = sweep(sc, {}, seeds=seeds)
@@ -805,7 +811,7 @@ def _print_assessment(sc, seeds: int) -> None:
     rows = []
     for m in MODES:
         g = lambda k: float(ds[k].sel(mode=m))  # noqa: E731
-        null = f(g("null_failure_rate")) + (" caused without shift" if bool(ds["caused_without_shift"].sel(mode=m)) else "")
+        null = f(g("null_failure_rate")) + caused_text(ds, m)
         rows.append([
             m, f(g("p_fail")), f(g("p_early_warning")), f(g("p_detected_given_fail")), f(g("p_silent_given_fail")),
             f(g("p_silent")), null, f"{f(g('delay_median'), 1)} [{f(g('delay_q10'), 1)}, {f(g('delay_q90'), 1)}]",
@@ -820,7 +826,7 @@ def _print_assessment(sc, seeds: int) -> None:
 
 
 def _print_verdict(v) -> None:
-    from .report import detection_window
+    from .report import caused_text, detection_window
     from .sim.scenario import MODES
 
     rows = []
@@ -835,7 +841,7 @@ def _print_verdict(v) -> None:
         if bool(v["early_warning"].sel(mode=m)):
             state += " (early warning)"
         if bool(v["caused_without_shift"].sel(mode=m)):
-            state += f" [fails in {float(v['null_failure_rate'].sel(mode=m)):.0%} of null runs: caused without shift]"
+            state += f" [fails in {float(v['null_failure_rate'].sel(mode=m)):.0%} of null runs{caused_text(v, m)}]"
         rows.append([m, str(tf) if tf >= 0 else "-", *cells, state])
     console.print(_table(
         f"verdict (alpha {v.attrs['alpha']}; detection window {detection_window(v.attrs['lead'], v.attrs['grace'])}, earlier "

@@ -41,6 +41,16 @@ def _mean(ds: xr.Dataset, var: str, m: str) -> str:
     return _fmt(np.nanmean(v)) if np.isfinite(v).any() else "-"
 
 
+def caused_text(ds: xr.Dataset, mode: str) -> str:
+    """The flag of a mode the null runs already show: '' when none of ``ds``'s points
+    has it caused without shift, else ' (caused without shift, by: the constraints)' with
+    every cause its points name (``null_cause``; older results without it: no cause)."""
+    if not bool(ds["caused_without_shift"].sel(mode=mode).any()):
+        return ""
+    causes = sorted({str(c) for c in np.ravel(ds["null_cause"].sel(mode=mode).values)} - {""}) if "null_cause" in ds else []
+    return " (caused without shift" + (f", by: {' / '.join(causes)}" if causes else "") + ")"
+
+
 def sweep_mode_table(ds: xr.Dataset) -> tuple[list[str], list[list[str]]]:
     """Per mode, over the grid: mean P(fail), P(early warning), P(detected | fail),
     P(silent | fail), P(silent), the null runs' failure rate (flagged where the mode
@@ -51,8 +61,7 @@ def sweep_mode_table(ds: xr.Dataset) -> tuple[list[str], list[list[str]]]:
         pf, ps = ds["p_fail"].sel(mode=m).values, ds["p_silent"].sel(mode=m).values
         delay = ds["delay_median"].sel(mode=m).values
         null = _mean(ds, "null_failure_rate", m)
-        if bool(ds["caused_without_shift"].sel(mode=m).any()):
-            null += " (caused without shift: the detectors cannot separate it from the null)"
+        null += caused_text(ds, m)
         rows.append([m, _fmt(np.nanmean(pf)), _mean(ds, "p_early_warning", m), _mean(ds, "p_detected_given_fail", m),
                      _mean(ds, "p_silent_given_fail", m), _fmt(np.nanmean(ps)), null,
                      f"{np.mean(pf >= 0.5):.2f}", f"{np.mean(ps >= 0.5):.2f}",
@@ -155,9 +164,7 @@ def trace_markdown(trace: xr.Dataset, verdict: xr.Dataset) -> str:
         state = "**silent**" if bool(verdict["silent"].sel(mode=m)) else ("detected" if bool(verdict["detected"].sel(mode=m)) else "no failure")
         if bool(verdict["early_warning"].sel(mode=m)):
             state += " (early warning)"
-        null = _fmt(float(verdict["null_failure_rate"].sel(mode=m)))
-        if bool(verdict["caused_without_shift"].sel(mode=m)):
-            null += " (caused without shift)"
+        null = _fmt(float(verdict["null_failure_rate"].sel(mode=m))) + caused_text(verdict, m)
         rows.append([m, str(tf) if tf >= 0 else "-", str(int(verdict["transient_crossings"].sel(mode=m))),
                      ", ".join(dets) or "-", state, null])
     out += [f"Verdict rules: {window_text(verdict.attrs)}.", ""]

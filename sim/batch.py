@@ -24,7 +24,7 @@ from . import metrics as mt
 from .detectors import Public, first_over, statistics
 from .federate import _make_run, check_supported
 from .params import ScenarioView
-from .population import _build
+from .population import _build, fm_fairness
 from .scale import GRID, grid_mesh
 from .scenario import Scenario, scenario_from_dict
 from .trace import mode_failures
@@ -70,7 +70,7 @@ def _one(sc: Scenario, paths: tuple[str, ...], detectors: tuple[str, ...], value
     rounds = out.rounds
     pub = Public(alignment_score(ctx.theta0, ctx.world), mt.base_accuracy(ctx.theta0, ctx.world))
     metric, (t_f, transients) = mode_failures(
-        rounds["mode_metric"], rounds["acc_mean"], mt.accuracy_spread(pop.fm_acc, 0.1), pop.fm_acc.mean(),
+        rounds["mode_metric"], rounds["acc_mean"], fm_fairness(view, ctx, pop), pop.fm_acc.mean(),
         view.thresholds, xp=jnp,
     )
     stats = statistics(rounds, pub, view, detectors)

@@ -243,8 +243,7 @@ def round_metrics(sc: Scenario, ctx: Context, pop: Population, theta_g: Array, p
     acc = pc["acc"]
     ece = pc["ece_top_label"] if sc.thresholds.ece_kind == "top_label" else pc["ece_classwise"]
     # pooled over clients (what an all-seeing auditor would compute)
-    gm = w[:, None] * pc["group_mass"]
-    group_acc = (gm * pc["group_acc"]).sum(0) / gm.sum(0)
+    group_acc = mt.pooled_group_accuracy(pc["group_acc"], pc["group_mass"], w)
     p_pos = w[:, None] * pc["pi"][:, 1, :]
     p_neg = w[:, None] * pc["pi"][:, 0, :]
     tpr = (p_pos * pc["tpr"]).sum(0) / p_pos.sum(0)
@@ -257,12 +256,14 @@ def round_metrics(sc: Scenario, ctx: Context, pop: Population, theta_g: Array, p
     qs = mt.quantile(jnp.stack([pc["bias_amp"], ece, misalign, pc["ood"], acc, pc["alignment"]]),
                      jnp.array([QUANTILE] * 4 + [1 - QUANTILE] * 2))
     hi, lo = qs[:4], qs[4:]
-    spread = acc_mean - lo[0]  # mt.accuracy_spread, with the quantile shared
-    mode = jnp.stack([hi[0], hi[1], spread, hi[2], hi[3], mt.alignment_erosion(align_fm, align_g)])  # FM spread subtracted after the run
+    # fairness collapse: mt.group_accuracy_gap or mt.accuracy_spread (the quantile shared);
+    # the FM's value (mt.fm_fairness) is subtracted after the run
+    fair = mt.group_accuracy_gap(group_acc) if sc.thresholds.fairness_metric == "group_gap" else acc_mean - lo[0]
+    mode = jnp.stack([hi[0], hi[1], fair, hi[2], hi[3], mt.alignment_erosion(align_fm, align_g)])
     reports = client_reports(pc, misalign, ece)
     return dict(
         reports=reports, mode_metric=mode, acc_mean=acc_mean, acc_std=acc.std(), acc_q10=lo[0],
-        group_acc=group_acc, worst_group_acc=group_acc.min(), acc_parity_gap=group_acc.max() - group_acc.min(),
+        group_acc=group_acc, worst_group_acc=group_acc.min(), acc_parity_gap=mt.group_accuracy_gap(group_acc),
         eo_gap=mt.equalized_odds_gap(tpr, fpr),
         ece_agg=ece_agg, ece_agg_classwise=ece_agg_classwise, ece_agg_top_label=ece_agg_top, ece_max=ece.max(), ece_q90=hi[1],
         global_alignment=align_g, global_p0_acc=p0_g, global_group_acc_p0=mt.group_accuracy_p0(theta_g, world),

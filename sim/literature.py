@@ -48,6 +48,7 @@ from .batch import LANES, simulate, traceable
 from .federate import check_supported
 from .privacy import dp_epsilon
 from .scenario import MODES, Scenario, ScenarioError, preset, scenario_from_dict
+from .population import fm_fairness
 from .trace import mode_failures
 
 #: Run quantities in the order of :func:`_quantities`' output.
@@ -169,7 +170,8 @@ CLAIMS: tuple[Claim, ...] = (
         base="participation-disparity", overrides={},
         axis_label="participation disparity", x=(0.0, 0.5, 0.95),
         arms=_sweep_axis("federation.participation_disparity", (0.0, 0.5, 0.95)),
-        quantity="acc_parity_gap", direction=+1, margin=0.005, quantity_label="group accuracy gap",
+        quantity="mode:fairness_collapse", direction=+1, margin=0.005,
+        quantity_label="fairness collapse (group gap growth over the FM's)",
     ),
     Claim(
         key="underrepresented",
@@ -283,7 +285,7 @@ def client_drift(pop) -> jax.Array:
 
 def _quantities(view, ctx, pop, rounds, theta_final) -> jax.Array:
     metric, (t_f, _) = mode_failures(
-        rounds["mode_metric"], rounds["acc_mean"], mt.accuracy_spread(pop.fm_acc, 0.1), pop.fm_acc.mean(),
+        rounds["mode_metric"], rounds["acc_mean"], fm_fairness(view, ctx, pop), pop.fm_acc.mean(),
         view.thresholds, xp=jnp,
     )
     drift = client_drift(pop)

@@ -504,11 +504,56 @@ def quantile(x: Array, q: float | Array) -> Array:
     return lo_v + frac * (hi_v - lo_v)
 
 
+#: The two measures of fairness collapse (mode 3), named by ``thresholds.fairness_metric``.
+FAIRNESS_METRICS = ("group_gap", "client_spread")
+
+
+def pooled_group_accuracy(group_acc: Array, group_mass: Array, weight: Array) -> Array:
+    """Accuracy of each group pooled over the clients (what an auditor who saw every
+    client's data would measure), shape (G,):
+
+        Acc_a = sum_c w_c P_c(a) Acc_c(a) / sum_c w_c P_c(a),
+
+    ``group_acc`` and ``group_mass`` (N, G), ``weight`` (N,) the pooling weights n_c / mean(n)."""
+    gm = weight[:, None] * group_mass
+    return (gm * group_acc).sum(0) / gm.sum(0)
+
+
+def group_accuracy_gap(pooled: Array) -> Array:
+    """Fairness collapse (mode 3), the taxonomy's measure: the group accuracy gap
+    max_a Acc_a - min_a Acc_a of the pooled group accuracies (:func:`pooled_group_accuracy`).
+    The mode's metric is its growth over the FM's gap on the same clients while mean
+    accuracy holds (Oh & Bui: aggregation widens the performance gap while the mean
+    holds; this package's formalization)."""
+    return pooled.max() - pooled.min()
+
+
 def accuracy_spread(acc: Array, q: float = 0.1) -> Array:
-    """Fairness collapse (mode 3): mean client accuracy minus its q-quantile (the
-    worst-decile gap). The mode's metric is its growth over the FM's spread while mean
-    accuracy holds (this package's formalization)."""
+    """Fairness collapse measured across clients (``fairness_metric = "client_spread"``):
+    mean client accuracy minus its q-quantile (the worst-decile gap); its growth over the
+    FM's spread while mean accuracy holds (this package's formalization)."""
     return acc.mean() - quantile(acc, q)
+
+
+def fairness_value(kind: str, acc: Array, group_acc: Array, group_mass: Array, weight: Array) -> Array:
+    """The fairness-collapse measure ``kind`` (one of :data:`FAIRNESS_METRICS`) of models
+    with client accuracies ``acc`` (N,) and per-client group accuracies and masses (N, G)."""
+    if kind == "group_gap":
+        return group_accuracy_gap(pooled_group_accuracy(group_acc, group_mass, weight))
+    if kind == "client_spread":
+        return accuracy_spread(acc, 0.1)
+    raise ValueError(f"thresholds.fairness_metric must be one of {FAIRNESS_METRICS}, got {kind!r}")
+
+
+def fm_fairness(kind: str, theta0: Array, shifted: ClientWorld, weight: Array, world: World, fm_acc: Array) -> Array:
+    """The foundation model's fairness measure ``kind`` (:func:`fairness_value`) on the
+    clients' (shifted) distributions, against which fairness collapse is measured;
+    ``fm_acc`` (N,) its client accuracies (``Population.fm_acc``)."""
+    if kind == "client_spread":
+        return accuracy_spread(fm_acc, 0.1)
+    n = weight.shape[0]
+    cm = client_metrics_batch(jnp.broadcast_to(theta0, (n, theta0.shape[0])), shifted, world)
+    return fairness_value(kind, fm_acc, cm.group_acc, cm.group_mass, weight)
 
 
 def within_round_drop(p0_start: Array, p0_end: Array, align_start: Array, align_end: Array) -> Array:
@@ -554,7 +599,8 @@ def alignment_erosion(align_fm: Array, align: Array) -> Array:
 
 
 __all__ = [
-    "accuracy_spread", "alignment_erosion", "calibration_batch", "kth_smallest", "panel_accuracy", "quantile", "out_of_domain_drop", "phi", "within_round_drop", 
+    "FAIRNESS_METRICS", "accuracy_spread", "fairness_value", "fm_fairness", "group_accuracy_gap",
+    "pooled_group_accuracy", "alignment_erosion", "calibration_batch", "kth_smallest", "panel_accuracy", "quantile", "out_of_domain_drop", "phi", "within_round_drop", 
     "CellScores", "ClientMetrics", "accuracy", "alignment_score", "base_accuracy", "calibration", "cell_scores",
     "client_metrics", "Confidence", "directional_bias_amplification", "equalized_odds_gap", "fit_confidence",
     "correct_rate", "group_accuracy_p0", "positive_rate", "spurious_weight",

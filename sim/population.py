@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
+from . import metrics as mt
 from .metrics import Confidence, accuracy, cell_scores, fit_confidence
 from .personalize import check_stable, client_maps, max_curvature, projector, teacher_moments
 from .scenario import Scenario, scenario_from_dict
@@ -180,3 +181,10 @@ def _build(sc: Scenario, key: Array) -> tuple[Context, Population, Array]:
         base=base, shifted=shifted, M=M, m=m, M_train=M_train, m_train=m_train, n=n, weight=n / n.mean(),
         q=participation(sc, shifted), byzantine=byz, ood_panel=ood_panel, fm_acc=fm_acc, P=P, b=b, X=X, y=y, mask=mask,
     ), lam_max
+
+
+def fm_fairness(sc: Scenario, ctx: Context, pop: Population) -> Array:
+    """The FM's fairness-collapse reference on this population (``metrics.fm_fairness``
+    of ``sc.thresholds.fairness_metric``): the group accuracy gap, or client accuracy
+    spread, of theta_0 on the clients' shifted distributions."""
+    return mt.fm_fairness(sc.thresholds.fairness_metric, ctx.theta0, pop.shifted, pop.weight, ctx.world, pop.fm_acc)

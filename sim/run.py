@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -17,14 +19,15 @@ from .trace import Trace, build_trace
 from .world import alignment_score
 
 
-@jax.jit
-def _fm_summary(theta0, world, fm_acc) -> dict:
+@functools.partial(jax.jit, static_argnums=0)
+def _fm_summary(fairness_metric: str, ctx, pop) -> dict:
     """The foundation model's reference values (one compiled program)."""
+    theta0, world = ctx.theta0, ctx.world
     return dict(
         alignment=alignment_score(theta0, world),
         p0_acc=mt.base_accuracy(theta0, world),
-        acc_mean=fm_acc.mean(),
-        spread=mt.accuracy_spread(fm_acc, 0.1),
+        acc_mean=pop.fm_acc.mean(),
+        fairness=mt.fm_fairness(fairness_metric, theta0, pop.shifted, pop.weight, world, pop.fm_acc),
         spurious_weight=mt.spurious_weight(theta0, world),
     )
 
@@ -61,7 +64,7 @@ def run(
     ctx, pop = scale.place(ctx, mesh, -1), scale.place(pop, mesh, N)
     out = run_compiled(scenario, ctx, pop, krun, chunk=block)
     rounds = jax.tree.map(np.asarray, out.rounds)
-    fm = {k: float(v) for k, v in _fm_summary(ctx.theta0, ctx.world, pop.fm_acc).items()}
+    fm = {k: float(v) for k, v in _fm_summary(scenario.thresholds.fairness_metric, ctx, pop).items()}
     trace = build_trace(scenario, seed, rounds, fm=fm, accounting=account(scenario, float(jnp.max(pop.q))),
                         weights=pop.weight)
     bad = np.flatnonzero(~rounds["finite"])

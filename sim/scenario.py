@@ -243,7 +243,17 @@ class Thresholds(_Section):
 
     amplified_bias: Pos = Field(0.05, description="worst-decile directional bias amplification")
     confidence_miscalibration: Pos = Field(0.05, description="worst-decile client ECE of the kind ece_kind (both kinds are probabilities and coincide when the miscalibration is in the confidence, not in the label balance; top-label <= classwise)")
-    fairness_collapse: Pos = Field(0.05, description="growth of (mean - worst-decile) client accuracy over the FM's")
+    fairness_collapse: Pos = Field(
+        0.03,
+        description="growth of the fairness measure (fairness_metric) over the FM's on the same clients: 0.03 is three "
+        "points of accuracy between the best and the worst group, thirty times the largest growth in the phase "
+        "world's no-shift runs (about 0.001)",
+    )
+    fairness_metric: Literal["group_gap", "client_spread"] = Field(
+        "group_gap",
+        description="fairness collapse's measure: 'group_gap' (max - min pooled group accuracy, the taxonomy's "
+        "definition) or 'client_spread' (mean - worst-decile client accuracy)",
+    )
     fairness_mean_tolerance: NonNeg = Field(0.02, description="mean accuracy may drop at most this much for a fairness collapse to count")
     adaptation_misalignment: Pos = Field(0.05, description="worst-decile within-round drop of P0 accuracy or alignment")
     out_of_domain_degradation: Pos = Field(0.05, description="worst-decile drop of accuracy on other clients or P0 vs the FM")
@@ -446,10 +456,38 @@ def preset_names() -> list[str]:
     return sorted(f.name[:-5] for f in files.iterdir() if f.name.endswith(".toml"))
 
 
-def preset(name: str) -> Scenario:
-    """A named preset (``silentfail simulate --list-presets``)."""
+def _preset_data(name: str) -> dict[str, Any]:
     names = preset_names()
     if name not in names:
         raise ScenarioError(f"unknown preset {name!r}; presets: {', '.join(names)}")
-    text = resources.files(__package__).joinpath("presets", f"{name}.toml").read_text()
-    return _from_toml_data(tomllib.loads(text))
+    return tomllib.loads(resources.files(__package__).joinpath("presets", f"{name}.toml").read_text())
+
+
+def preset(name: str) -> Scenario:
+    """A named preset (``silentfail simulate --list-presets``)."""
+    data = _preset_data(name)
+    data.pop("exhibits", None)
+    return _from_toml_data(data)
+
+
+#: What a preset may promise of a mode, over 8 seeds under its own constraints and
+#: detectors: it fails (P(fail) >= 1/2), and, for the last two, also P(silent | fail) >= 1/2
+#: or P(detected | fail) >= 1/2.
+EXHIBIT_KINDS = ("fails", "silent", "detected")
+
+
+def preset_exhibits(name: str) -> dict[str, str]:
+    """The modes a preset is built to show and how (its ``[exhibits]`` table: mode ->
+    one of :data:`EXHIBIT_KINDS`); a test holds every preset to its promise."""
+    table = _preset_data(name).get("exhibits", {})
+    for mode, kind in table.items():
+        if mode not in MODES:
+            raise ScenarioError(f"preset {name!r}: exhibits.{mode}: unknown mode; modes: {', '.join(MODES)}")
+        if kind not in EXHIBIT_KINDS:
+            raise ScenarioError(f"preset {name!r}: exhibits.{mode}: {kind!r} is not one of {', '.join(EXHIBIT_KINDS)}")
+    return dict(table)
+
+
+def exhibits_text(exhibits: dict[str, str]) -> str:
+    """One line of a preset's promise, e.g. 'fairness_collapse (silent), alignment_erosion (fails)'."""
+    return ", ".join(f"{m} ({k})" for m, k in exhibits.items()) or "no mode promised"

@@ -21,7 +21,10 @@ transient crossings, final and worst metric, detection rounds, early warnings an
 silence (sim/verdict.py); per point P(fail), P(early warning), P(detected | fail),
 P(silent | fail), P(silent), P(transient only), delay quantiles, per-detector alarm
 rates, the thresholds and achieved false-alarm rates of the calibration, and the null
-runs' failure rate of each mode (``caused_without_shift`` where it exceeds alpha).
+runs' failure rate of each mode (``caused_without_shift`` where it exceeds alpha), with
+who causes it (``null_cause``: "the constraints" where the null runs without DP noise
+and clipping do not fail, "byzantine clients" where those without the attack do not,
+else "personalization"; sim/verdict.py, :func:`attribute_null`).
 """
 
 from __future__ import annotations
@@ -43,7 +46,9 @@ from .personalize import stable
 from .scenario import MODES, Scenario, ScenarioError
 from .seeds import check_seed_count
 from .trace import _version, save_netcdf
-from .verdict import NULL_SEED0, calibrate_on_null, caused_without_shift, detection_rounds, detector_alarms, judge, summarize
+from .verdict import (
+    NULL_SEED0, attribute_null, calibrate_on_null, caused_without_shift, detection_rounds, detector_alarms, judge, summarize,
+)
 
 Progress = Callable[[int, int], None]
 STRENGTH = "shifts.strength"
@@ -261,16 +266,26 @@ def sweep(
         calibrate_on_null(null.stat_max[n * Sn:(n + 1) * Sn], null.failure_round[n * Sn:(n + 1) * Sn], plan.layout, sc)
         for n in range(N)
     ]
+    attrs = [_attribute(plan, n, cals[n]) for n in range(N)]
     thresholds = np.stack([cals[plan.null_of[p]].thresholds for p in range(P)]).reshape(P, K)
     main = _execute(plan, store_, "main", main_points, main_seeds, thresholds, chunk, done, total, progress, devices)
-    ds = assemble(plan, main, cals, null)
+    ds = assemble(plan, main, cals, null, attrs)
     if store_.root is not None:
         save_netcdf(ds, store_.root / "sweep.nc")
     return ds
 
 
-def assemble(plan: Plan, main: Outcome, cals: list[Calibration], null: Outcome) -> xr.Dataset:
-    """The sweep Dataset from the per-run outcomes (grid order, seeds innermost)."""
+def _attribute(plan: Plan, n: int, cal: Calibration) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`~silentfail.sim.verdict.attribute_null` at null key ``n`` (its static combo's
+    scenario, its traced values with the shift off)."""
+    rep = plan.null_rep[n]
+    return attribute_null(plan.combo_scenario(plan.combo_of[rep]), cal, plan.paths, np.asarray(plan.values(rep, True)))
+
+
+def assemble(plan: Plan, main: Outcome, cals: list[Calibration], null: Outcome,
+             attrs: list[tuple[np.ndarray, np.ndarray]]) -> xr.Dataset:
+    """The sweep Dataset from the per-run outcomes (grid order, seeds innermost) and the
+    null attribution of each null key (:func:`_attribute`)."""
     sc, lay = plan.sc, plan.layout
     shape = tuple(len(v) for v in plan.axes.values())
     dims = tuple(plan.axes)
@@ -302,6 +317,8 @@ def assemble(plan: Plan, main: Outcome, cals: list[Calibration], null: Outcome) 
         "p_transient": (g + ("mode",), ((r(main.transients) > 0) & (t_f < 0)).mean(axis=len(shape))),
         "null_failure_rate": (g + ("mode",), per_point([c.null_failure_rate for c in pt_cal])),
         "caused_without_shift": (g + ("mode",), per_point([caused_without_shift(c, sc.monitor.alpha) for c in pt_cal])),
+        "null_failure_rate_lifted": (g + ("mode",), per_point([attrs[plan.null_of[p]][0] for p in range(P)])),
+        "null_cause": (g + ("mode",), per_point([attrs[plan.null_of[p]][1] for p in range(P)])),
         "null_rejected": (g, per_point([np.asarray(c.null_rejected) for c in pt_cal])),
         "valid_run": (gs, valid_run),
         "eta_lambda_max": (gs, r(_eta(plan) * main.lam_max)),

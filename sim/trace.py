@@ -76,15 +76,17 @@ def failure_rounds(metric, threshold, condition=None, persist=None, xp=np) -> Fa
     return Failures(t_f, (start & ~lasting).sum(axis=0))
 
 
-def mode_failures(mode_metric, acc_mean, fm_spread, fm_acc_mean, thresholds, xp=np):
+def mode_failures(mode_metric, acc_mean, fm_fairness, fm_acc_mean, thresholds, xp=np):
     """The six mode metrics relative to the FM and their failures (:func:`failure_rounds`
     with each mode's threshold and ``thresholds.persistence()``).
 
-    Fairness collapse is the growth of the accuracy spread over the FM's spread, and
-    counts only while mean accuracy stays within ``fairness_mean_tolerance`` of the FM's.
+    Fairness collapse is the growth of its measure (``thresholds.fairness_metric``: the
+    group accuracy gap, or the clients' accuracy spread) over the FM's value
+    ``fm_fairness`` (``metrics.fm_fairness``), and counts only while mean accuracy stays
+    within ``fairness_mean_tolerance`` of the FM's.
     Returns (metric (T, modes), Failures)."""
     fair = xp.asarray([m == "fairness_collapse" for m in MODES])
-    metric = mode_metric - fm_spread * fair[None, :]
+    metric = mode_metric - fm_fairness * fair[None, :]
     thr = xp.stack([xp.asarray(getattr(thresholds, m), dtype=metric.dtype) for m in MODES])
     holds = acc_mean >= fm_acc_mean - thresholds.fairness_mean_tolerance
     cond = xp.where(fair[None, :], holds[:, None], True)
@@ -119,7 +121,7 @@ def build_trace(sc: Scenario, seed: int, rounds: dict, *, fm: dict, accounting: 
     d, G = sc.world.d, sc.world.groups
     th = sc.thresholds
     metric, (t_f, transients) = mode_failures(
-        np.asarray(rounds["mode_metric"], dtype=np.float64), np.asarray(rounds["acc_mean"]), fm["spread"], fm["acc_mean"], th
+        np.asarray(rounds["mode_metric"], dtype=np.float64), np.asarray(rounds["acc_mean"]), fm["fairness"], fm["acc_mean"], th
     )
     thr = np.array([getattr(th, m) for m in MODES])
     client = rounds["client"]
@@ -160,7 +162,7 @@ def build_trace(sc: Scenario, seed: int, rounds: dict, *, fm: dict, accounting: 
     ds.attrs.update(
         kind=KINDS["trace"], scenario=sc.to_json(), scenario_name=sc.name, seed=int(seed), **accounting.attrs(),
         fm_alignment=float(fm["alignment"]), fm_p0_acc=float(fm["p0_acc"]), fm_acc_mean=float(fm["acc_mean"]),
-        fm_spread=float(fm["spread"]), fm_spurious_weight=float(fm["spurious_weight"]), silentfail_version=_version(),
+        fm_fairness=float(fm["fairness"]), fairness_metric=th.fairness_metric, fm_spurious_weight=float(fm["spurious_weight"]), silentfail_version=_version(),
         access=json.dumps(sorted(available_access(sc))), observables=json.dumps(list(available_observables(sc))),
     )
     ds["global_spurious_weight"].attrs["description"] = (
@@ -174,8 +176,8 @@ def build_trace(sc: Scenario, seed: int, rounds: dict, *, fm: dict, accounting: 
         "ground truth: clients that joined but found no report slot (always 0 under DP, whose sample is never capped)"
     )
     ds["mode_metric"].attrs["description"] = (
-        "per round: q90 directional bias amplification; q90 client ECE; growth of (mean - q10) client accuracy "
-        "over the FM's; q90 within-round drop of P0 accuracy or alignment; q90 drop of accuracy on other clients "
+        "per round: q90 directional bias amplification; q90 client ECE; growth over the FM's of the group "
+        "accuracy gap (thresholds.fairness_metric = group_gap) or of mean - q10 client accuracy (client_spread); q90 within-round drop of P0 accuracy or alignment; q90 drop of accuracy on other clients "
         "or P0 vs the FM; drop of the global model's alignment below the FM's"
     )
     return ds

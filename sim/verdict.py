@@ -18,7 +18,11 @@ federation), seeds disjoint from those of the runs judged. A mode can fail in th
 null runs (the constraints or personalization cause it, with no shift): its null failure
 rate is reported with every verdict, the mode is flagged ``caused_without_shift`` when
 that rate exceeds ``monitor.alpha``, and a detector calibrated on such runs cannot
-separate the failure from the null. ``monitor.null = "no_failure"`` calibrates on the
+separate the failure from the null. Who causes it is tested, not guessed
+(:func:`attribute_null`): the null runs again without DP noise and clipping, and
+without the byzantine clients; the cause is what, lifted, brings the mode's null
+failure rate to at most alpha ("the constraints", "byzantine clients"), else
+"personalization" (local steps and aggregation on unshifted data). ``monitor.null = "no_failure"`` calibrates on the
 null runs in which no mode fails instead (the number rejected is reported).
 """
 
@@ -103,6 +107,77 @@ def caused_without_shift(cal: Calibration, alpha: float) -> np.ndarray:
     return np.asarray(cal.null_failure_rate) > alpha
 
 
+#: The causes :func:`attribute_null` can lift from the null runs, each with the
+#: scenario fields that lift it: the privacy mechanism (DP noise and update clipping;
+#: what the server may see is unchanged) and the byzantine clients (a threat, not a
+#: shift). A failure no lifting clears is the personalization's own (local steps and
+#: aggregation on unshifted data).
+LIFTABLE = {
+    "the constraints": {"federation.dp": "none", "federation.noise_multiplier": 0.0, "federation.clip": None},
+    "byzantine clients": {"federation.byzantine_fraction": 0.0},
+}
+PERSONALIZATION = "personalization"
+
+
+def liftable_causes(sc: Scenario) -> tuple[str, ...]:
+    """The :data:`LIFTABLE` causes present in ``sc``."""
+    f = sc.federation
+    present = {"the constraints": f.dp != "none" or f.clip is not None, "byzantine clients": f.byzantine_fraction > 0}
+    return tuple(c for c in LIFTABLE if present[c])
+
+
+def lifted(sc: Scenario, causes: tuple[str, ...]) -> Scenario:
+    """``sc`` without these :data:`LIFTABLE` causes."""
+    return sc.replace(**{k: v for c in causes for k, v in LIFTABLE[c].items()})
+
+
+def null_cause(caused: np.ndarray, single: dict[str, np.ndarray], all_lifted: np.ndarray, alpha: float) -> np.ndarray:
+    """(modes,) str naming who causes a mode's failures in the null runs: the lifted
+    causes whose removal alone brings its null failure rate to at most ``alpha``
+    (``single``: cause -> rates without it), else all of them "together" if removing them
+    all does (``all_lifted``), else "personalization"; "" for a mode not caused without shift."""
+    out = []
+    for m, c in enumerate(np.asarray(caused)):
+        alone = [name for name, rate in single.items() if rate[m] <= alpha]
+        if not c:
+            out.append("")
+        elif alone:
+            out.append(" / ".join(alone))
+        elif len(single) > 1 and all_lifted[m] <= alpha:
+            out.append(" and ".join(single) + " together")
+        else:
+            out.append(PERSONALIZATION)
+    return np.asarray(out, dtype=f"<U{max(map(len, out + ['']))}")
+
+
+def null_failure_rate(sc: Scenario, paths: tuple[str, ...], values: np.ndarray) -> np.ndarray:
+    """(modes,) the failure rate of each mode over ``monitor.calibration_seeds`` null runs
+    of ``sc`` (the traced ``paths`` at ``values``, shift strength at the null's)."""
+    S, dets = sc.monitor.calibration_seeds, deployed(sc)
+    out = run_batch(sc, paths, dets, np.tile(np.asarray(values, np.float32), (S, 1)), NULL_SEED0 + np.arange(S),
+                    np.full((S, len(layout(dets).channel)), np.inf))
+    return (np.asarray(out.failure_round) >= 0).mean(axis=0)
+
+
+def attribute_null(sc: Scenario, cal: Calibration, paths: tuple[str, ...] = ("shifts.strength",),
+                   values: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Who causes the failures of the null runs, tested by lifting each cause
+    (:func:`liftable_causes`) and running the null again: (the null failure rate with
+    every cause lifted, :func:`null_cause`) per mode. Extra runs happen only where a
+    mode is caused without shift and there is something to lift."""
+    caused = caused_without_shift(cal, sc.monitor.alpha)
+    rate = np.asarray(cal.null_failure_rate, float)
+    causes = liftable_causes(sc)
+    if not (caused.any() and causes):
+        return rate, null_cause(caused, {}, rate, sc.monitor.alpha)
+    vals = np.full(len(paths), NULL_STRENGTH) if values is None else values
+    rate = null_failure_rate(lifted(sc, causes), paths, vals)
+    single = {causes[0]: rate} if len(causes) == 1 else {
+        c: null_failure_rate(lifted(sc, (c,)), paths, vals) for c in causes
+    }
+    return rate, null_cause(caused, single, rate, sc.monitor.alpha)
+
+
 @functools.lru_cache(maxsize=32)
 def _calibration(scenario_json: str) -> tuple[Layout, Calibration]:
     sc = scenario_from_dict(json.loads(scenario_json))
@@ -114,6 +189,12 @@ def _calibration(scenario_json: str) -> tuple[Layout, Calibration]:
         np.full((S, len(lay.channel)), np.inf),
     )
     return lay, calibrate_on_null(out.stat_max, out.failure_round, lay, sc)
+
+
+@functools.lru_cache(maxsize=32)
+def _null_attribution(scenario_json: str) -> tuple[np.ndarray, np.ndarray]:
+    sc = scenario_from_dict(json.loads(scenario_json))
+    return attribute_null(sc, _calibration(scenario_json)[1])
 
 
 def calibration(sc: Scenario) -> tuple[Layout, Calibration]:
@@ -150,6 +231,7 @@ def verdict(trace: Trace) -> xr.Dataset:
         )
     sc = scenario_of(trace)
     lay, cal = calibration(sc)
+    attr = _null_attribution(sc.to_json())
     stats = trace_statistics(trace)
     alarm = np.asarray(first_over(jnp.asarray(stats), jnp.asarray(cal.thresholds, jnp.float32)))
     det = detection_rounds(alarm, lay, sc.monitor.attribution)
@@ -172,6 +254,8 @@ def verdict(trace: Trace) -> xr.Dataset:
             "transient_crossings": (("mode",), trace["transient_crossings"].values),
             "null_failure_rate": (("mode",), cal.null_failure_rate),
             "caused_without_shift": (("mode",), caused_without_shift(cal, sc.monitor.alpha)),
+            "null_failure_rate_lifted": (("mode",), attr[0]),
+            "null_cause": (("mode",), attr[1]),
             "false_alarm_rate": (("detector",), cal.achieved),
             "false_alarm_se": (("detector",), cal.achieved_se),
             "channel_threshold": (("channel",), cal.thresholds),

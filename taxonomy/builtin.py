@@ -270,10 +270,10 @@ def _modes() -> list[tuple]:
             worse="higher"), ["oh2026silent", "guo2017calibration", "kull2019beyond", "nixon2019measuring", "ovadia2019can"]),
         (FailureMode(
             id="fairness_collapse", index=3, layer="model", name="Fairness collapse",
-            gist="Aggregating adapters tuned to divergent client distributions widens cross-client performance gaps.",
-            definition="The spread of client accuracies and the worst-group gap widen while mean accuracy is flat or improving.",
-            metric="mean minus worst-decile client accuracy, std of client accuracies, worst-group accuracy and equalized-odds gap, with mean accuracy flat or improving (this package's formalization)",
-            formal=r"\bar A - A_{(0.1)} \uparrow \ \wedge\ \bar A \not\downarrow",
+            gist="Aggregating adapters tuned to divergent client distributions widens the performance gap between groups while mean accuracy holds.",
+            definition="The accuracy gap between the best- and the worst-served group, pooled over the clients' deployed personal models, grows beyond the FM's gap on the same clients while mean accuracy is flat or improving.",
+            metric="growth over the FM's of the pooled group accuracy gap max_a Acc_a - min_a Acc_a of the deployed personal models, counted while mean client accuracy stays within fairness_mean_tolerance of the FM's; the spread of client accuracies (mean minus worst decile) is the named alternative fairness_metric = client_spread (this package's formalization)",
+            formal=r"\Delta^{\mathrm{fair}}_t = \mathrm{gap}(\theta_{1:N,t}) - \mathrm{gap}(\theta_0) \ \wedge\ \bar A_t \ge \bar A_0 - \tau,\ \mathrm{gap} = \max_a \mathrm{Acc}_a - \min_a \mathrm{Acc}_a",
             worse="higher"), ["oh2026silent", "hardt2016equality", "li2020fair"]),
         (FailureMode(
             id="adaptation_misalignment", index=4, layer="model", name="Adaptation misalignment",
@@ -546,7 +546,7 @@ IMPLEMENTATIONS: dict[str, str] = {
     "universal_evasion": _SIM + "federate.crafted_updates",
     "amplified_bias": _SIM + "metrics.directional_bias_amplification",
     "confidence_miscalibration": _SIM + "metrics.calibration",
-    "fairness_collapse": _SIM + "metrics.accuracy_spread",
+    "fairness_collapse": _SIM + "metrics.group_accuracy_gap",
     "adaptation_misalignment": _SIM + "metrics.within_round_drop",
     "out_of_domain_degradation": _SIM + "metrics.out_of_domain_drop",
     "alignment_erosion": _SIM + "metrics.alignment_erosion",

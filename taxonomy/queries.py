@@ -4,7 +4,12 @@ benchmark landscape of Oh & Bui (KDD '26) with its structural divide.
 
 *Structural* silence is what the graph can decide: a mode is silent under a
 constraint set when every detector of it (of the requested scope) requires some
-access that a constraint in the set blocks. Constraints that only *mask* an
+access that a constraint in the set blocks. A ``detects`` edge has a scope: the
+failure of the deployed (personalized) models, or of the global model. The default
+scope of the silence queries is ``any`` (a detector of either scope): an alarm of a
+global-model detector in the failure's window still detects it, which is what the
+simulation counts (a test checks graph and simulation against each other over every
+preset and constraint subset). Constraints that only *mask* an
 observable (DP noise, partial participation) degrade a detector's power without
 removing it; that quantitative silence is the simulation's and the proofs' job.
 All outputs are in a deterministic order.
@@ -22,7 +27,8 @@ from .builtin import FEDERATED_CONSTRAINTS, MODE_COLUMNS
 from .graph import Taxonomy
 from .schema import CAUSAL_EDGES, EdgeKind, NodeKind, SchemaError
 
-Scope = str  # "deployed" | "global"
+Scope = str  # "deployed" | "global" | "any"
+SCOPES = ("deployed", "global", "any")
 
 
 @dataclass(frozen=True)
@@ -78,8 +84,8 @@ def _check_ids(tax: Taxonomy, ids: Iterable[str], kind: NodeKind, what: str) -> 
 
 
 def _check_scope(scope: str) -> None:
-    if scope not in ("deployed", "global"):
-        raise SchemaError(f"scope must be 'deployed' or 'global', got {scope!r}")
+    if scope not in SCOPES:
+        raise SchemaError(f"scope must be 'deployed', 'global' or 'any', got {scope!r}")
 
 
 def blocked_access(tax: Taxonomy, constraints: Iterable[str]) -> dict[str, tuple[str, ...]]:
@@ -110,14 +116,14 @@ def detector_status(tax: Taxonomy, detector: str, constraints: Iterable[str]) ->
 
 
 def mode_detectors(tax: Taxonomy, mode: str, scope: Scope = "deployed") -> list[str]:
-    """All detectors with a ``detects`` edge of this scope to the mode."""
+    """All detectors with a ``detects`` edge of this scope (``any``: either) to the mode."""
     _check_scope(scope)
     (m,) = _check_ids(tax, [mode], NodeKind.FAILURE_MODE, "failure mode")
-    return [e.source for e in tax.in_edges(m, EdgeKind.DETECTS) if e.scope == scope]
+    return list(dict.fromkeys(e.source for e in tax.in_edges(m, EdgeKind.DETECTS) if scope in ("any", e.scope)))
 
 
 def detectors_for(
-    tax: Taxonomy, mode: str, constraints: Iterable[str] = (), *, scope: Scope = "deployed",
+    tax: Taxonomy, mode: str, constraints: Iterable[str] = (), *, scope: Scope = "any",
     detectors: Iterable[str] | None = None,
 ) -> list[str]:
     """The detectors of ``mode`` (of ``scope``, among ``detectors`` if given) that survive
@@ -136,7 +142,7 @@ def _modes(tax: Taxonomy) -> list[str]:
 
 def silent_modes(
     tax: Taxonomy, constraints: Iterable[str], detectors: Iterable[str] | None = None, *,
-    scope: Scope = "deployed",
+    scope: Scope = "any",
 ) -> list[SilentMode]:
     """The modes that no available detector can see once the constraints block the access
     it requires, each with the blocking paths (and undeployed detectors) as explanation.
@@ -144,7 +150,8 @@ def silent_modes(
     Args:
         constraints: constraint ids in force.
         detectors: the detectors deployed (default: all in the taxonomy).
-        scope: ``deployed`` (failures of the personalized models) or ``global``.
+        scope: ``any`` (default: a detector of either scope), ``deployed`` (only detectors
+            of the personalized models' failures) or ``global`` (of the global model's).
     """
     cons = _check_ids(tax, constraints, NodeKind.CONSTRAINT, "constraint")
     pool = (
@@ -258,7 +265,7 @@ def coverage_matrix(
     return CoverageMatrix(modes, sets, scope, cells)
 
 
-def minimal_silencing_sets(tax: Taxonomy, mode: str, *, scope: Scope = "deployed", max_size: int = 3) -> list[tuple[str, ...]]:
+def minimal_silencing_sets(tax: Taxonomy, mode: str, *, scope: Scope = "any", max_size: int = 3) -> list[tuple[str, ...]]:
     """The inclusion-minimal constraint sets (up to ``max_size``) that make ``mode``
     structurally silent with every detector deployed."""
     cons = tax.ids(NodeKind.CONSTRAINT)

@@ -43,7 +43,7 @@ def test_every_help_has_an_example(capsys, argv):
 
 def test_query_silent(capsys):
     code, out, _ = run(capsys, "taxonomy", "query", "silent", "-c", "secure_aggregation,no_personal_model_access",
-                       "-d", "aggregate_monitor,server_probe_eval,update_direction_monitor")
+                       "-d", "aggregate_monitor,server_probe_eval,update_direction_monitor", "--scope", "deployed")
     assert code == 0
     assert "alignment_erosion" in out and "no_personal_model_access" in out
 
@@ -140,7 +140,7 @@ def test_simulate_prints_the_whole_privacy_accounting(capsys, tmp_path):
     """epsilon, delta, the adjacency, the sampling and the accounted releases, in the
     terminal and in the report of the saved trace."""
     small = ["--set", "population.num_clients=60", "--set", "federation.clients_per_round=60",
-             "--set", "federation.rounds=4", "--set", "population.ood_subset=4"]
+             "--set", "federation.rounds=4", "--set", "population.ood_subset=4", "--set", "federation.participation_disparity=0"]
     code, out, _ = run(capsys, "simulate", "--preset", "phase", *small, "--no-verdict", "-o", str(tmp_path / "t.nc"))
     flat = " ".join(out.split())
     assert code == 0
@@ -312,7 +312,7 @@ def test_a_diverging_seed_is_named_and_left_out_of_the_summary(capsys):
     the other six, instead of printing '-' for every mode."""
     small = ["--set", "population.num_clients=40", "--set", "federation.clients_per_round=10", "--set", "federation.rounds=4",
              "--set", "population.ood_subset=4", "--set", "monitor.calibration_seeds=40", "--set", "monitor.alpha=0.2",
-             "--set", "personalization.eta=0.0565"]
+             "--set", "personalization.eta=0.0565", "--set", "shifts.covariate_var_spread=0.3"]
     code, out, err = run(capsys, "simulate", "--preset", "covariate-shift", *small, "--seeds", "8", "--no-verdict")
     assert code == 0, err
     assert "diverged in 2 of 8 seeds (1, 2): eta * lambda_max = 2.18 > 2" in " ".join(err.split())

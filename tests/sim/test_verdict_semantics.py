@@ -82,6 +82,45 @@ def test_a_mode_that_fails_in_the_null_runs_is_reported_as_caused_without_shift(
     assert rate > sc.monitor.alpha
     assert bool(ds["caused_without_shift"].sel(mode="alignment_erosion"))
     assert int(ds["null_rejected"]) == 0  # the no_shift null keeps every null run
+    # the DP noise causes it: without the mechanism the null runs do not erode
+    assert str(ds["null_cause"].sel(mode="alignment_erosion").values) == "the constraints"
+    assert float(ds["null_failure_rate_lifted"].sel(mode="alignment_erosion")) <= sc.monitor.alpha
+    from silentfail.report import caused_text
+
+    assert caused_text(ds, "alignment_erosion") == " (caused without shift, by: the constraints)"
+    flags = {m: caused_text(ds, m) for m in ds.mode.values}
+    assert all((f == "") == (not bool(ds["caused_without_shift"].sel(mode=m))) for m, f in flags.items())
+    assert "" in flags.values()  # some mode the null runs do not show
+
+
+def test_a_null_failure_without_a_mechanism_to_lift_is_the_personalizations():
+    """No DP, no clipping: a threshold the sampling noise of the global model's alignment
+    crosses with no shift is personalization's own doing (no extra null runs needed)."""
+    sc = preset("default").replace(**{
+        "shifts.strength": 0.0, "population.num_clients": 60, "federation.clients_per_round": 10, "federation.rounds": 12,
+        "population.ood_subset": 4, "thresholds.alignment_erosion": 1e-4, "monitor.calibration_seeds": 16,
+        "monitor.alpha": 0.25,
+    })
+    ds = sweep(sc, {}, seeds=2)
+    assert bool(ds["caused_without_shift"].sel(mode="alignment_erosion"))
+    assert str(ds["null_cause"].sel(mode="alignment_erosion").values) == "personalization"
+    assert str(ds["null_cause"].sel(mode="amplified_bias").values) == ""
+
+
+def test_null_cause_names_the_constraints_only_where_lifting_them_removes_the_failure():
+    from silentfail.sim.verdict import null_cause
+
+    caused = np.array([True, True, False, True, True])
+    single = {"the constraints": np.array([0.0, 0.3, 0.9, 0.3, 0.3]), "byzantine clients": np.array([0.0, 0.3, 0.9, 0.0, 0.3])}
+    both = np.array([0.0, 0.3, 0.9, 0.0, 0.0])
+    assert list(null_cause(caused, single, both, alpha=0.05)) == [
+        "the constraints / byzantine clients", "personalization", "", "byzantine clients",
+        "the constraints and byzantine clients together",
+    ]
+    one = {"the constraints": np.array([0.0, 0.3, 0.9, 0.3, 0.3])}
+    assert list(null_cause(caused, one, one["the constraints"], alpha=0.05)) == [
+        "the constraints", "personalization", "", "personalization", "personalization",
+    ]
 
 
 def test_the_no_failure_null_calibrates_on_failure_free_runs_and_counts_the_rejected(noisy_null):
