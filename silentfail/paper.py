@@ -93,20 +93,22 @@ def numbers(sc: Scenario, sweep: xr.Dataset, est: xr.Dataset, claims: dict[str, 
     results: the build writes these to numbers.tex, and a test recomputes them from the
     files the build saved and from a fresh run of the claims."""
     from .constraints import scenario_constraints
-    from .sim.privacy import account
+    from .sim.privacy import account, max_participation
     from .taxonomy import builtin_taxonomy
 
     f = sc.federation
+    q = max_participation(sc)  # the accountant's q: the largest q_c (participation disparity)
     tax = builtin_taxonomy()
     out = {
         "TaxNodes": _f(len(tax.nodes())), "TaxEdges": _f(len(tax.edges())),
         "PhaseClients": _f(sc.population.num_clients),
         "PhaseRounds": _f(f.rounds), "PhaseD": _f(sc.world.d), "PhaseK": _f(sc.personalization.K),
         "PhaseEta": _f(sc.personalization.eta, 2), "PhaseZ": _f(f.noise_multiplier, 2), "PhaseClip": _f(f.clip, 2),
-        "PhaseQ": _f(f.participation, 2), "PhaseDelta": f"10^{{{int(round(math.log10(f.dp_delta)))}}}",
-        "PhaseEpsilon": _f(account(sc, f.participation).epsilon, 2),
-        "PhaseEpsilonPLD": _f(account(sc, f.participation, "pld").epsilon, 2),
-        "PhaseReleases": _f(len(account(sc, f.participation).releases)),
+        "PhaseQ": _f(f.participation, 2), "PhaseQMax": _f(q, 2), "PhaseDisparity": _f(f.participation_disparity, 2),
+        "PhaseDelta": f"10^{{{int(round(math.log10(f.dp_delta)))}}}",
+        "PhaseEpsilon": _f(account(sc, q).epsilon, 2),
+        "PhaseEpsilonPLD": _f(account(sc, q, "pld").epsilon, 2),
+        "PhaseReleases": _f(len(account(sc, q).releases)),
         "PhaseConstraints": _f(len(scenario_constraints(sc))),
         "PhaseAlpha": _f(float(sweep.attrs["alpha"]), 2), "PhaseGrace": _f(int(sweep.attrs["grace"])),
         "PhaseLead": _f(int(sweep.attrs["lead"])), "PhasePersist": _f(sc.thresholds.persist),

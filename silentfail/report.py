@@ -199,8 +199,9 @@ ESTIMATE_HEADER = ["mode", "quantity", "boundary at x min / mid / max (median [9
 
 
 def estimate_rows(est: xr.Dataset) -> tuple[list[str], list[list[str]]]:
-    """Per (mode, quantity): the posterior boundary at three x positions, the chance it
-    lies inside the grid, and the convergence diagnostics of the fit."""
+    """Per (mode, quantity): the posterior boundary at three x positions ("outside the
+    grid" where the posterior puts less than half its mass inside the axis domain), the
+    chance it lies inside the grid, and the convergence diagnostics of the fit."""
     rows = []
     n = est.sizes["x_fine"]
     for m in est["mode"].values:
@@ -209,7 +210,7 @@ def estimate_rows(est: xr.Dataset) -> tuple[list[str], list[list[str]]]:
             pts = []
             for i in (0, n // 2, n - 1):
                 lo, med, hi = (float(e[v].values[i]) for v in ("boundary_q05", "boundary_median", "boundary_q95"))
-                pts.append(f"{_fmt(med, 3)} [{_fmt(lo, 3)}, {_fmt(hi, 3)}]")
+                pts.append(f"{_fmt(med, 3)} [{_fmt(lo, 3)}, {_fmt(hi, 3)}]" if med == med else "outside the grid")
             rows.append([str(m), str(q), " / ".join(pts), _fmt(float(e["p_boundary_in_range"].mean())),
                          _fmt(float(e["r_hat"]), 3), _fmt(float(e["ess_bulk"]), 0), _fmt(float(e["ess_tail"]), 0),
                          str(int(e["divergences"])),

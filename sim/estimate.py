@@ -7,11 +7,17 @@ out of n_ij. Axes are mapped to [0, 1] (log10 first on a log-spaced axis). Two n
 models, both with the binomial likelihood k_ij ~ Bin(n_ij, p_ij):
 
 * ``probit`` (a probit, or ``link="logit"`` logistic, boundary model with a spline
-  boundary curve): p_ij = Phi(d s (y_j - b(x_i))), b(x) = sum_l w_l B_l(x) a cubic
-  B-spline with a random-walk prior on its coefficients (w_1 ~ N(1/2, 1/2^2),
-  w_l - w_{l-1} ~ N(0, smooth^2)), slope log s ~ N(log 10, 1), d = +-1 the side on which
-  failures lie (read off the data). The boundary curve b(x) is a parameter: its
-  posterior is read off directly, also where it leaves the grid.
+  boundary curve): p_ij = Phi(d s (y_j - b(x_i))), with the boundary's support the axis
+  domain widened by half its width on each side,
+  b(x) = -1/2 + 2 sigmoid(eta(x)) in (-1/2, 3/2), eta(x) = sum_l w_l B_l(x) a cubic
+  B-spline with a random-walk prior on its coefficients (w_1 ~ N(0, 1.1^2), so that b
+  is about N(1/2, 1/2^2) at the start; w_l - w_{l-1} ~ N(0, (2 smooth)^2), 2 smooth being
+  smooth in b's units at the centre), slope log s ~ N(log 10, 1), d = +-1 the side on
+  which failures lie (read off the data). Every coefficient is a standard normal scaled
+  (non-centred), and the bounded support keeps a boundary the data put beyond the grid
+  from drifting (the divergences of an unbounded one). The reported boundary is
+  restricted to the axis domain: its quantiles are those of the draws inside it, and it
+  is NaN ("outside the grid") where the posterior puts less than half its mass inside.
 * ``gp`` (a Gaussian-process classifier): p = Phi(f), f = c + g, g ~ GP(0, k_SE) with one
   length scale per axis, in the Hilbert-space approximation (Riutort-Mayol et al. 2023;
   6 x 6 basis functions, box [-1, 1]^2 around the unit square centred at 0); the boundary is the first crossing of f = 0
@@ -98,8 +104,9 @@ LINKS = ("probit", "logit")
 QUANTITIES = ("fail", "silent")
 RHAT_MAX = 1.01
 ESS_MIN = 100.0
-#: Priors of the boundary model, in unit coordinates (the grid spans [0, 1]).
-BOUNDARY_MEAN, BOUNDARY_SD, LOG_SLOPE_MEAN, LOG_SLOPE_SD = 0.5, 0.5, float(np.log(10.0)), 1.0
+#: Priors of the boundary model, in unit coordinates (the grid spans [0, 1]): the
+#: boundary's support is [-MARGIN, 1 + MARGIN], its logit's start N(0, ETA_SD^2).
+MARGIN, ETA_SD, LOG_SLOPE_MEAN, LOG_SLOPE_SD = 0.5, 1.1, float(np.log(10.0)), 1.0
 #: Hilbert-space GP: basis functions per axis and the half-width L of its box.
 GP_BASIS, GP_L = 6, 1.0
 N_FINE = 64  # points of the boundary curve along x
@@ -233,9 +240,15 @@ def _cdf(z, link: str):
 
 
 def _boundary_weights(zw, smooth):
-    """Spline coefficients from standard normals: a random walk started at N(1/2, 1/2^2)."""
+    """Spline coefficients of the boundary's logit eta(x) from standard normals: a random
+    walk started at N(0, ETA_SD^2) with steps N(0, (2 smooth)^2)."""
     steps = jnp.concatenate([jnp.zeros(zw.shape[:-1] + (1,)), jnp.cumsum(zw[..., 1:], axis=-1)], axis=-1)
-    return BOUNDARY_MEAN + BOUNDARY_SD * zw[..., :1] + smooth * steps
+    return ETA_SD * zw[..., :1] + 2.0 * smooth * steps
+
+
+def boundary_of(eta):
+    """The boundary in unit coordinates from its logit: -MARGIN + (1 + 2 MARGIN) sigmoid(eta)."""
+    return -MARGIN + (1.0 + 2.0 * MARGIN) * jax.nn.sigmoid(eta)
 
 
 def probit_boundary_model(B, yu, k, n, direction, smooth, link="probit"):
@@ -247,7 +260,7 @@ def probit_boundary_model(B, yu, k, n, direction, smooth, link="probit"):
     R = k.shape[0]
     zw = numpyro.sample("z_w", dist.Normal(0.0, 1.0).expand([R, B.shape[1]]).to_event(2))
     log_s = numpyro.sample("log_slope", dist.Normal(LOG_SLOPE_MEAN, LOG_SLOPE_SD).expand([R]).to_event(1))
-    b = _boundary_weights(zw, smooth) @ B.T  # (R, nx)
+    b = boundary_of(_boundary_weights(zw, smooth) @ B.T)  # (R, nx)
     z = (direction * jnp.exp(log_s))[:, None, None] * (yu[None, None, :] - b[:, :, None])
     numpyro.factor("binomial", jnp.sum(k * _log_cdf(z, link) + (n - k) * _log_cdf(-z, link)))
 
@@ -477,8 +490,8 @@ def fit_probit_boundaries(counts: list[Counts], *, link: str = "probit", n_basis
         dg = Diagnostics(dg.r_hat, dg.ess_bulk, dg.ess_tail, joint.divergences, chains, samples)
         w = np.asarray(_boundary_weights(jnp.asarray(own["z_w"].reshape(S, -1)), smooth))
         slope = np.exp(own["log_slope"].reshape(S))
-        unit = w @ Bf.T  # (S, N_FINE)
-        z = d[r] * slope[:, None, None] * (yu[None, None, :] - (w @ Bc.T)[:, :, None])
+        unit = np.asarray(boundary_of(jnp.asarray(w @ Bf.T)))  # (S, N_FINE)
+        z = d[r] * slope[:, None, None] * (yu[None, None, :] - np.asarray(boundary_of(jnp.asarray(w @ Bc.T)))[:, :, None])
         surface = np.asarray(_cdf(jnp.asarray(z), link))
         fits.append(_boundary_fit(c, "probit", link, unit, (unit >= 0) & (unit <= 1), surface, dg, own))
     return fits
@@ -486,11 +499,14 @@ def fit_probit_boundaries(counts: list[Counts], *, link: str = "probit", n_basis
 
 def _boundary_fit(counts: Counts, model: str, link: str, unit: np.ndarray, inside: np.ndarray, surface: np.ndarray,
                   diag: Diagnostics, draws: dict) -> BoundaryFit:
-    with warnings.catch_warnings():
+    inside = inside & np.isfinite(unit)
+    p_in = inside.mean(0)
+    with warnings.catch_warnings():  # the quantiles of the draws inside the axis domain
         warnings.simplefilter("ignore", RuntimeWarning)
-        q = np.nanquantile(unit, [0.05, 0.5, 0.95], axis=0)
+        q = np.nanquantile(np.where(inside, unit, np.nan), [0.05, 0.5, 0.95], axis=0)
+    q = np.where(p_in[None, :] >= 0.5, q, np.nan)  # mostly outside the grid: no boundary in it
     uf = np.linspace(0.0, 1.0, N_FINE)
-    return BoundaryFit(counts, model, link, counts.x.value(uf), counts.y.value(q), inside.mean(0), surface, diag, draws,
+    return BoundaryFit(counts, model, link, counts.x.value(uf), counts.y.value(q), p_in, surface, diag, draws,
                        unit_draws=unit)
 
 

@@ -46,7 +46,7 @@ import xarray as xr
 from . import metrics as mt
 from .batch import LANES, simulate, traceable
 from .federate import check_supported
-from .privacy import dp_epsilon
+from .privacy import dp_epsilon, max_participation
 from .scenario import MODES, Scenario, ScenarioError, preset, scenario_from_dict
 from .population import fm_fairness
 from .trace import mode_failures
@@ -371,7 +371,7 @@ def run_claim(claim: Claim | str, seeds: int | None = None) -> xr.Dataset:
         coords={"arm": np.arange(len(claim.arms)), "x": ("arm", np.asarray(x)), "seed": np.arange(seeds),
                 "quantity": list(names)},
     )
-    eps = [dp_epsilon(s, _q_max(s)) if s.federation.dp != "none" else math.inf for s in claim.arm_scenarios()]
+    eps = [dp_epsilon(s, max_participation(s)) if s.federation.dp != "none" else math.inf for s in claim.arm_scenarios()]
     ds["epsilon"] = ("arm", np.asarray(eps, float))
     ds.attrs.update(
         claim=claim.key, title=claim.title, statement=claim.statement, cites=json.dumps(list(claim.cites)),
@@ -380,18 +380,6 @@ def run_claim(claim: Claim | str, seeds: int | None = None) -> xr.Dataset:
         kind="silentfail.literature",
     )
     return assess(ds)
-
-
-def _q_max(sc: Scenario) -> float:
-    """The largest participation probability of the scenario's clients (the accountant's
-    q): q itself without participation disparity, else that of the population of seed 0."""
-    if sc.federation.participation_disparity == 0:
-        return sc.federation.participation
-    import jax
-
-    from .population import build_population
-
-    return float(build_population(sc, jax.random.split(jax.random.key(0))[0])[1].q.max())
 
 
 def assess(ds: xr.Dataset) -> xr.Dataset:

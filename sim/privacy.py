@@ -224,3 +224,18 @@ def account(sc: Scenario, q_max: float, accountant: str = "rdp") -> Accounting:
 def dp_epsilon(sc: Scenario, q_max: float) -> float:
     """epsilon at the scenario's delta (inf without DP): :func:`account`'s RDP epsilon."""
     return account(sc, q_max).epsilon
+
+
+def max_participation(sc: Scenario, seed: int = 0) -> float:
+    """The accountant's q for a scenario: the largest participation probability of its
+    clients, max_c q_c (``population.participation``). Without participation disparity
+    that is ``federation.participation``; with it, q_c depends on each client's minority
+    share and the maximum is that of the population of ``seed`` (what ``run(sc, seed)``
+    accounts)."""
+    if sc.federation.participation_disparity == 0:
+        return sc.federation.participation
+    import jax
+
+    from .population import build_population
+
+    return float(build_population(sc, jax.random.split(jax.random.key(seed))[0])[1].q.max())

@@ -243,13 +243,15 @@ def _execute(plan: Plan, store: Store, phase: str, points: np.ndarray, seeds: np
 def sweep(
     sc: Scenario, axes: Mapping[str, Sequence[Any]] | None = None, seeds: int = 8, *, store: str | Path | None = None,
     resume: bool = False, chunk: int = 256, progress: Progress | None = None, devices: int | None = None,
-    max_runs: int | None = MAX_RUNS,
+    max_runs: int | None = MAX_RUNS, attribute_nulls: bool = True,
 ) -> xr.Dataset:
     """The verdicts of ``sc`` over the grid ``axes`` (dotted field path -> values) and
     ``seeds`` seeds per point (see the module docstring). ``devices`` shards the runs of
     each device call over that many devices (``sim.scale``); the numbers do not depend
     on it, nor on ``chunk``, beyond float round-off. A request of more than ``max_runs``
-    runs is refused before any work (None: no limit)."""
+    runs is refused before any work (None: no limit). ``attribute_nulls=False`` skips the
+    extra null runs that name who causes a null failure (``null_cause`` is then "" and
+    ``null_failure_rate_lifted`` NaN)."""
     if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
         raise ValueError(f"chunk must be an integer >= 1, got {chunk!r}")
     chunk = -(-chunk // CALL) * CALL
@@ -266,7 +268,8 @@ def sweep(
         calibrate_on_null(null.stat_max[n * Sn:(n + 1) * Sn], null.failure_round[n * Sn:(n + 1) * Sn], plan.layout, sc)
         for n in range(N)
     ]
-    attrs = [_attribute(plan, n, cals[n]) for n in range(N)]
+    attrs = [_attribute(plan, n, cals[n]) if attribute_nulls else (np.full(len(MODES), np.nan), np.full(len(MODES), ""))
+             for n in range(N)]
     thresholds = np.stack([cals[plan.null_of[p]].thresholds for p in range(P)]).reshape(P, K)
     main = _execute(plan, store_, "main", main_points, main_seeds, thresholds, chunk, done, total, progress, devices)
     ds = assemble(plan, main, cals, null, attrs)

@@ -28,10 +28,10 @@ def _prior_counts(rng, n_basis=6, smooth=0.3, seeds=8):
     zw = rng.standard_normal(n_basis)
     w = np.asarray(E._boundary_weights(zw, smooth))
     slope = np.exp(E.LOG_SLOPE_MEAN + E.LOG_SLOPE_SD * rng.standard_normal())
-    b = E.bspline_basis(x.unit(x.values), n_basis) @ w
+    b = np.asarray(E.boundary_of(E.bspline_basis(x.unit(x.values), n_basis) @ w))
     p = stats.norm.cdf(slope * (y.unit(y.values)[None, :] - b[:, None]))
     n = np.full((GRID, GRID), seeds)
-    truth = E.bspline_basis(np.linspace(0, 1, E.N_FINE), n_basis) @ w
+    truth = np.asarray(E.boundary_of(E.bspline_basis(np.linspace(0, 1, E.N_FINE), n_basis) @ w))
     return E.Counts(x, y, rng.binomial(n, p), n), truth
 
 

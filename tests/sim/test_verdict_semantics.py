@@ -107,6 +107,18 @@ def test_a_null_failure_without_a_mechanism_to_lift_is_the_personalizations():
     assert str(ds["null_cause"].sel(mode="amplified_bias").values) == ""
 
 
+def test_an_attack_that_erodes_with_no_shift_is_named_the_cause():
+    """Byzantine clients push along the alignment direction in the null runs too; lifting
+    the clipping alone does not stop them, removing them does."""
+    sc = preset("poisoned-clients").replace(**{
+        "shifts.strength": 0.0, "population.num_clients": 60, "federation.clients_per_round": 20, "federation.rounds": 10,
+        "population.ood_subset": 4, "monitor.calibration_seeds": 16, "monitor.alpha": 0.25,
+    })
+    ds = sweep(sc, {}, seeds=2)
+    assert bool(ds["caused_without_shift"].sel(mode="alignment_erosion"))
+    assert str(ds["null_cause"].sel(mode="alignment_erosion").values) == "byzantine clients"
+
+
 def test_null_cause_names_the_constraints_only_where_lifting_them_removes_the_failure():
     from silentfail.sim.verdict import null_cause
 
