@@ -80,6 +80,28 @@ def test_unconverged_and_divergent_fits_are_flagged_not_hidden():
     assert not E.Diagnostics(1.005, 500.0, 500.0, 0, 4, 500).flagged
 
 
+@pytest.mark.default_compiler
+def test_a_boundary_beyond_the_grid_is_reported_outside_never_as_a_value_off_the_axis():
+    """The phase diagram's fairness collapse: failures only in the top-right corner, so at
+    small x the boundary is above the swept range. The reported boundary stays inside the
+    axis domain: 'outside the grid' (NaN) at small x, a value in [0, 1] at large x, and the
+    sampler converges without divergences (the fit that put it at 1.06-1.14 did not)."""
+    x = E.Axis.of("personalization.lam", np.geomspace(0.01, 10, GRID))
+    y = E.Axis.of("shifts.strength", np.linspace(0, 1, GRID))
+    xu, yu = x.unit(x.values), y.unit(y.values)
+    truth = 1.3 - 0.6 * xu  # above the grid (> 1) for x < 1/2
+    p = stats.norm.cdf(15.0 * (yu[None, :] - truth[:, None]))
+    k = np.random.default_rng(7).binomial(8, p)
+    fit = E.fit_boundary(E.Counts(x, y, k, np.full((GRID, GRID), 8)), seed=0)
+    assert not fit.flagged, fit.diagnostics.reasons
+    med = fit.boundary[1]
+    assert np.isnan(med[0]) and fit.p_in_range[0] < 0.5
+    assert np.isfinite(med[-1]) and abs(med[-1] - 0.7) < 0.1
+    finite = fit.boundary[np.isfinite(fit.boundary)]
+    assert finite.min() >= 0.0 and finite.max() <= 1.0  # never a boundary off the axis
+    assert np.nanmax(fit.unit_draws) <= 1.0 + E.MARGIN  # the model's support
+
+
 def test_a_grid_without_a_transition_is_reported_not_sampled():
     rng = np.random.default_rng(0)
     counts, _ = _prior_counts(rng)
