@@ -79,6 +79,8 @@ def phase_figure(ds: xr.Dataset, out: str | Path, *, overlay: Overlay | None = N
     xname, yname = axes
     xv, yv = ds[xname].values.astype(float), ds[yname].values.astype(float)
     xlog, ylog = is_log_axis(xv), is_log_axis(yv)
+    from .report import panel_note
+
     reg = regimes(ds)
     cmap = ListedColormap(("#FFFFFF",) + COLOURS)  # -1 (invalid) white
     fig, panels = plt.subplots(2, 3, figsize=(10.5, 6.6), sharex=True, sharey=True, constrained_layout=True)
@@ -94,6 +96,9 @@ def phase_figure(ds: xr.Dataset, out: str | Path, *, overlay: Overlay | None = N
         if overlay is not None and (line := overlay(ds, mode)) is not None:
             ax.plot(*line, color="#009E73", lw=2, label="theory")
         ax.set_title(TITLES[mode], fontsize=10)
+        if note := panel_note(ds, mode):
+            ax.text(0.5, 0.04, "\n".join(textwrap.wrap(note, 48)), transform=ax.transAxes, ha="center", va="bottom",
+                    fontsize=7, color="0.25", bbox=dict(facecolor="white", alpha=0.8, edgecolor="0.7", lw=0.5))
         if xlog:
             ax.set_xscale("log")
         if ylog:

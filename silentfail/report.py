@@ -51,6 +51,27 @@ def caused_text(ds: xr.Dataset, mode: str) -> str:
     return " (caused without shift" + (f", by: {' / '.join(causes)}" if causes else "") + ")"
 
 
+def panel_note(ds: xr.Dataset, mode: str) -> str:
+    """What a phase panel cannot show by colour: why it is empty (no cell fails: the
+    largest P(fail) and the largest mean metric against the threshold) and whether the
+    null runs fail too (caused without shift, and by whom); '' when neither applies."""
+    import json
+
+    from .sim.scenario import scenario_from_dict
+
+    notes = []
+    pf = ds["p_fail"].sel(mode=mode).values
+    if not np.any(pf >= 0.5):
+        thr = getattr(scenario_from_dict(json.loads(ds.attrs["scenario"])).thresholds, mode)
+        top = float(np.nanmax(ds["final_value_mean"].sel(mode=mode).values))
+        notes.append(f"no cell fails: P(fail) <= {_fmt(float(np.nanmax(pf)))}, mean final metric <= {_fmt(top, 3)} "
+                     f"(threshold {_fmt(thr, 3)})")
+    flag = caused_text(ds, mode)
+    if flag:
+        notes.append(f"fails in up to {float(np.nanmax(ds['null_failure_rate'].sel(mode=mode).values)):.0%} of null runs{flag}")
+    return "; ".join(notes)
+
+
 def sweep_mode_table(ds: xr.Dataset) -> tuple[list[str], list[list[str]]]:
     """Per mode, over the grid: mean P(fail), P(early warning), P(detected | fail),
     P(silent | fail), P(silent), the null runs' failure rate (flagged where the mode

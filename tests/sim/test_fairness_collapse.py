@@ -70,3 +70,32 @@ def test_taxonomy_metric_and_implementation_name_one_definition():
 def test_an_unknown_fairness_metric_is_refused_naming_the_field():
     with pytest.raises(ScenarioError, match="thresholds.fairness_metric"):
         preset("default").replace(**{"thresholds.fairness_metric": "worst_client"})
+
+
+def test_an_empty_or_null_caused_phase_panel_says_why():
+    """A panel with no failing cell states the largest P(fail) and metric against the
+    threshold; a mode the null runs show says so and by whom (item 5: the empty panel
+    had no explanation)."""
+    import xarray as xr
+
+    from silentfail.report import panel_note
+
+    sc = preset("phase")
+    shape = (2, 2, len(MODES))
+    dims = ("personalization.lam", "shifts.strength", "mode")
+    pf = np.zeros(shape)
+    pf[..., MODES.index("alignment_erosion")] = 0.75
+    caused = np.zeros(shape, bool)
+    caused[..., MODES.index("alignment_erosion")] = True
+    cause = np.where(caused, "the constraints", "")
+    ds = xr.Dataset(
+        {"p_fail": (dims, pf), "final_value_mean": (dims, np.full(shape, 0.012)), "caused_without_shift": (dims, caused),
+         "null_failure_rate": (dims, np.where(caused, 0.3, 0.0)), "null_cause": (dims, cause)},
+        coords={"mode": list(MODES)}, attrs={"scenario": sc.to_json()},
+    )
+    assert panel_note(ds, "fairness_collapse") == (
+        "no cell fails: P(fail) <= 0.00, mean final metric <= 0.012 (threshold 0.030)"
+    )
+    assert panel_note(ds, "alignment_erosion") == (
+        "fails in up to 30% of null runs (caused without shift, by: the constraints)"
+    )
