@@ -1,5 +1,7 @@
 """Every preset keeps its promise, and the taxonomy graph and the simulation agree on
-what each constraint set can see.
+what each constraint set can see (a structurally silent mode is never detected; every
+simulated detection has a surviving detector path, of either scope: the simulation
+counts an alarm of a global-model channel in the failure's window too).
 
 One sweep per preset, 8 seeds, with every access granted: the server's access only
 decides which detectors run (it changes nothing in the world or in any one detector's
@@ -73,6 +75,11 @@ def test_every_preset_states_what_it_exhibits():
     assert all(promised.values()), [n for n, e in promised.items() if not e]
     assert {m for e in promised.values() for m in e} == set(MODES)  # every mode has a preset that shows it
     assert {k for e in promised.values() for k in e.values()} == {"silent", "detected"}
+    # both kinds of silence are promised: structural (no detector path survives the
+    # preset's constraints) and statistical (a detector survives but lacks the power)
+    statistical = [(n, m) for n, e in promised.items() for m, k in e.items()
+                   if k == "silent" and detectors_for(TAX, m, scenario_constraints(preset(n)))]
+    assert statistical, promised
 
 
 @pytest.mark.default_compiler
