@@ -49,16 +49,29 @@ def grid_counts(n_grid: int, seeds: int, seed: int):
 def bench_boundary(model: str, n_grid: int, seeds: int, chains: int, warmup: int, samples: int) -> dict:
     from silentfail.sim.estimate import fit_boundary
 
-    out = {"model": model, "grid": [n_grid, n_grid], "seeds_per_cell": seeds, "chains": chains, "warmup": warmup,
-           "samples": samples}
+    out = {
+        "model": model,
+        "grid": [n_grid, n_grid],
+        "seeds_per_cell": seeds,
+        "chains": chains,
+        "warmup": warmup,
+        "samples": samples,
+    }
     for label, s in (("first_fit_s", 0), ("cached_fit_s", 1)):
         t0 = time.perf_counter()
-        fit = fit_boundary(grid_counts(n_grid, seeds, s), model=model, chains=chains, warmup=warmup, samples=samples, seed=s)
+        fit = fit_boundary(
+            grid_counts(n_grid, seeds, s), model=model, chains=chains, warmup=warmup, samples=samples, seed=s
+        )
         out[label] = round(time.perf_counter() - t0, 2)
     out["compile_s"] = round(out["first_fit_s"] - out["cached_fit_s"], 2)
     d = fit.diagnostics
-    out.update(r_hat=round(d.r_hat, 4), ess_bulk=round(d.ess_bulk), ess_tail=round(d.ess_tail), divergences=d.divergences,
-               flagged=d.flagged)
+    out.update(
+        r_hat=round(d.r_hat, 4),
+        ess_bulk=round(d.ess_bulk),
+        ess_tail=round(d.ess_tail),
+        divergences=d.divergences,
+        flagged=d.flagged,
+    )
     return out
 
 
@@ -85,10 +98,14 @@ def bench_onset(N: int, T: int, nuts: dict | None, nuts_trajectories: int = 0) -
     if nuts:
         t0 = time.perf_counter()
         _, diag = fit_onset_nuts(y[:nuts_trajectories], kind="hinge", scale=(0.0, 1.0), **nuts)
-        out["nuts"] = {**nuts, "trajectories": nuts_trajectories, "wall_s": round(time.perf_counter() - t0, 1),
-                       "r_hat_max": round(diag.r_hat, 3),
-                       "divergences": diag.divergences,
-                       "note": "tau-marginal posterior of b is multimodal: per-trajectory R-hat is the honest flag"}
+        out["nuts"] = {
+            **nuts,
+            "trajectories": nuts_trajectories,
+            "wall_s": round(time.perf_counter() - t0, 1),
+            "r_hat_max": round(diag.r_hat, 3),
+            "divergences": diag.divergences,
+            "note": "tau-marginal posterior of b is multimodal: per-trajectory R-hat is the honest flag",
+        }
     return out
 
 

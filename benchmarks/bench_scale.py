@@ -20,4 +20,8 @@ if __name__ == "__main__":
     ap.add_argument("--no-flower", action="store_true")
     ap.add_argument("-o", "--output", type=Path, default=None)
     args = ap.parse_args()
-    bench(smoke=args.smoke, output=args.output or (None if args.smoke else RESULTS / "bench.json"), flower=not args.no_flower)
+    bench(
+        smoke=args.smoke,
+        output=args.output or (None if args.smoke else RESULTS / "bench.json"),
+        flower=not args.no_flower,
+    )

@@ -88,10 +88,22 @@ def _bias_amp(pos, pi, min_mass=1e-4):
 
 def arrays_from(ctx, pop) -> dict:
     """NumPy (float64) copies of what :func:`round_numpy` needs from a built population."""
-    arrays = {k: np.asarray(v, np.float64) for k, v in dict(
-        P=pop.P, b=pop.b, pi=pop.shifted.pi, mu=pop.shifted.mu, scale=pop.shifted.scale, fm_acc=pop.fm_acc,
-        Sigma=ctx.world.Sigma, mu_h=ctx.world.mu_h, Sigma_h=ctx.world.Sigma_h,
-        alpha=ctx.confidence.alpha, beta=ctx.confidence.beta).items()}
+    arrays = {
+        k: np.asarray(v, np.float64)
+        for k, v in dict(
+            P=pop.P,
+            b=pop.b,
+            pi=pop.shifted.pi,
+            mu=pop.shifted.mu,
+            scale=pop.shifted.scale,
+            fm_acc=pop.fm_acc,
+            Sigma=ctx.world.Sigma,
+            mu_h=ctx.world.mu_h,
+            Sigma_h=ctx.world.Sigma_h,
+            alpha=ctx.confidence.alpha,
+            beta=ctx.confidence.beta,
+        ).items()
+    }
     arrays["ood_panel"] = np.asarray(pop.ood_panel)
     return arrays
 
@@ -112,7 +124,9 @@ def round_numpy(theta_g, arrays: dict, *, bins: int = 15, gl_order: int = 4) -> 
         correct = ndtr(Y[:, None] * mean / sd[None, :])
         out["acc"][c] = np.sum(pi[c] * correct)
         out["bias_amp"][c] = _bias_amp(ndtr(mean / sd[None, :]), pi[c])
-        out["ece_classwise"][c], out["ece_top_label"][c] = _ece(mean, sd, pi[c], arrays["alpha"], arrays["beta"], bins, nodes, weights)
+        out["ece_classwise"][c], out["ece_top_label"][c] = _ece(
+            mean, sd, pi[c], arrays["alpha"], arrays["beta"], bins, nodes, weights
+        )
         tx = theta[:-1]
         out["alignment"][c] = ndtr(-(tx @ mu_h + theta[-1]) / np.sqrt(tx @ Sigma_h @ tx))
         others = [r for r in panel if r != c]

@@ -37,6 +37,7 @@ class Result:
 
     @property
     def rhs(self) -> sp.Basic:
+        """The statement's right-hand side."""
         return self.statement.rhs
 
     def numeric(self, module: str = "jax") -> Callable:
@@ -46,9 +47,11 @@ class Result:
         return sp.lambdify(self.arguments, self.rhs, modules=_modules(module))
 
     def latex(self) -> str:
+        """The statement in LaTeX."""
         return sp.latex(self.statement)
 
     def pretty(self) -> str:
+        """The statement, pretty-printed (unicode)."""
         return sp.pretty(self.statement, use_unicode=True)
 
     def latex_block(self) -> str:
@@ -75,9 +78,20 @@ def _modules(module: str) -> list:
     return [{"erf": ssp.erf, "erfc": ssp.erfc, "erfinv": ssp.erfinv}, module]
 
 
-_TEX_SPECIAL = {"&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#", "$": r"\$", "{": r"\{", "}": r"\}",
-                "^": r"\textasciicircum{}", "~": r"\textasciitilde{}", "<": r"\textless{}", ">": r"\textgreater{}",
-                "\\": r"\textbackslash{}"}
+_TEX_SPECIAL = {
+    "&": r"\&",
+    "%": r"\%",
+    "_": r"\_",
+    "#": r"\#",
+    "$": r"\$",
+    "{": r"\{",
+    "}": r"\}",
+    "^": r"\textasciicircum{}",
+    "~": r"\textasciitilde{}",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
+    "\\": r"\textbackslash{}",
+}
 
 
 def _tex_text(text: str) -> str:

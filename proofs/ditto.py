@@ -24,6 +24,8 @@ lam = sp.Symbol("lambda", nonnegative=True)
 
 
 def ditto() -> Result:
+    """Result 2, derived: the mean squared error of the Ditto personal model (theta_local + lambda theta_g) / (1 +
+    lambda) and its minimizer lambda* = s2 / (n tau2)."""
     theta, t_local, t_g = sp.symbols("theta theta_local theta_g", real=True)
     objective = (theta - t_local) ** 2 / 2 + lam * (theta - t_g) ** 2 / 2
     (personal,) = sp.solve(sp.diff(objective, theta), theta)
@@ -39,7 +41,10 @@ def ditto() -> Result:
         statement=sp.Eq(sp.Function("MSE")(lam), mse),
         steps=(
             Step("stationarity of the Ditto objective gives the personal model", sp.Eq(theta, personal)),
-            Step("its error is a weighted sum of the independent local and global errors", sp.Eq(sp.Symbol("theta_lambda") - sp.Symbol("theta_c"), error)),
+            Step(
+                "its error is a weighted sum of the independent local and global errors",
+                sp.Eq(sp.Symbol("theta_lambda") - sp.Symbol("theta_c"), error),
+            ),
             Step("expected squared error", sp.Eq(sp.Function("MSE")(lam), mse)),
             Step("d MSE / d lambda = 0", sp.Eq(sp.Symbol("lambda^*"), lam_star)),
             Step("MSE at the optimum", sp.Eq(sp.Function("MSE")(sp.Symbol("lambda^*")), mse_star)),
@@ -47,6 +52,10 @@ def ditto() -> Result:
         arguments=(s2, n, tau2, lam),
         conditions="independent, mean-zero local and global errors; squared loss",
         reference="Li et al. (2021), Ditto; the silentfail reference paper (paper/main.tex), Theory, result 2",
-        extras={"personal": personal, "lam_star": lam_star, "mse_star": mse_star,
-                "global_beats_local": sp.Lt(tau2, s2 / n)},
+        extras={
+            "personal": personal,
+            "lam_star": lam_star,
+            "mse_star": mse_star,
+            "global_beats_local": sp.Lt(tau2, s2 / n),
+        },
     )

@@ -25,8 +25,8 @@ McMahan et al. (2018), ICLR.
 from __future__ import annotations
 
 import sympy as sp
-from sympy.stats import P as Prob
 from sympy.stats import Normal
+from sympy.stats import P as Prob
 
 from ._result import Result, Step
 
@@ -36,6 +36,7 @@ mu = sp.Symbol("mu", positive=True)
 
 
 def Phi(x):
+    """The standard normal CDF, (1 + erf(x / sqrt 2)) / 2 (symbolic)."""
     return (1 + sp.erf(x / sp.sqrt(2))) / 2
 
 
@@ -51,6 +52,9 @@ def _upper_tail() -> tuple[sp.Symbol, sp.Basic]:
 
 
 def dp_power() -> Result:
+    """Result 4, derived: the power Phi(pi delta / sigma_T - z_{1-alpha}) of the level-alpha test on the noised mean,
+    sigma_T = sqrt(s2 / M + z^2 C^2 / M^2), and the minimal detectable shift delta_min = (z_{1-alpha} + z_{1-beta})
+    sigma_T / pi."""
     sigma_T = sp.sqrt(s2 / M + z**2 * C**2 / M**2)
     za, zb = z_quantile(1 - alpha), z_quantile(1 - beta)
     w, tail = _upper_tail()
@@ -67,14 +71,25 @@ def dp_power() -> Result:
             Step("variance of the noised secure mean", sp.Eq(sp.Symbol("sigma_T") ** 2, sigma_T**2)),
             Step("upper tail of a standard normal", sp.Eq(sp.Symbol("P(Z > w)"), tail)),
             Step("P(T > z_{1-alpha} sigma_T) with T = pi delta + sigma_T Z", sp.Eq(sp.Symbol("Power"), power_raw)),
-            Step("silent iff power < 1 - beta; solving power = 1 - beta for delta", sp.Eq(sp.Symbol("delta_min"), d_min)),
-            Step("mu-GDP ceiling: the Neyman-Pearson test between N(0,1) and N(mu,1)", sp.Eq(sp.Symbol("Power_max"), ceiling_raw)),
+            Step(
+                "silent iff power < 1 - beta; solving power = 1 - beta for delta", sp.Eq(sp.Symbol("delta_min"), d_min)
+            ),
+            Step(
+                "mu-GDP ceiling: the Neyman-Pearson test between N(0,1) and N(mu,1)",
+                sp.Eq(sp.Symbol("Power_max"), ceiling_raw),
+            ),
         ),
         arguments=(pi, delta, s2, M, z, C, alpha),
         conditions="Gaussian (or CLT-Gaussian) reports, clipping not binding, known null mean; one-sided test",
         reference="the silentfail reference paper (paper/main.tex), Theory, result 4; Dong, Roth, Su (2022)",
-        extras={"power_raw": power_raw, "delta_min": d_min, "ceiling_raw": ceiling_raw, "sigma_T": sigma_T,
-                "tail": tail, "w": w},
+        extras={
+            "power_raw": power_raw,
+            "delta_min": d_min,
+            "ceiling_raw": ceiling_raw,
+            "sigma_T": sigma_T,
+            "tail": tail,
+            "w": w,
+        },
     )
 
 
@@ -87,7 +102,11 @@ def minimal_detectable_shift() -> Result:
         name="minimal_detectable_shift",
         title="Minimal detectable shift (the silent-region boundary)",
         statement=sp.Eq(sp.Symbol("delta_min"), closed),
-        steps=(Step("solve Power(delta) = 1 - beta (result dp_power)", sp.Eq(sp.Symbol("delta_min"), r.extras["delta_min"])),),
+        steps=(
+            Step(
+                "solve Power(delta) = 1 - beta (result dp_power)", sp.Eq(sp.Symbol("delta_min"), r.extras["delta_min"])
+            ),
+        ),
         arguments=(pi, s2, M, z, C, alpha, beta),
         conditions="as for dp_power; 0 < alpha, beta < 1",
         reference="the silentfail reference paper (paper/main.tex), Theory, result 4, and its detectors",
@@ -96,13 +115,20 @@ def minimal_detectable_shift() -> Result:
 
 
 def gdp_ceiling() -> Result:
+    """The mu-GDP ceiling: no level-alpha test of a mu-GDP release has power above Phi(mu - z_{1-alpha}) (Dong, Roth,
+    Su 2022)."""
     za = z_quantile(1 - alpha)
     r = dp_power()
     return Result(
         name="gdp_ceiling",
         title="The mu-GDP ceiling on any test's power",
         statement=sp.Eq(sp.Symbol("Power_max"), Phi(mu - za)),
-        steps=(Step("Neyman-Pearson between N(0,1) and N(mu,1) at level alpha", sp.Eq(sp.Symbol("Power_max"), r.extras["ceiling_raw"])),),
+        steps=(
+            Step(
+                "Neyman-Pearson between N(0,1) and N(mu,1) at level alpha",
+                sp.Eq(sp.Symbol("Power_max"), r.extras["ceiling_raw"]),
+            ),
+        ),
         arguments=(mu, alpha),
         conditions="the release is mu-GDP (T Gaussian releases with noise multiplier z: mu = sqrt(T)/z)",
         reference="Dong, Roth, Su (2022), Gaussian Differential Privacy",

@@ -24,6 +24,8 @@ lam = sp.Symbol("lambda", positive=True)
 
 
 def erosion() -> Result:
+    """Result 5, derived: the proximal fine-tuning optimum theta* = (H + lambda I)^{-1}(H theta_task + lambda theta_0),
+    its drift along each eigendirection h_i / (h_i + lambda) and the resulting alignment erosion."""
     h = sp.symbols(f"h1:{DIM + 1}", positive=True)
     delta = sp.Matrix(sp.symbols(f"Delta1:{DIM + 1}", real=True))  # <theta_task - theta_0, e_i>
     u = sp.Matrix(sp.symbols(f"u1:{DIM + 1}", real=True))  # <e_i, u>
@@ -49,7 +51,12 @@ def erosion() -> Result:
         arguments=(),
         conditions="H positive semi-definite, lambda > 0 (or H positive definite and lambda >= 0); gradient descent run to convergence",
         reference="the silentfail reference paper (paper/main.tex), Theory, result 5; Qi et al. (2024)",
-        extras={"projection": projection, "h": h, "delta": delta, "u": u,
-                "expected": sum(hi / (hi + lam) * di * ui for hi, di, ui in zip(h, delta, u))},
+        extras={
+            "projection": projection,
+            "h": h,
+            "delta": delta,
+            "u": u,
+            "expected": sum(hi / (hi + lam) * di * ui for hi, di, ui in zip(h, delta, u)),
+        },
         numeric_impl=lambda h, delta, u, lam: (h / (h + lam) * delta * u).sum(),
     )

@@ -28,8 +28,11 @@ N_CLIENTS = 3  # the derivation solves the fixed point for 3 symbolic clients
 
 
 def kstep() -> Result:
+    """Result 1, derived: K steps of rate eta on a/2 (x - c)^2 give x_K = c + (1 - eta a)^K (x - c)."""
     x = sp.Function("x")
-    recurrence = sp.Eq(x(k + 1), x(k) - eta * sp.diff(a / 2 * (sp.Symbol("z") - c) ** 2, sp.Symbol("z")).subs(sp.Symbol("z"), x(k)))
+    recurrence = sp.Eq(
+        x(k + 1), x(k) - eta * sp.diff(a / 2 * (sp.Symbol("z") - c) ** 2, sp.Symbol("z")).subs(sp.Symbol("z"), x(k))
+    )
     solution = sp.rsolve(x(k + 1) - recurrence.rhs, x(k), {x(0): x0})
     xK = sp.simplify(solution.subs(k, K))
     closed = c + (1 - eta * a) ** K * (x0 - c)
@@ -50,6 +53,8 @@ def kstep() -> Result:
 
 
 def fedavg_fixed_point() -> Result:
+    """Result 1, derived: FedAvg's fixed point with K local steps, sum_i p_i (1 - (1 - eta a_i)^K) c_i / sum_i p_i (1 -
+    (1 - eta a_i)^K), and its drift from the average-risk minimizer."""
     p = sp.symbols(f"p1:{N_CLIENTS + 1}", positive=True)
     aa = sp.symbols(f"a1:{N_CLIENTS + 1}", positive=True)
     cc = sp.symbols(f"c1:{N_CLIENTS + 1}", real=True)
@@ -68,7 +73,9 @@ def fedavg_fixed_point() -> Result:
         statement=sp.Eq(sp.Symbol("x^*"), general),
         steps=(
             Step("each client's K local steps from the global x (result kstep)", sp.Eq(sp.Symbol("x_{K,i}"), local[0])),
-            Step(f"fixed point of the weighted average, solved for {N_CLIENTS} clients", sp.Eq(sp.Symbol("x^*"), fixed)),
+            Step(
+                f"fixed point of the weighted average, solved for {N_CLIENTS} clients", sp.Eq(sp.Symbol("x^*"), fixed)
+            ),
             Step("with q_i = 1 - (1 - eta a_i)^K", sp.Eq(sp.Symbol("x^*"), formula)),
         ),
         arguments=(),
@@ -88,6 +95,8 @@ def limits() -> dict[str, sp.Basic]:
     contracted = formula.subs({1 - eta * ai: 1 / (1 + si) for ai, si in zip(aa, s)})
     at_inf = sp.simplify(sp.limit(contracted, K, sp.oo))
     return {
-        "K=1": at_one, "K=1 expected": sum(pi * ai * ci for pi, ai, ci in zip(p, aa, cc)) / sum(pi * ai for pi, ai in zip(p, aa)),
-        "K=oo": at_inf, "K=oo expected": sum(pi * ci for pi, ci in zip(p, cc)) / sum(p),
+        "K=1": at_one,
+        "K=1 expected": sum(pi * ai * ci for pi, ai, ci in zip(p, aa, cc)) / sum(pi * ai for pi, ai in zip(p, aa)),
+        "K=oo": at_inf,
+        "K=oo expected": sum(pi * ci for pi, ci in zip(p, cc)) / sum(p),
     }

@@ -29,10 +29,14 @@ def _log_odds(prior):
 
 
 def label_shift() -> Result:
+    """Result 6, derived: the Bayes log-odds under prior pi_c minus that under pi_0 is log(pi_c / (1 - pi_c)) -
+    log(pi_0 / (1 - pi_0)); the ECE of the uncorrected model is |pi_c - E_c[p_0(x)]|."""
     lo_c, lo_0 = _log_odds(pi_c), _log_odds(pi_0)
     shift = sp.simplify(lo_c - lo_0)
     p0 = 1 / (1 + sp.exp(-lo_0))
-    density_c = pi_c * sp.exp(-((x - mu) ** 2) / (2 * sigma**2)) + (1 - pi_c) * sp.exp(-((x + mu) ** 2) / (2 * sigma**2))
+    density_c = pi_c * sp.exp(-((x - mu) ** 2) / (2 * sigma**2)) + (1 - pi_c) * sp.exp(
+        -((x + mu) ** 2) / (2 * sigma**2)
+    )
     ece = sp.Abs(pi_c - sp.Integral(p0 * density_c / (sp.sqrt(2 * sp.pi) * sigma), (x, -sp.oo, sp.oo)))
     return Result(
         name="label_shift",
@@ -40,7 +44,10 @@ def label_shift() -> Result:
         statement=sp.Eq(sp.Symbol("b_c") - sp.Symbol("b_0"), shift),
         steps=(
             Step("posterior log-odds under prior pi_c", sp.Eq(sp.Function("ell_c")(x), lo_c)),
-            Step("the slope 2 mu / sigma^2 does not depend on the prior; the intercepts differ by", sp.Eq(sp.Symbol("b_c") - sp.Symbol("b_0"), shift)),
+            Step(
+                "the slope 2 mu / sigma^2 does not depend on the prior; the intercepts differ by",
+                sp.Eq(sp.Symbol("b_c") - sp.Symbol("b_0"), shift),
+            ),
             Step("calibration error of the uncorrected base posterior on the client", sp.Eq(sp.Symbol("ECE_c"), ece)),
         ),
         arguments=(pi_c, pi_0),

@@ -27,11 +27,15 @@ c1, c2 = sp.symbols("c_1 c_2", real=True)
 
 
 def qffl() -> Result:
+    """Result 7, derived: the q-FFL optimum of two groups, FedAvg's weighted mean at q = 0 and the minimax midpoint as
+    q -> infinity."""
     theta = sp.Symbol("theta", real=True)
     d1, d2 = sp.symbols("d_1 d_2", positive=True)
     F1, F2 = a / 2 * (theta - c1) ** 2, a / 2 * (theta - c2) ** 2
     objective = (p1 * F1 ** (q + 1) + p2 * F2 ** (q + 1)) / (q + 1)
-    stationarity = sp.simplify(sp.diff(objective, theta) / (p1 * F1**q * sp.diff(F1, theta)))  # divide out group 1's term
+    stationarity = sp.simplify(
+        sp.diff(objective, theta) / (p1 * F1**q * sp.diff(F1, theta))
+    )  # divide out group 1's term
     balance = sp.Eq(p1 * d1 ** (2 * q + 1), p2 * d2 ** (2 * q + 1))
     (d1_sol,) = sp.solve(balance, d1)
     r = sp.simplify(d1_sol / d2)
@@ -51,6 +55,11 @@ def qffl() -> Result:
         arguments=(q, p1, p2, c1, c2),
         conditions="two groups, equal curvature a > 0, c_1 < c_2 (theta_q lies between them)",
         reference="Li et al. (2020), q-FFL; the silentfail reference paper (paper/main.tex), Theory, result 7",
-        extras={"r": r, "fedavg": (p1 * c1 + p2 * c2) / (p1 + p2), "minimax": (c1 + c2) / 2,
-                "at_zero": sp.simplify(theta_q.subs(q, 0)), "at_infinity": sp.limit(theta_q, q, sp.oo)},
+        extras={
+            "r": r,
+            "fedavg": (p1 * c1 + p2 * c2) / (p1 + p2),
+            "minimax": (c1 + c2) / 2,
+            "at_zero": sp.simplify(theta_q.subs(q, 0)),
+            "at_infinity": sp.limit(theta_q, q, sp.oo),
+        },
     )

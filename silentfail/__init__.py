@@ -26,6 +26,16 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 __all__ = [
-    "SchemaError", "Taxonomy", "builtin_taxonomy", "causes_of", "citation", "coverage_matrix", "scenario_nodes",
-    "detectors_for", "paths", "silent_modes", "structural_divide", "__version__",
+    "SchemaError",
+    "Taxonomy",
+    "builtin_taxonomy",
+    "causes_of",
+    "citation",
+    "coverage_matrix",
+    "scenario_nodes",
+    "detectors_for",
+    "paths",
+    "silent_modes",
+    "structural_divide",
+    "__version__",
 ]

@@ -37,8 +37,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -46,11 +47,53 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 FLOWER_VENV = ROOT / "benchmarks" / "peers" / ".flower-venv"
 
+
+class BenchError(RuntimeError):
+    """The benchmark cannot run here (the message says why)."""
+
+
+def require_checkout() -> Path:
+    """The repository checkout the benchmark needs (its ``benchmarks/`` folder: the NumPy
+    and Flower peers and the recorded results), or a clear error: an installed package
+    does not ship it."""
+    if not (ROOT / "benchmarks" / "numpy_reference.py").is_file():
+        raise BenchError(
+            f"silentfail bench needs the source checkout's benchmarks/ folder, which the installed package does not "
+            f"ship (looked in {str(ROOT)!r}); run it from a clone of the repository (pip install -e .)"
+        )
+    return ROOT
+
+
+def _numpy_reference():
+    """benchmarks/numpy_reference.py, loaded from the checkout by path."""
+    import importlib.util
+
+    path = require_checkout() / "benchmarks" / "numpy_reference.py"
+    spec = importlib.util.spec_from_file_location("silentfail_numpy_reference", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 #: (clients, rounds) of the run benchmark, and the rounds of the rounds-scaling fit at 1e4 clients.
-FULL = dict(run=[(1_000, 100), (10_000, 50), (100_000, 20), (1_000_000, 4)], rounds=[25, 50, 100], grid_runs=[32, 64, 128],
-            repeats=3, flower=(100, 3), numpy_clients=2_000, cost_clients=10_000)
-SMOKE = dict(run=[(64, 2), (128, 2)], rounds=[2, 3], grid_runs=[32, 64], repeats=1, flower=(8, 2), numpy_clients=20,
-             cost_clients=64)
+FULL = dict(
+    run=[(1_000, 100), (10_000, 50), (100_000, 20), (1_000_000, 4)],
+    rounds=[25, 50, 100],
+    grid_runs=[32, 64, 128],
+    repeats=3,
+    flower=(100, 3),
+    numpy_clients=2_000,
+    cost_clients=10_000,
+)
+SMOKE = dict(
+    run=[(64, 2), (128, 2)],
+    rounds=[2, 3],
+    grid_runs=[32, 64],
+    repeats=1,
+    flower=(8, 2),
+    numpy_clients=20,
+    cost_clients=64,
+)
 
 
 def machine() -> dict:
@@ -59,14 +102,24 @@ def machine() -> dict:
 
     cpu = "unknown"
     try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30 if hasattr(os, "sysconf") else float("nan")
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem, 1), "python": platform.python_version(),
-            "jax": jax.__version__, "backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()],
-            "platform": platform.platform()}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem, 1),
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "backend": jax.default_backend(),
+        "devices": [str(d) for d in jax.devices()],
+        "platform": platform.platform(),
+    }
 
 
 def best_time(fn: Callable[[], Any], repeats: int) -> tuple[float, list[float]]:
@@ -103,15 +156,19 @@ def peaks(repeats: int = 5, matmul: int = 2048, stream: int = 2**25) -> dict:
         stream_fn = jax.jit(fn)
         fused_fn = jax.jit(lambda z, w, fn=fn: fn(z[:, None] * w[None, :]).sum(0))
         jax.block_until_ready((stream_fn(z), fused_fn(zc, wc)))
-        rates[name] = max(z.size / best_time(lambda: stream_fn(z), repeats)[0],
-                          zc.size * wc.size / best_time(lambda: fused_fn(zc, wc), repeats)[0])
+        rates[name] = max(
+            z.size / best_time(lambda s=stream_fn: s(z), repeats)[0],
+            zc.size * wc.size / best_time(lambda f=fused_fn: f(zc, wc), repeats)[0],
+        )
     return {
-        "matmul_gflops": 2 * matmul**3 / t_mm / 1e9, "matmul_size": matmul,
-        "triad_gbs": 3 * 4 * stream / t_tr / 1e9, "triad_floats": stream,
-        "exp_per_s": rates["exp"], "erfc_per_s": rates["erfc"],
-        "method": "best of %d: jnp matmul (2 n^3 flops), b + 3c on 2^25 float32 (12 bytes/element), jnp.exp and lax.erfc "
-                  "(the better of a streaming and a fused-sum kernel)"
-                  % repeats,
+        "matmul_gflops": 2 * matmul**3 / t_mm / 1e9,
+        "matmul_size": matmul,
+        "triad_gbs": 3 * 4 * stream / t_tr / 1e9,
+        "triad_floats": stream,
+        "exp_per_s": rates["exp"],
+        "erfc_per_s": rates["erfc"],
+        "method": f"best of {repeats}: jnp matmul (2 n^3 flops), b + 3c on 2^25 float32 (12 bytes/element), jnp.exp and "
+        "lax.erfc (the better of a streaming and a fused-sum kernel)",
     }
 
 
@@ -120,8 +177,14 @@ def scenario(clients: int, rounds: int):
     from .sim.scenario import preset
 
     sc = preset("default")
-    return sc.replace(**{"population.num_clients": clients, "federation.clients_per_round": max(1, clients // 10),
-                         "federation.rounds": rounds, "population.ood_subset": min(sc.population.ood_subset, clients)})
+    return sc.replace(
+        **{
+            "population.num_clients": clients,
+            "federation.clients_per_round": max(1, clients // 10),
+            "federation.rounds": rounds,
+            "population.ood_subset": min(sc.population.ood_subset, clients),
+        }
+    )
 
 
 def round_cost(clients: int) -> dict:
@@ -136,14 +199,21 @@ def round_cost(clients: int) -> dict:
     ctx, pop = build_population(sc, jax.random.key(0))
     cost = _compiled(sc.to_json(), None).lower(ctx, pop, jax.random.key(1)).compile().cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
-    used = pop._replace(M=None, m=None, M_train=None, m_train=None, n=None, base=None, ood_panel=None)  # not read by a static round
+    used = pop._replace(
+        M=None, m=None, M_train=None, m_train=None, n=None, base=None, ood_panel=None
+    )  # not read by a static round
     compulsory = sum(int(a.nbytes) for a in jax.tree.leaves(used))
-    return {"flops": float(cost["flops"]), "transcendentals": float(cost.get("transcendentals", 0.0)),
-            "bytes_accessed": float(cost["bytes accessed"]), "compulsory_bytes": float(compulsory)}
+    return {
+        "flops": float(cost["flops"]),
+        "transcendentals": float(cost.get("transcendentals", 0.0)),
+        "bytes_accessed": float(cost["bytes accessed"]),
+        "compulsory_bytes": float(compulsory),
+    }
 
 
-def measure_run(clients: int, rounds: int, repeats: int, chunk: int | str | None = "auto", devices: int | None = None,
-                sc=None) -> dict:
+def measure_run(
+    clients: int, rounds: int, repeats: int, chunk: int | str | None = "auto", devices: int | None = None, sc=None
+) -> dict:
     """Compile and run the default scenario (or ``sc``) once per repeat; times, rates and peak RSS."""
     import jax
 
@@ -166,10 +236,19 @@ def measure_run(clients: int, rounds: int, repeats: int, chunk: int | str | None
     jax.block_until_ready(compiled(ctx, pop, jax.random.key(1)))  # warm
     keys = iter(range(2, 2 + repeats))
     best, times = best_time(lambda: compiled(ctx, pop, jax.random.key(next(keys))), repeats)
-    return {"clients": clients, "rounds": rounds, "chunk": block, "devices": devices or 1, "population_s": t_pop,
-            "compile_s": t_compile, "run_s": best, "run_s_all": times, "client_rounds_per_s": clients * rounds / best,
-            "local_steps_per_s": clients * rounds * sc.personalization.K / best,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        "clients": clients,
+        "rounds": rounds,
+        "chunk": block,
+        "devices": devices or 1,
+        "population_s": t_pop,
+        "compile_s": t_compile,
+        "run_s": best,
+        "run_s_all": times,
+        "client_rounds_per_s": clients * rounds / best,
+        "local_steps_per_s": clients * rounds * sc.personalization.K / best,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def measure_sweep(runs: int | None, smoke: bool) -> dict:
@@ -189,14 +268,25 @@ def measure_sweep(runs: int | None, smoke: bool) -> dict:
     strength = [float(v) for v in np.linspace(0, 1, 8)]
     seeds = 8
     if smoke:
-        sc = sc.replace(**{"population.num_clients": 40, "federation.clients_per_round": 40, "federation.rounds": 4,
-                           "monitor.alpha": 0.2, "monitor.calibration_seeds": 16})
+        sc = sc.replace(
+            **{
+                "population.num_clients": 40,
+                "federation.clients_per_round": 40,
+                "federation.rounds": 4,
+                "monitor.alpha": 0.2,
+                "monitor.calibration_seeds": 16,
+            }
+        )
         lam, strength, seeds = lam[:2], strength[-2:], 2
     dets = deployed(sc)
     K = len(layout(dets).channel)
     paths = ("personalization.lam", "shifts.strength")
     fn = batch._compiled(sc.to_json(), paths, dets, None)  # the key run_batch uses
-    args = (np.ones((batch.CALL, 2), np.float32), np.arange(batch.CALL, dtype=np.uint32), np.full((batch.CALL, K), np.inf, np.float32))
+    args = (
+        np.ones((batch.CALL, 2), np.float32),
+        np.arange(batch.CALL, dtype=np.uint32),
+        np.full((batch.CALL, K), np.inf, np.float32),
+    )
     t0 = time.perf_counter()
     fn.lower(*args)
     t_trace = time.perf_counter() - t0
@@ -206,12 +296,17 @@ def measure_sweep(runs: int | None, smoke: bool) -> dict:
     t_call, _ = best_time(lambda: fn(*args), 1)
     t_compile = t_first - t_call
     per_run = sc.population.num_clients * sc.federation.rounds
-    out = {"clients": sc.population.num_clients, "rounds": sc.federation.rounds, "trace_s": t_trace, "compile_s": t_compile,
-           "runs_per_call": batch.CALL}
+    out = {
+        "clients": sc.population.num_clients,
+        "rounds": sc.federation.rounds,
+        "trace_s": t_trace,
+        "compile_s": t_compile,
+        "runs_per_call": batch.CALL,
+    }
     if runs is not None:  # grid-cell scaling: `runs` runs of the compiled program
         values = np.tile(np.array([[lam[0], strength[-1]]], np.float32), (runs, 1))
         thr = np.full((runs, K), np.inf, np.float32)
-        batch.run_batch(sc, paths, dets, values[:batch.CALL], np.arange(batch.CALL), thr[:batch.CALL])  # warm
+        batch.run_batch(sc, paths, dets, values[: batch.CALL], np.arange(batch.CALL), thr[: batch.CALL])  # warm
         t0 = time.perf_counter()
         batch.run_batch(sc, paths, dets, values, np.arange(runs), thr)
         t = time.perf_counter() - t0
@@ -220,16 +315,22 @@ def measure_sweep(runs: int | None, smoke: bool) -> dict:
     sweep(sc, {"personalization.lam": lam, "shifts.strength": strength}, seeds=seeds, chunk=256)
     t = time.perf_counter() - t0
     runs = len(lam) * len(strength) * seeds + len(lam) * sc.monitor.calibration_seeds
-    return {**out, "runs": runs, "sweep_s": t, "runs_per_s": runs / t, "client_rounds_per_s": runs * per_run / t,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        **out,
+        "runs": runs,
+        "sweep_s": t,
+        "runs_per_s": runs / t,
+        "client_rounds_per_s": runs * per_run / t,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def numpy_peer(clients: int) -> dict:
     """One round of the plain NumPy loop over clients (the floor)."""
     import jax
 
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from numpy_reference import arrays_from, round_numpy
+    ref = _numpy_reference()
+    arrays_from, round_numpy = ref.arrays_from, ref.round_numpy
 
     from .sim.population import build_population
 
@@ -245,11 +346,19 @@ def numpy_peer(clients: int) -> dict:
 def fedavg_scenario(clients: int, rounds: int):
     """The default scenario as plain FedAvg: every client reports every round, no DP,
     no clipping, no Byzantine clients, server SGD with rate 1 (the peers' workload)."""
-    return scenario(clients, rounds).replace(**{
-        "federation.participation": 1.0, "federation.clients_per_round": clients, "federation.dropout": 0.0,
-        "federation.server_optimizer": "sgd", "federation.server_lr": 1.0, "federation.dp": "none",
-        "federation.clip": None, "federation.byzantine_fraction": 0.0, "federation.secagg_min": 1,
-    })
+    return scenario(clients, rounds).replace(
+        **{
+            "federation.participation": 1.0,
+            "federation.clients_per_round": clients,
+            "federation.dropout": 0.0,
+            "federation.server_optimizer": "sgd",
+            "federation.server_lr": 1.0,
+            "federation.dp": "none",
+            "federation.clip": None,
+            "federation.byzantine_fraction": 0.0,
+            "federation.secagg_min": 1,
+        }
+    )
 
 
 def peer_clients(sc, path: Path) -> np.ndarray:
@@ -265,9 +374,18 @@ def peer_clients(sc, path: Path) -> np.ndarray:
     ctx, pop = build_population(sc, kpop)
     prob = jax.vmap(local_problem, in_axes=(0, 0, None, None))(pop.M_train, pop.m_train, ctx.teacher, sc)
     p = sc.personalization
-    np.savez(path, H=np.asarray(prob.H, np.float64), r=np.asarray(prob.r, np.float64), n=np.asarray(pop.n, np.float64),
-             Pi=np.asarray(ctx.Pi, np.float64), eta=p.eta, lam=p.lam, K=p.K, theta0=np.asarray(ctx.theta0, np.float64),
-             rounds=sc.federation.rounds)
+    np.savez(
+        path,
+        H=np.asarray(prob.H, np.float64),
+        r=np.asarray(prob.r, np.float64),
+        n=np.asarray(pop.n, np.float64),
+        Pi=np.asarray(ctx.Pi, np.float64),
+        eta=p.eta,
+        lam=p.lam,
+        K=p.K,
+        theta0=np.asarray(ctx.theta0, np.float64),
+        rounds=sc.federation.rounds,
+    )
     return np.asarray(run_compiled(sc, ctx, pop, krun, chunk=None).theta_final, np.float64)
 
 
@@ -281,16 +399,25 @@ def flower_peer(clients: int, rounds: int, venv: Path = FLOWER_VENV) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         data, out = Path(tmp) / "clients.npz", Path(tmp) / "flower.json"
         theta_sf = peer_clients(sc, data)
-        proc = subprocess.run([str(python), str(ROOT / "benchmarks" / "peers" / "flower_fedavg.py"), str(data), str(out)],
-                              capture_output=True, text=True, timeout=3600)
+        proc = subprocess.run(
+            [str(python), str(ROOT / "benchmarks" / "peers" / "flower_fedavg.py"), str(data), str(out)],
+            capture_output=True,
+            text=True,
+            timeout=3600,
+        )
         if proc.returncode != 0:
             return {"error": proc.stderr[-2000:]}
         fl = json.loads(out.read_text())
     m = measure_run(clients, rounds, 5, chunk=None, sc=sc)  # the full engine (every metric) on the same workload
     return {
-        "clients": clients, "rounds": rounds, "flwr": fl["flwr"], "flower_total_s": fl["total_s"],
-        "flower_rounds_s": fl["rounds_s"], "flower_client_rounds_per_s": clients * rounds / fl["rounds_s"],
-        "silentfail_run_s": m["run_s"], "silentfail_client_rounds_per_s": m["client_rounds_per_s"],
+        "clients": clients,
+        "rounds": rounds,
+        "flwr": fl["flwr"],
+        "flower_total_s": fl["total_s"],
+        "flower_rounds_s": fl["rounds_s"],
+        "flower_client_rounds_per_s": clients * rounds / fl["rounds_s"],
+        "silentfail_run_s": m["run_s"],
+        "silentfail_client_rounds_per_s": m["client_rounds_per_s"],
         "speed_ratio": fl["rounds_s"] / m["run_s"],
         "max_abs_diff_global_model": float(np.abs(np.asarray(fl["theta"]) - theta_sf).max()),
     }
@@ -312,10 +439,16 @@ def roofline(row: dict, cost: dict, pk: dict) -> dict:
     t_compute = flops / (pk["matmul_gflops"] * 1e9) + trans / pk["exp_per_s"]
     t_memory = comp_bytes / (pk["triad_gbs"] * 1e9)
     bound = "compute (flops + transcendentals)" if t_compute >= t_memory else "memory bandwidth"
-    return {"gflops": flops / per_round / 1e9, "transcendentals_per_s": trans / per_round,
-            "compulsory_gbs": comp_bytes / per_round / 1e9, "xla_bytes_gbs": xla_bytes / per_round / 1e9,
-            "roofline_round_s": max(t_compute, t_memory), "round_s": per_round,
-            "fraction_of_roofline": max(t_compute, t_memory) / per_round, "binds": bound}
+    return {
+        "gflops": flops / per_round / 1e9,
+        "transcendentals_per_s": trans / per_round,
+        "compulsory_gbs": comp_bytes / per_round / 1e9,
+        "xla_bytes_gbs": xla_bytes / per_round / 1e9,
+        "roofline_round_s": max(t_compute, t_memory),
+        "round_s": per_round,
+        "fraction_of_roofline": max(t_compute, t_memory) / per_round,
+        "binds": bound,
+    }
 
 
 def _child(spec: dict) -> dict:
@@ -337,34 +470,47 @@ def _child(spec: dict) -> dict:
 
 def spawn(spec: dict, env: dict | None = None) -> dict:
     """One measurement in a fresh process (its own peak RSS and compile caches)."""
-    proc = subprocess.run([sys.executable, "-m", "silentfail.bench", json.dumps(spec)], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})})
+    proc = subprocess.run(
+        [sys.executable, "-m", "silentfail.bench", json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark {spec} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def bench(smoke: bool = False, output: Path | None = None, flower: bool = True, log: Callable[[str], None] = print) -> dict:
+def bench(
+    smoke: bool = False, output: Path | None = None, flower: bool = True, log: Callable[[str], None] = print
+) -> dict:
     """Run every measurement (module docstring); write JSON to ``output`` unless None.
     The smoke mode runs every measurement at tiny sizes in this process (no subprocess,
     so its peak RSS is the process's) and makes no claim about its numbers."""
+    require_checkout()
     cfg = SMOKE if smoke else FULL
     spawn_ = (lambda spec: _child(dict(spec))) if smoke else spawn
     pk = spawn_({"kind": "peaks"})
-    log(f"peaks: matmul {pk['matmul_gflops']:.1f} GFLOP/s, triad {pk['triad_gbs']:.1f} GB/s, "
-        f"exp {pk['exp_per_s'] / 1e9:.2f} G/s, erfc {pk['erfc_per_s'] / 1e9:.2f} G/s")
+    log(
+        f"peaks: matmul {pk['matmul_gflops']:.1f} GFLOP/s, triad {pk['triad_gbs']:.1f} GB/s, "
+        f"exp {pk['exp_per_s'] / 1e9:.2f} G/s, erfc {pk['erfc_per_s'] / 1e9:.2f} G/s"
+    )
     cost_n = cfg["cost_clients"]
     cost = spawn_({"kind": "cost", "clients": cost_n})
-    log(f"one round at {cost_n} clients: {cost['flops'] / cost_n:.0f} flops, {cost['transcendentals'] / cost_n:.0f} "
-        f"transcendentals, {cost['compulsory_bytes'] / cost_n:.0f} compulsory bytes per client")
+    log(
+        f"one round at {cost_n} clients: {cost['flops'] / cost_n:.0f} flops, {cost['transcendentals'] / cost_n:.0f} "
+        f"transcendentals, {cost['compulsory_bytes'] / cost_n:.0f} compulsory bytes per client"
+    )
     runs = []
     for n, r in cfg["run"]:
         row = spawn_({"kind": "run", "clients": n, "rounds": r, "repeats": cfg["repeats"]})
         row["roofline"] = roofline(row, cost, pk)
         runs.append(row)
-        log(f"run    {n:>9,} clients x {r:>3} rounds: {row['client_rounds_per_s']:>12,.0f} client-rounds/s "
+        log(
+            f"run    {n:>9,} clients x {r:>3} rounds: {row['client_rounds_per_s']:>12,.0f} client-rounds/s "
             f"({row['local_steps_per_s']:,.0f} local steps/s), compile {row['compile_s']:.1f} s, run {row['run_s']:.3f} s, "
-            f"peak {row['peak_rss_mb']:,.0f} MB, {row['roofline']['fraction_of_roofline']:.0%} of roofline ({row['roofline']['binds']})")
+            f"peak {row['peak_rss_mb']:,.0f} MB, {row['roofline']['fraction_of_roofline']:.0%} of roofline ({row['roofline']['binds']})"
+        )
     n_r = cfg["run"][1][0] if len(cfg["run"]) > 1 else cfg["run"][0][0]
     by_rounds = [spawn_({"kind": "run", "clients": n_r, "rounds": r, "repeats": cfg["repeats"]}) for r in cfg["rounds"]]
     big = [row for row in runs if row["clients"] >= runs[1]["clients"]] if len(runs) > 1 else runs
@@ -373,27 +519,48 @@ def bench(smoke: bool = False, output: Path | None = None, flower: bool = True, 
         "rounds": exponent([r["rounds"] for r in by_rounds], [r["run_s"] for r in by_rounds]),
     }
     sweep_full = spawn_({"kind": "sweep", "runs": None, "smoke": smoke})
-    log(f"sweep  {sweep_full['runs']} runs: trace {sweep_full['trace_s']:.1f} s + compile {sweep_full['compile_s']:.1f} s, "
-        f"run {sweep_full['sweep_s']:.1f} s ({sweep_full['client_rounds_per_s']:,.0f} client-rounds/s)")
+    log(
+        f"sweep  {sweep_full['runs']} runs: trace {sweep_full['trace_s']:.1f} s + compile {sweep_full['compile_s']:.1f} s, "
+        f"run {sweep_full['sweep_s']:.1f} s ({sweep_full['client_rounds_per_s']:,.0f} client-rounds/s)"
+    )
     by_grid = [spawn_({"kind": "sweep", "runs": g, "smoke": smoke}) for g in cfg["grid_runs"]]
     exps["grid_cells"] = exponent([g["runs"] for g in by_grid], [g["run_s"] for g in by_grid])
     log("cost exponents: " + ", ".join(f"{k}^{v:.2f}" for k, v in exps.items()))
     floor = spawn_({"kind": "numpy", "clients": cfg["numpy_clients"]})
     log(f"numpy loop {floor['clients']} clients: {floor['client_rounds_per_s']:,.0f} client-rounds/s")
-    fl = spawn_({"kind": "flower", "clients": cfg["flower"][0], "rounds": cfg["flower"][1]}) if flower else {"skipped": "--no-flower"}
+    fl = (
+        spawn_({"kind": "flower", "clients": cfg["flower"][0], "rounds": cfg["flower"][1]})
+        if flower
+        else {"skipped": "--no-flower"}
+    )
     if "speed_ratio" in fl:
-        log(f"flower {fl['clients']} clients x {fl['rounds']} rounds: {fl['flower_client_rounds_per_s']:,.0f} client-rounds/s; "
+        log(
+            f"flower {fl['clients']} clients x {fl['rounds']} rounds: {fl['flower_client_rounds_per_s']:,.0f} client-rounds/s; "
             f"silentfail {fl['silentfail_client_rounds_per_s']:,.0f}: {fl['speed_ratio']:,.0f}x; "
-            f"same global model to {fl['max_abs_diff_global_model']:.1e}")
+            f"same global model to {fl['max_abs_diff_global_model']:.1e}"
+        )
     else:
         log(f"flower: {fl.get('skipped') or fl.get('error')}")
     result = {
         "benchmark": "silentfail bench: default scenario (population mode, d=16, K=5, 10% slots) and the default phase sweep",
-        "command": "silentfail bench" + (" --smoke" if smoke else ""), "date": time.strftime("%Y-%m-%d"),
-        "machine": machine(), "peaks": pk, "round_cost": cost, "run": runs,
-        "rounds_scaling": by_rounds, "sweep": sweep_full, "grid_scaling": by_grid, "exponents": exps, "numpy_loop": floor,
+        "command": "silentfail bench" + (" --smoke" if smoke else ""),
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": machine(),
+        "peaks": pk,
+        "round_cost": cost,
+        "run": runs,
+        "rounds_scaling": by_rounds,
+        "sweep": sweep_full,
+        "grid_scaling": by_grid,
+        "exponents": exps,
+        "numpy_loop": floor,
         "flower": fl,
-        "targets": {"client_rounds_per_s_at_1e5": 5e6, "fraction_of_roofline": 0.3, "flower_ratio": 1000, "sweep_compile_s": 10},
+        "targets": {
+            "client_rounds_per_s_at_1e5": 5e6,
+            "fraction_of_roofline": 0.3,
+            "flower_ratio": 1000,
+            "sweep_compile_s": 10,
+        },
     }
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)

@@ -5,14 +5,19 @@ taxonomy nodes a user names, so that one cites exactly what one used (after
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from .taxonomy import Taxonomy, builtin_taxonomy
 from .taxonomy.references import PACKAGE_BIBTEX
 from .taxonomy.schema import NodeKind
 
-
-_RULES = {"full": "full_finetuning", "proximal": "proximal", "subspace": "subspace", "head_only": "head_only",
-          "teacher": "teacher_mixing"}
+_RULES = {
+    "full": "full_finetuning",
+    "proximal": "proximal",
+    "subspace": "subspace",
+    "head_only": "head_only",
+    "teacher": "teacher_mixing",
+}
 
 
 def scenario_nodes(scenario) -> list[str]:
@@ -26,16 +31,19 @@ def scenario_nodes(scenario) -> list[str]:
     sc, sh = scenario, scenario.shifts
     nodes = [_RULES[sc.personalization.rule], *scenario_constraints(sc)]
     active = {
-        "label_shift": sh.label_alpha is not None, "attribute_imbalance": sh.attribute_alpha is not None,
+        "label_shift": sh.label_alpha is not None,
+        "attribute_imbalance": sh.attribute_alpha is not None,
         "spurious_correlation": sh.spurious_mean is not None,
-        "covariate_shift": sh.covariate_scale > 0 or sh.covariate_var_spread > 0, "concept_shift": sh.concept_angle > 0,
-        "temporal_drift": sh.temporal.kind != "none", "external_fm_poisoning": sc.personalization.teacher_poison > 0,
+        "covariate_shift": sh.covariate_scale > 0 or sh.covariate_var_spread > 0,
+        "concept_shift": sh.concept_angle > 0,
+        "temporal_drift": sh.temporal.kind != "none",
+        "external_fm_poisoning": sc.personalization.teacher_poison > 0,
     }
     nodes += [n for n, on in active.items() if on]
     return nodes + list(MODES)
 
 
-def citation(nodes: Iterable[str] = (), *, taxonomy: Taxonomy | None = None, scenario=None) -> str:
+def citation(nodes: Iterable[str] = (), *, taxonomy: Taxonomy | None = None, scenario: Any = None) -> str:
     """BibTeX entries: the package, the source paper, and the references of ``nodes``.
 
     Args:

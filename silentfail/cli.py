@@ -34,6 +34,7 @@ from .taxonomy import (
 from .taxonomy import export as tx_export
 from .taxonomy.schema import NodeKind
 
+
 class _Consoles:
     """Rich consoles made on use, so they follow the current stdout/stderr; when the
     output is not a terminal (a pipe, a file, a test) tables get a wide fixed width
@@ -148,7 +149,11 @@ def _table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
 ConstraintsOption = typer.Option(
     "", "--constraints", "-c", help="Comma-separated constraint ids, e.g. secure_aggregation,central_dp."
 )
-ScopeOption = typer.Option("any", "--scope", help="any (a detector of either scope, what the simulation counts), deployed (personalized models) or global (the global model).")
+ScopeOption = typer.Option(
+    "any",
+    "--scope",
+    help="any (a detector of either scope, what the simulation counts), deployed (personalized models) or global (the global model).",
+)
 
 
 # ------------------------------------------------------------------ taxonomy
@@ -172,7 +177,10 @@ def show(
             if v not in ("", [], (), None) and k != "bibtex":
                 t.add_row(k, str(v))
         for e in tax.out_edges(n.id):
-            t.add_row(f"-{e.kind.value}->", e.target + (f" ({e.strength or e.level or e.scope})" if (e.strength or e.level or e.scope) else ""))
+            t.add_row(
+                f"-{e.kind.value}->",
+                e.target + (f" ({e.strength or e.level or e.scope})" if (e.strength or e.level or e.scope) else ""),
+            )
         for e in tax.in_edges(n.id):
             t.add_row(f"<-{e.kind.value}-", e.source)
         console.print(t)
@@ -186,7 +194,9 @@ def show(
 @taxonomy_app.command("export")
 def export(
     fmt: str = typer.Option("json", "--format", "-t", help=f"One of: {', '.join(tx_export.FORMATS)}."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output file (stdout if omitted; required for figures)."),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", help="Output file (stdout if omitted; required for figures)."
+    ),
     file: Optional[Path] = ExtOption,
 ) -> None:
     """Export the graph as node-link JSON, GraphML, DOT, Mermaid, a LaTeX table or a figure.
@@ -205,7 +215,9 @@ def export(
 
 
 @taxonomy_app.command("validate")
-def validate_cmd(file: Optional[Path] = typer.Argument(None, help="An extension file (JSON/TOML); default: the built-in graph.")) -> None:
+def validate_cmd(
+    file: Optional[Path] = typer.Argument(None, help="An extension file (JSON/TOML); default: the built-in graph."),
+) -> None:
     """Check the built-in graph, or a user's extension file, and list every violation.
 
     Exits 1 if there is any violation. Example: silentfail taxonomy validate my_modes.toml
@@ -232,7 +244,9 @@ def _scope_text(scope: str) -> str:
 @query_app.command("silent")
 def q_silent(
     constraints: str = ConstraintsOption,
-    detectors: Optional[str] = typer.Option(None, "--detectors", "-d", help="Comma-separated detector ids deployed (default: all)."),
+    detectors: Optional[str] = typer.Option(
+        None, "--detectors", "-d", help="Comma-separated detector ids deployed (default: all)."
+    ),
     scope: str = ScopeOption,
     file: Optional[Path] = ExtOption,
 ) -> None:
@@ -322,8 +336,12 @@ def q_benchmarks(file: Optional[Path] = ExtOption) -> None:
 
 
 @query_app.command("divide")
-def q_divide(constraints: str = typer.Option(",".join(FEDERATED_CONSTRAINTS), "--constraints", "-c", help="Comma-separated constraint ids."),
-             file: Optional[Path] = ExtOption) -> None:
+def q_divide(
+    constraints: str = typer.Option(
+        ",".join(FEDERATED_CONSTRAINTS), "--constraints", "-c", help="Comma-separated constraint ids."
+    ),
+    file: Optional[Path] = ExtOption,
+) -> None:
     """The structural divide: benchmarks that cover a mode directly and still work under
     the constraints (by default the standard federated ones).
 
@@ -331,10 +349,21 @@ def q_divide(constraints: str = typer.Option(",".join(FEDERATED_CONSTRAINTS), "-
     """
     tax = _load(file)
     rows = structural_divide(tax, _split(constraints))
-    console.print(_table(
-        "structural divide", ["mode", "direct coverage", "direct and usable", "proxy and usable"],
-        [[r.mode, ", ".join(r.direct) or "-", ", ".join(r.direct_usable) or "none", ", ".join(r.proxy_usable) or "none"] for r in rows],
-    ))
+    console.print(
+        _table(
+            "structural divide",
+            ["mode", "direct coverage", "direct and usable", "proxy and usable"],
+            [
+                [
+                    r.mode,
+                    ", ".join(r.direct) or "-",
+                    ", ".join(r.direct_usable) or "none",
+                    ", ".join(r.proxy_usable) or "none",
+                ]
+                for r in rows
+            ],
+        )
+    )
     if not any(r.direct_usable for r in rows):
         console.print("No benchmark both covers a mode directly and works under these constraints.")
 
@@ -346,14 +375,42 @@ def q_divide(constraints: str = typer.Option(",".join(FEDERATED_CONSTRAINTS), "-
 def simulate(
     scenario_file: Optional[Path] = typer.Argument(None, help="A scenario TOML file (default: the 'default' preset)."),
     preset_name: Optional[str] = typer.Option(None, "--preset", "-p", help="A named preset instead of a file."),
-    seed: int = typer.Option(0, "--seed", "-s", min=0, max=2**30 - 1, help="Random seed in [0, 2**30 - 1]: a run is a pure function of (scenario, seed)."),
-    seeds: int = typer.Option(0, "--seeds", min=0, max=2**30, help="Also run seeds 0..S-1 and print the summary across them: P(fail), P(detected | fail), P(silent), delays."),
+    seed: int = typer.Option(
+        0,
+        "--seed",
+        "-s",
+        min=0,
+        max=2**30 - 1,
+        help="Random seed in [0, 2**30 - 1]: a run is a pure function of (scenario, seed).",
+    ),
+    seeds: int = typer.Option(
+        0,
+        "--seeds",
+        min=0,
+        max=2**30,
+        help="Also run seeds 0..S-1 and print the summary across them: P(fail), P(detected | fail), P(silent), delays.",
+    ),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the trace as NetCDF."),
     list_presets: bool = typer.Option(False, "--list-presets", help="List the presets and exit."),
-    set_: Optional[list[str]] = typer.Option(None, "--set", help="Override a field, e.g. --set federation.rounds=10 (repeatable)."),
-    verdict_: bool = typer.Option(True, "--verdict/--no-verdict", help="Calibrate the detectors on null runs and print which failures are caught or silent."),
-    devices: int = typer.Option(1, "--devices", min=1, help="Shard the client axis over this many devices (on CPU: XLA_FLAGS=--xla_force_host_platform_device_count=N)."),
-    client_chunk: str = typer.Option("auto", "--client-chunk", help="Clients per block of a round's per-client work (bounds memory): a number, 'auto' or 'none'."),
+    set_: Optional[list[str]] = typer.Option(
+        None, "--set", help="Override a field, e.g. --set federation.rounds=10 (repeatable)."
+    ),
+    verdict_: bool = typer.Option(
+        True,
+        "--verdict/--no-verdict",
+        help="Calibrate the detectors on null runs and print which failures are caught or silent.",
+    ),
+    devices: int = typer.Option(
+        1,
+        "--devices",
+        min=1,
+        help="Shard the client axis over this many devices (on CPU: XLA_FLAGS=--xla_force_host_platform_device_count=N).",
+    ),
+    client_chunk: str = typer.Option(
+        "auto",
+        "--client-chunk",
+        help="Clients per block of a round's per-client work (bounds memory): a number, 'auto' or 'none'.",
+    ),
 ) -> None:
     """Simulate a scenario, print a per-mode table of failures, and optionally save the trace.
 
@@ -366,9 +423,13 @@ def simulate(
     if list_presets:
         if scenario_file is not None or preset_name is not None or set_:
             raise UserError("--list-presets lists the presets: it takes no scenario file, --preset or --set")
-        console.print(_table("presets", ["name", "description", "exhibits (over 8 seeds)"], [
-            [n, preset(n).description, exhibits_text(preset_exhibits(n))] for n in preset_names()
-        ]))
+        console.print(
+            _table(
+                "presets",
+                ["name", "description", "exhibits (over 8 seeds)"],
+                [[n, preset(n).description, exhibits_text(preset_exhibits(n))] for n in preset_names()],
+            )
+        )
         return
     _output_file(output)
     sc = _scenario(scenario_file, preset_name, set_, "default")
@@ -377,12 +438,23 @@ def simulate(
         _print_assessment(sc, seeds)
     trace = run(sc, seed, chunk=_client_chunk(client_chunk), devices=devices)
     rows = summary(trace)
-    console.print(_table(
-        f"{sc.name}: seed {seed}, {sc.population.num_clients} clients x {sc.federation.rounds} rounds",
-        ["mode", "failed", "failure round", "worst", "final", "threshold"],
-        [[r["mode"], "FAILED" if r["failed"] else "ok", str(r["failure_round"]) if r["failed"] else "-",
-          f"{r['worst_value']:.4f}", f"{r['final_value']:.4f}", f"{r['threshold']:.4f}"] for r in rows],
-    ))
+    console.print(
+        _table(
+            f"{sc.name}: seed {seed}, {sc.population.num_clients} clients x {sc.federation.rounds} rounds",
+            ["mode", "failed", "failure round", "worst", "final", "threshold"],
+            [
+                [
+                    r["mode"],
+                    "FAILED" if r["failed"] else "ok",
+                    str(r["failure_round"]) if r["failed"] else "-",
+                    f"{r['worst_value']:.4f}",
+                    f"{r['final_value']:.4f}",
+                    f"{r['threshold']:.4f}",
+                ]
+                for r in rows
+            ],
+        )
+    )
     from .sim.privacy import describe_attrs
 
     final_alignment = float(trace["global_alignment"][-1])
@@ -438,7 +510,11 @@ def _scenario(scenario_file: Optional[Path], preset_name: Optional[str], set_: O
 
     if scenario_file is not None and preset_name is not None:
         raise UserError("give a scenario file or --preset, not both")
-    sc = load_scenario(scenario_file) if scenario_file is not None else preset(default if preset_name is None else preset_name)
+    sc = (
+        load_scenario(scenario_file)
+        if scenario_file is not None
+        else preset(default if preset_name is None else preset_name)
+    )
     overrides = _overrides(set_)
     return sc.replace(**overrides) if overrides else sc
 
@@ -465,10 +541,25 @@ def _parse_axis(text: str, option: str) -> tuple[str, list[float]]:
 
 
 def _progress():
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-    bar = Progress(TextColumn("runs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),
-                   TimeRemainingColumn(), console=Console(file=sys.stderr), transient=False)
+    bar = Progress(
+        TextColumn("runs"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=Console(file=sys.stderr),
+        transient=False,
+    )
     task = {}
 
     def update(done: int, total: int) -> None:
@@ -483,16 +574,28 @@ def _progress():
 def phase(
     scenario_file: Optional[Path] = typer.Argument(None, help="A scenario TOML file (default: the 'phase' preset)."),
     preset_name: Optional[str] = typer.Option(None, "--preset", "-p", help="A named preset instead of a file."),
-    x: str = typer.Option("personalization.lam=log:0.01:10:8", "--x", help="First axis: FIELD=lo:hi:n, FIELD=log:lo:hi:n or FIELD=v1,v2,..."),
+    x: str = typer.Option(
+        "personalization.lam=log:0.01:10:8",
+        "--x",
+        help="First axis: FIELD=lo:hi:n, FIELD=log:lo:hi:n or FIELD=v1,v2,...",
+    ),
     y: str = typer.Option("shifts.strength=0:1:8", "--y", help="Second axis, same forms."),
     seeds: int = typer.Option(8, "--seeds", "-s", min=1, max=2**30, help="Seeds per grid cell."),
-    allow_large: bool = typer.Option(False, "--allow-large", help=f"Run a sweep of more than {200_000:,} runs (refused otherwise, before any work)."),
-    constraints: Optional[str] = typer.Option(None, "--constraints", "-c", help="Comma-separated constraints in force (default: the scenario's own)."),
-    alpha: Optional[float] = typer.Option(None, "--alpha", help="False-alarm rate of each detector (default: monitor.alpha)."),
+    allow_large: bool = typer.Option(
+        False, "--allow-large", help=f"Run a sweep of more than {200_000:,} runs (refused otherwise, before any work)."
+    ),
+    constraints: Optional[str] = typer.Option(
+        None, "--constraints", "-c", help="Comma-separated constraints in force (default: the scenario's own)."
+    ),
+    alpha: Optional[float] = typer.Option(
+        None, "--alpha", help="False-alarm rate of each detector (default: monitor.alpha)."
+    ),
     output: Path = typer.Option(Path("phase"), "--output", "-o", help="Output folder (sweep store, figure, report)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted sweep in the output folder."),
     chunk: int = typer.Option(256, "--chunk", min=1, help="Runs per stored chunk."),
-    set_: Optional[list[str]] = typer.Option(None, "--set", help="Override a field, e.g. --set federation.rounds=20 (repeatable)."),
+    set_: Optional[list[str]] = typer.Option(
+        None, "--set", help="Override a field, e.g. --set federation.rounds=20 (repeatable)."
+    ),
     devices: int = typer.Option(1, "--devices", min=1, help="Shard the runs over this many devices (a divisor of 32)."),
 ) -> None:
     """Sweep two axes, calibrate the detectors on null runs, and draw the six-panel phase
@@ -527,9 +630,17 @@ def phase(
     t0 = time.perf_counter()
     bar, update = _progress()
     with bar:
-        ds = sweep(sc, {xf: xv, yf: yv}, seeds=seeds, store=output / "store", resume=resume, chunk=chunk, progress=update,
-                   max_runs=None if allow_large else MAX_RUNS,
-                   devices=devices)
+        ds = sweep(
+            sc,
+            {xf: xv, yf: yv},
+            seeds=seeds,
+            store=output / "store",
+            resume=resume,
+            chunk=chunk,
+            progress=update,
+            max_runs=None if allow_large else MAX_RUNS,
+            devices=devices,
+        )
     figs = phase_figure(ds, output / "phase")
     report_path = _write_report(ds, output)
     _print_sweep(ds)
@@ -543,7 +654,11 @@ def _print_sweep(ds) -> None:
     from .report import sweep_detector_table, sweep_mode_table
 
     console.print(_table("over the grid", *sweep_mode_table(ds)))
-    console.print(_table(f"detectors (nominal alpha {ds.attrs['alpha']}; achieved on held-out null runs)", *sweep_detector_table(ds)))
+    console.print(
+        _table(
+            f"detectors (nominal alpha {ds.attrs['alpha']}; achieved on held-out null runs)", *sweep_detector_table(ds)
+        )
+    )
 
 
 def _write_report(ds, output: Path) -> Path:
@@ -556,9 +671,15 @@ def _write_report(ds, output: Path) -> Path:
 
 @app.command("bench")
 def bench_cmd(
-    smoke: bool = typer.Option(False, "--smoke", help="Tiny sizes, nothing written unless -o is given (the CI smoke mode)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="JSON results (default: benchmarks/results/bench.json; none with --smoke)."),
-    flower: bool = typer.Option(True, "--flower/--no-flower", help="Run the Flower peer (needs benchmarks/peers/.flower-venv)."),
+    smoke: bool = typer.Option(
+        False, "--smoke", help="Tiny sizes, nothing written unless -o is given (the CI smoke mode)."
+    ),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", help="JSON results (default: benchmarks/results/bench.json; none with --smoke)."
+    ),
+    flower: bool = typer.Option(
+        True, "--flower/--no-flower", help="Run the Flower peer (needs benchmarks/peers/.flower-venv)."
+    ),
 ) -> None:
     """Measure speed and scale: client-rounds and local steps per second, compile time,
     peak memory, GFLOP/s and GB/s against this machine's measured peaks, cost exponents
@@ -566,8 +687,12 @@ def bench_cmd(
 
     Example: silentfail bench -o benchmarks/results/bench.json
     """
-    from .bench import RESULTS, bench
+    from .bench import RESULTS, BenchError, bench, require_checkout
 
+    try:
+        require_checkout()
+    except BenchError as exc:
+        raise UserError(str(exc)) from None
     if output is None and not smoke:
         output = RESULTS / "bench.json"
     bench(smoke=smoke, output=output, flower=flower, log=lambda line: err_console.print(line, highlight=False))
@@ -575,8 +700,12 @@ def bench_cmd(
 
 @app.command("report")
 def report(
-    path: Path = typer.Argument(..., help="A trace (silentfail simulate -o) or a sweep (phase output folder or its sweep.nc)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write a self-contained Markdown report here (figures beside it)."),
+    path: Path = typer.Argument(
+        ..., help="A trace (silentfail simulate -o) or a sweep (phase output folder or its sweep.nc)."
+    ),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", help="Write a self-contained Markdown report here (figures beside it)."
+    ),
 ) -> None:
     """Summarize what failed, what was caught by which detector, and what stayed silent.
 
@@ -585,7 +714,6 @@ def report(
     import numpy as np
 
     from .report import sweep_markdown, trace_markdown
-
     from .sim.trace import read_dataset
 
     _output_file(output)
@@ -595,8 +723,10 @@ def report(
     if kind == "sweep":
         invalid = int((~ds["valid"].values.astype(bool)).sum()) if "valid" in ds else 0
         if invalid:
-            err_console.print(f"warning: {invalid} of {ds['valid'].size} cells are invalid (diverging or unstable); "
-                              "their probabilities are NaN and left out of the means")
+            err_console.print(
+                f"warning: {invalid} of {ds['valid'].size} cells are invalid (diverging or unstable); "
+                "their probabilities are NaN and left out of the means"
+            )
         _print_sweep(ds)
         if output is not None:
             fig = None
@@ -612,8 +742,10 @@ def report(
         bad_round = int(trace.attrs.get("nonfinite_round", -1))
         if bad_round >= 0 or not np.isfinite(trace["mode_metric"].values).all():
             where = f"at round {bad_round}" if bad_round >= 0 else "(its mode metrics are not all finite)"
-            err_console.print(f"warning: {str(path)!r}: this run diverged {where}; its metrics and verdict after that are "
-                              "not meaningful (lower federation.server_lr or personalization.eta)")
+            err_console.print(
+                f"warning: {str(path)!r}: this run diverged {where}; its metrics and verdict after that are "
+                "not meaningful (lower federation.server_lr or personalization.eta)"
+            )
         v = verdict(trace)
         _print_verdict(v)
         if output is not None:
@@ -626,9 +758,13 @@ def report(
 def estimate_cmd(
     path: Path = typer.Argument(..., help="A two-axis sweep (phase output folder or its sweep.nc)."),
     output: Path = typer.Option(Path("estimate"), "--output", "-o", help="Output folder."),
-    model: str = typer.Option("probit", "--model", "-m", help="Boundary model: probit (spline boundary) or gp (GP classifier)."),
+    model: str = typer.Option(
+        "probit", "--model", "-m", help="Boundary model: probit (spline boundary) or gp (GP classifier)."
+    ),
     link: str = typer.Option("probit", "--link", help="Link function: probit or logit."),
-    along: Optional[str] = typer.Option(None, "--along", help="The x axis (the boundary is the other axis as a function of it); default the first."),
+    along: Optional[str] = typer.Option(
+        None, "--along", help="The x axis (the boundary is the other axis as a function of it); default the first."
+    ),
     modes: Optional[str] = typer.Option(None, "--modes", help="Comma-separated modes (default: all six)."),
     chains: int = typer.Option(4, "--chains", min=1, help="NUTS chains (vectorized)."),
     warmup: int = typer.Option(1000, "--warmup", min=1, help="Warm-up iterations per chain."),
@@ -662,7 +798,9 @@ def estimate_cmd(
     _, ds = read_dataset(path, ("sweep",))
     _output_dir(output)
     if not any(np.isfinite(ds[v].values).any() for v in ("p_fail", "p_silent") if v in ds):
-        raise UserError(f"{str(path)!r}: every cell of the sweep is invalid (no finite P(fail) or P(silent)); nothing to estimate")
+        raise UserError(
+            f"{str(path)!r}: every cell of the sweep is invalid (no finite P(fail) or P(silent)); nothing to estimate"
+        )
     mode_list = tuple(m.strip() for m in modes.split(",")) if modes else MODES
     if bad := [m for m in mode_list if m not in MODES]:
         raise UserError(f"unknown mode(s) {bad}; modes: {', '.join(MODES)}")
@@ -670,15 +808,29 @@ def estimate_cmd(
     t0 = time.perf_counter()
     bar, update = _progress()
     with bar:
-        est, _ = estimate(ds, modes=mode_list, model=model, link=link, along=along, chains=chains, warmup=warmup,
-                          samples=samples, seed=seed, progress=update)
+        est, _ = estimate(
+            ds,
+            modes=mode_list,
+            model=model,
+            link=link,
+            along=along,
+            chains=chains,
+            warmup=warmup,
+            samples=samples,
+            seed=seed,
+            progress=update,
+        )
     save_netcdf(est, output / "estimate.nc")
     figs = [p for q in est["quantity"].values for p in boundary_figure(est, output / f"boundary_{q}", quantity=str(q))]
     (output / "diagnostics.md").write_text(estimate_markdown(est))
-    console.print(_table("posterior fits (NUTS; flagged: R-hat > 1.01, divergences or ESS < 100)", *_diagnostic_rows(est)))
+    console.print(
+        _table("posterior fits (NUTS; flagged: R-hat > 1.01, divergences or ESS < 100)", *_diagnostic_rows(est))
+    )
     n_flag = int(est["flagged"].sum())
-    err_console.print(f"{n_flag} of {est['flagged'].size} fits flagged; {time.perf_counter() - t0:.1f} s; wrote "
-                      f"{output / 'estimate.nc'}, {output / 'diagnostics.md'}, {', '.join(str(p) for p in figs)}")
+    err_console.print(
+        f"{n_flag} of {est['flagged'].size} fits flagged; {time.perf_counter() - t0:.1f} s; wrote "
+        f"{output / 'estimate.nc'}, {output / 'diagnostics.md'}, {', '.join(str(p) for p in figs)}"
+    )
 
 
 def _diagnostic_rows(est) -> tuple[list[str], list[list[str]]]:
@@ -690,8 +842,12 @@ def _diagnostic_rows(est) -> tuple[list[str], list[list[str]]]:
 @app.command("literature")
 def literature_cmd(
     output: Path = typer.Option(Path("literature"), "--output", "-o", help="Output folder."),
-    claims: Optional[str] = typer.Option(None, "--claims", "-c", help="Comma-separated claim keys (default: all); --list shows them."),
-    seeds: Optional[int] = typer.Option(None, "--seeds", "-s", min=2, max=2**30, help="Seeds per arm (default: each claim's own)."),
+    claims: Optional[str] = typer.Option(
+        None, "--claims", "-c", help="Comma-separated claim keys (default: all); --list shows them."
+    ),
+    seeds: Optional[int] = typer.Option(
+        None, "--seeds", "-s", min=2, max=2**30, help="Seeds per arm (default: each claim's own)."
+    ),
     list_: bool = typer.Option(False, "--list", help="List the claims and exit."),
 ) -> None:
     """Run the founding literature's claims in the stylized world and say which hold: one
@@ -705,14 +861,20 @@ def literature_cmd(
     from .sim.literature import CLAIM_KEYS, CLAIMS, get_claim, run_claims
 
     if list_:
-        console.print(_table("literature claims", ["key", "claim", "statement"], [[c.key, c.title, c.statement] for c in CLAIMS]))
+        console.print(
+            _table("literature claims", ["key", "claim", "statement"], [[c.key, c.title, c.statement] for c in CLAIMS])
+        )
         return
     chosen = tuple(get_claim(k.strip()).key for k in claims.split(",")) if claims else CLAIM_KEYS
     bar, update = _progress()
     done = []
     with bar:
-        results = run_claims(chosen, seeds, folder=output / "claims",
-                             progress=lambda key: (done.append(key), update(len(done), len(chosen))))
+        results = run_claims(
+            chosen,
+            seeds,
+            folder=output / "claims",
+            progress=lambda key: (done.append(key), update(len(done), len(chosen))),
+        )
     figs = literature_figure(results, output / "claims")
     if "adaptive_switching" in results:
         figs += switching_figure(results["adaptive_switching"], output / "switching")
@@ -723,9 +885,15 @@ def literature_cmd(
 
 @app.command("paper")
 def paper_cmd(
-    quick: bool = typer.Option(False, "--quick", help="Reduced phase grid, seeds and NUTS run (minutes; what CI builds)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Build folder (default: the paper's source folder, paper/)."),
-    source: Optional[Path] = typer.Option(None, "--source", help="Folder holding main.tex (default: paper/ of this checkout)."),
+    quick: bool = typer.Option(
+        False, "--quick", help="Reduced phase grid, seeds and NUTS run (minutes; what CI builds)."
+    ),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", help="Build folder (default: the paper's source folder, paper/)."
+    ),
+    source: Optional[Path] = typer.Option(
+        None, "--source", help="Folder holding main.tex (default: paper/ of this checkout)."
+    ),
     no_pdf: bool = typer.Option(False, "--no-pdf", help="Regenerate figures, tables and numbers only; skip latexmk."),
 ) -> None:
     """Regenerate every figure, table and number of the paper from code and build the PDF
@@ -739,20 +907,36 @@ def paper_cmd(
     from .paper import build
 
     t0 = time.perf_counter()
-    out = build(output, quick=quick, source=source, pdf=not no_pdf,
-                progress=lambda step: err_console.print(f"[{time.perf_counter() - t0:6.1f} s] {step}"))
-    err_console.print(f"built {out / 'main.pdf' if not no_pdf else out / 'generated'} in {time.perf_counter() - t0:.1f} s")
+    out = build(
+        output,
+        quick=quick,
+        source=source,
+        pdf=not no_pdf,
+        progress=lambda step: err_console.print(f"[{time.perf_counter() - t0:6.1f} s] {step}"),
+    )
+    err_console.print(
+        f"built {out / 'main.pdf' if not no_pdf else out / 'generated'} in {time.perf_counter() - t0:.1f} s"
+    )
 
 
 @app.command("check")
 def check_cmd(
-    hypothesis: str = typer.Argument(..., help='e.g. "for all lambda <= 0.1 and shift >= 0.5, P(silent fairness collapse) >= 0.9 under secure aggregation + central DP"'),
-    scenario_file: Optional[Path] = typer.Option(None, "--scenario", help="A scenario TOML file (default: the 'phase' preset)."),
+    hypothesis: str = typer.Argument(
+        ...,
+        help='e.g. "for all lambda <= 0.1 and shift >= 0.5, P(silent fairness collapse) >= 0.9 under secure aggregation + central DP"',
+    ),
+    scenario_file: Optional[Path] = typer.Option(
+        None, "--scenario", help="A scenario TOML file (default: the 'phase' preset)."
+    ),
     preset_name: Optional[str] = typer.Option(None, "--preset", "-p", help="A named preset."),
     seeds: int = typer.Option(16, "--seeds", "-s", min=1, max=2**30, help="Seeds per cell of the region."),
     points: int = typer.Option(5, "--points", min=1, help="Grid values per bounded axis."),
-    model: str = typer.Option("cell", "--model", "-m", help="cell (independent Jeffreys posteriors), probit or gp (two axes)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Folder for the per-cell posterior (cells.nc) and the sweep."),
+    model: str = typer.Option(
+        "cell", "--model", "-m", help="cell (independent Jeffreys posteriors), probit or gp (two axes)."
+    ),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", help="Folder for the per-cell posterior (cells.nc) and the sweep."
+    ),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="Override a field (repeatable)."),
 ) -> None:
     """The posterior probability that a hypothesis holds over its whole region, and where it fails.
@@ -768,8 +952,15 @@ def check_cmd(
     sc = _scenario(scenario_file, preset_name, set_, "phase")
     bar, update = _progress()
     with bar:
-        res = check(h, sc, seeds=seeds, points=points, model=model, progress=update,
-                    store=(output / "store") if output is not None else None)
+        res = check(
+            h,
+            sc,
+            seeds=seeds,
+            points=points,
+            model=model,
+            progress=update,
+            store=(output / "store") if output is not None else None,
+        )
     import json
 
     from rich.text import Text
@@ -788,9 +979,9 @@ def _print_assessment(sc, seeds: int) -> None:
     import numpy as np
     from rich.text import Text
 
+    from .report import caused_text, detection_window, persistence_text
     from .sim.scenario import MODES
     from .sim.sweep import sweep
-    from .report import caused_text, detection_window, persistence_text
     from .sim.verdict import Judgement, summarize
 
     ds = sweep(sc, {}, seeds=seeds)
@@ -798,31 +989,59 @@ def _print_assessment(sc, seeds: int) -> None:
     if not valid.all():  # the seeds that diverged are named and left out of the summary
         bad = np.flatnonzero(~valid)
         worst = float(np.nanmax(ds["eta_lambda_max"].values[bad]))
-        why = (f"eta * lambda_max = {worst:.3g} > 2 (local steps diverge)" if worst >= 2 else
-               "non-finite values (a diverging server step)")
-        err_console.print(Text(f"diverged in {bad.size} of {seeds} seeds ({', '.join(map(str, bad))}): {why}; "
-                               "the summary is over the other seeds"))
+        why = (
+            f"eta * lambda_max = {worst:.3g} > 2 (local steps diverge)"
+            if worst >= 2
+            else "non-finite values (a diverging server step)"
+        )
+        err_console.print(
+            Text(
+                f"diverged in {bad.size} of {seeds} seeds ({', '.join(map(str, bad))}): {why}; "
+                "the summary is over the other seeds"
+            )
+        )
         if bad.size == seeds:
             raise UserError("every seed diverged: lower personalization.eta or federation.server_lr")
-        j = Judgement(*(ds[k].values[valid] for k in ("first_detection", "detected", "silent", "delay", "early_warning")))
+        j = Judgement(
+            *(ds[k].values[valid] for k in ("first_detection", "detected", "silent", "delay", "early_warning"))
+        )
         summ = summarize(ds["failure_round"].values[valid], j, axis=0)
         ds = ds.assign({k: (("mode",), v) for k, v in summ.items()})
     f = lambda v, d=2: "-" if v != v else f"{v:.{d}f}"  # noqa: E731 - NaN prints as '-'
     rows = []
     for m in MODES:
-        g = lambda k: float(ds[k].sel(mode=m))  # noqa: E731
+        g = lambda k, m=m: float(ds[k].sel(mode=m))  # noqa: E731
         null = f(g("null_failure_rate")) + caused_text(ds, m)
-        rows.append([
-            m, f(g("p_fail")), f(g("p_early_warning")), f(g("p_detected_given_fail")), f(g("p_silent_given_fail")),
-            f(g("p_silent")), null, f"{f(g('delay_median'), 1)} [{f(g('delay_q10'), 1)}, {f(g('delay_q90'), 1)}]",
-        ])
-    console.print(_table(
-        f"{sc.name}: across {seeds} seeds (detectors calibrated to alpha {sc.monitor.alpha} on "
-        f"{'failure-free ' if sc.monitor.null == 'no_failure' else ''}null runs; detection window "
-        f"{detection_window(sc.monitor.lead, sc.monitor.grace)}; failure = {persistence_text(sc.thresholds)})",
-        ["mode", "P(fail)", "P(early warning)", "P(detected | fail)", "P(silent | fail)", "P(silent)", "P(fail | null)",
-         "delay median [10%, 90%]"], rows,
-    ))
+        rows.append(
+            [
+                m,
+                f(g("p_fail")),
+                f(g("p_early_warning")),
+                f(g("p_detected_given_fail")),
+                f(g("p_silent_given_fail")),
+                f(g("p_silent")),
+                null,
+                f"{f(g('delay_median'), 1)} [{f(g('delay_q10'), 1)}, {f(g('delay_q90'), 1)}]",
+            ]
+        )
+    console.print(
+        _table(
+            f"{sc.name}: across {seeds} seeds (detectors calibrated to alpha {sc.monitor.alpha} on "
+            f"{'failure-free ' if sc.monitor.null == 'no_failure' else ''}null runs; detection window "
+            f"{detection_window(sc.monitor.lead, sc.monitor.grace)}; failure = {persistence_text(sc.thresholds)})",
+            [
+                "mode",
+                "P(fail)",
+                "P(early warning)",
+                "P(detected | fail)",
+                "P(silent | fail)",
+                "P(silent)",
+                "P(fail | null)",
+                "delay median [10%, 90%]",
+            ],
+            rows,
+        )
+    )
 
 
 def _print_verdict(v) -> None:
@@ -837,17 +1056,24 @@ def _print_verdict(v) -> None:
             r = int(v["detection_round"].sel(mode=m, detector=d))
             w = bool(v["watches"].sel(mode=m, detector=d))
             cells.append(str(r) if r >= 0 else ("-" if w else "."))
-        state = "SILENT" if bool(v["silent"].sel(mode=m)) else ("detected" if bool(v["detected"].sel(mode=m)) else ("ok" if tf < 0 else "?"))
+        state = (
+            "SILENT"
+            if bool(v["silent"].sel(mode=m))
+            else ("detected" if bool(v["detected"].sel(mode=m)) else ("ok" if tf < 0 else "?"))
+        )
         if bool(v["early_warning"].sel(mode=m)):
             state += " (early warning)"
         if bool(v["caused_without_shift"].sel(mode=m)):
             state += f" [fails in {float(v['null_failure_rate'].sel(mode=m)):.0%} of null runs{caused_text(v, m)}]"
         rows.append([m, str(tf) if tf >= 0 else "-", *cells, state])
-    console.print(_table(
-        f"verdict (alpha {v.attrs['alpha']}; detection window {detection_window(v.attrs['lead'], v.attrs['grace'])}, earlier "
-        "alarms are early warnings; cells: first alarm round, '-' no alarm, '.' does not watch)",
-        ["mode", "T_f", *[str(d) for d in v.detector.values], "verdict"], rows,
-    ))
+    console.print(
+        _table(
+            f"verdict (alpha {v.attrs['alpha']}; detection window {detection_window(v.attrs['lead'], v.attrs['grace'])}, earlier "
+            "alarms are early warnings; cells: first alarm round, '-' no alarm, '.' does not watch)",
+            ["mode", "T_f", *[str(d) for d in v.detector.values], "verdict"],
+            rows,
+        )
+    )
 
 
 # ------------------------------------------------------------------ prove
@@ -857,7 +1083,11 @@ def _print_verdict(v) -> None:
 def prove(
     names: Optional[list[str]] = typer.Argument(None, help="Result names (default: all)."),
     latex: bool = typer.Option(False, "--latex", help="Print LaTeX with the derivation steps instead of pretty text."),
-    verify: bool = typer.Option(False, "--verify", help="Check each result against the simulation; print the worst error and exit 1 if one exceeds its tolerance."),
+    verify: bool = typer.Option(
+        False,
+        "--verify",
+        help="Check each result against the simulation; print the worst error and exit 1 if one exceeds its tolerance.",
+    ),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="With --latex: write the LaTeX file here."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the random parameter draws of --verify."),
 ) -> None:
@@ -902,7 +1132,9 @@ def prove(
             check = VERIFIERS[name](rng)
             failed |= not check.ok
             rows.append([name, f"{check.error:.2e}", check.kind, f"{check.tolerance:g}", "yes" if check.ok else "NO"])
-        console.print(_table("closed form vs simulation", ["result", "worst error", "measured as", "tolerance", "ok"], rows))
+        console.print(
+            _table("closed form vs simulation", ["result", "worst error", "measured as", "tolerance", "ok"], rows)
+        )
         if failed:
             raise typer.Exit(1)
 
@@ -913,8 +1145,12 @@ def prove(
 @app.command("cite")
 def cite(
     nodes: Optional[list[str]] = typer.Argument(None, help="Node ids, names or aliases."),
-    preset_name: Optional[str] = typer.Option(None, "--preset", "-p", help="Also cite what this preset scenario exercises."),
-    scenario_file: Optional[Path] = typer.Option(None, "--scenario", help="Also cite what this scenario TOML exercises."),
+    preset_name: Optional[str] = typer.Option(
+        None, "--preset", "-p", help="Also cite what this preset scenario exercises."
+    ),
+    scenario_file: Optional[Path] = typer.Option(
+        None, "--scenario", help="Also cite what this scenario TOML exercises."
+    ),
 ) -> None:
     """Print BibTeX for the package and for the references behind the named nodes (or
     behind everything a scenario you simulated exercises).
@@ -955,17 +1191,29 @@ def main(argv: Optional[list[str]] = None) -> None:
     except typer.Abort:
         err_console.print("error: aborted")
         sys.exit(1)
-    except (UserError, SchemaError, ValidationError, FileNotFoundError, FileExistsError, ValueError, RuntimeError) as exc:
+    except (
+        UserError,
+        SchemaError,
+        ValidationError,
+        FileNotFoundError,
+        FileExistsError,
+        ValueError,
+        RuntimeError,
+    ) as exc:
         if _STATE["debug"]:
             raise
-        err_console.print(f"error: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}",
-                          markup=False, highlight=False)
+        err_console.print(
+            f"error: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}",
+            markup=False,
+            highlight=False,
+        )
         sys.exit(2)
     except Exception as exc:  # noqa: BLE001 - the CLI promises no traceback without --debug
         if _STATE["debug"]:
             raise
-        err_console.print(f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
-                          markup=False, highlight=False)
+        err_console.print(
+            f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", markup=False, highlight=False
+        )
         sys.exit(1)
     if isinstance(code, int) and code:
         sys.exit(code)

@@ -34,7 +34,10 @@ PHYSICAL_CONSTRAINTS = {
         lambda sc: sc.federation.participation < 1 or sc.federation.clients_per_round < sc.population.num_clients,
         "federation.participation < 1",
     ),
-    "participation_disparity": (lambda sc: sc.federation.participation_disparity > 0, "federation.participation_disparity > 0"),
+    "participation_disparity": (
+        lambda sc: sc.federation.participation_disparity > 0,
+        "federation.participation_disparity > 0",
+    ),
     "client_dropout": (lambda sc: sc.federation.dropout > 0, "federation.dropout > 0"),
     "byzantine_clients": (lambda sc: sc.federation.byzantine_fraction > 0, "federation.byzantine_fraction > 0"),
 }

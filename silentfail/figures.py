@@ -63,7 +63,9 @@ def _edges(v: np.ndarray, log: bool) -> np.ndarray:
     return 10**mid if log else mid
 
 
-def phase_figure(ds: xr.Dataset, out: str | Path, *, overlay: Overlay | None = None, title: str | None = None) -> list[Path]:
+def phase_figure(
+    ds: xr.Dataset, out: str | Path, *, overlay: Overlay | None = None, title: str | None = None
+) -> list[Path]:
     """Six panels (one per mode) of the regimes over the sweep's two axes; writes
     ``out``.pdf and ``out``.png and returns their paths."""
     import matplotlib
@@ -92,13 +94,29 @@ def phase_figure(ds: xr.Dataset, out: str | Path, *, overlay: Overlay | None = N
             for var, style in (("p_fail", "-"), ("p_silent", "--")):
                 z = ds[var].sel(mode=mode).transpose(xname, yname).values
                 if np.nanmax(z) >= 0.5 > np.nanmin(z):
-                    ax.contour(*np.meshgrid(xv, yv, indexing="ij"), z, levels=[0.5], colors="black", linestyles=style, linewidths=1.2)
+                    ax.contour(
+                        *np.meshgrid(xv, yv, indexing="ij"),
+                        z,
+                        levels=[0.5],
+                        colors="black",
+                        linestyles=style,
+                        linewidths=1.2,
+                    )
         if overlay is not None and (line := overlay(ds, mode)) is not None:
             ax.plot(*line, color="#009E73", lw=2, label="theory")
         ax.set_title(TITLES[mode], fontsize=10)
         if note := panel_note(ds, mode):
-            ax.text(0.5, 0.04, "\n".join(textwrap.wrap(note, 48)), transform=ax.transAxes, ha="center", va="bottom",
-                    fontsize=7, color="0.25", bbox=dict(facecolor="white", alpha=0.8, edgecolor="0.7", lw=0.5))
+            ax.text(
+                0.5,
+                0.04,
+                "\n".join(textwrap.wrap(note, 48)),
+                transform=ax.transAxes,
+                ha="center",
+                va="bottom",
+                fontsize=7,
+                color="0.25",
+                bbox=dict(facecolor="white", alpha=0.8, edgecolor="0.7", lw=0.5),
+            )
         if xlog:
             ax.set_xscale("log")
         if ylog:
@@ -108,12 +126,18 @@ def phase_figure(ds: xr.Dataset, out: str | Path, *, overlay: Overlay | None = N
     for ax in panels[:, 0]:
         ax.set_ylabel(LABELS.get(yname, yname), fontsize=8)
     handles = [Patch(facecolor=c, edgecolor="0.5", label=r) for r, c in zip(REGIMES, COLOURS)]
-    handles += [plt.Line2D([], [], color="black", ls="-", label="P(fail) = 0.5"),
-                plt.Line2D([], [], color="black", ls="--", label="P(silent) = 0.5")]
+    handles += [
+        plt.Line2D([], [], color="black", ls="-", label="P(fail) = 0.5"),
+        plt.Line2D([], [], color="black", ls="--", label="P(silent) = 0.5"),
+    ]
     fig.legend(handles=handles, loc="outside lower center", ncol=5, fontsize=8, frameon=False)
     sc_name = ds.attrs.get("scenario_name", "")
-    fig.suptitle((title or f"Silent failures: {sc_name} (alpha = {ds.attrs['alpha']}, {ds.attrs['seeds']} seeds per cell)")
-                 + "\n" + "\n".join(textwrap.wrap(setting_caption(ds), 120)), fontsize=9)
+    fig.suptitle(
+        (title or f"Silent failures: {sc_name} (alpha = {ds.attrs['alpha']}, {ds.attrs['seeds']} seeds per cell)")
+        + "\n"
+        + "\n".join(textwrap.wrap(setting_caption(ds), 120)),
+        fontsize=9,
+    )
     return _save(fig, out)
 
 
@@ -124,8 +148,10 @@ def setting_caption(ds: xr.Dataset) -> str:
     from .sim.scenario import scenario_from_dict
 
     sc = scenario_from_dict(json.loads(ds.attrs["scenario"]))
-    return (f"constraints: {', '.join(scenario_constraints(sc)) or 'none'}; detection window "
-            f"{detection_window(ds.attrs['lead'], ds.attrs['grace'])}; failure = {persistence_text(sc.thresholds)}")
+    return (
+        f"constraints: {', '.join(scenario_constraints(sc)) or 'none'}; detection window "
+        f"{detection_window(ds.attrs['lead'], ds.attrs['grace'])}; failure = {persistence_text(sc.thresholds)}"
+    )
 
 
 def _save(fig, out: str | Path) -> list[Path]:
@@ -145,7 +171,9 @@ def _save(fig, out: str | Path) -> list[Path]:
 QUANTITY_LABELS = {"fail": "P(fail)", "silent": "P(silent failure)"}
 
 
-def boundary_figure(est: xr.Dataset, out: str | Path, *, quantity: str = "fail", title: str | None = None) -> list[Path]:
+def boundary_figure(
+    est: xr.Dataset, out: str | Path, *, quantity: str = "fail", title: str | None = None
+) -> list[Path]:
     """Six panels (one per mode in ``est``) of the empirical rate per cell (k/n, sequential
     cividis scale) with the posterior median boundary (P = 1/2) and its 90% credible band
     from :func:`silentfail.sim.estimate.estimate`; a flagged fit says so in its panel title.
@@ -162,12 +190,21 @@ def boundary_figure(est: xr.Dataset, out: str | Path, *, quantity: str = "fail",
     modes = list(est["mode"].values)
     ncol = min(3, len(modes))
     nrow = -(-len(modes) // ncol)
-    fig, panels = plt.subplots(nrow, ncol, figsize=(3.5 * ncol, 3.2 * nrow + 0.6), sharex=True, sharey=True,
-                               constrained_layout=True, squeeze=False)
+    fig, panels = plt.subplots(
+        nrow,
+        ncol,
+        figsize=(3.5 * ncol, 3.2 * nrow + 0.6),
+        sharex=True,
+        sharey=True,
+        constrained_layout=True,
+        squeeze=False,
+    )
     mesh = None
     for ax, mode in zip(panels.flat, modes):
         e = est.sel(mode=mode, quantity=quantity)
-        mesh = ax.pcolormesh(X, Y, e["empirical"].transpose(xname, yname).values, cmap="cividis", vmin=0, vmax=1, shading="flat")
+        mesh = ax.pcolormesh(
+            X, Y, e["empirical"].transpose(xname, yname).values, cmap="cividis", vmin=0, vmax=1, shading="flat"
+        )
         xf = est["x_fine"].values
         lo, med, hi = (e[v].values for v in ("boundary_q05", "boundary_median", "boundary_q95"))
         ax.fill_between(xf, lo, hi, color="#E69F00", alpha=0.45, lw=0, label="90% credible band")
@@ -180,17 +217,23 @@ def boundary_figure(est: xr.Dataset, out: str | Path, *, quantity: str = "fail",
             ax.set_xscale("log")
         if ylog:
             ax.set_yscale("log")
-    for ax in panels.flat[len(modes):]:
+    for ax in panels.flat[len(modes) :]:
         ax.set_visible(False)
     panels[-1, ncol // 2].set_xlabel(LABELS.get(xname, xname), fontsize=9)  # one label, centred (long labels overlap)
     fig.supylabel(LABELS.get(yname, yname), fontsize=9)
     if mesh is not None:
         fig.colorbar(mesh, ax=panels, shrink=0.8, label=f"empirical {QUANTITY_LABELS.get(quantity, quantity)}")
-    handles = [plt.Line2D([], [], color="#D55E00", lw=2, label="posterior median boundary (P = 1/2)"),
-               matplotlib.patches.Patch(facecolor="#E69F00", alpha=0.45, label="90% credible band")]
+    handles = [
+        plt.Line2D([], [], color="#D55E00", lw=2, label="posterior median boundary (P = 1/2)"),
+        matplotlib.patches.Patch(facecolor="#E69F00", alpha=0.45, label="90% credible band"),
+    ]
     fig.legend(handles=handles, loc="outside lower center", ncol=2, fontsize=8, frameon=False)
-    fig.suptitle(title or f"{QUANTITY_LABELS.get(quantity, quantity)}: posterior boundary ({est.attrs.get('model', '')} model, "
-                 f"{est.attrs.get('chains', '?')} chains)", fontsize=11)
+    fig.suptitle(
+        title
+        or f"{QUANTITY_LABELS.get(quantity, quantity)}: posterior boundary ({est.attrs.get('model', '')} model, "
+        f"{est.attrs.get('chains', '?')} chains)",
+        fontsize=11,
+    )
     return _save(fig, out)
 
 
@@ -216,19 +259,25 @@ def literature_figure(results: dict[str, xr.Dataset], out: str | Path, *, column
 
     n = len(results)
     rows = -(-n // columns)
-    fig, panels = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.3 * rows), constrained_layout=True, squeeze=False)
+    fig, panels = plt.subplots(
+        rows, columns, figsize=(2.6 * columns, 2.3 * rows), constrained_layout=True, squeeze=False
+    )
     for ax, ds in zip(panels.flat, results.values()):
         q = ds.attrs["quantity"]
         x, labels, categorical = _arm_positions(ds)
         m, s = ds["mean"].sel(quantity=q).values, ds["se"].sel(quantity=q).values
         colour = OKABE_ITO[0] if ds.attrs["holds"] else OKABE_ITO[1]
-        ax.errorbar(x, m, yerr=2 * s, color=colour, marker="o", ms=4, lw=1.5, capsize=2, ls="none" if categorical else "-")
+        ax.errorbar(
+            x, m, yerr=2 * s, color=colour, marker="o", ms=4, lw=1.5, capsize=2, ls="none" if categorical else "-"
+        )
         if labels is not None:
             ax.set_xticks(x, labels, fontsize=7)
         ax.tick_params(labelsize=7)
         ax.set_xlabel(ds.attrs["axis_label"], fontsize=7)
         ax.set_ylabel(ds.attrs["quantity_label"], fontsize=7)
-        ax.set_title(f"{ds.attrs['title']}\n{'holds' if ds.attrs['holds'] else 'does not hold'}", fontsize=8, color=colour)
+        ax.set_title(
+            f"{ds.attrs['title']}\n{'holds' if ds.attrs['holds'] else 'does not hold'}", fontsize=8, color=colour
+        )
         ax.grid(alpha=0.3, lw=0.5)
     for ax in list(panels.flat)[n:]:
         ax.set_visible(False)

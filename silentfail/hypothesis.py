@@ -39,18 +39,33 @@ from .sim.scenario import MODES, Scenario, ScenarioError, preset
 
 #: axis aliases -> field paths
 ALIASES = {
-    "lambda": "personalization.lam", "λ": "personalization.lam", "lam": "personalization.lam",
-    "shift": "shifts.strength", "strength": "shifts.strength", "shift strength": "shifts.strength", "f": "shifts.strength",
-    "z": "federation.noise_multiplier", "noise": "federation.noise_multiplier", "noise multiplier": "federation.noise_multiplier",
-    "q": "federation.participation", "participation": "federation.participation",
-    "eta": "personalization.eta", "η": "personalization.eta", "beta": "personalization.beta", "β": "personalization.beta",
-    "k": "personalization.K", "rounds": "federation.rounds",
+    "lambda": "personalization.lam",
+    "λ": "personalization.lam",
+    "lam": "personalization.lam",
+    "shift": "shifts.strength",
+    "strength": "shifts.strength",
+    "shift strength": "shifts.strength",
+    "f": "shifts.strength",
+    "z": "federation.noise_multiplier",
+    "noise": "federation.noise_multiplier",
+    "noise multiplier": "federation.noise_multiplier",
+    "q": "federation.participation",
+    "participation": "federation.participation",
+    "eta": "personalization.eta",
+    "η": "personalization.eta",
+    "beta": "personalization.beta",
+    "β": "personalization.beta",
+    "k": "personalization.K",
+    "rounds": "federation.rounds",
 }
 #: default ranges (lo, hi, log) of the axes a hypothesis may leave open on one side
 DOMAINS = {
-    "personalization.lam": (0.01, 10.0, True), "shifts.strength": (0.0, 1.0, False),
-    "federation.noise_multiplier": (0.0, 4.0, False), "federation.participation": (0.05, 1.0, False),
-    "personalization.eta": (0.001, 0.5, True), "personalization.beta": (0.0, 1.0, False),
+    "personalization.lam": (0.01, 10.0, True),
+    "shifts.strength": (0.0, 1.0, False),
+    "federation.noise_multiplier": (0.0, 4.0, False),
+    "federation.participation": (0.05, 1.0, False),
+    "personalization.eta": (0.001, 0.5, True),
+    "personalization.beta": (0.0, 1.0, False),
 }
 CELL_MODELS = ("cell", "probit", "gp")
 _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
@@ -77,7 +92,9 @@ class Condition:
         lo = self.lo if self.lo is not None else dlo
         hi = self.hi if self.hi is not None else dhi
         if lo is None or hi is None:
-            raise HypothesisError(f"give both bounds of {self.field} (it has no default range), e.g. '0.1 <= {self.field} <= 1'")
+            raise HypothesisError(
+                f"give both bounds of {self.field} (it has no default range), e.g. '0.1 <= {self.field} <= 1'"
+            )
         if dlo is not None:
             lo, hi = max(lo, dlo) if self.lo is None else lo, min(hi, dhi) if self.hi is None else hi
         if hi < lo or (hi == lo and (self.lo_strict or self.hi_strict)):
@@ -87,12 +104,15 @@ class Condition:
         n = points + int(self.lo_strict) + int(self.hi_strict)
         log = log and lo > 0
         v = np.geomspace(lo, hi, n) if log else np.linspace(lo, hi, n)
-        v = v[int(self.lo_strict): len(v) - int(self.hi_strict)]
+        v = v[int(self.lo_strict) : len(v) - int(self.hi_strict)]
         return [float(f"{x:.6g}") for x in v]
 
 
 @dataclass(frozen=True)
 class Hypothesis:
+    """A parsed hypothesis: the conditions that define its region, the quantity (P(fail) or P(silent)) of a mode, the
+    comparison and level, and the constraints it is stated under."""
+
     text: str
     conditions: tuple[Condition, ...]
     quantity: str  # "fail" | "silent"
@@ -116,7 +136,9 @@ def _field(name: str) -> str:
         return ALIASES[n.lower()]
     if "." in n:
         return n
-    raise HypothesisError(f"unknown axis {n!r}: use a field path (e.g. personalization.lam) or one of {', '.join(sorted(ALIASES))}")
+    raise HypothesisError(
+        f"unknown axis {n!r}: use a field path (e.g. personalization.lam) or one of {', '.join(sorted(ALIASES))}"
+    )
 
 
 def _condition(text: str) -> Condition:
@@ -145,7 +167,7 @@ def _mode(text: str) -> tuple[str, str]:
     quantity = "fail"
     for prefix, q in (("silent_", "silent"), ("silently_", "silent"), ("failure_of_", "fail"), ("fail_", "fail")):
         if words.startswith(prefix):
-            quantity, words = q, words[len(prefix):]
+            quantity, words = q, words[len(prefix) :]
             break
     if words in MODES:
         return quantity, words
@@ -160,7 +182,9 @@ def _mode(text: str) -> tuple[str, str]:
             return quantity, node.id
     except Exception:  # noqa: BLE001 - any lookup failure is the message below
         pass
-    raise HypothesisError(f"unknown mode in P({text}); modes: {', '.join(MODES)} (prefix 'silent' for P(silent failure))")
+    raise HypothesisError(
+        f"unknown mode in P({text}); modes: {', '.join(MODES)} (prefix 'silent' for P(silent failure))"
+    )
 
 
 def _constraint(name: str) -> str:
@@ -189,9 +213,13 @@ def parse_hypothesis(text: str) -> Hypothesis:
     if m:
         constraints = tuple(_constraint(c) for c in re.split(r"\s*\+\s*|\s*,\s*|\s+and\s+", m.group(1)) if c.strip())
         t = t[: m.start()]
-    m = re.fullmatch(rf"(?:for\s+(?:all|every|each)\s+)?(?:(.*?)\s*,\s*)?P\s*\(([^)]*)\)\s*({_OP})\s*({_NUM})", t, flags=re.I)
+    m = re.fullmatch(
+        rf"(?:for\s+(?:all|every|each)\s+)?(?:(.*?)\s*,\s*)?P\s*\(([^)]*)\)\s*({_OP})\s*({_NUM})", t, flags=re.I
+    )
     if not m:
-        raise HypothesisError(f"cannot read {text!r}: expected '[for all COND [and COND]], P([silent] MODE) OP LEVEL [under CONSTRAINTS]'")
+        raise HypothesisError(
+            f"cannot read {text!r}: expected '[for all COND [and COND]], P([silent] MODE) OP LEVEL [under CONSTRAINTS]'"
+        )
     conds, prob, op, level = m.groups()
     conditions = tuple(_condition(c) for c in re.split(r"\s+and\s+", conds, flags=re.I)) if conds else ()
     fields = [c.field for c in conditions]
@@ -217,14 +245,19 @@ class CheckResult:
     sweep: xr.Dataset
 
     def summary(self) -> str:
+        """A one-paragraph answer: P(holds), the region's cells and seeds, and the failing cells."""
         h = self.hypothesis
         n_cells = int(self.cells["n"].size)
         seeds = int(self.sweep.attrs.get("seeds", 0))
-        s = (f"P(holds) = {self.probability:.3f}: P({h.quantity} {h.mode}) {h.op} {h.level} at all {n_cells} cell(s) "
-             f"x {seeds} seeds ({self.model} model)")
+        s = (
+            f"P(holds) = {self.probability:.3f}: P({h.quantity} {h.mode}) {h.op} {h.level} at all {n_cells} cell(s) "
+            f"x {seeds} seeds ({self.model} model)"
+        )
         if self.failing:
             where = "; ".join(", ".join(f"{k}={v:g}" for k, v in c.items()) for c in self.failing[:8])
-            s += f"; fails (P < 1/2) at {len(self.failing)} cell(s): {where}" + (" ..." if len(self.failing) > 8 else "")
+            s += f"; fails (P < 1/2) at {len(self.failing)} cell(s): {where}" + (
+                " ..." if len(self.failing) > 8 else ""
+            )
         return s
 
 
@@ -243,9 +276,18 @@ def beta_holds(k: np.ndarray, n: np.ndarray, op: str, level: float) -> tuple[flo
     return float(np.prod(cell)), cell
 
 
-def check(hypothesis: str | Hypothesis, scenario: Scenario | None = None, *, seeds: int = 16, points: int = 5,
-          model: str = "cell", seed: int = 0, store: Any = None, progress=None,
-          fit_options: dict | None = None) -> CheckResult:
+def check(
+    hypothesis: str | Hypothesis,
+    scenario: Scenario | None = None,
+    *,
+    seeds: int = 16,
+    points: int = 5,
+    model: str = "cell",
+    seed: int = 0,
+    store: Any = None,
+    progress=None,
+    fit_options: dict | None = None,
+) -> CheckResult:
     """Check a hypothesis on ``scenario`` (default: the 'phase' preset) by sweeping its
     region (module docstring)."""
     from .constraints import with_constraints
@@ -287,8 +329,15 @@ def check(hypothesis: str | Hypothesis, scenario: Scenario | None = None, *, see
         prob, cell = region_probability(surface, np.ones(k.shape, bool), h.op, h.level)
     coords = {a: ds[a].values for a in names}
     dims = tuple(names)
-    cells = xr.Dataset({"k": (dims, k), "n": (dims, n), "empirical": (dims, np.where(n > 0, k / np.maximum(n, 1), np.nan)),
-                        "p_holds": (dims, cell)}, coords=coords)
+    cells = xr.Dataset(
+        {
+            "k": (dims, k),
+            "n": (dims, n),
+            "empirical": (dims, np.where(n > 0, k / np.maximum(n, 1), np.nan)),
+            "p_holds": (dims, cell),
+        },
+        coords=coords,
+    )
     failing = []
     for idx in zip(*np.nonzero(cell < 0.5)):
         failing.append({a: float(coords[a][i]) for a, i in zip(names, idx)} | {"P(holds)": float(cell[idx])})

@@ -26,9 +26,9 @@ import math
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import xarray as xr
@@ -36,7 +36,13 @@ import xarray as xr
 from .sim.scenario import MODES, Scenario
 
 #: The TeX toolchain, from Debian's packages (see README, "Building the paper").
-TEX_PACKAGES = ("latexmk", "texlive-latex-base", "texlive-latex-recommended", "texlive-fonts-recommended", "poppler-utils")
+TEX_PACKAGES = (
+    "latexmk",
+    "texlive-latex-base",
+    "texlive-latex-recommended",
+    "texlive-fonts-recommended",
+    "poppler-utils",
+)
 SOURCE = Path(__file__).resolve().parents[1] / "paper"
 
 
@@ -53,13 +59,26 @@ class Settings:
 
     @property
     def axes(self) -> dict[str, list[float]]:
+        """The phase sweep's axes: personalization.lam and shifts.strength values."""
         return {"personalization.lam": list(self.lam), "shifts.strength": list(self.strength)}
 
 
-FULL = Settings(lam=tuple(np.logspace(-2, 1, 8).round(6)), strength=tuple(np.linspace(0, 1, 8).round(6)), seeds=8,
-                chains=4, warmup=1000, samples=1000)
-QUICK = Settings(lam=tuple(np.logspace(-2, 1, 4).round(6)), strength=tuple(np.linspace(0, 1, 4).round(6)), seeds=4,
-                 chains=2, warmup=300, samples=300)
+FULL = Settings(
+    lam=tuple(np.logspace(-2, 1, 8).round(6)),
+    strength=tuple(np.linspace(0, 1, 8).round(6)),
+    seeds=8,
+    chains=4,
+    warmup=1000,
+    samples=1000,
+)
+QUICK = Settings(
+    lam=tuple(np.logspace(-2, 1, 4).round(6)),
+    strength=tuple(np.linspace(0, 1, 4).round(6)),
+    seeds=4,
+    chains=2,
+    warmup=300,
+    samples=300,
+)
 
 
 class PaperError(RuntimeError):
@@ -81,6 +100,7 @@ def _f(v: float, digits: int = 3) -> str:
 
 
 def phase_scenario() -> Scenario:
+    """The scenario of the paper's phase diagram (the 'phase' preset)."""
     from .sim.scenario import preset
 
     return preset("phase")
@@ -100,25 +120,39 @@ def numbers(sc: Scenario, sweep: xr.Dataset, est: xr.Dataset, claims: dict[str, 
     q = max_participation(sc)  # the accountant's q: the largest q_c (participation disparity)
     tax = builtin_taxonomy()
     out = {
-        "TaxNodes": _f(len(tax.nodes())), "TaxEdges": _f(len(tax.edges())),
+        "TaxNodes": _f(len(tax.nodes())),
+        "TaxEdges": _f(len(tax.edges())),
         "PhaseClients": _f(sc.population.num_clients),
-        "PhaseRounds": _f(f.rounds), "PhaseD": _f(sc.world.d), "PhaseK": _f(sc.personalization.K),
-        "PhaseEta": _f(sc.personalization.eta, 2), "PhaseZ": _f(f.noise_multiplier, 2), "PhaseClip": _f(f.clip, 2),
-        "PhaseQ": _f(f.participation, 2), "PhaseQMax": _f(q, 2), "PhaseDisparity": _f(f.participation_disparity, 2),
+        "PhaseRounds": _f(f.rounds),
+        "PhaseD": _f(sc.world.d),
+        "PhaseK": _f(sc.personalization.K),
+        "PhaseEta": _f(sc.personalization.eta, 2),
+        "PhaseZ": _f(f.noise_multiplier, 2),
+        "PhaseClip": _f(f.clip, 2),
+        "PhaseQ": _f(f.participation, 2),
+        "PhaseQMax": _f(q, 2),
+        "PhaseDisparity": _f(f.participation_disparity, 2),
         "PhaseDelta": f"10^{{{int(round(math.log10(f.dp_delta)))}}}",
         "PhaseEpsilon": _f(account(sc, q).epsilon, 2),
         "PhaseEpsilonPLD": _f(account(sc, q, "pld").epsilon, 2),
         "PhaseReleases": _f(len(account(sc, q).releases)),
         "PhaseConstraints": _f(len(scenario_constraints(sc))),
-        "PhaseAlpha": _f(float(sweep.attrs["alpha"]), 2), "PhaseGrace": _f(int(sweep.attrs["grace"])),
-        "PhaseLead": _f(int(sweep.attrs["lead"])), "PhasePersist": _f(sc.thresholds.persist),
-        "PhaseSeeds": _f(int(sweep.attrs["seeds"])), "PhaseCalSeeds": _f(int(sweep.attrs["calibration_seeds"])),
-        "PhaseGridX": _f(sweep.sizes["personalization.lam"]), "PhaseGridY": _f(sweep.sizes["shifts.strength"]),
+        "PhaseAlpha": _f(float(sweep.attrs["alpha"]), 2),
+        "PhaseGrace": _f(int(sweep.attrs["grace"])),
+        "PhaseLead": _f(int(sweep.attrs["lead"])),
+        "PhasePersist": _f(sc.thresholds.persist),
+        "PhaseFairnessTolerance": _f(sc.thresholds.fairness_mean_tolerance, 2),
+        "PhaseSeeds": _f(int(sweep.attrs["seeds"])),
+        "PhaseCalSeeds": _f(int(sweep.attrs["calibration_seeds"])),
+        "PhaseGridX": _f(sweep.sizes["personalization.lam"]),
+        "PhaseGridY": _f(sweep.sizes["shifts.strength"]),
         "PhaseLamMin": _f(float(sweep["personalization.lam"].min()), 2),
         "PhaseLamMax": _f(float(sweep["personalization.lam"].max()), 0),
         "PhaseMaxFalseAlarm": _f(float(np.nanmax(sweep["false_alarm_rate"].values)), 3),
         "PhaseMeanFalseAlarm": _f(float(np.nanmean(sweep["false_alarm_rate"].values)), 3),
-        "PhaseHeldOut": _f(int(sweep.attrs["calibration_seeds"]) - int(sweep.attrs["calibration_seeds"]) // 2),  # detectors.calibrate
+        "PhaseHeldOut": _f(
+            int(sweep.attrs["calibration_seeds"]) - int(sweep.attrs["calibration_seeds"]) // 2
+        ),  # detectors.calibrate
         "PhaseFalseAlarmSE": _f(float(np.nanmean(sweep["false_alarm_se"].values)), 3),
     }
     cells = sweep["p_silent"].notnull().sum(("personalization.lam", "shifts.strength"))
@@ -167,6 +201,7 @@ def numbers(sc: Scenario, sweep: xr.Dataset, est: xr.Dataset, claims: dict[str, 
 
 
 def numbers_tex(nums: dict[str, str]) -> str:
+    """numbers.tex: one \\newcommand per quoted number, sorted by name."""
     lines = ["% generated by `silentfail paper`: every number the text quotes; do not edit"]
     lines += [f"\\newcommand{{\\{k}}}{{{v}}}" for k, v in sorted(nums.items())]
     return "\n".join(lines) + "\n"
@@ -193,16 +228,26 @@ def literature_table_tex(claims: dict[str, xr.Dataset]) -> str:
             f"$\\Lit{c}First \\to \\Lit{c}Last$ & $\\Lit{c}Effect \\pm \\Lit{c}SE$ & "
             f"{'yes' if ds.attrs['holds'] else 'no'} \\\\"
         )
-    return "\n".join([
-        "% generated by `silentfail paper`; do not edit",
-        "\\begin{table*}[t]", "\\centering\\small",
-        "\\caption{The literature's claims in the stylized world. Quantity from the first arm to the last (mean over "
-        "seeds); the effect is signed so that the claim predicts a positive value; a claim holds when the effect "
-        "exceeds its margin and three standard errors.}",
-        "\\label{tab:claims}", "\\begin{tabular}{@{}l l l l l@{}}", "\\toprule",
-        "Claim & Quantity & First $\\to$ last arm & Effect $\\pm$ SE & Holds \\\\", "\\midrule", *rows,
-        "\\bottomrule", "\\end{tabular}", "\\end{table*}", "",
-    ])
+    return "\n".join(
+        [
+            "% generated by `silentfail paper`; do not edit",
+            "\\begin{table*}[t]",
+            "\\centering\\small",
+            "\\caption{The literature's claims in the stylized world. Quantity from the first arm to the last (mean over "
+            "seeds); the effect is signed so that the claim predicts a positive value; a claim holds when the effect "
+            "exceeds its margin and three standard errors.}",
+            "\\label{tab:claims}",
+            "\\begin{tabular}{@{}l l l l l@{}}",
+            "\\toprule",
+            "Claim & Quantity & First $\\to$ last arm & Effect $\\pm$ SE & Holds \\\\",
+            "\\midrule",
+            *rows,
+            "\\bottomrule",
+            "\\end{tabular}",
+            "\\end{table*}",
+            "",
+        ]
+    )
 
 
 def silence_map(tax=None):
@@ -226,17 +271,33 @@ def silence_map_tex(cm) -> str:
         cells = []
         for m in cm.modes:
             alive = [st for st in cm.cells[(m, s)] if st.survives]
-            cells.append(r"\textbf{silent}" if not alive else f"{len(alive)}{'$^*$' if any(st.degraded_by for st in alive) else ''}")
+            cells.append(
+                r"\textbf{silent}"
+                if not alive
+                else f"{len(alive)}{'$^*$' if any(st.degraded_by for st in alive) else ''}"
+            )
         rows.append(f"{_tex(names.get(s, s))} & {' & '.join(cells)} \\\\")
-    return "\n".join([
-        "% generated by `silentfail paper` from the taxonomy; do not edit",
-        "\\begin{table}[t]", "\\centering\\scriptsize", "\\setlength{\\tabcolsep}{3pt}",
-        "\\caption{Structural silence map: for each constraint set (rows) and mode (columns), the number of "
-        "detectors on the deployed models that survive; $^*$: some are degraded by noise or sampling; "
-        "\\textbf{silent}: none survives.}",
-        "\\label{tab:silence}", f"\\begin{{tabular}}{{@{{}}l{'c' * len(cm.modes)}@{{}}}}", "\\toprule",
-        f"Constraint set & {head} \\\\", "\\midrule", *rows, "\\bottomrule", "\\end{tabular}", "\\end{table}", "",
-    ])
+    return "\n".join(
+        [
+            "% generated by `silentfail paper` from the taxonomy; do not edit",
+            "\\begin{table}[t]",
+            "\\centering\\scriptsize",
+            "\\setlength{\\tabcolsep}{3pt}",
+            "\\caption{Structural silence map: for each constraint set (rows) and mode (columns), the number of "
+            "detectors on the deployed models that survive; $^*$: some are degraded by noise or sampling; "
+            "\\textbf{silent}: none survives.}",
+            "\\label{tab:silence}",
+            f"\\begin{{tabular}}{{@{{}}l{'c' * len(cm.modes)}@{{}}}}",
+            "\\toprule",
+            f"Constraint set & {head} \\\\",
+            "\\midrule",
+            *rows,
+            "\\bottomrule",
+            "\\end{tabular}",
+            "\\end{table}",
+            "",
+        ]
+    )
 
 
 def _tex(text: str) -> str:
@@ -258,9 +319,11 @@ def bibliography() -> str:
         if key is None:
             raise PaperError(f"unreadable BibTeX entry in silentfail.sim.estimate.BIBTEX: {entry[:60]!r}")
         entries.setdefault(key.group(1), entry.strip())
-    return "% generated by `silentfail paper` from the BibTeX in the code; do not edit\n\n" + "\n\n".join(
-        [PACKAGE_BIBTEX.strip()] + [entries[k].strip() for k in sorted(entries)]
-    ) + "\n"
+    return (
+        "% generated by `silentfail paper` from the BibTeX in the code; do not edit\n\n"
+        + "\n\n".join([PACKAGE_BIBTEX.strip()] + [entries[k].strip() for k in sorted(entries)])
+        + "\n"
+    )
 
 
 def latexmk(folder: Path, main: str = "main.tex") -> Path:
@@ -268,22 +331,33 @@ def latexmk(folder: Path, main: str = "main.tex") -> Path:
     first error if it fails or the toolchain is missing."""
     exe = shutil.which("latexmk")
     if exe is None or shutil.which("pdflatex") is None:
-        raise PaperError("latexmk and pdflatex are needed to build the paper: "
-                         f"apt-get install {' '.join(TEX_PACKAGES)}")
-    proc = subprocess.run([exe, "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-file-line-error", main],
-                          cwd=folder, capture_output=True, text=True)
+        raise PaperError(
+            f"latexmk and pdflatex are needed to build the paper: apt-get install {' '.join(TEX_PACKAGES)}"
+        )
+    proc = subprocess.run(
+        [exe, "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-file-line-error", main],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+    )
     pdf = folder / Path(main).with_suffix(".pdf")
     if proc.returncode != 0 or not pdf.exists():
-        log = (folder / Path(main).with_suffix(".log"))
+        log = folder / Path(main).with_suffix(".log")
         text = log.read_text(errors="replace") if log.exists() else proc.stdout + proc.stderr
         errors = [line for line in text.splitlines() if line.startswith("!") or re.match(r"^\./[^:]+:\d+: ", line)]
         raise PaperError(f"latexmk failed in {folder}: {' | '.join(errors[:5]) or proc.stderr[-500:]}")
     return pdf
 
 
-def build(out: str | Path | None = None, *, quick: bool = False, source: str | Path | None = None,
-          claims: dict[str, xr.Dataset] | None = None, pdf: bool = True,
-          progress: Callable[[str], None] | None = None) -> Path:
+def build(
+    out: str | Path | None = None,
+    *,
+    quick: bool = False,
+    source: str | Path | None = None,
+    claims: dict[str, xr.Dataset] | None = None,
+    pdf: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> Path:
     """Regenerate everything under ``out`` (default: the source folder, paper/, or
     paper/build-quick/ with ``quick``, so a quick build never overwrites the full one's
     figures) and build the PDF; returns the output folder. ``claims`` reuses literature results
@@ -300,7 +374,10 @@ def build(out: str | Path | None = None, *, quick: bool = False, source: str | P
     say = progress or (lambda s: None)
     source = Path(source) if source is not None else SOURCE
     if not (source / "main.tex").is_file():
-        raise PaperError(f"no main.tex in {str(source)!r} (the paper's source folder; pass --source)")
+        raise PaperError(
+            f"no main.tex in {str(source)!r}: the paper's source is in the repository checkout (paper/), not in the "
+            "installed package; run from a clone of the repository or pass --source"
+        )
     out = Path(out) if out is not None else (source / "build-quick" if quick else source)
     gen = out / "generated"
     gen.mkdir(parents=True, exist_ok=True)

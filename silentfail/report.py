@@ -31,8 +31,18 @@ def _fmt(v: float, digits: int = 2) -> str:
     return "-" if v is None or not np.isfinite(v) else f"{v:.{digits}f}"
 
 
-MODE_HEADER = ["mode", "mean P(fail)", "mean P(early warning)", "mean P(detected given fail)", "mean P(silent given fail)",
-               "mean P(silent)", "mean P(fail given null)", "cells failing", "cells silent", "median delay (rounds)"]
+MODE_HEADER = [
+    "mode",
+    "mean P(fail)",
+    "mean P(early warning)",
+    "mean P(detected given fail)",
+    "mean P(silent given fail)",
+    "mean P(silent)",
+    "mean P(fail given null)",
+    "cells failing",
+    "cells silent",
+    "median delay (rounds)",
+]
 DETECTOR_HEADER = ["detector", "achieved false-alarm rate (mean over cells)", "P(alarm)", "modes it ever caught"]
 
 
@@ -47,7 +57,9 @@ def caused_text(ds: xr.Dataset, mode: str) -> str:
     every cause its points name (``null_cause``; older results without it: no cause)."""
     if not bool(ds["caused_without_shift"].sel(mode=mode).any()):
         return ""
-    causes = sorted({str(c) for c in np.ravel(ds["null_cause"].sel(mode=mode).values)} - {""}) if "null_cause" in ds else []
+    causes = (
+        sorted({str(c) for c in np.ravel(ds["null_cause"].sel(mode=mode).values)} - {""}) if "null_cause" in ds else []
+    )
     return " (caused without shift" + (f", by: {' / '.join(causes)}" if causes else "") + ")"
 
 
@@ -64,11 +76,15 @@ def panel_note(ds: xr.Dataset, mode: str) -> str:
     if not np.any(pf >= 0.5):
         thr = getattr(scenario_from_dict(json.loads(ds.attrs["scenario"])).thresholds, mode)
         top = float(np.nanmax(ds["final_value_mean"].sel(mode=mode).values))
-        notes.append(f"no cell fails: P(fail) <= {_fmt(float(np.nanmax(pf)))}, mean final metric <= {_fmt(top, 3)} "
-                     f"(threshold {_fmt(thr, 3)})")
+        notes.append(
+            f"no cell fails: P(fail) <= {_fmt(float(np.nanmax(pf)))}, mean final metric <= {_fmt(top, 3)} "
+            f"(threshold {_fmt(thr, 3)})"
+        )
     flag = caused_text(ds, mode)
     if flag:
-        notes.append(f"fails in up to {float(np.nanmax(ds['null_failure_rate'].sel(mode=mode).values)):.0%} of null runs{flag}")
+        notes.append(
+            f"fails in up to {float(np.nanmax(ds['null_failure_rate'].sel(mode=mode).values)):.0%} of null runs{flag}"
+        )
     return "; ".join(notes)
 
 
@@ -83,10 +99,20 @@ def sweep_mode_table(ds: xr.Dataset) -> tuple[list[str], list[list[str]]]:
         delay = ds["delay_median"].sel(mode=m).values
         null = _mean(ds, "null_failure_rate", m)
         null += caused_text(ds, m)
-        rows.append([m, _fmt(np.nanmean(pf)), _mean(ds, "p_early_warning", m), _mean(ds, "p_detected_given_fail", m),
-                     _mean(ds, "p_silent_given_fail", m), _fmt(np.nanmean(ps)), null,
-                     f"{np.mean(pf >= 0.5):.2f}", f"{np.mean(ps >= 0.5):.2f}",
-                     _fmt(np.nanmedian(delay), 1) if np.isfinite(delay).any() else "-"])
+        rows.append(
+            [
+                m,
+                _fmt(np.nanmean(pf)),
+                _mean(ds, "p_early_warning", m),
+                _mean(ds, "p_detected_given_fail", m),
+                _mean(ds, "p_silent_given_fail", m),
+                _fmt(np.nanmean(ps)),
+                null,
+                f"{np.mean(pf >= 0.5):.2f}",
+                f"{np.mean(ps >= 0.5):.2f}",
+                _fmt(np.nanmedian(delay), 1) if np.isfinite(delay).any() else "-",
+            ]
+        )
     return MODE_HEADER, rows
 
 
@@ -96,8 +122,10 @@ def setting_text(sc) -> str:
     from .constraints import scenario_constraints
     from .sim.detectors import deployed
 
-    return (f"constraints in force: {', '.join(scenario_constraints(sc)) or 'none'}; "
-            f"detectors deployed: {', '.join(deployed(sc)) or 'none'}")
+    return (
+        f"constraints in force: {', '.join(scenario_constraints(sc)) or 'none'}; "
+        f"detectors deployed: {', '.join(deployed(sc)) or 'none'}"
+    )
 
 
 def detection_window(lead: int, grace: int) -> str:
@@ -114,10 +142,12 @@ def persistence_text(thresholds) -> str:
 def window_text(attrs) -> str:
     """The detection window and the null, in words."""
     window = detection_window(attrs.get("lead", 0), attrs["grace"])
-    null = ("the null runs in which no mode fails" if attrs.get("null") == "no_failure" else "the null runs (no shift)")
-    return (f"an alarm detects a failure only in the window {window} (an earlier alarm is an early warning, reported "
-            f"apart); a mode fails only if its metric stays over its threshold for thresholds.persist rounds "
-            f"(or to the horizon); detectors calibrated on {null}")
+    null = "the null runs in which no mode fails" if attrs.get("null") == "no_failure" else "the null runs (no shift)"
+    return (
+        f"an alarm detects a failure only in the window {window} (an earlier alarm is an early warning, reported "
+        f"apart); a mode fails only if its metric stays over its threshold for thresholds.persist rounds "
+        f"(or to the horizon); detectors calibrated on {null}"
+    )
 
 
 def sweep_detector_table(ds: xr.Dataset) -> tuple[list[str], list[list[str]]]:
@@ -126,7 +156,14 @@ def sweep_detector_table(ds: xr.Dataset) -> tuple[list[str], list[list[str]]]:
     rows = []
     for i, d in enumerate(ds.detector.values):
         caught = [m for m in MODES if (ds["detection_round"].sel(detector=d, mode=m) >= 0).any()]
-        rows.append([str(d), _fmt(np.nanmean(far[:, i]), 3), _fmt(float(ds["p_alarm"].sel(detector=d).mean())), ", ".join(caught) or "-"])
+        rows.append(
+            [
+                str(d),
+                _fmt(np.nanmean(far[:, i]), 3),
+                _fmt(float(ds["p_alarm"].sel(detector=d).mean())),
+                ", ".join(caught) or "-",
+            ]
+        )
     return DETECTOR_HEADER, rows
 
 
@@ -136,11 +173,17 @@ def sweep_markdown(ds: xr.Dataset, figure: str | Path | None = None) -> str:
     axes = json.loads(ds.attrs["axes"])
     sc = json.loads(ds.attrs["scenario"])
     out = [f"# silentfail sweep: {ds.attrs.get('scenario_name', '')}", ""]
-    grid = " x ".join(f"`{a}` ({ds.sizes[a]} values, {float(ds[a].min()):g} to {float(ds[a].max()):g})" for a in axes) or "one point"
-    out += [f"Grid: {grid}; {ds.attrs['seeds']} seeds per cell; detectors calibrated to alpha = {ds.attrs['alpha']} "
-            f"on {ds.attrs['calibration_seeds']} null runs per cell (a quarter fixes the score, a quarter sets the conformal "
-            f"quantile, half measure the achieved rate); {window_text(ds.attrs)}; "
-            f"attribution `{ds.attrs['attribution']}`.", ""]
+    grid = (
+        " x ".join(f"`{a}` ({ds.sizes[a]} values, {float(ds[a].min()):g} to {float(ds[a].max()):g})" for a in axes)
+        or "one point"
+    )
+    out += [
+        f"Grid: {grid}; {ds.attrs['seeds']} seeds per cell; detectors calibrated to alpha = {ds.attrs['alpha']} "
+        f"on {ds.attrs['calibration_seeds']} null runs per cell (a quarter fixes the score, a quarter sets the conformal "
+        f"quantile, half measure the achieved rate); {window_text(ds.attrs)}; "
+        f"attribution `{ds.attrs['attribution']}`.",
+        "",
+    ]
     from .sim.scenario import scenario_from_dict
 
     out += [setting_text(scenario_from_dict(sc)) + ".", ""]
@@ -156,7 +199,10 @@ def sweep_markdown(ds: xr.Dataset, figure: str | Path | None = None) -> str:
         out += [f"![phase diagram]({data or fig_path.name})", ""]
     bad = int((~ds["valid"].values.astype(bool)).sum())
     if bad:
-        out += [f"**Warning:** {bad} cell(s) had a diverging run (non-finite values or unstable local steps); their probabilities are NaN.", ""]
+        out += [
+            f"**Warning:** {bad} cell(s) had a diverging run (non-finite values or unstable local steps); their probabilities are NaN.",
+            "",
+        ]
     out += ["## Scenario", "", "```json", json.dumps(sc, indent=1, sort_keys=True), "```", ""]
     return "\n".join(out)
 
@@ -176,23 +222,57 @@ def trace_markdown(trace: xr.Dataset, verdict: xr.Dataset) -> str:
     if bad_round >= 0 or not np.isfinite(trace["mode_metric"].values).all():
         where = f"at round {bad_round}" if bad_round >= 0 else "(its mode metrics are not all finite)"
         out += [f"**This run diverged {where}: its metrics and verdict after that are not meaningful.**", ""]
-    out += [f"{describe_attrs(trace.attrs)}.", "", f"Access: {', '.join(json.loads(trace.attrs.get('access', '[]')))}; detectors calibrated to alpha = "
-            f"{verdict.attrs['alpha']} on {verdict.attrs['calibration_seeds']} null runs.", ""]
+    out += [
+        f"{describe_attrs(trace.attrs)}.",
+        "",
+        f"Access: {', '.join(json.loads(trace.attrs.get('access', '[]')))}; detectors calibrated to alpha = "
+        f"{verdict.attrs['alpha']} on {verdict.attrs['calibration_seeds']} null runs.",
+        "",
+    ]
     rows = []
     for m in MODES:
         tf = int(verdict["failure_round"].sel(mode=m))
-        dets = [f"{d} ({int(r)})" for d, r in zip(verdict.detector.values, verdict["detection_round"].sel(mode=m).values) if r >= 0]
-        state = "**silent**" if bool(verdict["silent"].sel(mode=m)) else ("detected" if bool(verdict["detected"].sel(mode=m)) else "no failure")
+        dets = [
+            f"{d} ({int(r)})"
+            for d, r in zip(verdict.detector.values, verdict["detection_round"].sel(mode=m).values)
+            if r >= 0
+        ]
+        state = (
+            "**silent**"
+            if bool(verdict["silent"].sel(mode=m))
+            else ("detected" if bool(verdict["detected"].sel(mode=m)) else "no failure")
+        )
         if bool(verdict["early_warning"].sel(mode=m)):
             state += " (early warning)"
         null = _fmt(float(verdict["null_failure_rate"].sel(mode=m))) + caused_text(verdict, m)
-        rows.append([m, str(tf) if tf >= 0 else "-", str(int(verdict["transient_crossings"].sel(mode=m))),
-                     ", ".join(dets) or "-", state, null])
+        rows.append(
+            [
+                m,
+                str(tf) if tf >= 0 else "-",
+                str(int(verdict["transient_crossings"].sel(mode=m))),
+                ", ".join(dets) or "-",
+                state,
+                null,
+            ]
+        )
     out += [f"Verdict rules: {window_text(verdict.attrs)}.", ""]
-    out += ["## Verdict", "", _md_table(["mode", "failure round", "transient crossings", "first alarms (round)", "verdict",
-                                          "P(fail given null)"], rows), ""]
-    far_rows = [[str(d), _fmt(float(verdict["false_alarm_rate"].sel(detector=d)), 3), _fmt(float(verdict["false_alarm_se"].sel(detector=d)), 3)]
-                for d in verdict.detector.values]
+    out += [
+        "## Verdict",
+        "",
+        _md_table(
+            ["mode", "failure round", "transient crossings", "first alarms (round)", "verdict", "P(fail given null)"],
+            rows,
+        ),
+        "",
+    ]
+    far_rows = [
+        [
+            str(d),
+            _fmt(float(verdict["false_alarm_rate"].sel(detector=d)), 3),
+            _fmt(float(verdict["false_alarm_se"].sel(detector=d)), 3),
+        ]
+        for d in verdict.detector.values
+    ]
     out += ["## Detector calibration", "", _md_table(["detector", "achieved false-alarm rate", "SE"], far_rows), ""]
     fig, axes = plt.subplots(2, 3, figsize=(10, 5.5), sharex=True, constrained_layout=True)
     for ax, m in zip(axes.flat, MODES):
@@ -215,8 +295,17 @@ def trace_markdown(trace: xr.Dataset, verdict: xr.Dataset) -> str:
     return "\n".join(out)
 
 
-ESTIMATE_HEADER = ["mode", "quantity", "boundary at x min / mid / max (median [90% band])", "P(in range)", "R-hat",
-                   "ESS bulk", "ESS tail", "divergences", "status"]
+ESTIMATE_HEADER = [
+    "mode",
+    "quantity",
+    "boundary at x min / mid / max (median [90% band])",
+    "P(in range)",
+    "R-hat",
+    "ESS bulk",
+    "ESS tail",
+    "divergences",
+    "status",
+]
 
 
 def estimate_rows(est: xr.Dataset) -> tuple[list[str], list[list[str]]]:
@@ -232,11 +321,21 @@ def estimate_rows(est: xr.Dataset) -> tuple[list[str], list[list[str]]]:
             for i in (0, n // 2, n - 1):
                 lo, med, hi = (float(e[v].values[i]) for v in ("boundary_q05", "boundary_median", "boundary_q95"))
                 pts.append(f"{_fmt(med, 3)} [{_fmt(lo, 3)}, {_fmt(hi, 3)}]" if med == med else "outside the grid")
-            rows.append([str(m), str(q), " / ".join(pts), _fmt(float(e["p_boundary_in_range"].mean())),
-                         _fmt(float(e["r_hat"]), 3), _fmt(float(e["ess_bulk"]), 0), _fmt(float(e["ess_tail"]), 0),
-                         str(int(e["divergences"])),
-                         "FLAGGED: " + str(e["reasons"].values) if bool(e["flagged"]) else
-                         ("ok" if str(e["status"].values) == "fit" else str(e["status"].values))])
+            rows.append(
+                [
+                    str(m),
+                    str(q),
+                    " / ".join(pts),
+                    _fmt(float(e["p_boundary_in_range"].mean())),
+                    _fmt(float(e["r_hat"]), 3),
+                    _fmt(float(e["ess_bulk"]), 0),
+                    _fmt(float(e["ess_tail"]), 0),
+                    str(int(e["divergences"])),
+                    "FLAGGED: " + str(e["reasons"].values)
+                    if bool(e["flagged"])
+                    else ("ok" if str(e["status"].values) == "fit" else str(e["status"].values)),
+                ]
+            )
     return ESTIMATE_HEADER, rows
 
 
@@ -244,11 +343,13 @@ def estimate_markdown(est: xr.Dataset) -> str:
     """The diagnostics table of a boundary estimate as Markdown."""
     x, y = est.attrs["x_axis"], est.attrs["y_axis"]
     xv = est["x_fine"].values
-    head = (f"# Posterior phase boundaries\n\nModel: {est.attrs.get('model')} (link {est.attrs.get('link')}), "
-            f"{est.attrs.get('chains')} NUTS chains x {est.attrs.get('draws')} draws. The boundary is the {y} at which "
-            f"P = 1/2, as a function of {x} (at {x} = {xv[0]:.4g} / {xv[len(xv) // 2]:.4g} / {xv[-1]:.4g}). A fit is "
-            f"flagged when R-hat > {est.attrs.get('rhat_max')}, any transition diverged, or a bulk/tail ESS is below "
-            f"{est.attrs.get('ess_min'):.0f}.\n\n")
+    head = (
+        f"# Posterior phase boundaries\n\nModel: {est.attrs.get('model')} (link {est.attrs.get('link')}), "
+        f"{est.attrs.get('chains')} NUTS chains x {est.attrs.get('draws')} draws. The boundary is the {y} at which "
+        f"P = 1/2, as a function of {x} (at {x} = {xv[0]:.4g} / {xv[len(xv) // 2]:.4g} / {xv[-1]:.4g}). A fit is "
+        f"flagged when R-hat > {est.attrs.get('rhat_max')}, any transition diverged, or a bulk/tail ESS is below "
+        f"{est.attrs.get('ess_min'):.0f}.\n\n"
+    )
     return head + _md_table(*estimate_rows(est)) + "\n"
 
 
@@ -261,26 +362,43 @@ def literature_rows(results: dict[str, xr.Dataset]) -> tuple[list[str], list[lis
         q = ds.attrs["quantity"]
         m = ds["mean"].sel(quantity=q).values
         x = ds["x"].values
-        rows.append([
-            ds.attrs["title"], q, f"{_fmt(m[0], 3)} ({x[0]})", f"{_fmt(m[-1], 3)} ({x[-1]})",
-            f"{_fmt(ds.attrs['effect'], 3)} ({_fmt(ds.attrs['effect_se'], 3)})", _fmt(ds.attrs["margin"], 3),
-            "yes" if ds.attrs["holds"] else "no",
-        ])
+        rows.append(
+            [
+                ds.attrs["title"],
+                q,
+                f"{_fmt(m[0], 3)} ({x[0]})",
+                f"{_fmt(m[-1], 3)} ({x[-1]})",
+                f"{_fmt(ds.attrs['effect'], 3)} ({_fmt(ds.attrs['effect_se'], 3)})",
+                _fmt(ds.attrs["margin"], 3),
+                "yes" if ds.attrs["holds"] else "no",
+            ]
+        )
     return header, rows
 
 
 def literature_markdown(results: dict[str, xr.Dataset], figure: str | Path | None = None) -> str:
     """The literature claims as a Markdown report: the table and every claim's statement."""
     header, rows = literature_rows(results)
-    parts = ["# The literature's claims in the stylized world", "",
-             "A claim holds when the quantity moves from the first arm to the last in the predicted direction "
-             "by more than the margin and more than 3 standard errors (seeds independent across arms).", "",
-             _md_table(header, rows), ""]
+    parts = [
+        "# The literature's claims in the stylized world",
+        "",
+        "A claim holds when the quantity moves from the first arm to the last in the predicted direction "
+        "by more than the margin and more than 3 standard errors (seeds independent across arms).",
+        "",
+        _md_table(header, rows),
+        "",
+    ]
     if figure is not None:
         parts += [f"![claims]({Path(figure).name})", ""]
     for ds in results.values():
         cites = ", ".join(json.loads(ds.attrs["cites"]))
-        parts += [f"## {ds.attrs['title']}", "", f"{ds.attrs['statement']} ({cites})", "",
-                  f"Arms: {ds.attrs['axis_label']} = {', '.join(str(v) for v in ds['x'].values)}; "
-                  f"{ds.sizes['seed']} seeds per arm.", ""]
+        parts += [
+            f"## {ds.attrs['title']}",
+            "",
+            f"{ds.attrs['statement']} ({cites})",
+            "",
+            f"Arms: {ds.attrs['axis_label']} = {', '.join(str(v) for v in ds['x'].values)}; "
+            f"{ds.sizes['seed']} seeds per arm.",
+            "",
+        ]
     return "\n".join(parts)

@@ -33,6 +33,7 @@ class Check(NamedTuple):
 
     @property
     def ok(self) -> bool:
+        """Whether the measured error is within the tolerance."""
         return self.error <= self.tolerance
 
 
@@ -42,7 +43,9 @@ def _rel(a: float, b: float) -> float:
 
 def _scalar_map(a: float, target: float, *, eta: float, lam: float, K: int) -> tuple[float, float]:
     """The simulation's K-step affine map of a scalar quadratic a/2 (x - target)^2."""
-    P, b = affine_map(LocalProblem(H=jnp.array([[a + lam]]), r=jnp.array([a * target])), jnp.eye(1), eta=eta, lam=lam, K=K)
+    P, b = affine_map(
+        LocalProblem(H=jnp.array([[a + lam]]), r=jnp.array([a * target])), jnp.eye(1), eta=eta, lam=lam, K=K
+    )
     return float(P[0, 0]), float(b[0])
 
 
@@ -53,6 +56,8 @@ def _fedavg_fixed_point(maps: np.ndarray, weights: np.ndarray) -> float:
 
 
 def verify_kstep(rng: np.random.Generator, draws: int = 20) -> float:
+    """The largest relative error of the K-step closed form (result 1) against K explicit gradient steps on ``draws``
+    random quadratics."""
     f = result("kstep").numeric("numpy")
     worst = 0.0
     for _ in range(draws):
@@ -113,7 +118,7 @@ def verify_label_shift(rng: np.random.Generator, draws: int = 6) -> float:
         mu, sd = rng.uniform(0.3, 1.5), rng.uniform(0.5, 2)
         pi0, pic = rng.uniform(0.2, 0.8, 2)
 
-        def beta(prior: float) -> float:
+        def beta(prior: float, mu: float = mu, sd: float = sd) -> float:
             cells = mt.CellScores(jnp.array([[-mu, -mu], [mu, mu]]), jnp.array([sd, sd]))
             pi = jnp.array([[(1 - prior) / 2] * 2, [prior / 2] * 2])
             return float(mt.fit_confidence(cells, pi).beta)
@@ -133,24 +138,33 @@ def verify_erosion(rng: np.random.Generator, draws: int = 5) -> float:
         H = A @ A.T / 5
         theta0, task, u = rng.normal(size=D), rng.normal(size=D), rng.normal(size=D)
         eta = 1.0 / (np.linalg.eigvalsh(H)[-1] + lam)
-        P, b = affine_map(LocalProblem(H=jnp.asarray(H + lam * np.eye(D)), r=jnp.asarray(H @ task)), jnp.eye(D), eta=eta, lam=lam, K=4000)
+        P, b = affine_map(
+            LocalProblem(H=jnp.asarray(H + lam * np.eye(D)), r=jnp.asarray(H @ task)),
+            jnp.eye(D),
+            eta=eta,
+            lam=lam,
+            K=4000,
+        )
         moved = float((np.asarray(P) @ theta0 + np.asarray(b) - theta0) @ u)
         h, E = np.linalg.eigh(H)
         worst = max(worst, _rel(float(f(h, E.T @ (task - theta0), E.T @ u, lam)), moved))
     return worst
 
 
-def simulated_power(pi: float, delta: float, *, s2: float, M: int, z: float, C: float, alpha: float,
-                    trials: int, key: jax.Array) -> float:
+def simulated_power(
+    pi: float, delta: float, *, s2: float, M: int, z: float, C: float, alpha: float, trials: int, key: jax.Array
+) -> float:
     """Empirical power of the one-sided aggregate z-test through the simulation's secure
     aggregation with central DP: M Gaussian reports (a fraction pi shifted by delta),
     clipped to C, summed, noised with z C; reject when the mean exceeds z_{1-alpha} sigma_T."""
     from jax.scipy.special import ndtri
 
-    sc = Scenario.model_validate({
-        "population": {"num_clients": M, "ood_subset": 1},
-        "federation": {"clients_per_round": M, "dp": "central", "noise_multiplier": z, "clip": C},
-    })
+    sc = Scenario.model_validate(
+        {
+            "population": {"num_clients": M, "ood_subset": 1},
+            "federation": {"clients_per_round": M, "dp": "central", "noise_multiplier": z, "clip": C},
+        }
+    )
     shift = jnp.where(jnp.arange(M) < round(pi * M), delta, 0.0)[:, None]
     sigma_T = np.sqrt(s2 / M + z**2 * C**2 / M**2)
 
@@ -170,8 +184,9 @@ def verify_dp_power(rng: np.random.Generator, trials: int = 4000) -> Check:
     pi, s2, M, z, C, alpha = 0.25, 1.0, 100, 1.0, 6.0, 0.05
     worst = 0.0
     for delta in (0.0, 0.3, 0.6, 0.9, 1.2):
-        emp = simulated_power(pi, delta, s2=s2, M=M, z=z, C=C, alpha=alpha, trials=trials,
-                              key=jax.random.key(int(rng.integers(2**31))))
+        emp = simulated_power(
+            pi, delta, s2=s2, M=M, z=z, C=C, alpha=alpha, trials=trials, key=jax.random.key(int(rng.integers(2**31)))
+        )
         exact = float(f(pi, delta, s2, M, z, C, alpha))
         se = np.sqrt(max(exact * (1 - exact), 1e-4) / trials)
         worst = max(worst, abs(emp - exact) / se)
@@ -185,8 +200,9 @@ def verify_minimal_detectable_shift(rng: np.random.Generator, trials: int = 4000
     for z, beta in ((0.5, 0.2), (2.0, 0.1), (4.0, 0.5)):
         pi, s2, M, C, alpha = 0.25, 1.0, 100, 6.0, 0.05
         d = float(mds(pi, s2, M, z, C, alpha, beta))
-        emp = simulated_power(pi, d, s2=s2, M=M, z=z, C=C, alpha=alpha, trials=trials,
-                              key=jax.random.key(int(rng.integers(2**31))))
+        emp = simulated_power(
+            pi, d, s2=s2, M=M, z=z, C=C, alpha=alpha, trials=trials, key=jax.random.key(int(rng.integers(2**31)))
+        )
         worst = max(worst, abs(emp - (1 - beta)) / np.sqrt(beta * (1 - beta) / trials))
     return Check(worst, 4.0, "|error| / SE")
 

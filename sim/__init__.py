@@ -10,7 +10,14 @@ def clear_caches() -> None:
 
     from . import batch, federate, population, verdict
 
-    for fn in (batch._compiled, batch._traceable, federate._compiled, population._compiled_build, verdict._calibration,
-               verdict._compiled_statistics, verdict._null_attribution):
+    for fn in (
+        batch._compiled,
+        batch._traceable,
+        federate._compiled,
+        population._compiled_build,
+        verdict._calibration,
+        verdict._compiled_statistics,
+        verdict._null_attribution,
+    ):
         fn.cache_clear()
     jax.clear_caches()

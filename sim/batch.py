@@ -70,14 +70,23 @@ def _one(sc: Scenario, paths: tuple[str, ...], detectors: tuple[str, ...], value
     rounds = out.rounds
     pub = Public(alignment_score(ctx.theta0, ctx.world), mt.base_accuracy(ctx.theta0, ctx.world))
     metric, (t_f, transients) = mode_failures(
-        rounds["mode_metric"], rounds["acc_mean"], fm_fairness(view, ctx, pop), pop.fm_acc.mean(),
-        view.thresholds, xp=jnp,
+        rounds["mode_metric"],
+        rounds["acc_mean"],
+        fm_fairness(view, ctx, pop),
+        pop.fm_acc.mean(),
+        view.thresholds,
+        xp=jnp,
     )
     stats = statistics(rounds, pub, view, detectors)
     return dict(
-        failure_round=t_f, transients=transients, final_value=metric[-1], worst_value=metric.max(0),
+        failure_round=t_f,
+        transients=transients,
+        final_value=metric[-1],
+        worst_value=metric.max(0),
         stat_max=jnp.max(jnp.where(jnp.isnan(stats), -jnp.inf, stats), axis=0),
-        alarm_round=first_over(stats, thresholds), finite=jnp.all(rounds["finite"]), lam_max=jnp.max(lam_max),
+        alarm_round=first_over(stats, thresholds),
+        finite=jnp.all(rounds["finite"]),
+        lam_max=jnp.max(lam_max),
     )
 
 
@@ -100,8 +109,10 @@ def _compiled(scenario_json: str, paths: tuple[str, ...], detectors: tuple[str, 
     split = NamedSharding(mesh, PartitionSpec(GRID))
 
     def sharded(values, seeds, thresholds):
-        args = jax.tree.map(lambda a: jax.lax.with_sharding_constraint(a.reshape((D, -1) + a.shape[1:]), split),
-                            (values, seeds, thresholds))
+        args = jax.tree.map(
+            lambda a: jax.lax.with_sharding_constraint(a.reshape((D, -1) + a.shape[1:]), split),
+            (values, seeds, thresholds),
+        )
         out = jax.vmap(many)(*args)
         return jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:]), out)
 
@@ -109,8 +120,14 @@ def _compiled(scenario_json: str, paths: tuple[str, ...], detectors: tuple[str, 
 
 
 def run_batch(
-    sc: Scenario, paths: tuple[str, ...], detectors: tuple[str, ...], values: np.ndarray, seeds: np.ndarray,
-    thresholds: np.ndarray, *, devices: int | None = None,
+    sc: Scenario,
+    paths: tuple[str, ...],
+    detectors: tuple[str, ...],
+    values: np.ndarray,
+    seeds: np.ndarray,
+    thresholds: np.ndarray,
+    *,
+    devices: int | None = None,
 ) -> Outcome:
     """Outcomes of B runs: ``values`` (B, len(paths)) of the traced fields ``paths``,
     ``seeds`` (B,), ``thresholds`` (B, K) (+inf: no alarms, e.g. for null runs).
@@ -129,9 +146,11 @@ def run_batch(
     thresholds = np.asarray(thresholds, np.float32).reshape(B, -1)
     seeds = np.asarray(seeds, np.uint32)
     if pad:
-        values, seeds, thresholds = (np.concatenate([a, np.repeat(a[-1:], pad, axis=0)]) for a in (values, seeds, thresholds))
+        values, seeds, thresholds = (
+            np.concatenate([a, np.repeat(a[-1:], pad, axis=0)]) for a in (values, seeds, thresholds)
+        )
     fn = _compiled(sc.to_json(), tuple(paths), tuple(detectors), None if devices == 1 else devices)
-    parts = [fn(values[i:i + CALL], seeds[i:i + CALL], thresholds[i:i + CALL]) for i in range(0, B + pad, CALL)]
+    parts = [fn(values[i : i + CALL], seeds[i : i + CALL], thresholds[i : i + CALL]) for i in range(0, B + pad, CALL)]
     return Outcome(**{k: np.concatenate([np.asarray(p[k]) for p in parts])[:B] for k in Outcome._fields})
 
 
@@ -141,7 +160,11 @@ def _traceable(scenario_json: str, path: str) -> bool:
     fn = functools.partial(_one, sc, (path,), ())
     try:
         jax.eval_shape(fn, jnp.zeros(1, jnp.float32), jnp.uint32(0), jnp.zeros(0, jnp.float32))
-    except (jax.errors.ConcretizationTypeError, jax.errors.TracerBoolConversionError, jax.errors.TracerIntegerConversionError):
+    except (
+        jax.errors.ConcretizationTypeError,
+        jax.errors.TracerBoolConversionError,
+        jax.errors.TracerIntegerConversionError,
+    ):
         return False
     return True
 

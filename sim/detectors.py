@@ -47,8 +47,8 @@ import numpy as np
 from jax import Array
 
 from .changepoint import changepoint_log_odds
-from .metrics import directional_bias_amplification
 from .federate import REPORT_SENSITIVITY, report_noise_std
+from .metrics import directional_bias_amplification
 from .observe import OBSERVABLES, available_access
 from .scenario import DETECTORS, MODES, Scenario
 from .world import ALIGN_AXIS, SPU_AXIS
@@ -66,11 +66,15 @@ class Public(NamedTuple):
 
 
 class Channel(NamedTuple):
+    """One statistic of a detector and the modes it watches (the taxonomy's detects edges)."""
+
     name: str
     watches: tuple[str, ...]
 
 
 class Detector(NamedTuple):
+    """A detector: its taxonomy id, the observables it reads, its channels and its statistic."""
+
     name: str  # taxonomy id
     observables: tuple[str, ...]  # taxonomy observable ids
     channels: tuple[Channel, ...]
@@ -78,6 +82,7 @@ class Detector(NamedTuple):
 
     @property
     def requires(self) -> tuple[str, ...]:
+        """The access the detector's observables require (taxonomy access ids)."""
         return tuple(sorted({a for ob in self.observables for a in OBSERVABLES[ob].requires}))
 
 
@@ -101,11 +106,51 @@ def _mean(total: Array, count: Array) -> Array:
 
 
 def aggregate_statistic(obs: dict, pub: Public, sc: Scenario) -> Array:
+    """The aggregate performance monitor: the drop of the reported mean accuracy since
+    round 0,
+
+        s_t = Abar_0 - Abar_t,  Abar_t = (secure sum of the participants' accuracies + noise) / count_t,
+
+    carried over rounds that released nothing. It watches no mode: a mean over clients
+    hides every one of them (McMahan et al. 2017 report exactly this metric).
+
+    Args:
+        obs: the observable trace, ``obs_*`` arrays over rounds (leading axis T): what the
+            constraints let the server see (sim/observe.py).
+        pub: the server-known constants (the FM's probe alignment and P0 accuracy).
+        sc: the scenario (for the public DP noise scale and the horizon).
+
+    Returns:
+        (T, 1) the statistic per round.
+    """
     acc = _mean(obs["obs_report"], obs["obs_count"])[:, 0]
     return (acc[0] - acc)[:, None]
 
 
 def group_statistic(obs: dict, pub: Public, sc: Scenario) -> Array:
+    """The group-stratified secure-aggregated monitor: from the DP-noised per-group sums
+    of mass, correct, predicted-positive and positive-label mass, the group accuracies
+    Acc_a, the growth of their gap and the drop of the worst one (fairness collapse), and
+    the directional bias amplification of the noised group rates (amplified bias):
+
+        s_t = [gap_t - gap_0,  min_a Acc_a,0 - min_a Acc_a,t,  BA(P(yhat=1 | a), P(y=1 | a))],
+        gap_t = max_a Acc_a,t - min_a Acc_a,t.
+
+    A noised mass below half a client is treated as half a client (no information).
+
+    Args:
+        obs: the observable trace, ``obs_*`` arrays over rounds (leading axis T): what the
+            constraints let the server see (sim/observe.py).
+        pub: the server-known constants (the FM's probe alignment and P0 accuracy).
+        sc: the scenario (for the public DP noise scale and the horizon).
+
+    Returns:
+        (T, 3) the three channels per round.
+
+    References:
+        Hardt, Price, Srebro (2016), Equality of Opportunity in Supervised Learning, NeurIPS.
+        Wang, Russakovsky (2021), Directional Bias Amplification, ICML.
+    """
     g = ffill(obs["obs_group"])  # (T, 4, G): mass, correct, pred_pos, label_pos
     mass = jnp.maximum(g[:, 0], 0.5)  # a noised mass below half a client is no information
     acc, ppr, lr = (jnp.clip(g[:, i] / mass, 0.0, 1.0) for i in (1, 2, 3))
@@ -117,16 +162,62 @@ def group_statistic(obs: dict, pub: Public, sc: Scenario) -> Array:
 
 
 def probe_statistic(obs: dict, pub: Public, sc: Scenario) -> Array:
+    """The server's own evaluation of the global model on its public probe set and P0
+    sample: s_t = [A(theta_0) - A(theta_g^t),  Acc_P0(theta_0) - Acc_P0(theta_g^t)]
+    (alignment erosion and out-of-domain degradation of the global model; exact, no noise).
+
+    Args:
+        obs: the observable trace, ``obs_*`` arrays over rounds (leading axis T): what the
+            constraints let the server see (sim/observe.py).
+        pub: the server-known constants (the FM's probe alignment and P0 accuracy).
+        sc: the scenario (for the public DP noise scale and the horizon).
+
+    Returns:
+        (T, 2) the two channels per round.
+    """
     g = obs["obs_global"]
     return jnp.stack([pub.fm_alignment - g[:, 0], pub.fm_p0_acc - g[:, 1]], axis=-1)
 
 
 def fedeval_statistic(obs: dict, pub: Public, sc: Scenario) -> Array:
+    """Federated evaluation: the clients evaluate their personal models and report
+    through DP secure sums; the means over the participants give
+
+        s_t = [A(theta_0) - mean_c A(theta_c),  Acc_P0(theta_0) - mean_c Acc_P0(theta_c),
+               mean_c ECE_c,  mean_c Delta_c^mis]
+
+    (erosion, out-of-domain degradation, miscalibration and adaptation misalignment of
+    the deployed models; a mean, so a worst-decile failure can hide in it).
+
+    Args:
+        obs: the observable trace, ``obs_*`` arrays over rounds (leading axis T): what the
+            constraints let the server see (sim/observe.py).
+        pub: the server-known constants (the FM's probe alignment and P0 accuracy).
+        sc: the scenario (for the public DP noise scale and the horizon).
+
+    Returns:
+        (T, 4) the four channels per round.
+    """
     m = _mean(obs["obs_fedeval"], obs["obs_count"])  # alignment, p0_acc, ece, misalignment
     return jnp.stack([pub.fm_alignment - m[:, 0], pub.fm_p0_acc - m[:, 1], m[:, 2], m[:, 3]], axis=-1)
 
 
 def direction_statistic(obs: dict, pub: Public, sc: Scenario) -> Array:
+    """The update-direction monitor: the cumulative projection of the noised mean
+    aggregate update u_t on the public alignment direction (erosion) and the absolute
+    cumulative projection on the public spurious direction (amplified bias),
+
+        s_t = [sum_(r<=t) u_r . e_align,  |sum_(r<=t) u_r . e_spu|].
+
+    Args:
+        obs: the observable trace, ``obs_*`` arrays over rounds (leading axis T): what the
+            constraints let the server see (sim/observe.py).
+        pub: the server-known constants (the FM's probe alignment and P0 accuracy).
+        sc: the scenario (for the public DP noise scale and the horizon).
+
+    Returns:
+        (T, 2) the two channels per round.
+    """
     u = obs["obs_update_sum"] / jnp.maximum(obs["obs_weight_sum"], 1e-12)[:, None]
     return jnp.stack([jnp.cumsum(u[:, ALIGN_AXIS]), jnp.abs(jnp.cumsum(u[:, SPU_AXIS]))], axis=-1)
 
@@ -152,6 +243,27 @@ def _acc_stream(obs: dict, sc: Scenario) -> tuple[Array, Array]:
 
 
 def cusum_statistic(obs: dict, pub: Public, sc: Scenario) -> Array:
+    """Sequential change detection on the reported mean accuracy and on the global
+    model's probe alignment, each a one-sided CUSUM (:func:`cusum`)
+
+        s_t = max(0, s_{t-1} + (v_{t-1} - v_t) / sigma_t - k),   k = ``CUSUM_K``,
+
+    with sigma_t the public DP noise of a difference of two rounds' means (sqrt(2) times
+    that of one, floored at ``CUSUM_FLOOR``) for the accuracy, and the floor for the
+    alignment.
+
+    Args:
+        obs: the observable trace, ``obs_*`` arrays over rounds (leading axis T): what the
+            constraints let the server see (sim/observe.py).
+        pub: the server-known constants (the FM's probe alignment and P0 accuracy).
+        sc: the scenario (for the public DP noise scale and the horizon).
+
+    Returns:
+        (T, 2) the two CUSUM paths.
+
+    References:
+        Page (1954), Continuous Inspection Schemes, Biometrika 41.
+    """
     acc, sd_mean = _acc_stream(obs, sc)
     sigma_acc = jnp.maximum(jnp.sqrt(2.0) * sd_mean, CUSUM_FLOOR)  # sd of the difference of two means
     align = obs["obs_global"][:, 0]
@@ -159,21 +271,75 @@ def cusum_statistic(obs: dict, pub: Public, sc: Scenario) -> Array:
 
 
 def changepoint_statistic(obs: dict, pub: Public, sc: Scenario) -> Array:
+    """Bayesian change-point detection: the log posterior odds
+
+        s_t = log P(tau <= t | v_0..v_t) - log P(tau > t | v_0..v_t)
+
+    that a downward change has happened by round t
+    (:func:`silentfail.sim.changepoint.changepoint_log_odds`), in the
+    reported mean accuracy (known noise variance: the public DP noise of the mean plus
+    the floor; change prior scale ``CHANGE_SCALE_ACC``) and in the global alignment
+    (floor; change prior scale the erosion threshold), with hazard 1/T.
+
+    Args:
+        obs: the observable trace, ``obs_*`` arrays over rounds (leading axis T): what the
+            constraints let the server see (sim/observe.py).
+        pub: the server-known constants (the FM's probe alignment and P0 accuracy).
+        sc: the scenario (for the public DP noise scale and the horizon).
+
+    Returns:
+        (T, 2) the two log-odds paths.
+
+    References:
+        Adams, MacKay (2007), Bayesian Online Changepoint Detection, arXiv:0710.3742.
+        Smith (1975), A Bayesian approach to inference about a change-point, Biometrika 62.
+    """
     acc, sd_mean = _acc_stream(obs, sc)
     align = obs["obs_global"][:, 0]
     hazard = 1.0 / sc.federation.rounds
     floor = jnp.full_like(align, CUSUM_FLOOR**2)  # the clients' sampling variation
-    return jnp.stack([
-        changepoint_log_odds(acc, sd_mean**2 + floor, CHANGE_SCALE_ACC, hazard),
-        changepoint_log_odds(align, floor, sc.thresholds.alignment_erosion, hazard),
-    ], axis=-1)
+    return jnp.stack(
+        [
+            changepoint_log_odds(acc, sd_mean**2 + floor, CHANGE_SCALE_ACC, hazard),
+            changepoint_log_odds(align, floor, sc.thresholds.alignment_erosion, hazard),
+        ],
+        axis=-1,
+    )
 
 
 def inspection_statistic(obs: dict, pub: Public, sc: Scenario) -> Array:
+    """Update inspection (needs per-client values: no secure aggregation): over the
+    participants' updates Delta_c,
+
+        s_t = [max_c Delta_c . e_align,  max_c |Delta_c . e_spu|,  max_c |Delta_c|].
+
+    Args:
+        obs: the observable trace, ``obs_*`` arrays over rounds (leading axis T): what the
+            constraints let the server see (sim/observe.py).
+        pub: the server-known constants (the FM's probe alignment and P0 accuracy).
+        sc: the scenario (for the public DP noise scale and the horizon).
+
+    Returns:
+        (T, 3) the three channels per round (carried over rounds with no participant).
+    """
     return ffill(obs["obs_inspect"])
 
 
 def audit_statistic(obs: dict, pub: Public, sc: Scenario) -> Array:
+    """The central audit (the oracle; needs the personal models and the raw data): the
+    six mode metrics of the deployed models themselves, s_t = [metric_m(theta_1:N,t)]_m,
+    before the FM's reference values are subtracted
+    (:func:`silentfail.sim.federate.round_metrics`).
+
+    Args:
+        obs: the observable trace, ``obs_*`` arrays over rounds (leading axis T): what the
+            constraints let the server see (sim/observe.py).
+        pub: the server-known constants (the FM's probe alignment and P0 accuracy).
+        sc: the scenario (for the public DP noise scale and the horizon).
+
+    Returns:
+        (T, 6) one channel per mode.
+    """
     return obs["obs_audit"]
 
 
@@ -182,25 +348,67 @@ _B, _C, _F, _M, _O, _E = MODES
 REGISTRY: dict[str, Detector] = {
     d.name: d
     for d in (
-        Detector("aggregate_monitor", ("aggregate_metrics", "participant_counts"),
-                 (Channel("acc_drop", ()),), aggregate_statistic),
-        Detector("group_stratified_monitor", ("group_stratified_metrics",),
-                 (Channel("acc_gap_growth", (_F,)), Channel("worst_group_drop", (_F,)), Channel("bias_amplification", (_B,))),
-                 group_statistic),
-        Detector("server_probe_eval", ("global_probe_scores",),
-                 (Channel("alignment_drop", (_E,)), Channel("p0_acc_drop", (_O,))), probe_statistic),
-        Detector("federated_evaluation", ("federated_eval_reports", "participant_counts"),
-                 (Channel("alignment_drop", (_E,)), Channel("p0_acc_drop", (_O,)), Channel("mean_ece", (_C,)),
-                  Channel("mean_within_round_drop", (_M,))), fedeval_statistic),
-        Detector("update_direction_monitor", ("noised_update_sum",),
-                 (Channel("alignment_projection", (_E,)), Channel("spurious_projection", (_B,))), direction_statistic),
-        Detector("cusum_detector", ("aggregate_metrics", "global_probe_scores", "participant_counts"),
-                 (Channel("acc_cusum", ()), Channel("alignment_cusum", (_E,))), cusum_statistic),
-        Detector("bayesian_changepoint", ("aggregate_metrics", "global_probe_scores", "participant_counts"),
-                 (Channel("acc_changepoint", ()), Channel("alignment_changepoint", (_E,))), changepoint_statistic),
-        Detector("update_inspection", ("individual_updates",),
-                 (Channel("alignment_projection_max", (_E, _M)), Channel("spurious_projection_max", (_B,)),
-                  Channel("norm_max", (_O, _M))), inspection_statistic),
+        Detector(
+            "aggregate_monitor",
+            ("aggregate_metrics", "participant_counts"),
+            (Channel("acc_drop", ()),),
+            aggregate_statistic,
+        ),
+        Detector(
+            "group_stratified_monitor",
+            ("group_stratified_metrics",),
+            (
+                Channel("acc_gap_growth", (_F,)),
+                Channel("worst_group_drop", (_F,)),
+                Channel("bias_amplification", (_B,)),
+            ),
+            group_statistic,
+        ),
+        Detector(
+            "server_probe_eval",
+            ("global_probe_scores",),
+            (Channel("alignment_drop", (_E,)), Channel("p0_acc_drop", (_O,))),
+            probe_statistic,
+        ),
+        Detector(
+            "federated_evaluation",
+            ("federated_eval_reports", "participant_counts"),
+            (
+                Channel("alignment_drop", (_E,)),
+                Channel("p0_acc_drop", (_O,)),
+                Channel("mean_ece", (_C,)),
+                Channel("mean_within_round_drop", (_M,)),
+            ),
+            fedeval_statistic,
+        ),
+        Detector(
+            "update_direction_monitor",
+            ("noised_update_sum",),
+            (Channel("alignment_projection", (_E,)), Channel("spurious_projection", (_B,))),
+            direction_statistic,
+        ),
+        Detector(
+            "cusum_detector",
+            ("aggregate_metrics", "global_probe_scores", "participant_counts"),
+            (Channel("acc_cusum", ()), Channel("alignment_cusum", (_E,))),
+            cusum_statistic,
+        ),
+        Detector(
+            "bayesian_changepoint",
+            ("aggregate_metrics", "global_probe_scores", "participant_counts"),
+            (Channel("acc_changepoint", ()), Channel("alignment_changepoint", (_E,))),
+            changepoint_statistic,
+        ),
+        Detector(
+            "update_inspection",
+            ("individual_updates",),
+            (
+                Channel("alignment_projection_max", (_E, _M)),
+                Channel("spurious_projection_max", (_B,)),
+                Channel("norm_max", (_O, _M)),
+            ),
+            inspection_statistic,
+        ),
         Detector("central_audit", ("personal_model_audit",), tuple(Channel(m, (m,)) for m in MODES), audit_statistic),
     )
 }
@@ -231,13 +439,16 @@ class Layout(NamedTuple):
 
 
 def layout(detectors: tuple[str, ...]) -> Layout:
+    """The channels of these detectors, flattened, with their owners and watched modes."""
     names, owner, watches = [], [], []
     for i, d in enumerate(detectors):
         for ch in REGISTRY[d].channels:
             names.append(f"{d}/{ch.name}")
             owner.append(i)
             watches.append([m in ch.watches for m in MODES])
-    return Layout(tuple(detectors), tuple(names), np.asarray(owner, int), np.asarray(watches, bool).reshape(-1, len(MODES)))
+    return Layout(
+        tuple(detectors), tuple(names), np.asarray(owner, int), np.asarray(watches, bool).reshape(-1, len(MODES))
+    )
 
 
 def statistics(obs: dict, pub: Public, sc: Scenario, detectors: tuple[str, ...]) -> Array:
@@ -311,7 +522,7 @@ def calibrate(null_max: np.ndarray, owner: np.ndarray, n_detectors: int, alpha: 
     x = np.where(np.isnan(x), -np.inf, x)
     x = np.where(np.isfinite(x), x, np.sign(x) * 1e30)
     S = x.shape[0]
-    fit, cal, val = x[: S // 4], x[S // 4: S // 2], x[S // 2:]
+    fit, cal, val = x[: S // 4], x[S // 4 : S // 2], x[S // 2 :]
     thr = np.full(x.shape[1], np.inf)
     ok = np.zeros(n_detectors, bool)
     achieved = np.full(n_detectors, np.nan)

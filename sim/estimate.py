@@ -140,6 +140,7 @@ class Axis(NamedTuple):
 
     @classmethod
     def of(cls, name: str, values: Any) -> Axis:
+        """The axis of these values (log10 when geometrically spaced)."""
         v = np.asarray(values, float)
         log = is_log_axis(v)
         t = np.log10(v) if log else v
@@ -149,10 +150,12 @@ class Axis(NamedTuple):
         return cls(name, v, log, lo, hi)
 
     def unit(self, v: Any) -> np.ndarray:
+        """Unit coordinates u = (t - lo) / (hi - lo), t = v or log10 v."""
         t = np.log10(np.asarray(v, float)) if self.log else np.asarray(v, float)
         return (t - self.lo) / (self.hi - self.lo)
 
     def value(self, u: Any) -> np.ndarray:
+        """The axis value at unit coordinate u (inverse of :meth:`unit`)."""
         t = self.lo + np.asarray(u, float) * (self.hi - self.lo)
         return 10.0**t if self.log else t
 
@@ -176,6 +179,7 @@ class Counts:
 
     @property
     def fraction(self) -> np.ndarray:
+        """k / n per cell (NaN where n = 0)."""
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(self.n > 0, self.k / np.maximum(self.n, 1), np.nan)
 
@@ -312,6 +316,7 @@ class Diagnostics:
 
     @property
     def reasons(self) -> list[str]:
+        """Why the fit is flagged: R-hat, divergences, ESS (empty when it is not)."""
         out = []
         if not self.sampled:
             return out
@@ -325,6 +330,7 @@ class Diagnostics:
 
     @property
     def flagged(self) -> bool:
+        """Whether any diagnostic failed."""
         return bool(self.reasons)
 
 
@@ -345,15 +351,31 @@ def diagnose(samples: dict[str, np.ndarray], diverging: np.ndarray) -> Diagnosti
             eb.append(float(az.ess(x, method="bulk")))
             et.append(float(az.ess(x, method="tail")))
     ch, dr = np.asarray(diverging).shape
-    return Diagnostics(max(rh, default=np.nan), min(eb, default=np.nan), min(et, default=np.nan),
-                       int(np.asarray(diverging).sum()), ch, dr)
+    return Diagnostics(
+        max(rh, default=np.nan),
+        min(eb, default=np.nan),
+        min(et, default=np.nan),
+        int(np.asarray(diverging).sum()),
+        ch,
+        dr,
+    )
 
 
 _MCMC: dict[tuple, Any] = {}
 
 
-def run_nuts(model, key: tuple, args: tuple, *, chains: int, warmup: int, samples: int, seed: int,
-             target_accept: float = 0.99, max_tree_depth: int = 8) -> tuple[dict[str, np.ndarray], Diagnostics]:
+def run_nuts(
+    model,
+    key: tuple,
+    args: tuple,
+    *,
+    chains: int,
+    warmup: int,
+    samples: int,
+    seed: int,
+    target_accept: float = 0.99,
+    max_tree_depth: int = 8,
+) -> tuple[dict[str, np.ndarray], Diagnostics]:
     """NUTS on ``model(*args)`` with ``chains`` vectorized chains; the compiled sampler is
     cached per (key, shapes), so refits of the same shapes do not recompile. Returns the
     draws grouped by chain and the diagnostics.
@@ -371,8 +393,15 @@ def run_nuts(model, key: tuple, args: tuple, *, chains: int, warmup: int, sample
     mcmc = _MCMC.get(ck)
     if mcmc is None:
         kernel = NUTS(model, target_accept_prob=target_accept, max_tree_depth=max_tree_depth)
-        mcmc = MCMC(kernel, num_warmup=warmup, num_samples=samples, num_chains=chains,
-                    chain_method="vectorized", progress_bar=False, jit_model_args=True)
+        mcmc = MCMC(
+            kernel,
+            num_warmup=warmup,
+            num_samples=samples,
+            num_chains=chains,
+            chain_method="vectorized",
+            progress_bar=False,
+            jit_model_args=True,
+        )
         _MCMC[ck] = mcmc
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -414,18 +443,39 @@ class BoundaryFit:
 
     @property
     def flagged(self) -> bool:
+        """Whether the fit's diagnostics failed (:attr:`Diagnostics.reasons`)."""
         return self.diagnostics.flagged
 
     def summary(self) -> dict[str, Any]:
+        """The fit's label, model, status, diagnostics and mean P(boundary in range), as a dict."""
         d = self.diagnostics
-        return dict(label=self.counts.label, model=self.model, status=self.status, r_hat=d.r_hat, ess_bulk=d.ess_bulk, ess_tail=d.ess_tail,
-                    divergences=d.divergences, flagged=d.flagged, reasons="; ".join(d.reasons),
-                    p_in_range=float(np.mean(self.p_in_range)))
+        return dict(
+            label=self.counts.label,
+            model=self.model,
+            status=self.status,
+            r_hat=d.r_hat,
+            ess_bulk=d.ess_bulk,
+            ess_tail=d.ess_tail,
+            divergences=d.divergences,
+            flagged=d.flagged,
+            reasons="; ".join(d.reasons),
+            p_in_range=float(np.mean(self.p_in_range)),
+        )
 
 
-def fit_boundary(counts: Counts, *, model: str = "probit", link: str = "probit", n_basis: int = 6, smooth: float = 0.3,
-                 direction: float | None = None, chains: int = 4, warmup: int = 1000, samples: int = 1000,
-                 seed: int = 0) -> BoundaryFit:
+def fit_boundary(
+    counts: Counts,
+    *,
+    model: str = "probit",
+    link: str = "probit",
+    n_basis: int = 6,
+    smooth: float = 0.3,
+    direction: float | None = None,
+    chains: int = 4,
+    warmup: int = 1000,
+    samples: int = 1000,
+    seed: int = 0,
+) -> BoundaryFit:
     """Posterior of the phase boundary of ``counts`` (module docstring)."""
     if model not in MODELS:
         raise EstimateError(f"unknown model {model!r}; models: {', '.join(MODELS)}")
@@ -443,21 +493,41 @@ def fit_boundary(counts: Counts, *, model: str = "probit", link: str = "probit",
         rng = np.random.default_rng(seed)
         surface = rng.beta(counts.k + 0.5, counts.n - counts.k + 0.5, size=(S,) + counts.k.shape)
         side = "0" if counts.k.sum() == 0 else "1"
-        return BoundaryFit(counts, model, link, counts.x.value(uf), np.full((3, N_FINE), np.nan), np.zeros(N_FINE), surface,
-                           Diagnostics(np.nan, np.nan, np.nan, 0, chains, samples, sampled=False),
-                           unit_draws=np.full((S, N_FINE), np.nan),
-                           status=f"no transition: empirical P = {side} in every cell (the boundary lies outside the grid; "
-                                  "per-cell Jeffreys posteriors)")
+        return BoundaryFit(
+            counts,
+            model,
+            link,
+            counts.x.value(uf),
+            np.full((3, N_FINE), np.nan),
+            np.zeros(N_FINE),
+            surface,
+            Diagnostics(np.nan, np.nan, np.nan, 0, chains, samples, sampled=False),
+            unit_draws=np.full((S, N_FINE), np.nan),
+            status=f"no transition: empirical P = {side} in every cell (the boundary lies outside the grid; "
+            "per-cell Jeffreys posteriors)",
+        )
     if model == "probit":
-        return fit_probit_boundaries([counts], link=link, n_basis=n_basis, smooth=smooth, direction=direction,
-                                     chains=chains, warmup=warmup, samples=samples, seed=seed)[0]
+        return fit_probit_boundaries(
+            [counts],
+            link=link,
+            n_basis=n_basis,
+            smooth=smooth,
+            direction=direction,
+            chains=chains,
+            warmup=warmup,
+            samples=samples,
+            seed=seed,
+        )[0]
     # the GP classifier
     phi = _gp_features(xu, yu)
     fn = lambda p_, k_, n_: gp_model(p_, k_, n_, link)  # noqa: E731
-    draws, diag = run_nuts(fn, ("gp", link), (phi, k.ravel(), n.ravel()),
-                           chains=chains, warmup=warmup, samples=samples, seed=seed)
+    draws, diag = run_nuts(
+        fn, ("gp", link), (phi, k.ravel(), n.ravel()), chains=chains, warmup=warmup, samples=samples, seed=seed
+    )
     flat = {k_: v.reshape((S,) + v.shape[2:]) for k_, v in draws.items()}
-    coef = np.asarray(jax.vmap(_gp_sqrt_spd)(jnp.asarray(flat["amplitude"]), jnp.asarray(flat["length"]))) * flat["beta"]
+    coef = (
+        np.asarray(jax.vmap(_gp_sqrt_spd)(jnp.asarray(flat["amplitude"]), jnp.asarray(flat["length"]))) * flat["beta"]
+    )
     f_cells = flat["intercept"][:, None] + coef @ phi.T
     surface = np.asarray(_cdf(jnp.asarray(f_cells), link)).reshape(S, len(xu), len(yu))
     yf = np.linspace(0.0, 1.0, 2 * N_FINE)
@@ -466,9 +536,18 @@ def fit_boundary(counts: Counts, *, model: str = "probit", link: str = "probit",
     return _boundary_fit(counts, "gp", link, boundary_units, np.isfinite(boundary_units), surface, diag, draws)
 
 
-def fit_probit_boundaries(counts: list[Counts], *, link: str = "probit", n_basis: int = 6, smooth: float = 0.3,
-                          direction: float | None = None, chains: int = 4, warmup: int = 1000, samples: int = 1000,
-                          seed: int = 0) -> list[BoundaryFit]:
+def fit_probit_boundaries(
+    counts: list[Counts],
+    *,
+    link: str = "probit",
+    n_basis: int = 6,
+    smooth: float = 0.3,
+    direction: float | None = None,
+    chains: int = 4,
+    warmup: int = 1000,
+    samples: int = 1000,
+    seed: int = 0,
+) -> list[BoundaryFit]:
     """The probit boundary posteriors of several grids of the same shape in one NUTS run:
     their joint posterior is the product of the independent ones, so each replication's
     draws are its own posterior (used for simulation-based calibration); R-hat and ESS
@@ -483,8 +562,15 @@ def fit_probit_boundaries(counts: list[Counts], *, link: str = "probit", n_basis
     k = np.stack([c.k for c in counts]).astype(np.float32)
     n = np.stack([c.n for c in counts]).astype(np.float32)
     fn = lambda B, y_, k_, n_, d_: probit_boundary_model(B, y_, k_, n_, d_, smooth, link)  # noqa: E731
-    draws, joint = run_nuts(fn, ("probit", link, smooth), (bspline_basis(xu, n_basis), yu, k, n, d),
-                            chains=chains, warmup=warmup, samples=samples, seed=seed)
+    draws, joint = run_nuts(
+        fn,
+        ("probit", link, smooth),
+        (bspline_basis(xu, n_basis), yu, k, n, d),
+        chains=chains,
+        warmup=warmup,
+        samples=samples,
+        seed=seed,
+    )
     uf = np.linspace(0.0, 1.0, N_FINE)
     Bf, Bc = bspline_basis(uf, n_basis), bspline_basis(xu, n_basis)
     no_div = np.zeros((chains, samples), bool)  # divergences are the joint run's, counted once
@@ -496,14 +582,26 @@ def fit_probit_boundaries(counts: list[Counts], *, link: str = "probit", n_basis
         w = np.asarray(_boundary_weights(jnp.asarray(own["z_w"].reshape(S, -1)), smooth))
         slope = np.exp(own["log_slope"].reshape(S))
         unit = np.asarray(boundary_of(jnp.asarray(w @ Bf.T)))  # (S, N_FINE)
-        z = d[r] * slope[:, None, None] * (yu[None, None, :] - np.asarray(boundary_of(jnp.asarray(w @ Bc.T)))[:, :, None])
+        z = (
+            d[r]
+            * slope[:, None, None]
+            * (yu[None, None, :] - np.asarray(boundary_of(jnp.asarray(w @ Bc.T)))[:, :, None])
+        )
         surface = np.asarray(_cdf(jnp.asarray(z), link))
         fits.append(_boundary_fit(c, "probit", link, unit, (unit >= 0) & (unit <= 1), surface, dg, own))
     return fits
 
 
-def _boundary_fit(counts: Counts, model: str, link: str, unit: np.ndarray, inside: np.ndarray, surface: np.ndarray,
-                  diag: Diagnostics, draws: dict) -> BoundaryFit:
+def _boundary_fit(
+    counts: Counts,
+    model: str,
+    link: str,
+    unit: np.ndarray,
+    inside: np.ndarray,
+    surface: np.ndarray,
+    diag: Diagnostics,
+    draws: dict,
+) -> BoundaryFit:
     inside = inside & np.isfinite(unit)
     p_in = inside.mean(0)
     with warnings.catch_warnings():  # the quantiles of the draws inside the axis domain
@@ -511,8 +609,9 @@ def _boundary_fit(counts: Counts, model: str, link: str, unit: np.ndarray, insid
         q = np.nanquantile(np.where(inside, unit, np.nan), [0.05, 0.5, 0.95], axis=0)
     q = np.where(p_in[None, :] >= 0.5, q, np.nan)  # mostly outside the grid: no boundary in it
     uf = np.linspace(0.0, 1.0, N_FINE)
-    return BoundaryFit(counts, model, link, counts.x.value(uf), counts.y.value(q), p_in, surface, diag, draws,
-                       unit_draws=unit)
+    return BoundaryFit(
+        counts, model, link, counts.x.value(uf), counts.y.value(q), p_in, surface, diag, draws, unit_draws=unit
+    )
 
 
 def first_crossing(f: np.ndarray, grid: np.ndarray) -> np.ndarray:
@@ -530,9 +629,20 @@ def first_crossing(f: np.ndarray, grid: np.ndarray) -> np.ndarray:
     return np.where(has, x, np.nan)
 
 
-def estimate(ds: xr.Dataset, *, modes: tuple[str, ...] | None = None, quantities: tuple[str, ...] = QUANTITIES,
-             model: str = "probit", along: str | None = None, chains: int = 4, warmup: int = 1000, samples: int = 1000,
-             seed: int = 0, progress=None, **kw) -> tuple[xr.Dataset, dict[tuple[str, str], BoundaryFit]]:
+def estimate(
+    ds: xr.Dataset,
+    *,
+    modes: tuple[str, ...] | None = None,
+    quantities: tuple[str, ...] = QUANTITIES,
+    model: str = "probit",
+    along: str | None = None,
+    chains: int = 4,
+    warmup: int = 1000,
+    samples: int = 1000,
+    seed: int = 0,
+    progress=None,
+    **kw,
+) -> tuple[xr.Dataset, dict[tuple[str, str], BoundaryFit]]:
     """Boundary posteriors of every (mode, quantity) of a two-axis sweep, as one Dataset
     over (mode, quantity, x_fine) and (mode, quantity, x, y) with the diagnostics; also
     the fits themselves."""
@@ -540,14 +650,17 @@ def estimate(ds: xr.Dataset, *, modes: tuple[str, ...] | None = None, quantities
     fits: dict[tuple[str, str], BoundaryFit] = {}
     jobs = [(m, q) for m in modes for q in quantities]
     for i, (m, q) in enumerate(jobs):
-        fits[m, q] = fit_boundary(sweep_counts(ds, m, q, along), model=model, chains=chains, warmup=warmup,
-                                  samples=samples, seed=seed, **kw)
+        fits[m, q] = fit_boundary(
+            sweep_counts(ds, m, q, along), model=model, chains=chains, warmup=warmup, samples=samples, seed=seed, **kw
+        )
         if progress:
             progress(i + 1, len(jobs))
     return boundary_dataset(fits, modes, quantities, ds.attrs), fits
 
 
-def boundary_dataset(fits: dict[tuple[str, str], BoundaryFit], modes, quantities, attrs: dict | None = None) -> xr.Dataset:
+def boundary_dataset(
+    fits: dict[tuple[str, str], BoundaryFit], modes, quantities, attrs: dict | None = None
+) -> xr.Dataset:
     """The fits as an xarray Dataset (coordinates in the sweep's units)."""
     f0 = next(iter(fits.values()))
     cx, cy = f0.counts.x, f0.counts.y
@@ -572,11 +685,28 @@ def boundary_dataset(fits: dict[tuple[str, str], BoundaryFit], modes, quantities
         "reasons": (mq, get(lambda f: "; ".join(f.diagnostics.reasons) or "ok")),
         "status": (mq, get(lambda f: f.status)),
     }
-    out = xr.Dataset(data, coords={"mode": list(modes), "quantity": list(quantities), "x_fine": f0.x_fine,
-                                   cx.name: cx.values, cy.name: cy.values})
+    out = xr.Dataset(
+        data,
+        coords={
+            "mode": list(modes),
+            "quantity": list(quantities),
+            "x_fine": f0.x_fine,
+            cx.name: cx.values,
+            cy.name: cy.values,
+        },
+    )
     out.attrs.update({k: v for k, v in (attrs or {}).items() if isinstance(v, (str, int, float))})
-    out.attrs.update(kind="silentfail.estimate", model=f0.model, link=f0.link, x_axis=cx.name, y_axis=cy.name,
-                     chains=f0.diagnostics.chains, draws=f0.diagnostics.draws, rhat_max=RHAT_MAX, ess_min=ESS_MIN)
+    out.attrs.update(
+        kind="silentfail.estimate",
+        model=f0.model,
+        link=f0.link,
+        x_axis=cx.name,
+        y_axis=cy.name,
+        chains=f0.diagnostics.chains,
+        draws=f0.diagnostics.draws,
+        rhat_max=RHAT_MAX,
+        ess_min=ESS_MIN,
+    )
     return out
 
 
@@ -611,6 +741,7 @@ class OnsetPrior:
     n_sigma: int = 48
 
     def sigmas(self) -> np.ndarray:
+        """The log-spaced grid of the noise standard deviation sigma."""
         return np.exp(np.linspace(np.log(self.sigma_lo), np.log(self.sigma_hi), self.n_sigma))
 
 
@@ -636,6 +767,7 @@ class OnsetPosterior:
         return keep, (self.p_tau * keep).sum(1)
 
     def tau_quantiles(self, q=(0.05, 0.5, 0.95)) -> np.ndarray:
+        """Quantiles of the onset round tau per trajectory, from its exact posterior."""
         cdf = np.cumsum(self.p_tau, 1)
         return np.stack([(cdf < qq).sum(1) for qq in q], axis=-1)
 
@@ -673,9 +805,18 @@ def _onset_terms(X, y, m, prior_prec, sig2):
     return ll, M, sol
 
 
-def fit_onset(y: Any, *, kind: str = "hinge", threshold: float | None = None, below: bool = True, mask: Any = None,
-              scale: tuple[float, float] | None = None, prior: OnsetPrior = OnsetPrior(), draws: int = 400,
-              seed: int = 0) -> OnsetPosterior:
+def fit_onset(
+    y: Any,
+    *,
+    kind: str = "hinge",
+    threshold: float | None = None,
+    below: bool = True,
+    mask: Any = None,
+    scale: tuple[float, float] | None = None,
+    prior: OnsetPrior = OnsetPrior(),
+    draws: int = 400,
+    seed: int = 0,
+) -> OnsetPosterior:
     """Exact change-point posterior of trajectories ``y`` (T,) or (N, T) (module
     docstring). ``mask``: observed rounds (default: the finite values). ``threshold``:
     with it, draws of the failure round T_f = the first round whose mean is below it
@@ -693,7 +834,9 @@ def fit_onset(y: Any, *, kind: str = "hinge", threshold: float | None = None, be
     ys = np.where(m, ys, 0.0)
     sig = prior.sigmas()
     prec = np.eye(X.shape[-1]) / prior.coef_sd**2
-    ll, M, sol = _onset_terms(jnp.asarray(X), jnp.asarray(ys), jnp.asarray(m, float), jnp.asarray(prec), jnp.asarray(sig**2))
+    ll, M, sol = _onset_terms(
+        jnp.asarray(X), jnp.asarray(ys), jnp.asarray(m, float), jnp.asarray(prec), jnp.asarray(sig**2)
+    )
     ll = np.asarray(ll, float)  # (N, J, G); uniform prior on tau and on the sigma grid
     ev = logsumexp(jnp.asarray(ll), axis=(1, 2))
     post = np.exp(ll - np.asarray(ev)[:, None, None])
@@ -733,9 +876,17 @@ def onset_nuts_model(X, y, m, coef_sd, log_sig_lo, log_sig_hi):
         numpyro.factor("tau_marginal", logsumexp(lp, axis=1) - jnp.log(X.shape[0]))
 
 
-def fit_onset_nuts(y: Any, *, kind: str = "hinge", scale: tuple[float, float] | None = None,
-                   prior: OnsetPrior = OnsetPrior(), chains: int = 2, warmup: int = 300, samples: int = 300,
-                   seed: int = 0) -> tuple[np.ndarray, Diagnostics]:
+def fit_onset_nuts(
+    y: Any,
+    *,
+    kind: str = "hinge",
+    scale: tuple[float, float] | None = None,
+    prior: OnsetPrior = OnsetPrior(),
+    chains: int = 2,
+    warmup: int = 300,
+    samples: int = 300,
+    seed: int = 0,
+) -> tuple[np.ndarray, Diagnostics]:
     """p(tau | y) by NUTS with tau marginalized (Rao-Blackwellized over the draws), for
     (N, T) complete trajectories; the cross-check of :func:`fit_onset`."""
     y = np.atleast_2d(np.asarray(y, float))
@@ -744,7 +895,9 @@ def fit_onset_nuts(y: Any, *, kind: str = "hinge", scale: tuple[float, float] | 
     m = np.ones_like(y)
     ys = _standardize(y, m.astype(bool), scale)[0]
     args = (X, ys, m, prior.coef_sd, np.log(prior.sigma_lo), np.log(prior.sigma_hi))
-    draws, diag = run_nuts(onset_nuts_model, ("onset", kind), args, chains=chains, warmup=warmup, samples=samples, seed=seed)
+    draws, diag = run_nuts(
+        onset_nuts_model, ("onset", kind), args, chains=chains, warmup=warmup, samples=samples, seed=seed
+    )
     b = draws["b"].reshape(-1, N, X.shape[-1])
     sig = np.exp(draws["log_sigma"].reshape(-1, N))
     mean = np.einsum("jtp,snp->snjt", X, b)

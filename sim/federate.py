@@ -175,7 +175,7 @@ def _deployed(sc: Scenario, ctx: Context, pop: Population, theta_g: Array, t: Ar
     return theta_c, cw
 
 
-def client_pass(sc: Scenario, ctx: Context, block: "ClientBlock", theta_g: Array, t: Array, panel: "Panel") -> dict:
+def client_pass(sc: Scenario, ctx: Context, block: ClientBlock, theta_g: Array, t: Array, panel: Panel) -> dict:
     """The per-client work of a round on a block of clients (leading axis): the deployed
     models and every per-client metric on them (see sim/metrics.py). Clients are
     independent here, so the block can be any subset (``sim.scale.to_blocks``)."""
@@ -194,10 +194,25 @@ def client_pass(sc: Scenario, ctx: Context, block: "ClientBlock", theta_g: Array
             "ni,ni->n", theta_c, pop.m - pop.m_train
         )
     return dict(
-        theta=theta_c, pi=cw.pi, acc=cm.acc, group_acc=cm.group_acc, group_mass=cm.group_mass, tpr=cm.tpr, fpr=cm.fpr,
-        bias_amp=cm.bias_amp, dp_gap=cm.dp_gap, eo_gap=cm.eo_gap, ece_classwise=cal.classwise, ece_top_label=cal.top_label,
-        ece_residual=cal.residual.T, ece_mid_low=cal.mid_low, alignment=alignment_score(theta_c, world),
-        p0_acc=p0_c, ood=ood, spurious_weight=mt.spurious_weight(theta_c, world), train_test_gap=gap,
+        theta=theta_c,
+        pi=cw.pi,
+        acc=cm.acc,
+        group_acc=cm.group_acc,
+        group_mass=cm.group_mass,
+        tpr=cm.tpr,
+        fpr=cm.fpr,
+        bias_amp=cm.bias_amp,
+        dp_gap=cm.dp_gap,
+        eo_gap=cm.eo_gap,
+        ece_classwise=cal.classwise,
+        ece_top_label=cal.top_label,
+        ece_residual=cal.residual.T,
+        ece_mid_low=cal.mid_low,
+        alignment=alignment_score(theta_c, world),
+        p0_acc=p0_c,
+        ood=ood,
+        spurious_weight=mt.spurious_weight(theta_c, world),
+        train_test_gap=gap,
     )
 
 
@@ -253,8 +268,10 @@ def round_metrics(sc: Scenario, ctx: Context, pop: Population, theta_g: Array, p
     ece_agg = ece_agg_top if sc.thresholds.ece_kind == "top_label" else ece_agg_classwise
     acc_mean = acc.mean()
     # one batched partial sort for every quantile over clients
-    qs = mt.quantile(jnp.stack([pc["bias_amp"], ece, misalign, pc["ood"], acc, pc["alignment"]]),
-                     jnp.array([QUANTILE] * 4 + [1 - QUANTILE] * 2))
+    qs = mt.quantile(
+        jnp.stack([pc["bias_amp"], ece, misalign, pc["ood"], acc, pc["alignment"]]),
+        jnp.array([QUANTILE] * 4 + [1 - QUANTILE] * 2),
+    )
     hi, lo = qs[:4], qs[4:]
     # fairness collapse: mt.group_accuracy_gap or mt.accuracy_spread (the quantile shared);
     # the FM's value (mt.fm_fairness) is subtracted after the run
@@ -262,21 +279,49 @@ def round_metrics(sc: Scenario, ctx: Context, pop: Population, theta_g: Array, p
     mode = jnp.stack([hi[0], hi[1], fair, hi[2], hi[3], mt.alignment_erosion(align_fm, align_g)])
     reports = client_reports(pc, misalign, ece)
     return dict(
-        reports=reports, mode_metric=mode, acc_mean=acc_mean, acc_std=acc.std(), acc_q10=lo[0],
-        group_acc=group_acc, worst_group_acc=group_acc.min(), acc_parity_gap=mt.group_accuracy_gap(group_acc),
+        reports=reports,
+        mode_metric=mode,
+        acc_mean=acc_mean,
+        acc_std=acc.std(),
+        acc_q10=lo[0],
+        group_acc=group_acc,
+        worst_group_acc=group_acc.min(),
+        acc_parity_gap=mt.group_accuracy_gap(group_acc),
         eo_gap=mt.equalized_odds_gap(tpr, fpr),
-        ece_agg=ece_agg, ece_agg_classwise=ece_agg_classwise, ece_agg_top_label=ece_agg_top, ece_max=ece.max(), ece_q90=hi[1],
-        global_alignment=align_g, global_p0_acc=p0_g, global_group_acc_p0=mt.group_accuracy_p0(theta_g, world),
+        ece_agg=ece_agg,
+        ece_agg_classwise=ece_agg_classwise,
+        ece_agg_top_label=ece_agg_top,
+        ece_max=ece.max(),
+        ece_q90=hi[1],
+        global_alignment=align_g,
+        global_p0_acc=p0_g,
+        global_group_acc_p0=mt.group_accuracy_p0(theta_g, world),
         global_spurious_weight=mt.spurious_weight(theta_g, world),
         deployed_alignment_q10=lo[1],
-        bias_amp_mean=pc["bias_amp"].mean(), misalign_q90=hi[2], ood_q90=hi[3],
+        bias_amp_mean=pc["bias_amp"].mean(),
+        misalign_q90=hi[2],
+        ood_q90=hi[3],
         train_test_gap_mean=pc["train_test_gap"].mean(),
         client=dict(
-            acc=acc, ece=ece, ece_classwise=pc["ece_classwise"], ece_top_label=pc["ece_top_label"], bias_amp=pc["bias_amp"],
-            alignment=pc["alignment"], misalignment=misalign, ood=pc["ood"],
-            spurious_weight=pc["spurious_weight"], p0_acc=pc["p0_acc"], group_acc=pc["group_acc"],
-            group_mass=pc["group_mass"], label_pos=pc["pi"][:, 1, :], tpr=pc["tpr"], fpr=pc["fpr"],
-            eo_gap=pc["eo_gap"], dp_gap=pc["dp_gap"], ece_residual=pc["ece_residual"], ece_mid_low=pc["ece_mid_low"],
+            acc=acc,
+            ece=ece,
+            ece_classwise=pc["ece_classwise"],
+            ece_top_label=pc["ece_top_label"],
+            bias_amp=pc["bias_amp"],
+            alignment=pc["alignment"],
+            misalignment=misalign,
+            ood=pc["ood"],
+            spurious_weight=pc["spurious_weight"],
+            p0_acc=pc["p0_acc"],
+            group_acc=pc["group_acc"],
+            group_mass=pc["group_mass"],
+            label_pos=pc["pi"][:, 1, :],
+            tpr=pc["tpr"],
+            fpr=pc["fpr"],
+            eo_gap=pc["eo_gap"],
+            dp_gap=pc["dp_gap"],
+            ece_residual=pc["ece_residual"],
+            ece_mid_low=pc["ece_mid_low"],
             train_test_gap=pc["train_test_gap"],
         ),
     )
@@ -298,7 +343,11 @@ def client_reports(pc: dict, misalign: Array, ece: Array) -> dict:
     pi, mass = pc["pi"], pc["group_mass"]
     pos_mass = pi[:, 1, :] * pc["tpr"] + pi[:, 0, :] * pc["fpr"]
     group = jnp.stack([mass, pc["group_acc"] * mass, pos_mass, pi[:, 1, :]], axis=1)  # (N, 4, G)
-    return dict(report=pc["acc"][:, None], group=group, fedeval=jnp.stack([pc["alignment"], pc["p0_acc"], ece, misalign], axis=-1))
+    return dict(
+        report=pc["acc"][:, None],
+        group=group,
+        fedeval=jnp.stack([pc["alignment"], pc["p0_acc"], ece, misalign], axis=-1),
+    )
 
 
 def report_noise_std(sc: Scenario, sensitivity: float, count: Array) -> Array:
@@ -332,13 +381,20 @@ def inspect_updates(delta: Array, mask: Array, ctx: Context) -> Array:
     largest norm among the participants' updates (NaN in a round without reports)."""
     w = ctx.world
     stats = jnp.stack(
-        [delta @ param_direction(w.e_align), jnp.abs(delta @ param_direction(w.e_spu)), jnp.linalg.norm(delta, axis=-1)], axis=-1
+        [
+            delta @ param_direction(w.e_align),
+            jnp.abs(delta @ param_direction(w.e_spu)),
+            jnp.linalg.norm(delta, axis=-1),
+        ],
+        axis=-1,
     )
     top = jnp.max(jnp.where(mask[:, None] > 0, stats, -jnp.inf), axis=0)
     return jnp.where(mask.sum() > 0, top, jnp.nan)
 
 
 class RunOutput(NamedTuple):
+    """The final global model and the per-round outputs of a run."""
+
     theta_final: Array
     rounds: dict  # per-round arrays, leading axis = round
 
@@ -395,7 +451,9 @@ def _make_run(sc: Scenario, chunk: int | None = None):
             agg = secure_aggregate(delta, mask, weight, kcdp, sc)
             mean_update = agg.update_sum / jnp.maximum(agg.weight_sum, 1.0 if f.dp == "central" else 1e-12)
             updates, new_state = opt.update(-mean_update, opt_state, theta_g)
-            released = agg.count >= 1.0 if f.dp == "central" else agg.count > 0  # under DP: a noised count below 1 reads as empty
+            released = (
+                agg.count >= 1.0 if f.dp == "central" else agg.count > 0
+            )  # under DP: a noised count below 1 reads as empty
             new_theta = jnp.where(released, optax.apply_updates(theta_g, updates), theta_g)
             new_state = jax.tree.map(lambda a, b: jnp.where(released, a, b), new_state, opt_state)
             if f.public_schedule != "never":
@@ -406,15 +464,26 @@ def _make_run(sc: Scenario, chunk: int | None = None):
             out.update(n_reports=mask.sum(), capped_reports=capped)
             reports = out.pop("reports")
             kobs = jax.random.split(jax.random.fold_in(kcdp, 1), len(reports))
-            obs = {f"obs_{k}": release(v, mask, REPORT_SENSITIVITY[k], kk, sc) for (k, v), kk in zip(sorted(reports.items()), kobs)}
+            obs = {
+                f"obs_{k}": release(v, mask, REPORT_SENSITIVITY[k], kk, sc)
+                for (k, v), kk in zip(sorted(reports.items()), kobs)
+            }
             obs.update(
-                obs_update_sum=agg.update_sum, obs_weight_sum=agg.weight_sum, obs_count=agg.count,
+                obs_update_sum=agg.update_sum,
+                obs_weight_sum=agg.weight_sum,
+                obs_count=agg.count,
                 obs_global=jnp.stack([out["global_alignment"], out["global_p0_acc"]]),
-                obs_inspect=inspect_updates(delta, mask, ctx), obs_audit=out["mode_metric"],
+                obs_inspect=inspect_updates(delta, mask, ctx),
+                obs_audit=out["mode_metric"],
             )
-            out.update(obs, theta_global=theta_g, public_round=public if f.public_schedule != "never" else jnp.bool_(False),
-                       finite=jnp.all(jnp.isfinite(theta_c)) & jnp.all(jnp.isfinite(new_theta))
-                       & (jnp.linalg.norm(new_theta) <= norm_bound))
+            out.update(
+                obs,
+                theta_global=theta_g,
+                public_round=public if f.public_schedule != "never" else jnp.bool_(False),
+                finite=jnp.all(jnp.isfinite(theta_c))
+                & jnp.all(jnp.isfinite(new_theta))
+                & (jnp.linalg.norm(new_theta) <= norm_bound),
+            )
             return (new_theta, new_state, key), out
 
         init = (ctx.theta0, opt.init(ctx.theta0), key)
@@ -437,7 +506,9 @@ def _compiled(scenario_json: str, chunk: int | None):
 def check_supported(sc: Scenario) -> None:
     """Reject what the engine cannot run, before anything is compiled."""
     if sc.shifts.temporal.kind != "none" and sc.population.mode != "population":
-        raise ScenarioError("shifts.temporal requires population.mode = 'population' (finite-sample statistics are drawn once)")
+        raise ScenarioError(
+            "shifts.temporal requires population.mode = 'population' (finite-sample statistics are drawn once)"
+        )
     f = sc.federation
     if f.public_schedule != "never":
         from .world import make_world, pretraining_objective

@@ -43,26 +43,37 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from . import metrics as mt
 from .batch import LANES, simulate, traceable
 from .federate import check_supported
+from .population import fm_fairness
 from .privacy import dp_epsilon, max_participation
 from .scenario import MODES, Scenario, ScenarioError, preset, scenario_from_dict
-from .population import fm_fairness
 from .trace import mode_failures
 
 #: Run quantities in the order of :func:`_quantities`' output.
 TRACE_QUANTITIES = (
-    "acc_mean", "acc_parity_gap", "worst_group_acc", "global_alignment", "global_p0_acc", "bias_amp_mean",
+    "acc_mean",
+    "acc_parity_gap",
+    "worst_group_acc",
+    "global_alignment",
+    "global_p0_acc",
+    "bias_amp_mean",
     "global_spurious_weight",
 )
 QUANTITIES = (
-    tuple(f"mode:{m}" for m in MODES) + tuple(f"failed:{m}" for m in MODES) + TRACE_QUANTITIES
+    tuple(f"mode:{m}" for m in MODES)
+    + tuple(f"failed:{m}" for m in MODES)
+    + TRACE_QUANTITIES
     + ("minority_acc", "global_minority_acc_p0", "drift", "public_rounds")
 )
 #: The reduced size every literature scenario runs at (a claim may override it).
-SMALL = {"population.num_clients": 300, "population.trace_clients": 0, "federation.clients_per_round": 60,
-         "federation.participation": 0.3, "federation.rounds": 30}
+SMALL = {
+    "population.num_clients": 300,
+    "population.trace_clients": 0,
+    "federation.clients_per_round": 60,
+    "federation.participation": 0.3,
+    "federation.rounds": 30,
+}
 
 
 @dataclass(frozen=True)
@@ -88,9 +99,11 @@ class Claim:
     extra: tuple[str, ...] = field(default=())
 
     def scenario(self) -> Scenario:
+        """The claim's base scenario at the literature runs' size, with its overrides."""
         return preset(self.base).replace(**{**SMALL, **self.overrides})
 
     def arm_scenarios(self) -> list[Scenario]:
+        """One scenario per arm, from 'cause absent' to 'cause strong'."""
         sc = self.scenario()
         return [sc.replace(**arm) for arm in self.arms]
 
@@ -108,11 +121,21 @@ CLAIMS: tuple[Claim, ...] = (
         "detector the constraints allow catches.",
         cites=("oh2026silent",),
         base="phase",
-        overrides={"personalization.lam": 0.01, "population.num_clients": 300, "federation.clients_per_round": 300,
-                   "federation.participation": 0.34},
-        axis_label="shift strength", x=(0.0, 0.5, 1.0), arms=_sweep_axis("shifts.strength", (0.0, 0.5, 1.0)),
-        quantity="silent:alignment_erosion", direction=+1, margin=0.3, quantity_label="P(silent alignment erosion)",
-        kind="silence", seeds=16,
+        overrides={
+            "personalization.lam": 0.01,
+            "population.num_clients": 300,
+            "federation.clients_per_round": 300,
+            "federation.participation": 0.34,
+        },
+        axis_label="shift strength",
+        x=(0.0, 0.5, 1.0),
+        arms=_sweep_axis("shifts.strength", (0.0, 0.5, 1.0)),
+        quantity="silent:alignment_erosion",
+        direction=+1,
+        margin=0.3,
+        quantity_label="P(silent alignment erosion)",
+        kind="silence",
+        seeds=16,
     ),
     Claim(
         key="teacher_bias",
@@ -120,10 +143,15 @@ CLAIMS: tuple[Claim, ...] = (
         statement="Distilling from a biased FM teacher transmits the FM's bias to the personalized models, more so "
         "the more weight the teacher gets.",
         cites=("li2024position", "hinton2015distilling"),
-        base="teacher-bias", overrides={},
-        axis_label=r"teacher weight $\beta$", x=(0.0, 0.2, 0.4, 0.6, 0.8),
+        base="teacher-bias",
+        overrides={},
+        axis_label=r"teacher weight $\beta$",
+        x=(0.0, 0.2, 0.4, 0.6, 0.8),
         arms=_sweep_axis("personalization.beta", (0.0, 0.2, 0.4, 0.6, 0.8)),
-        quantity="mode:amplified_bias", direction=+1, margin=0.05, quantity_label="q90 bias amplification",
+        quantity="mode:amplified_bias",
+        direction=+1,
+        margin=0.05,
+        quantity_label="q90 bias amplification",
     ),
     Claim(
         key="synthetic_bias",
@@ -131,10 +159,15 @@ CLAIMS: tuple[Claim, ...] = (
         statement="Training on FM-generated synthetic data transmits the FM's own bias: the more biased the FM's "
         "pretraining world, the more biased the clients' personalized models.",
         cites=("li2024position",),
-        base="teacher-bias", overrides={},
-        axis_label=r"FM's spurious correlation $r_0$", x=(0.0, 0.3, 0.6, 0.9),
+        base="teacher-bias",
+        overrides={},
+        axis_label=r"FM's spurious correlation $r_0$",
+        x=(0.0, 0.3, 0.6, 0.9),
         arms=_sweep_axis("fm.r0", (0.0, 0.3, 0.6, 0.9)),
-        quantity="mode:amplified_bias", direction=+1, margin=0.05, quantity_label="q90 bias amplification",
+        quantity="mode:amplified_bias",
+        direction=+1,
+        margin=0.05,
+        quantity_label="q90 bias amplification",
     ),
     Claim(
         key="fm_poisoning",
@@ -144,9 +177,13 @@ CLAIMS: tuple[Claim, ...] = (
         cites=("li2024position",),
         base="default",
         overrides={"personalization.rule": "teacher", "personalization.beta": 0.5, "personalization.lam": 0.1},
-        axis_label="poisoned fraction of the teacher's data", x=(0.0, 0.1, 0.2, 0.3),
+        axis_label="poisoned fraction of the teacher's data",
+        x=(0.0, 0.1, 0.2, 0.3),
         arms=_sweep_axis("personalization.teacher_poison", (0.0, 0.1, 0.2, 0.3)),
-        quantity="mode:alignment_erosion", direction=+1, margin=0.05, quantity_label="alignment erosion",
+        quantity="mode:alignment_erosion",
+        direction=+1,
+        margin=0.05,
+        quantity_label="alignment erosion",
     ),
     Claim(
         key="universal_evasion",
@@ -155,11 +192,18 @@ CLAIMS: tuple[Claim, ...] = (
         "model's alignment for everyone when aggregation is not robust (no clipping).",
         cites=("li2024position", "blanchard2017machine"),
         base="default",
-        overrides={"federation.byzantine_fraction": 1 / 300 + 1e-6, "federation.byzantine_kind": "alignment",
-                   "personalization.lam": 1.0},
-        axis_label="norm of the crafted update", x=(0.01, 2.0, 4.0, 8.0),
+        overrides={
+            "federation.byzantine_fraction": 1 / 300 + 1e-6,
+            "federation.byzantine_kind": "alignment",
+            "personalization.lam": 1.0,
+        },
+        axis_label="norm of the crafted update",
+        x=(0.01, 2.0, 4.0, 8.0),
         arms=_sweep_axis("federation.byzantine_scale", (0.01, 2.0, 4.0, 8.0)),
-        quantity="mode:alignment_erosion", direction=+1, margin=0.05, quantity_label="alignment erosion",
+        quantity="mode:alignment_erosion",
+        direction=+1,
+        margin=0.05,
+        quantity_label="alignment erosion",
     ),
     Claim(
         key="resource_disparity",
@@ -167,10 +211,14 @@ CLAIMS: tuple[Claim, ...] = (
         statement="When resource-rich (majority-heavy) clients participate more, they dominate the aggregate and "
         "the minority's accuracy falls behind.",
         cites=("li2024position", "kairouz2021advances"),
-        base="participation-disparity", overrides={},
-        axis_label="participation disparity", x=(0.0, 0.5, 0.95),
+        base="participation-disparity",
+        overrides={},
+        axis_label="participation disparity",
+        x=(0.0, 0.5, 0.95),
         arms=_sweep_axis("federation.participation_disparity", (0.0, 0.5, 0.95)),
-        quantity="mode:fairness_collapse", direction=+1, margin=0.005,
+        quantity="mode:fairness_collapse",
+        direction=+1,
+        margin=0.005,
         quantity_label="fairness collapse (group gap growth over the FM's)",
     ),
     Claim(
@@ -179,10 +227,15 @@ CLAIMS: tuple[Claim, ...] = (
         statement="An underrepresented demographic group gets a worse personalized model: the group accuracy gap "
         "grows as its share shrinks.",
         cites=("li2024position", "sagawa2020distributionally"),
-        base="participation-disparity", overrides={"federation.participation_disparity": 0.0},
-        axis_label="minority share", x=(0.5, 0.2, 0.05),
+        base="participation-disparity",
+        overrides={"federation.participation_disparity": 0.0},
+        axis_label="minority share",
+        x=(0.5, 0.2, 0.05),
         arms=tuple({"world.group_shares": [1 - s, s]} for s in (0.5, 0.2, 0.05)),
-        quantity="acc_parity_gap", direction=+1, margin=0.02, quantity_label="group accuracy gap",
+        quantity="acc_parity_gap",
+        direction=+1,
+        margin=0.02,
+        quantity_label="group accuracy gap",
     ),
     Claim(
         key="ood_fragility",
@@ -192,9 +245,13 @@ CLAIMS: tuple[Claim, ...] = (
         cites=("li2024position", "kumar2022fine"),
         base="concept-shift",
         overrides={"shifts.concept_angle": 0.9},
-        axis_label="shift strength (concept rotation std 0.9 rad)", x=(0.0, 0.33, 0.67, 1.0),
+        axis_label="shift strength (concept rotation std 0.9 rad)",
+        x=(0.0, 0.33, 0.67, 1.0),
         arms=_sweep_axis("shifts.strength", (0.0, 0.33, 0.67, 1.0)),
-        quantity="mode:out_of_domain_degradation", direction=+1, margin=0.05, quantity_label="q90 OOD drop",
+        quantity="mode:out_of_domain_degradation",
+        direction=+1,
+        margin=0.05,
+        quantity_label="q90 OOD drop",
     ),
     Claim(
         key="adaptive_switching",
@@ -202,10 +259,16 @@ CLAIMS: tuple[Claim, ...] = (
         statement="Switching between federated rounds on private data and centralized rounds on public data (P0 "
         "on the server) holds back alignment erosion.",
         cites=("yu2023federated",),
-        base="concept-shift", overrides={"personalization.lam": 0.01, "personalization.K": 20},
-        axis_label="schedule", x=("never", "alternate", "adaptive"),
+        base="concept-shift",
+        overrides={"personalization.lam": 0.01, "personalization.K": 20},
+        axis_label="schedule",
+        x=("never", "alternate", "adaptive"),
         arms=tuple({"federation.public_schedule": s} for s in ("never", "alternate", "adaptive")),
-        quantity="mode:alignment_erosion", direction=-1, margin=0.05, quantity_label="alignment erosion", seeds=16,
+        quantity="mode:alignment_erosion",
+        direction=-1,
+        margin=0.05,
+        quantity_label="alignment erosion",
+        seeds=16,
         extra=tuple(f"mode:{m}" for m in MODES) + ("public_rounds",),
     ),
     Claim(
@@ -215,11 +278,21 @@ CLAIMS: tuple[Claim, ...] = (
         "the average risk, more so the more heterogeneous the clients.",
         cites=("karimireddy2020scaffold", "mcmahan2017communication"),
         base="default",
-        overrides={"personalization.rule": "full", "personalization.lam": 0.0, "personalization.K": 20,
-                   "personalization.eta": 0.05, "shifts.label_alpha": 0.3, "shifts.covariate_scale": 0.5},
-        axis_label="shift strength", x=(0.0, 0.5, 1.0),
+        overrides={
+            "personalization.rule": "full",
+            "personalization.lam": 0.0,
+            "personalization.K": 20,
+            "personalization.eta": 0.05,
+            "shifts.label_alpha": 0.3,
+            "shifts.covariate_scale": 0.5,
+        },
+        axis_label="shift strength",
+        x=(0.0, 0.5, 1.0),
         arms=_sweep_axis("shifts.strength", (0.0, 0.5, 1.0)),
-        quantity="drift", direction=+1, margin=0.02, quantity_label=r"$|\theta_T - \theta^*_{avg}| / |\theta^*_{avg}|$",
+        quantity="drift",
+        direction=+1,
+        margin=0.02,
+        quantity_label=r"$|\theta_T - \theta^*_{avg}| / |\theta^*_{avg}|$",
     ),
     Claim(
         key="byzantine",
@@ -228,9 +301,13 @@ CLAIMS: tuple[Claim, ...] = (
         cites=("blanchard2017machine",),
         base="default",
         overrides={"federation.byzantine_fraction": 0.2, "federation.byzantine_kind": "noise"},
-        axis_label="norm of the Byzantine update", x=(0.01, 2.0, 4.0, 8.0),
+        axis_label="norm of the Byzantine update",
+        x=(0.01, 2.0, 4.0, 8.0),
         arms=_sweep_axis("federation.byzantine_scale", (0.01, 2.0, 4.0, 8.0)),
-        quantity="global_p0_acc", direction=-1, margin=0.05, quantity_label="global model's P0 accuracy",
+        quantity="global_p0_acc",
+        direction=-1,
+        margin=0.05,
+        quantity_label="global model's P0 accuracy",
     ),
     Claim(
         key="dp_minority_price",
@@ -238,11 +315,19 @@ CLAIMS: tuple[Claim, ...] = (
         statement="Differentially private training (clipping and noise) costs the minority more: the group "
         "accuracy gap widens.",
         cites=("bagdasaryan2019differential", "abadi2016deep"),
-        base="dp-heavy", overrides={"federation.clients_per_round": 300},  # central DP: no report slots
-        axis_label="training", x=("no DP", "clip only", "clip + noise"),
-        arms=({"federation.dp": "none", "federation.clip": None, "federation.noise_multiplier": 0.0},
-              {"federation.dp": "none", "federation.noise_multiplier": 0.0}, {}),
-        quantity="acc_parity_gap", direction=+1, margin=0.005, quantity_label="group accuracy gap",
+        base="dp-heavy",
+        overrides={"federation.clients_per_round": 300},  # central DP: no report slots
+        axis_label="training",
+        x=("no DP", "clip only", "clip + noise"),
+        arms=(
+            {"federation.dp": "none", "federation.clip": None, "federation.noise_multiplier": 0.0},
+            {"federation.dp": "none", "federation.noise_multiplier": 0.0},
+            {},
+        ),
+        quantity="acc_parity_gap",
+        direction=+1,
+        margin=0.005,
+        quantity_label="group accuracy gap",
         notes="At these sizes the clipping carries the effect; the noise on the mean update (z C / count) is small.",
     ),
 )
@@ -250,6 +335,7 @@ CLAIM_KEYS = tuple(c.key for c in CLAIMS)
 
 
 def get_claim(key: str) -> Claim:
+    """The claim with this key (a ScenarioError naming the keys otherwise)."""
     for c in CLAIMS:
         if c.key == key:
             return c
@@ -260,7 +346,7 @@ def get_claim(key: str) -> Claim:
 def late(x: jax.Array) -> jax.Array:
     """Mean over the last quarter of the rounds (leading axis)."""
     T = x.shape[0]
-    return x[T - max(1, math.ceil(T / 4)):].mean(0)
+    return x[T - max(1, math.ceil(T / 4)) :].mean(0)
 
 
 def client_drift(pop) -> jax.Array:
@@ -285,16 +371,24 @@ def client_drift(pop) -> jax.Array:
 
 def _quantities(view, ctx, pop, rounds, theta_final) -> jax.Array:
     metric, (t_f, _) = mode_failures(
-        rounds["mode_metric"], rounds["acc_mean"], fm_fairness(view, ctx, pop), pop.fm_acc.mean(),
-        view.thresholds, xp=jnp,
+        rounds["mode_metric"],
+        rounds["acc_mean"],
+        fm_fairness(view, ctx, pop),
+        pop.fm_acc.mean(),
+        view.thresholds,
+        xp=jnp,
     )
     drift = client_drift(pop)
     vals = (
         [late(metric[:, i]) for i in range(len(MODES))]
         + [(t_f[i] >= 0).astype(jnp.float32) for i in range(len(MODES))]
         + [late(rounds[k]) for k in TRACE_QUANTITIES]
-        + [late(rounds["group_acc"][:, 1]), late(rounds["global_group_acc_p0"][:, 1]), drift,
-           rounds["public_round"].sum().astype(jnp.float32)]
+        + [
+            late(rounds["group_acc"][:, 1]),
+            late(rounds["global_group_acc_p0"][:, 1]),
+            drift,
+            rounds["public_round"].sum().astype(jnp.float32),
+        ]
     )
     ok = jnp.all(rounds["finite"])
     return jnp.where(ok, jnp.stack([jnp.asarray(v, jnp.float32) for v in vals]), jnp.nan)
@@ -323,8 +417,10 @@ def measure(sc: Scenario, arms: tuple[dict[str, Any], ...], seeds: int) -> np.nd
     for s in scenarios:
         check_supported(s)
     paths = sorted({p for arm in arms for p in arm})
-    shared = len(paths) == 1 and all(traceable(sc, p) for p in paths) and all(
-        isinstance(arm[paths[0]], (int, float)) for arm in arms
+    shared = (
+        len(paths) == 1
+        and all(traceable(sc, p) for p in paths)
+        and all(isinstance(arm[paths[0]], (int, float)) for arm in arms)
     )
     seed_ids = np.arange(seeds, dtype=np.uint32)
     if shared:
@@ -345,7 +441,7 @@ def _silence(claim: Claim, seeds: int) -> np.ndarray:
     ds = sweep(claim.scenario(), {path: [arm[path] for arm in claim.arms]}, seeds=seeds)
     out = np.full((len(claim.arms), seeds, len(SILENCE_QUANTITIES)), np.nan, np.float32)
     out[..., : len(MODES)] = ds["silent"].values
-    out[..., len(MODES):] = (ds["failure_round"].values >= 0)
+    out[..., len(MODES) :] = ds["failure_round"].values >= 0
     out[~ds["valid_run"].values] = np.nan
     return out
 
@@ -368,15 +464,29 @@ def run_claim(claim: Claim | str, seeds: int | None = None) -> xr.Dataset:
     x = [str(v) for v in claim.x] if isinstance(claim.x[0], str) else list(claim.x)
     ds = xr.Dataset(
         {"value": (("arm", "seed", "quantity"), values)},
-        coords={"arm": np.arange(len(claim.arms)), "x": ("arm", np.asarray(x)), "seed": np.arange(seeds),
-                "quantity": list(names)},
+        coords={
+            "arm": np.arange(len(claim.arms)),
+            "x": ("arm", np.asarray(x)),
+            "seed": np.arange(seeds),
+            "quantity": list(names),
+        },
     )
-    eps = [dp_epsilon(s, max_participation(s)) if s.federation.dp != "none" else math.inf for s in claim.arm_scenarios()]
+    eps = [
+        dp_epsilon(s, max_participation(s)) if s.federation.dp != "none" else math.inf for s in claim.arm_scenarios()
+    ]
     ds["epsilon"] = ("arm", np.asarray(eps, float))
     ds.attrs.update(
-        claim=claim.key, title=claim.title, statement=claim.statement, cites=json.dumps(list(claim.cites)),
-        quantity=claim.quantity, direction=claim.direction, margin=claim.margin, axis_label=claim.axis_label,
-        quantity_label=claim.quantity_label, arms=json.dumps(list(claim.arms)), scenario=claim.scenario().to_json(),
+        claim=claim.key,
+        title=claim.title,
+        statement=claim.statement,
+        cites=json.dumps(list(claim.cites)),
+        quantity=claim.quantity,
+        direction=claim.direction,
+        margin=claim.margin,
+        axis_label=claim.axis_label,
+        quantity_label=claim.quantity_label,
+        arms=json.dumps(list(claim.arms)),
+        scenario=claim.scenario().to_json(),
         kind="silentfail.literature",
     )
     return assess(ds)
@@ -395,19 +505,25 @@ def assess(ds: xr.Dataset) -> xr.Dataset:
     effect = d * (m[-1] - m[0])
     eff_se = float(np.hypot(s[0], s[-1]))
     out = ds.assign(mean=mean, se=se, n_valid=n)
-    out.attrs.update(effect=float(effect), effect_se=eff_se,
-                     holds=int(effect > float(ds.attrs["margin"]) and effect > 3 * eff_se))
+    out.attrs.update(
+        effect=float(effect), effect_se=eff_se, holds=int(effect > float(ds.attrs["margin"]) and effect > 3 * eff_se)
+    )
     return out
 
 
 def _same_claim(ds: xr.Dataset, claim: Claim, seeds: int) -> bool:
     """Whether a saved result is this claim's, at these seeds (so resuming may reuse it)."""
-    return (ds.attrs.get("scenario") == claim.scenario().to_json() and ds.attrs.get("arms") == json.dumps(list(claim.arms))
-            and ds.attrs.get("quantity") == claim.quantity and ds.sizes.get("seed") == seeds)
+    return (
+        ds.attrs.get("scenario") == claim.scenario().to_json()
+        and ds.attrs.get("arms") == json.dumps(list(claim.arms))
+        and ds.attrs.get("quantity") == claim.quantity
+        and ds.sizes.get("seed") == seeds
+    )
 
 
-def run_claims(keys: tuple[str, ...] | None = None, seeds: int | None = None, progress=None, *,
-               folder=None) -> dict[str, xr.Dataset]:
+def run_claims(
+    keys: tuple[str, ...] | None = None, seeds: int | None = None, progress=None, *, folder=None
+) -> dict[str, xr.Dataset]:
     """:func:`run_claim` for several claims (all by default). With ``folder``, each
     claim's result is written there atomically as soon as it is done, and a claim whose
     saved result has the same scenario, arms and seeds is loaded instead of run again,

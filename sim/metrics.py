@@ -28,12 +28,14 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from .world import Y, ClientWorld, World, alignment_score, base_client
+from .world import ClientWorld, World, Y, alignment_score, base_client
 
 LOG_SQRT_2PI = 0.5 * jnp.log(2 * jnp.pi)
 
 
 class CellScores(NamedTuple):
+    """Mean (2, G) and standard deviation (G,) of the score theta^T x~ in each (label, group) cell."""
+
     mean: Array  # (2, G) score mean per cell
     sd: Array  # (G,) score std per group
 
@@ -98,7 +100,9 @@ def _signs(rate: Array, w: Array, present: Array) -> Array:
     return jnp.where(present, jnp.sign(dev), 0.0)
 
 
-def directional_bias_amplification(model_rate: Array, data_rate: Array, mass: Array, present: Array | None = None) -> Array:
+def directional_bias_amplification(
+    model_rate: Array, data_rate: Array, mass: Array, present: Array | None = None
+) -> Array:
     """Directional bias amplification (attribute -> task) over the groups present,
 
         BA = (2 / |A|) sum_{a in A} s_a [P(yhat=1 | a) - P(y=1 | a)],
@@ -114,7 +118,8 @@ def directional_bias_amplification(model_rate: Array, data_rate: Array, mass: Ar
     data gap. This package's formalization of amplified bias.
 
     Args:
-        model_rate, data_rate: P(yhat=1 | a) and P(y=1 | a), shape (G, ...).
+        model_rate: P(yhat=1 | a), shape (G, ...).
+        data_rate: P(y=1 | a), shape (G, ...).
         mass: P(a), shape (G, ...) (the weights of the mean P(y=1)).
         present: which groups count (default :func:`present_groups` of ``mass``).
 
@@ -235,7 +240,7 @@ def client_last(*arrays: Array) -> list[Array]:
     out, start = [], 0
     for x in arrays:
         size = math.prod(x.shape[1:])
-        out.append(t[start:start + size].reshape(x.shape[1:] + (n,)))
+        out.append(t[start : start + size].reshape(x.shape[1:] + (n,)))
         start += size
     return out
 
@@ -351,9 +356,9 @@ def calibration_batch(mean: Array, sd: Array, pi: Array, conf: Confidence, *, bi
     F_edges = jnp.concatenate([_mixture_cdf(s_edges, mean_t, inv_t, pi_t, (y,)) for y in (0, 1)])  # (2E, n)
     E = bins + 1 + odd
     F_neg, F_pos = F_edges[:E], F_edges[E:]
-    F_std = jnp.concatenate([F_neg[:bins + 1], F_pos[:bins + 1]])
+    F_std = jnp.concatenate([F_neg[: bins + 1], F_pos[: bins + 1]])
     diffs = jnp.dot(_edge_differences(bins), F_std, precision=jax.lax.Precision.HIGHEST)
-    pos_b, mass_b, F_hi = diffs[:bins], diffs[bins:2 * bins], diffs[2 * bins:]
+    pos_b, mass_b, F_hi = diffs[:bins], diffs[bins : 2 * bins], diffs[2 * bins :]
     # nodes node-major, (GL_ORDER, B, n): the weighted sum over nodes is a sum of
     # contiguous slices, one vectorized loop (a reduction over the middle axis of
     # (B, GL_ORDER, n) went to a library kernel: 1.8 ms of a ~14 ms round, measured)
@@ -369,7 +374,11 @@ def calibration_batch(mean: Array, sd: Array, pi: Array, conf: Confidence, *, bi
         F_low = _mixture_cdf(s_extra[1:], mean_t, inv_t, pi_t, (0, 1))  # (GL_ORDER, n)
         w_low = 0.5 - a_mid
         mass_low = F_all_half - F_all_a
-        conf_low = a_mid * mass_low + w_low * F_all_half - 0.5 * w_low * sum(_GL_WEIGHTS[j] * F_low[j] for j in range(GL_ORDER))
+        conf_low = (
+            a_mid * mass_low
+            + w_low * F_all_half
+            - 0.5 * w_low * sum(_GL_WEIGHTS[j] * F_low[j] for j in range(GL_ORDER))
+        )
         mid_low = (F_pos[-1] - F_pos[m]) - conf_low
     else:
         mid_low = jnp.zeros(residual.shape[1:], residual.dtype)
@@ -584,7 +593,9 @@ def panel_accuracy(theta: Array, panel: ClientWorld, world: World) -> Array:
     return out
 
 
-def out_of_domain_drop(fm_acc_other: Array, acc_other: Array, p0_fm: Array, p0: Array, mask: Array | None = None) -> Array:
+def out_of_domain_drop(
+    fm_acc_other: Array, acc_other: Array, p0_fm: Array, p0: Array, mask: Array | None = None
+) -> Array:
     """Out-of-domain degradation (mode 5): the larger of the mean accuracy drop on other
     clients' distributions (axis 0, ``mask`` selecting the other clients) and the P0
     accuracy drop, both relative to the FM (this package's formalization)."""
@@ -599,9 +610,34 @@ def alignment_erosion(align_fm: Array, align: Array) -> Array:
 
 
 __all__ = [
-    "FAIRNESS_METRICS", "accuracy_spread", "fairness_value", "fm_fairness", "group_accuracy_gap",
-    "pooled_group_accuracy", "alignment_erosion", "calibration_batch", "kth_smallest", "panel_accuracy", "quantile", "out_of_domain_drop", "phi", "within_round_drop", 
-    "CellScores", "ClientMetrics", "accuracy", "alignment_score", "base_accuracy", "calibration", "cell_scores",
-    "client_metrics", "Confidence", "directional_bias_amplification", "equalized_odds_gap", "fit_confidence",
-    "correct_rate", "group_accuracy_p0", "positive_rate", "spurious_weight",
+    "FAIRNESS_METRICS",
+    "accuracy_spread",
+    "fairness_value",
+    "fm_fairness",
+    "group_accuracy_gap",
+    "pooled_group_accuracy",
+    "alignment_erosion",
+    "calibration_batch",
+    "kth_smallest",
+    "panel_accuracy",
+    "quantile",
+    "out_of_domain_drop",
+    "phi",
+    "within_round_drop",
+    "CellScores",
+    "ClientMetrics",
+    "accuracy",
+    "alignment_score",
+    "base_accuracy",
+    "calibration",
+    "cell_scores",
+    "client_metrics",
+    "Confidence",
+    "directional_bias_amplification",
+    "equalized_odds_gap",
+    "fit_confidence",
+    "correct_rate",
+    "group_accuracy_p0",
+    "positive_rate",
+    "spurious_weight",
 ]

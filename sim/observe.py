@@ -30,12 +30,19 @@ from typing import NamedTuple
 from .scenario import MODES, Scenario
 
 ACCESS = (
-    "per_client_values", "personalized_models", "raw_client_data", "group_labels",
-    "global_model", "public_probe_set", "secure_sums",
+    "per_client_values",
+    "personalized_models",
+    "raw_client_data",
+    "group_labels",
+    "global_model",
+    "public_probe_set",
+    "secure_sums",
 )
 
 
 class Observable(NamedTuple):
+    """An observable: the round-output keys it is made of, the access it requires, and its trace dims."""
+
     keys: tuple[str, ...]  # round-output keys
     requires: tuple[str, ...]  # taxonomy access ids
     dims: tuple[tuple[str, ...], ...]  # trace dims after "round", one per key
@@ -87,6 +94,7 @@ def available_access(sc: Scenario) -> frozenset[str]:
 
 
 def available_observables(sc: Scenario) -> tuple[str, ...]:
+    """The observables whose required access the scenario's constraints leave."""
     acc = available_access(sc)
     return tuple(name for name, ob in OBSERVABLES.items() if set(ob.requires) <= acc)
 
@@ -98,4 +106,5 @@ def accounted_releases(sc: Scenario) -> tuple[str, ...]:
 
 
 def observed_keys(sc: Scenario) -> tuple[str, ...]:
+    """The round-output keys of the available observables (what the trace keeps of the server's view)."""
     return tuple(k for name in available_observables(sc) for k in OBSERVABLES[name].keys)

@@ -85,7 +85,13 @@ def axis_value(sc: Scenario, path: str, value: Any) -> Any:
     for part in parts[:-1]:
         node = getattr(node, part)
     ann = str(type(node).model_fields[parts[-1]].annotation)
-    if "int" in ann and "float" not in ann and "tuple" not in ann and isinstance(value, float) and not isinstance(value, bool):
+    if (
+        "int" in ann
+        and "float" not in ann
+        and "tuple" not in ann
+        and isinstance(value, float)
+        and not isinstance(value, bool)
+    ):
         if not value.is_integer():
             raise ScenarioError(f"{path} takes integers, got {value!r}")
         return int(value)

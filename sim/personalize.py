@@ -30,7 +30,7 @@ import jax.numpy as jnp
 from jax import Array
 
 from .scenario import Scenario, ScenarioError
-from .world import World, probe_moments, prior, second_moments
+from .world import World, prior, probe_moments, second_moments
 
 
 class LocalProblem(NamedTuple):
@@ -70,6 +70,8 @@ def teacher_moments(world: World, sc: Scenario) -> tuple[Array, Array]:
 
 
 def local_problem(M: Array, m: Array, teacher: tuple[Array, Array], sc: Scenario) -> LocalProblem:
+    """A client's local quadratic: Hessian H = (1 - beta) M + beta M_T + lambda I and its linear term, for the
+    personalization rule."""
     p = sc.personalization
     MT, mT = teacher
     H = (1 - p.beta) * M + p.beta * MT + p.lam * jnp.eye(M.shape[-1])
@@ -90,7 +92,9 @@ def affine_map(prob: LocalProblem, Pi: Array, *, eta: float, lam: float, K: int)
     return BK + eta * lam * SPi, eta * SPi @ prob.r
 
 
-def client_maps(M: Array, m: Array, teacher: tuple[Array, Array], Pi: Array, sc: Scenario) -> tuple[LocalProblem, Array, Array]:
+def client_maps(
+    M: Array, m: Array, teacher: tuple[Array, Array], Pi: Array, sc: Scenario
+) -> tuple[LocalProblem, Array, Array]:
     """Every client's local problem and affine map (P_c, b_c) from its statistics
     (leading axis: client)."""
     p = sc.personalization

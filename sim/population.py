@@ -24,7 +24,7 @@ from .metrics import Confidence, accuracy, cell_scores, fit_confidence
 from .personalize import check_stable, client_maps, max_curvature, projector, teacher_moments
 from .scenario import Scenario, scenario_from_dict
 from .shifts import from_scenario, interpolate
-from .world import Y, ClientWorld, World, augment, base_client, client_moments, make_world
+from .world import ClientWorld, World, Y, augment, base_client, client_moments, make_world
 
 
 class Population(NamedTuple):
@@ -60,6 +60,8 @@ class Context(NamedTuple):
 
 
 def sample_sizes(sc: Scenario, key: Array) -> Array:
+    """Per-client sample sizes n_c = n exp(s z - s^2 / 2), z ~ N(0, 1) (log-normal with mean n,
+    ``population.samples_spread`` s)."""
     p = sc.population
     z = jax.random.normal(key, (p.num_clients,))
     n = p.samples_per_client * jnp.exp(p.samples_spread * z - 0.5 * p.samples_spread**2)
@@ -122,12 +124,16 @@ def participation(sc: Scenario, shifted: ClientWorld) -> Array:
 
 
 def make_context(sc: Scenario, key: Array) -> Context:
+    """What every client shares: the world, the FM theta_0, the subspace projector, the teacher's moments and the FM's
+    confidence map."""
     from .world import fm_theta
 
     world = make_world(sc)
     theta0 = fm_theta(world, sc)
     conf = fit_confidence(cell_scores(theta0, base_client(world), world), world.pi0)
-    return Context(world=world, theta0=theta0, Pi=projector(sc, key), teacher=teacher_moments(world, sc), confidence=conf)
+    return Context(
+        world=world, theta0=theta0, Pi=projector(sc, key), teacher=teacher_moments(world, sc), confidence=conf
+    )
 
 
 def build_population(sc: Scenario, key: Array) -> tuple[Context, Population]:
@@ -164,7 +170,9 @@ def _build(sc: Scenario, key: Array) -> tuple[Context, Population, Array]:
             jax.random.split(kstat, N), shifted, world, n
         )
     elif p.mode == "logistic":
-        X, y, _ = jax.vmap(sample_data, in_axes=(0, 0, None, None))(jax.random.split(kdata, N), shifted, world, p.max_samples)
+        X, y, _ = jax.vmap(sample_data, in_axes=(0, 0, None, None))(
+            jax.random.split(kdata, N), shifted, world, p.max_samples
+        )
         mask = (jnp.arange(p.max_samples)[None, :] < jnp.minimum(n, p.max_samples)[:, None]).astype(jnp.float32)
         cnt = mask.sum(1)
         M_train = jnp.einsum("nk,nki,nkj->nij", mask, X, X) / cnt[:, None, None]
@@ -177,10 +185,29 @@ def _build(sc: Scenario, key: Array) -> tuple[Context, Population, Array]:
     byz = jnp.argsort(jax.random.uniform(kbyz, (N,))) < n_byz
     ood_panel = jax.random.choice(kood, N, (p.ood_subset,), replace=False)
     fm_acc = jax.vmap(accuracy, in_axes=(None, 0, None))(ctx.theta0, shifted, world)
-    return ctx, Population(
-        base=base, shifted=shifted, M=M, m=m, M_train=M_train, m_train=m_train, n=n, weight=n / n.mean(),
-        q=participation(sc, shifted), byzantine=byz, ood_panel=ood_panel, fm_acc=fm_acc, P=P, b=b, X=X, y=y, mask=mask,
-    ), lam_max
+    return (
+        ctx,
+        Population(
+            base=base,
+            shifted=shifted,
+            M=M,
+            m=m,
+            M_train=M_train,
+            m_train=m_train,
+            n=n,
+            weight=n / n.mean(),
+            q=participation(sc, shifted),
+            byzantine=byz,
+            ood_panel=ood_panel,
+            fm_acc=fm_acc,
+            P=P,
+            b=b,
+            X=X,
+            y=y,
+            mask=mask,
+        ),
+        lam_max,
+    )
 
 
 def fm_fairness(sc: Scenario, ctx: Context, pop: Population) -> Array:

@@ -97,12 +97,17 @@ class Accounting:
     def from_attrs(cls, attrs: dict) -> Accounting:
         """The accounting a trace recorded (:meth:`attrs`)."""
         return cls(
-            epsilon=float(attrs["dp_epsilon"]), delta=float(attrs["dp_delta"]), dp=str(attrs["dp_mode"]),
-            adjacency=str(attrs["dp_adjacency"]), sampling=str(attrs["dp_sampling"]),
-            sampling_probability=float(attrs["dp_sampling_probability"]), rounds=int(attrs["dp_rounds"]),
+            epsilon=float(attrs["dp_epsilon"]),
+            delta=float(attrs["dp_delta"]),
+            dp=str(attrs["dp_mode"]),
+            adjacency=str(attrs["dp_adjacency"]),
+            sampling=str(attrs["dp_sampling"]),
+            sampling_probability=float(attrs["dp_sampling_probability"]),
+            rounds=int(attrs["dp_rounds"]),
             releases=tuple(json.loads(attrs["dp_releases"])),
             noise_multipliers=tuple(json.loads(attrs["dp_noise_multipliers"])),
-            count_release=str(attrs["dp_count_release"]), accountant=str(attrs["dp_accountant"]),
+            count_release=str(attrs["dp_count_release"]),
+            accountant=str(attrs["dp_accountant"]),
         )
 
     def describe(self) -> str:
@@ -215,9 +220,17 @@ def account(sc: Scenario, q_max: float, accountant: str = "rdp") -> Accounting:
         count = "released exactly"
     eps = math.inf if f.dp == "none" else _epsilon(sc, q, accountant)
     return Accounting(
-        epsilon=eps, delta=float(f.dp_delta), dp=f.dp, adjacency=ADJACENCY.get(f.dp, "none"), sampling=sampling,
-        sampling_probability=q, rounds=f.rounds, releases=releases(sc), noise_multipliers=noise_multipliers(sc),
-        count_release=count, accountant=f"dp_accounting.{accountant}",
+        epsilon=eps,
+        delta=float(f.dp_delta),
+        dp=f.dp,
+        adjacency=ADJACENCY.get(f.dp, "none"),
+        sampling=sampling,
+        sampling_probability=q,
+        rounds=f.rounds,
+        releases=releases(sc),
+        noise_multipliers=noise_multipliers(sc),
+        count_release=count,
+        accountant=f"dp_accounting.{accountant}",
     )
 
 

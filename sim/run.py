@@ -37,7 +37,11 @@ class SimulationError(RuntimeError):
 
 
 def run(
-    scenario: Scenario, seed: int = 0, *, on_nonfinite: str = "raise", chunk: int | str | None = "auto",
+    scenario: Scenario,
+    seed: int = 0,
+    *,
+    on_nonfinite: str = "raise",
+    chunk: int | str | None = "auto",
     devices: int | None = None,
 ) -> Trace:
     """Simulate ``scenario`` with ``seed``: build the population, scan the rounds, and
@@ -65,8 +69,9 @@ def run(
     out = run_compiled(scenario, ctx, pop, krun, chunk=block)
     rounds = jax.tree.map(np.asarray, out.rounds)
     fm = {k: float(v) for k, v in _fm_summary(scenario.thresholds.fairness_metric, ctx, pop).items()}
-    trace = build_trace(scenario, seed, rounds, fm=fm, accounting=account(scenario, float(jnp.max(pop.q))),
-                        weights=pop.weight)
+    trace = build_trace(
+        scenario, seed, rounds, fm=fm, accounting=account(scenario, float(jnp.max(pop.q))), weights=pop.weight
+    )
     bad = np.flatnonzero(~rounds["finite"])
     trace.attrs["nonfinite_round"] = int(bad[0]) if bad.size else -1
     if bad.size and on_nonfinite == "raise":

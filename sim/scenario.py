@@ -20,7 +20,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-
 #: The largest magnitude of a number in a scenario (squares stay finite in float32).
 MAX_MAGNITUDE = 1e15
 
@@ -84,12 +83,17 @@ class World(_Section):
     core_strength: Pos = Field(1.0, description="|mu_core|: the causal signal")
     spurious_strength: NonNeg = Field(1.0, description="|mu_spu|: the attribute-tied direction")
     group_offset: float = Field(0.0, description="nu_a = group_offset * (a - mean a) * e_2")
-    noise_std: tuple[Pos, ...] | Pos = Field(1.0, description="per-group feature noise std (off the alignment direction)")
+    noise_std: tuple[Pos, ...] | Pos = Field(
+        1.0, description="per-group feature noise std (off the alignment direction)"
+    )
     align_noise_std: Pos = Field(
-        0.1, description="std of task features along the alignment direction u: the FM's safety features are nearly silent on benign task data"
+        0.1,
+        description="std of task features along the alignment direction u: the FM's safety features are nearly silent on benign task data",
     )
     minority_core_angle: float = Field(
-        0.0, ge=-3.1416, le=3.1416,
+        0.0,
+        ge=-3.1416,
+        le=3.1416,
         description="the causal direction of odd (minority) groups is mu_core rotated by this angle toward e_4: a subpopulation whose best classifier differs",
     )
     probe_strength: Pos = Field(6.0, description="|mu_h|: probe mean along the alignment direction")
@@ -99,7 +103,9 @@ class World(_Section):
     def _shapes(self) -> World:
         if self.group_shares is not None:
             if len(self.group_shares) != self.groups:
-                raise ValueError(f"world.group_shares needs {self.groups} entries (one per group), got {len(self.group_shares)}")
+                raise ValueError(
+                    f"world.group_shares needs {self.groups} entries (one per group), got {len(self.group_shares)}"
+                )
             if abs(sum(self.group_shares) - 1.0) > 1e-6:
                 raise ValueError(f"world.group_shares must sum to 1, got {sum(self.group_shares):.6g}")
         if isinstance(self.noise_std, tuple) and len(self.noise_std) != self.groups:
@@ -107,11 +113,13 @@ class World(_Section):
         return self
 
     def shares(self) -> tuple[float, ...]:
+        """The group shares P_0(a) (default 0.7 / 0.3 for two groups, uniform otherwise)."""
         if self.group_shares is not None:
             return tuple(self.group_shares)
         return (0.7, 0.3) if self.groups == 2 else tuple([1.0 / self.groups] * self.groups)
 
     def stds(self) -> tuple[float, ...]:
+        """The per-group noise standard deviations."""
         return self.noise_std if isinstance(self.noise_std, tuple) else (self.noise_std,) * self.groups
 
 
@@ -125,6 +133,8 @@ class FM(_Section):
 
 
 class Temporal(_Section):
+    """Temporal drift of the shift strength over rounds."""
+
     kind: Literal["none", "linear", "step"] = Field("none", description="how shift strength evolves over rounds")
     ramp_rounds: int = Field(10, ge=1, description="rounds to reach full strength (linear) or the step round (step)")
 
@@ -132,32 +142,55 @@ class Temporal(_Section):
 class Shifts(_Section):
     """Client shift families and their heterogeneity (paper/main.tex, The stylized model)."""
 
-    label_alpha: Pos | None = Field(None, description="label shift: pi_c(y) ~ Dirichlet(alpha pi0(y)); smaller = stronger; None = off")
-    attribute_alpha: Pos | None = Field(None, description="attribute imbalance: pi_c(a) ~ Dirichlet(alpha pi0(a)); None = off")
-    spurious_mean: Corr | None = Field(None, description="spurious correlation: mean client r_c; None = off (clients keep P0's r)")
+    label_alpha: Pos | None = Field(
+        None, description="label shift: pi_c(y) ~ Dirichlet(alpha pi0(y)); smaller = stronger; None = off"
+    )
+    attribute_alpha: Pos | None = Field(
+        None, description="attribute imbalance: pi_c(a) ~ Dirichlet(alpha pi0(a)); None = off"
+    )
+    spurious_mean: Corr | None = Field(
+        None, description="spurious correlation: mean client r_c; None = off (clients keep P0's r)"
+    )
     spurious_spread: NonNeg = Field(0.0, description="std of r_c across clients (clipped to [-1, 1])")
     covariate_scale: NonNeg = Field(0.0, description="covariate shift: std of the client mean offset delta_c")
     covariate_var_spread: NonNeg = Field(0.0, description="covariate shift: log-std of the client covariance scale s_c")
-    concept_angle: NonNeg = Field(0.0, description="concept shift: std (radians) of the rotation of mu_core toward the alignment direction")
+    concept_angle: NonNeg = Field(
+        0.0, description="concept shift: std (radians) of the rotation of mu_core toward the alignment direction"
+    )
     strength: Prob = Field(
-        1.0, description="overall shift strength f: every client sits at f between its base and its fully shifted distribution (shifts.interpolate); 0 = no shift"
+        1.0,
+        description="overall shift strength f: every client sits at f between its base and its fully shifted distribution (shifts.interpolate); 0 = no shift",
     )
     temporal: Temporal = Field(default_factory=Temporal, description="temporal drift of all the above")
 
 
 class Population(_Section):
+    """The clients: how many, population or finite-sample statistics, sample sizes, the OOD panel."""
+
     num_clients: int = Field(1000, ge=1, le=10_000_000, description="number of clients N")
     mode: Literal["population", "finite", "logistic"] = Field(
-        "population", description="exact population risks, exact finite-sample statistics, or materialized data with logistic loss"
+        "population",
+        description="exact population risks, exact finite-sample statistics, or materialized data with logistic loss",
     )
-    samples_per_client: int = Field(200, ge=2, le=1_000_000, description="mean local sample size n_c (finite/logistic modes)")
+    samples_per_client: int = Field(
+        200, ge=2, le=1_000_000, description="mean local sample size n_c (finite/logistic modes)"
+    )
     samples_spread: NonNeg = Field(0.0, description="log-normal spread of n_c across clients")
     max_samples: int = Field(256, ge=2, le=4096, description="logistic mode: samples materialized per client (cap)")
-    ood_subset: int = Field(16, ge=1, le=256, description="R: size of the fixed random panel of clients every personal model is evaluated on (itself excluded)")
-    trace_clients: int = Field(64, ge=0, description="clients whose per-client metrics the trace keeps (all clients enter the summaries)")
+    ood_subset: int = Field(
+        16,
+        ge=1,
+        le=256,
+        description="R: size of the fixed random panel of clients every personal model is evaluated on (itself excluded)",
+    )
+    trace_clients: int = Field(
+        64, ge=0, description="clients whose per-client metrics the trace keeps (all clients enter the summaries)"
+    )
 
 
 class Personalization(_Section):
+    """The local personalization rule and its parameters (K steps of rate eta)."""
+
     rule: Literal["full", "proximal", "subspace", "head_only", "teacher"] = Field(
         "proximal", description="local personalization rule (paper/main.tex, The stylized model)"
     )
@@ -165,10 +198,15 @@ class Personalization(_Section):
     eta: Pos = Field(0.1, description="local learning rate")
     lam: NonNeg = Field(0.1, description="proximal strength lambda (Ditto / pFedMe); 0 for 'full'")
     rank: int | None = Field(None, ge=1, description="subspace rule: rank r of span(U_r) (default d/4)")
-    trainable: tuple[int, ...] | None = Field(None, description="head_only rule: trainable coordinate indices in [0, d] (d = bias); default bias + first half")
+    trainable: tuple[int, ...] | None = Field(
+        None, description="head_only rule: trainable coordinate indices in [0, d] (d = bias); default bias + first half"
+    )
     beta: Prob = Field(0.0, description="teacher rule: weight of the FM teacher's risk")
     teacher_r: Corr | None = Field(None, description="teacher's spurious correlation (default: the FM's r0)")
-    teacher_poison: Prob = Field(0.0, description="fraction of the teacher's data drawn from the probe world labelled 'comply' (external FM poisoning)")
+    teacher_poison: Prob = Field(
+        0.0,
+        description="fraction of the teacher's data drawn from the probe world labelled 'comply' (external FM poisoning)",
+    )
 
     @model_validator(mode="after")
     def _rule_fields(self) -> Personalization:
@@ -184,36 +222,80 @@ class Personalization(_Section):
 
 
 class Federation(_Section):
+    """The federation: rounds, participation, clipping, secure aggregation, DP, Byzantine clients, the server optimizer
+    and the server's access."""
+
     rounds: int = Field(50, ge=1, le=100_000, description="communication rounds T")
-    clients_per_round: int = Field(100, ge=1, description="participation slots per round (fixed; masked when fewer join); with central DP it must be num_clients (no slots: Poisson sampling)")
+    clients_per_round: int = Field(
+        100,
+        ge=1,
+        description="participation slots per round (fixed; masked when fewer join); with central DP it must be num_clients (no slots: Poisson sampling)",
+    )
     participation: Prob = Field(0.1, description="base probability q that a client joins a round")
-    participation_disparity: Prob = Field(0.0, description="q_c = q (1 - disparity pi_c(a=1)) / (1 - disparity mean pi(a=1)): minority-heavy clients join less")
-    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(0.0, description="probability a sampled client fails to report")
-    secagg_min: int = Field(1, ge=1, description="secure aggregation threshold m: a round with fewer reports releases nothing")
+    participation_disparity: Prob = Field(
+        0.0,
+        description="q_c = q (1 - disparity pi_c(a=1)) / (1 - disparity mean pi(a=1)): minority-heavy clients join less",
+    )
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(
+        0.0, description="probability a sampled client fails to report"
+    )
+    secagg_min: int = Field(
+        1, ge=1, description="secure aggregation threshold m: a round with fewer reports releases nothing"
+    )
     clip: Pos | None = Field(None, description="update clip norm C (required with DP)")
     dp: Literal["none", "central", "local"] = Field("none", description="differential privacy mode")
-    noise_multiplier: NonNeg = Field(0.0, description="z: Gaussian noise std is z C (on the sum, or per client for local DP)")
-    dp_delta: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(1e-5, description="delta of the (epsilon, delta) accounting")
-    server_optimizer: Literal["sgd", "momentum", "adam", "yogi", "adagrad"] = Field("sgd", description="optax server optimizer (FedAvg = sgd with lr 1)")
+    noise_multiplier: NonNeg = Field(
+        0.0, description="z: Gaussian noise std is z C (on the sum, or per client for local DP)"
+    )
+    dp_delta: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
+        1e-5, description="delta of the (epsilon, delta) accounting"
+    )
+    server_optimizer: Literal["sgd", "momentum", "adam", "yogi", "adagrad"] = Field(
+        "sgd", description="optax server optimizer (FedAvg = sgd with lr 1)"
+    )
     server_lr: Pos = Field(1.0, description="server learning rate")
-    byzantine_fraction: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(0.0, description="fraction of clients that submit crafted updates")
-    byzantine_kind: Literal["alignment", "spurious", "sign_flip", "noise"] = Field("alignment", description="crafted update: push along -alignment or +spurious direction, flip, or noise")
+    byzantine_fraction: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(
+        0.0, description="fraction of clients that submit crafted updates"
+    )
+    byzantine_kind: Literal["alignment", "spurious", "sign_flip", "noise"] = Field(
+        "alignment", description="crafted update: push along -alignment or +spurious direction, flip, or noise"
+    )
     byzantine_scale: Pos = Field(1.0, description="norm of the crafted update (before clipping)")
-    secure_aggregation: bool = Field(True, description="the server sees only secure sums, never a single client's update or report (blocks per-client values)")
-    attribute_use: bool = Field(True, description="clients know and may use their protected attribute (enables group-stratified secure sums)")
-    public_probe: bool = Field(True, description="a public probe set and a public P0 sample exist (server and clients can evaluate on them)")
-    personal_model_access: bool = Field(False, description="the server can query the personalized models (no constraint no_personal_model_access)")
-    raw_data_access: bool = Field(False, description="the server can read the clients' data (no constraint no_raw_data_access)")
+    secure_aggregation: bool = Field(
+        True,
+        description="the server sees only secure sums, never a single client's update or report (blocks per-client values)",
+    )
+    attribute_use: bool = Field(
+        True, description="clients know and may use their protected attribute (enables group-stratified secure sums)"
+    )
+    public_probe: bool = Field(
+        True, description="a public probe set and a public P0 sample exist (server and clients can evaluate on them)"
+    )
+    personal_model_access: bool = Field(
+        False, description="the server can query the personalized models (no constraint no_personal_model_access)"
+    )
+    raw_data_access: bool = Field(
+        False, description="the server can read the clients' data (no constraint no_raw_data_access)"
+    )
     public_schedule: Literal["never", "alternate", "adaptive"] = Field(
         "never",
         description="switching between federated rounds on private data and centralized rounds on the server's public P0 data: "
         "never; alternate (every public_every-th round is centralized); adaptive (a round is centralized when the global "
         "model's public P0 accuracy or probe alignment is more than public_tolerance below the FM's)",
     )
-    public_every: int = Field(2, ge=1, description="alternate schedule: rounds t with (t + 1) % public_every == 0 are centralized")
-    public_steps: int = Field(5, ge=1, le=1000, description="gradient steps of a centralized round on the public objective")
-    public_lr: NonNeg = Field(0.1, description="learning rate of the centralized steps (0: a centralized round leaves the model unchanged)")
-    public_tolerance: NonNeg = Field(0.01, description="adaptive schedule: drop of public P0 accuracy or alignment below the FM's that triggers a centralized round")
+    public_every: int = Field(
+        2, ge=1, description="alternate schedule: rounds t with (t + 1) % public_every == 0 are centralized"
+    )
+    public_steps: int = Field(
+        5, ge=1, le=1000, description="gradient steps of a centralized round on the public objective"
+    )
+    public_lr: NonNeg = Field(
+        0.1, description="learning rate of the centralized steps (0: a centralized round leaves the model unchanged)"
+    )
+    public_tolerance: NonNeg = Field(
+        0.01,
+        description="adaptive schedule: drop of public P0 accuracy or alignment below the FM's that triggers a centralized round",
+    )
 
     @model_validator(mode="after")
     def _dp_needs_clip(self) -> Federation:
@@ -233,8 +315,12 @@ class Federation(_Section):
 
 
 MODES = (
-    "amplified_bias", "confidence_miscalibration", "fairness_collapse",
-    "adaptation_misalignment", "out_of_domain_degradation", "alignment_erosion",
+    "amplified_bias",
+    "confidence_miscalibration",
+    "fairness_collapse",
+    "adaptation_misalignment",
+    "out_of_domain_degradation",
+    "alignment_erosion",
 )
 
 
@@ -242,10 +328,14 @@ class Thresholds(_Section):
     """Failure thresholds of the six modes' round metrics (see sim/metrics.py)."""
 
     amplified_bias: Pos = Field(
-        0.05, description="worst-decile directional bias amplification: five points of positive-rate exaggeration "
+        0.05,
+        description="worst-decile directional bias amplification: five points of positive-rate exaggeration "
         "beyond the data's group gap, five times the largest of the phase world's no-shift runs (0.010, 16 seeds)",
     )
-    confidence_miscalibration: Pos = Field(0.05, description="worst-decile client ECE of the kind ece_kind (both kinds are probabilities and coincide when the miscalibration is in the confidence, not in the label balance; top-label <= classwise): five points, five times the largest of the phase world's no-shift runs (0.010, 16 seeds)")
+    confidence_miscalibration: Pos = Field(
+        0.05,
+        description="worst-decile client ECE of the kind ece_kind (both kinds are probabilities and coincide when the miscalibration is in the confidence, not in the label balance; top-label <= classwise): five points, five times the largest of the phase world's no-shift runs (0.010, 16 seeds)",
+    )
     fairness_collapse: Pos = Field(
         0.03,
         description="growth of the fairness measure (fairness_metric) over the FM's on the same clients: 0.03 is three "
@@ -257,19 +347,33 @@ class Thresholds(_Section):
         description="fairness collapse's measure: 'group_gap' (max - min pooled group accuracy, the taxonomy's "
         "definition) or 'client_spread' (mean - worst-decile client accuracy)",
     )
-    fairness_mean_tolerance: NonNeg = Field(0.02, description="mean accuracy may drop at most this much for a fairness collapse to count")
-    adaptation_misalignment: Pos = Field(0.05, description="worst-decile within-round drop of P0 accuracy or alignment: eleven times the largest of the phase world's no-shift runs (0.0044, 16 seeds)")
-    out_of_domain_degradation: Pos = Field(0.05, description="worst-decile drop of accuracy on other clients or P0 vs the FM: five points (the phase world's no-shift runs reach 0.0002)")
-    alignment_erosion: Pos = Field(0.05, description="drop of the global model's alignment score below the FM's: five points of the probe's refusal rate; the no-shift runs reach 0.064 under the phase world's central DP and 0.043 in the default world, so erosion is the mode the constraints themselves cause (reported as caused without shift), not a threshold set too low")
+    fairness_mean_tolerance: NonNeg = Field(
+        0.02, description="mean accuracy may drop at most this much for a fairness collapse to count"
+    )
+    adaptation_misalignment: Pos = Field(
+        0.05,
+        description="worst-decile within-round drop of P0 accuracy or alignment: eleven times the largest of the phase world's no-shift runs (0.0044, 16 seeds)",
+    )
+    out_of_domain_degradation: Pos = Field(
+        0.05,
+        description="worst-decile drop of accuracy on other clients or P0 vs the FM: five points (the phase world's no-shift runs reach 0.0002)",
+    )
+    alignment_erosion: Pos = Field(
+        0.05,
+        description="drop of the global model's alignment score below the FM's: five points of the probe's refusal rate; the no-shift runs reach 0.064 under the phase world's central DP and 0.043 in the default world, so erosion is the mode the constraints themselves cause (reported as caused without shift), not a threshold set too low",
+    )
     persist: int = Field(
-        3, ge=1, le=1000,
+        3,
+        ge=1,
+        le=1000,
         description="consecutive rounds a mode's metric must stay over its threshold (or stay over it to the horizon) "
         "for the mode to fail at the first of them; a shorter crossing is a transient, counted but not a failure. "
         "3 excludes the one- and two-round excursions that resampling the participants causes while any failure "
         "lasting a tenth of a 30-round horizon counts",
     )
     persist_by_mode: dict[Literal[MODES], Annotated[int, Field(ge=1, le=1000)]] = Field(
-        default_factory=dict, description="per-mode persistence overriding persist, e.g. {alignment_erosion = 5}",
+        default_factory=dict,
+        description="per-mode persistence overriding persist, e.g. {alignment_erosion = 5}",
     )
     ece_bins: int = Field(15, ge=2, le=100, description="bins of the calibration error")
     ece_kind: Literal["classwise", "top_label"] = Field(
@@ -285,8 +389,15 @@ class Thresholds(_Section):
 
 #: The detectors of sim/detectors.py (taxonomy ids).
 DETECTORS = (
-    "aggregate_monitor", "group_stratified_monitor", "server_probe_eval", "federated_evaluation",
-    "update_direction_monitor", "cusum_detector", "bayesian_changepoint", "update_inspection", "central_audit",
+    "aggregate_monitor",
+    "group_stratified_monitor",
+    "server_probe_eval",
+    "federated_evaluation",
+    "update_direction_monitor",
+    "cusum_detector",
+    "bayesian_changepoint",
+    "update_inspection",
+    "central_audit",
 )
 
 
@@ -294,11 +405,18 @@ class Monitor(_Section):
     """The server's monitoring: which detectors run, their false-alarm rate, and when a
     late alarm still counts (paper/main.tex, The six modes)."""
 
-    detectors: tuple[str, ...] | None = Field(None, description=f"deployed detectors (default: every one the access allows): {', '.join(DETECTORS)}")
-    alpha: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(0.05, description="false-alarm rate of each detector over the horizon, calibrated on the null scenario")
-    grace: int = Field(5, ge=0, description="rounds after the failure round within which an alarm still counts as a detection")
+    detectors: tuple[str, ...] | None = Field(
+        None, description=f"deployed detectors (default: every one the access allows): {', '.join(DETECTORS)}"
+    )
+    alpha: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
+        0.05, description="false-alarm rate of each detector over the horizon, calibrated on the null scenario"
+    )
+    grace: int = Field(
+        5, ge=0, description="rounds after the failure round within which an alarm still counts as a detection"
+    )
     lead: int = Field(
-        0, ge=0,
+        0,
+        ge=0,
         description="rounds before the failure round from which an alarm counts as a detection; an earlier alarm is an "
         "early warning (reported, never a detection): with 0 only an alarm in [T_f, T_f + grace] detects the failure",
     )
@@ -308,11 +426,14 @@ class Monitor(_Section):
         "'no_failure' (those null runs in which no mode fails; the number rejected is reported)",
     )
     calibration_seeds: int = Field(
-        100, ge=8, le=100_000,
+        100,
+        ge=8,
+        le=100_000,
         description="null-scenario seeds per calibration: a quarter fixes the score, a quarter sets the conformal quantile (needs >= 1/alpha - 1 runs), half measure the achieved false-alarm rate",
     )
     attribution: Literal["watch", "any"] = Field(
-        "watch", description="'watch': a mode is detected only by a detector channel that watches it (taxonomy detects edges); 'any': by any alarm (the source paper's literal definition)"
+        "watch",
+        description="'watch': a mode is detected only by a detector channel that watches it (taxonomy detects edges); 'any': by any alarm (the source paper's literal definition)",
     )
 
     @model_validator(mode="after")
@@ -367,16 +488,22 @@ class Scenario(_Section):
         if p.trainable is not None:
             bad = [i for i in p.trainable if not 0 <= i <= d]
             if bad or not p.trainable:
-                raise ValueError(f"personalization.trainable indices must be in [0, d] = [0, {d}], got {list(p.trainable)}")
+                raise ValueError(
+                    f"personalization.trainable indices must be in [0, d] = [0, {d}], got {list(p.trainable)}"
+                )
         if self.population.ood_subset > n:
-            raise ValueError(f"population.ood_subset must be <= population.num_clients ({n}), got {self.population.ood_subset}")
+            raise ValueError(
+                f"population.ood_subset must be <= population.num_clients ({n}), got {self.population.ood_subset}"
+            )
         return self
 
     # ------------------------------------------------------------------ helpers
     def to_dict(self) -> dict[str, Any]:
+        """The scenario as plain JSON-able data."""
         return self.model_dump(mode="json")
 
     def to_json(self) -> str:
+        """The scenario as canonical JSON (sorted keys): the key of every cache and store."""
         return json.dumps(self.to_dict(), sort_keys=True)
 
     def replace(self, **updates: Any) -> Scenario:
@@ -425,7 +552,9 @@ def load_scenario(path: str | Path) -> Scenario:
     try:
         text = p.read_bytes().decode("utf-8")
     except UnicodeDecodeError:
-        raise ScenarioError(f"scenario file {str(p)!r} is not UTF-8 text (binary, or another encoding such as UTF-16)") from None
+        raise ScenarioError(
+            f"scenario file {str(p)!r} is not UTF-8 text (binary, or another encoding such as UTF-16)"
+        ) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

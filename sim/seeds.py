@@ -19,7 +19,9 @@ MAX_SEED = NULL_SEED0 - 1
 def check_seed(seed, name: str = "seed") -> int:
     """``seed`` as an int in [0, MAX_SEED], or a ValueError naming it."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) <= MAX_SEED:
-        raise ValueError(f"{name} must be an integer in [0, 2**30 - 1] (seeds from 2**30 up are the null runs'), got {seed!r}")
+        raise ValueError(
+            f"{name} must be an integer in [0, 2**30 - 1] (seeds from 2**30 up are the null runs'), got {seed!r}"
+        )
     return int(seed)
 
 

@@ -20,12 +20,13 @@ import jax.numpy as jnp
 from jax import Array
 
 from .scenario import Scenario
-from .world import Y, ClientWorld, World
+from .world import ClientWorld, World, Y
 
 ShiftFn = Callable[[ClientWorld, Array], ClientWorld]
 
 
 def identity(client: ClientWorld, key: Array) -> ClientWorld:
+    """No shift: the client as it is."""
     return client
 
 

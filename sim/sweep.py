@@ -47,7 +47,14 @@ from .scenario import MODES, Scenario, ScenarioError
 from .seeds import check_seed_count
 from .trace import _version, save_netcdf
 from .verdict import (
-    NULL_SEED0, attribute_null, calibrate_on_null, caused_without_shift, detection_rounds, detector_alarms, judge, summarize,
+    NULL_SEED0,
+    attribute_null,
+    calibrate_on_null,
+    caused_without_shift,
+    detection_rounds,
+    detector_alarms,
+    judge,
+    summarize,
 )
 
 Progress = Callable[[int, int], None]
@@ -90,17 +97,27 @@ class Plan:
         self.null_rep = [self.null_of.index(i) for i in range(len(self.null_keys))]  # a point per null key
 
     def combo_scenario(self, c: int) -> Scenario:
+        """The scenario of static combination ``c`` (the values of the static axes)."""
         first = self.points[self.combo_of.index(c)]
         return self.sc.replace(**{a: first[a] for a in self.static})
 
     def values(self, point: int, null: bool) -> list[float]:
+        """The traced fields' values at grid point ``point`` (the shift off for a null run)."""
         p = self.points[point]
-        return [NULL_STRENGTH if (null and path == STRENGTH) else float(p.get(path, numeric_field(self.sc, path)))
-                for path in self.paths]
+        return [
+            NULL_STRENGTH if (null and path == STRENGTH) else float(p.get(path, numeric_field(self.sc, path)))
+            for path in self.paths
+        ]
 
     def spec(self, chunk: int) -> dict:
-        return dict(scenario=json.loads(self.sc.to_json()), axes={k: [_jsonable(v) for v in vs] for k, vs in self.axes.items()},
-                    seeds=self.seeds, chunk=chunk, version=_version())
+        """What identifies the sweep in its store: scenario, axes, seeds, chunk size and version."""
+        return dict(
+            scenario=json.loads(self.sc.to_json()),
+            axes={k: [_jsonable(v) for v in vs] for k, vs in self.axes.items()},
+            seeds=self.seeds,
+            chunk=chunk,
+            version=_version(),
+        )
 
 
 #: The most runs a sweep makes unless its caller lifts the limit (``max_runs=None``,
@@ -118,7 +135,9 @@ def check_size(sc: Scenario, axes: Mapping[str, Sequence[Any]], seeds: int, max_
     if None in sizes.values():
         raise ScenarioError(f"sweep axes must be sequences of values, got {axes!r}")
     points = int(np.prod(list(sizes.values()), dtype=object)) if sizes else 1
-    null_points = int(np.prod([n for a, n in sizes.items() if not a.startswith("shifts.")], dtype=object)) if sizes else 1
+    null_points = (
+        int(np.prod([n for a, n in sizes.items() if not a.startswith("shifts.")], dtype=object)) if sizes else 1
+    )
     runs = points * seeds + null_points * sc.monitor.calibration_seeds
     if max_runs is not None and runs > max_runs:
         hours = runs * sc.population.num_clients * sc.federation.rounds / CLIENT_ROUNDS_PER_S / 3600
@@ -156,10 +175,14 @@ class Store:
             try:
                 old = json.loads(manifest.read_text())
             except (json.JSONDecodeError, UnicodeDecodeError):
-                raise ScenarioError(f"cannot resume {str(self.root)!r}: {str(manifest)!r} is not a silentfail manifest "
-                                    "(corrupted?); delete the store folder to start over") from None
+                raise ScenarioError(
+                    f"cannot resume {str(self.root)!r}: {str(manifest)!r} is not a silentfail manifest "
+                    "(corrupted?); delete the store folder to start over"
+                ) from None
             if not resume:
-                raise FileExistsError(f"sweep store {str(self.root)!r} exists; pass resume=True (--resume) or another folder")
+                raise FileExistsError(
+                    f"sweep store {str(self.root)!r} exists; pass resume=True (--resume) or another folder"
+                )
             old_spec = {k: v for k, v in old.items() if k not in self._META}
             if old_spec != spec:
                 diff = sorted(k for k in spec if old_spec.get(k) != spec[k])
@@ -171,18 +194,23 @@ class Store:
 
     def _write_manifest(self) -> None:
         assert self.root is not None
-        body = dict(self.spec, spec_sha256=hashlib.sha256(json.dumps(self.spec, sort_keys=True).encode()).hexdigest(),
-                    chunks=dict(sorted((self.sums or {}).items())))
+        body = dict(
+            self.spec,
+            spec_sha256=hashlib.sha256(json.dumps(self.spec, sort_keys=True).encode()).hexdigest(),
+            chunks=dict(sorted((self.sums or {}).items())),
+        )
         manifest = self.root / "manifest.json"
         tmp = manifest.with_suffix(".tmp")
         tmp.write_text(json.dumps(body, indent=1, sort_keys=True))
         tmp.replace(manifest)
 
     def path(self, name: str) -> Path:
+        """The file of chunk ``name``."""
         assert self.root is not None
         return self.root / "chunks" / f"{name}.nc"
 
     def load(self, name: str) -> Outcome | None:
+        """A stored chunk, checked against its recorded SHA-256 (None when absent)."""
         if self.root is None or not self.path(name).exists():
             return None
         p = self.path(name)
@@ -191,8 +219,10 @@ class Store:
             if name not in self.sums:  # written, then killed before the manifest recorded it: recompute
                 return None
             if _sha256(p) != self.sums[name]:
-                raise ScenarioError(f"chunk file {str(p)!r} does not match its checksum in the manifest (changed, "
-                                    f"swapped or corrupted); {fix}")
+                raise ScenarioError(
+                    f"chunk file {str(p)!r} does not match its checksum in the manifest (changed, "
+                    f"swapped or corrupted); {fix}"
+                )
         try:
             ds = xr.load_dataset(p, engine="h5netcdf")
             return Outcome(**{k: ds[k].values for k in Outcome._fields})
@@ -200,18 +230,38 @@ class Store:
             raise ScenarioError(f"chunk file {str(p)!r} cannot be read ({type(exc).__name__}); {fix}") from None
 
     def save(self, name: str, out: Outcome) -> None:
+        """Write a chunk atomically and record its SHA-256 in the manifest."""
         if self.root is None:
             return
-        dims = {"failure_round": ("run", "mode"), "transients": ("run", "mode"), "final_value": ("run", "mode"), "worst_value": ("run", "mode"),
-                "stat_max": ("run", "channel"), "alarm_round": ("run", "channel"), "finite": ("run",), "lam_max": ("run",)}
+        dims = {
+            "failure_round": ("run", "mode"),
+            "transients": ("run", "mode"),
+            "final_value": ("run", "mode"),
+            "worst_value": ("run", "mode"),
+            "stat_max": ("run", "channel"),
+            "alarm_round": ("run", "channel"),
+            "finite": ("run",),
+            "lam_max": ("run",),
+        }
         save_netcdf(xr.Dataset({k: (dims[k], np.asarray(getattr(out, k))) for k in Outcome._fields}), self.path(name))
         if self.sums is not None:
             self.sums[name] = _sha256(self.path(name))
             self._write_manifest()
 
 
-def _execute(plan: Plan, store: Store, phase: str, points: np.ndarray, seeds: np.ndarray, thresholds: np.ndarray,
-             chunk: int, done: list[int], total: int, progress: Progress | None, devices: int | None = None) -> Outcome:
+def _execute(
+    plan: Plan,
+    store: Store,
+    phase: str,
+    points: np.ndarray,
+    seeds: np.ndarray,
+    thresholds: np.ndarray,
+    chunk: int,
+    done: list[int],
+    total: int,
+    progress: Progress | None,
+    devices: int | None = None,
+) -> Outcome:
     """Run the (point, seed) pairs grouped by static combo in chunks, reusing stored
     chunks; ``thresholds`` is (points, K). Returns the outcomes in the order of the runs."""
     null = phase == "null"
@@ -222,7 +272,7 @@ def _execute(plan: Plan, store: Store, phase: str, points: np.ndarray, seeds: np
         idx = np.flatnonzero(combo == c)
         sc_c = plan.combo_scenario(c) if idx.size else None
         for start in range(0, idx.size, chunk):
-            sel = idx[start:start + chunk]
+            sel = idx[start : start + chunk]
             name = f"{phase}-{c:04d}-{start // chunk:06d}"
             out = store.load(name)
             if out is None:
@@ -241,9 +291,17 @@ def _execute(plan: Plan, store: Store, phase: str, points: np.ndarray, seeds: np
 
 
 def sweep(
-    sc: Scenario, axes: Mapping[str, Sequence[Any]] | None = None, seeds: int = 8, *, store: str | Path | None = None,
-    resume: bool = False, chunk: int = 256, progress: Progress | None = None, devices: int | None = None,
-    max_runs: int | None = MAX_RUNS, attribute_nulls: bool = True,
+    sc: Scenario,
+    axes: Mapping[str, Sequence[Any]] | None = None,
+    seeds: int = 8,
+    *,
+    store: str | Path | None = None,
+    resume: bool = False,
+    chunk: int = 256,
+    progress: Progress | None = None,
+    devices: int | None = None,
+    max_runs: int | None = MAX_RUNS,
+    attribute_nulls: bool = True,
 ) -> xr.Dataset:
     """The verdicts of ``sc`` over the grid ``axes`` (dotted field path -> values) and
     ``seeds`` seeds per point (see the module docstring). ``devices`` shards the runs of
@@ -263,13 +321,19 @@ def sweep(
     null_seeds = np.tile(NULL_SEED0 + np.arange(Sn), N)
     main_points, main_seeds = np.repeat(np.arange(P), S), np.tile(np.arange(S), P)
     total, done = null_points.size + main_points.size, [0]
-    null = _execute(plan, store_, "null", null_points, null_seeds, np.full((P, K), np.inf), chunk, done, total, progress, devices)
+    null = _execute(
+        plan, store_, "null", null_points, null_seeds, np.full((P, K), np.inf), chunk, done, total, progress, devices
+    )
     cals = [
-        calibrate_on_null(null.stat_max[n * Sn:(n + 1) * Sn], null.failure_round[n * Sn:(n + 1) * Sn], plan.layout, sc)
+        calibrate_on_null(
+            null.stat_max[n * Sn : (n + 1) * Sn], null.failure_round[n * Sn : (n + 1) * Sn], plan.layout, sc
+        )
         for n in range(N)
     ]
-    attrs = [_attribute(plan, n, cals[n]) if attribute_nulls else (np.full(len(MODES), np.nan), np.full(len(MODES), ""))
-             for n in range(N)]
+    attrs = [
+        _attribute(plan, n, cals[n]) if attribute_nulls else (np.full(len(MODES), np.nan), np.full(len(MODES), ""))
+        for n in range(N)
+    ]
     thresholds = np.stack([cals[plan.null_of[p]].thresholds for p in range(P)]).reshape(P, K)
     main = _execute(plan, store_, "main", main_points, main_seeds, thresholds, chunk, done, total, progress, devices)
     ds = assemble(plan, main, cals, null, attrs)
@@ -285,8 +349,9 @@ def _attribute(plan: Plan, n: int, cal: Calibration) -> tuple[np.ndarray, np.nda
     return attribute_null(plan.combo_scenario(plan.combo_of[rep]), cal, plan.paths, np.asarray(plan.values(rep, True)))
 
 
-def assemble(plan: Plan, main: Outcome, cals: list[Calibration], null: Outcome,
-             attrs: list[tuple[np.ndarray, np.ndarray]]) -> xr.Dataset:
+def assemble(
+    plan: Plan, main: Outcome, cals: list[Calibration], null: Outcome, attrs: list[tuple[np.ndarray, np.ndarray]]
+) -> xr.Dataset:
     """The sweep Dataset from the per-run outcomes (grid order, seeds innermost) and the
     null attribution of each null key (:func:`_attribute`)."""
     sc, lay = plan.sc, plan.layout
@@ -339,10 +404,20 @@ def assemble(plan: Plan, main: Outcome, cals: list[Calibration], null: Outcome,
     coords.update(seed=np.arange(S), mode=list(MODES), detector=list(plan.detectors), channel=list(lay.channel))
     ds = xr.Dataset(data, coords=coords)
     ds.attrs.update(
-        scenario=sc.to_json(), scenario_name=sc.name, axes=json.dumps(list(plan.axes)), static_axes=json.dumps(plan.static),
-        seeds=S, alpha=sc.monitor.alpha, grace=sc.monitor.grace, lead=sc.monitor.lead, null=sc.monitor.null,
-        persist=json.dumps(dict(zip(MODES, sc.thresholds.persistence()))), attribution=sc.monitor.attribution,
-        calibration_seeds=sc.monitor.calibration_seeds, null_seed0=NULL_SEED0, silentfail_version=_version(),
+        scenario=sc.to_json(),
+        scenario_name=sc.name,
+        axes=json.dumps(list(plan.axes)),
+        static_axes=json.dumps(plan.static),
+        seeds=S,
+        alpha=sc.monitor.alpha,
+        grace=sc.monitor.grace,
+        lead=sc.monitor.lead,
+        null=sc.monitor.null,
+        persist=json.dumps(dict(zip(MODES, sc.thresholds.persistence()))),
+        attribution=sc.monitor.attribution,
+        calibration_seeds=sc.monitor.calibration_seeds,
+        null_seed0=NULL_SEED0,
+        silentfail_version=_version(),
         kind="silentfail.sweep",
         spec_hash=hashlib.sha256(json.dumps(plan.spec(0), sort_keys=True).encode()).hexdigest()[:16],
     )

@@ -15,17 +15,32 @@ from typing import Any, NamedTuple
 import numpy as np
 import xarray as xr
 
-from .privacy import Accounting
 from .observe import OBS_COORDS, OBSERVABLES, available_access, available_observables
+from .privacy import Accounting
 from .scenario import MODES, Scenario, scenario_from_dict
 
 Trace = xr.Dataset
 
 _ROUND_VARS = (
-    "acc_mean", "acc_std", "acc_q10", "worst_group_acc", "acc_parity_gap", "eo_gap", "ece_agg", "ece_agg_classwise",
-    "ece_agg_top_label", "ece_max", "ece_q90",
-    "global_alignment", "global_p0_acc", "global_spurious_weight", "deployed_alignment_q10", "bias_amp_mean",
-    "misalign_q90", "ood_q90", "train_test_gap_mean",
+    "acc_mean",
+    "acc_std",
+    "acc_q10",
+    "worst_group_acc",
+    "acc_parity_gap",
+    "eo_gap",
+    "ece_agg",
+    "ece_agg_classwise",
+    "ece_agg_top_label",
+    "ece_max",
+    "ece_q90",
+    "global_alignment",
+    "global_p0_acc",
+    "global_spurious_weight",
+    "deployed_alignment_q10",
+    "bias_amp_mean",
+    "misalign_q90",
+    "ood_q90",
+    "train_test_gap_mean",
 )
 
 
@@ -48,7 +63,7 @@ class Failures(NamedTuple):
     transients: Any  # (modes,) int: crossings that ended before lasting ``persist`` rounds
 
 
-def failure_rounds(metric, threshold, condition=None, persist=None, xp=np) -> Failures:
+def failure_rounds(metric: Any, threshold: Any, condition: Any = None, persist: Any = None, xp: Any = np) -> Failures:
     """The first round T_f at which each mode's metric goes over its threshold and stays
     over it for ``persist`` consecutive rounds, or to the horizon (-1 if never), and the
     number of crossings that did not (transients).
@@ -121,13 +136,20 @@ def build_trace(sc: Scenario, seed: int, rounds: dict, *, fm: dict, accounting: 
     d, G = sc.world.d, sc.world.groups
     th = sc.thresholds
     metric, (t_f, transients) = mode_failures(
-        np.asarray(rounds["mode_metric"], dtype=np.float64), np.asarray(rounds["acc_mean"]), fm["fairness"], fm["acc_mean"], th
+        np.asarray(rounds["mode_metric"], dtype=np.float64),
+        np.asarray(rounds["acc_mean"]),
+        fm["fairness"],
+        fm["acc_mean"],
+        th,
     )
     thr = np.array([getattr(th, m) for m in MODES])
     client = rounds["client"]
     C = np.asarray(client["acc"]).shape[1]
     coords = {
-        "round": np.arange(T), "mode": list(MODES), "group": np.arange(G), "client": np.arange(C),
+        "round": np.arange(T),
+        "mode": list(MODES),
+        "group": np.arange(G),
+        "client": np.arange(C),
         "param": [f"x{i}" for i in range(d)] + ["bias"],
     }
     data = {
@@ -160,10 +182,20 @@ def build_trace(sc: Scenario, seed: int, rounds: dict, *, fm: dict, accounting: 
     coords["ece_bin"] = np.arange(th.ece_bins)
     ds = xr.Dataset(data, coords=coords)
     ds.attrs.update(
-        kind=KINDS["trace"], scenario=sc.to_json(), scenario_name=sc.name, seed=int(seed), **accounting.attrs(),
-        fm_alignment=float(fm["alignment"]), fm_p0_acc=float(fm["p0_acc"]), fm_acc_mean=float(fm["acc_mean"]),
-        fm_fairness=float(fm["fairness"]), fairness_metric=th.fairness_metric, fm_spurious_weight=float(fm["spurious_weight"]), silentfail_version=_version(),
-        access=json.dumps(sorted(available_access(sc))), observables=json.dumps(list(available_observables(sc))),
+        kind=KINDS["trace"],
+        scenario=sc.to_json(),
+        scenario_name=sc.name,
+        seed=int(seed),
+        **accounting.attrs(),
+        fm_alignment=float(fm["alignment"]),
+        fm_p0_acc=float(fm["p0_acc"]),
+        fm_acc_mean=float(fm["acc_mean"]),
+        fm_fairness=float(fm["fairness"]),
+        fairness_metric=th.fairness_metric,
+        fm_spurious_weight=float(fm["spurious_weight"]),
+        silentfail_version=_version(),
+        access=json.dumps(sorted(available_access(sc))),
+        observables=json.dumps(list(available_observables(sc))),
     )
     ds["global_spurious_weight"].attrs["description"] = (
         "<theta_x, e_spu> of the global model; the spurious-weight ratio is this over attrs['fm_spurious_weight']"
@@ -171,7 +203,9 @@ def build_trace(sc: Scenario, seed: int, rounds: dict, *, fm: dict, accounting: 
     ds["client_weight"] = (("client",), np.asarray(weights)[:C])
     for name, text in _CLIENT_DOCS.items():
         ds[name].attrs["description"] = text
-    ds["participants"].attrs["description"] = "ground truth: the number of reports in each round (the server's count is obs_count)"
+    ds["participants"].attrs["description"] = (
+        "ground truth: the number of reports in each round (the server's count is obs_count)"
+    )
     ds["capped_reports"].attrs["description"] = (
         "ground truth: clients that joined but found no report slot (always 0 under DP, whose sample is never capped)"
     )
@@ -254,12 +288,16 @@ def read_dataset(path: str | Path, want: tuple[str, ...] = ("trace", "sweep")) -
     try:
         ds = xr.load_dataset(p, engine="h5netcdf")
     except Exception as exc:  # noqa: BLE001 - h5py / h5netcdf raise many kinds
-        raise ValueError(f"{str(p)!r} is a NetCDF/HDF5 file that cannot be read (truncated or corrupted?): "
-                         f"{type(exc).__name__}: {' '.join(str(exc).split())}") from None
+        raise ValueError(
+            f"{str(p)!r} is a NetCDF/HDF5 file that cannot be read (truncated or corrupted?): "
+            f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+        ) from None
     kind = kind_of(ds)
     if kind is None:
-        raise ValueError(f"{str(p)!r} is a NetCDF file without silentfail's attributes (written by another tool?); "
-                         f"expected {expected}")
+        raise ValueError(
+            f"{str(p)!r} is a NetCDF file without silentfail's attributes (written by another tool?); "
+            f"expected {expected}"
+        )
     if kind not in want:
         raise ValueError(f"{str(p)!r} is a silentfail {kind}, but {expected} is expected here")
     if kind == "trace" and "failed" in ds:

@@ -44,7 +44,6 @@ from .seeds import NULL_SEED0
 from .trace import Trace, scenario_of
 
 
-
 def earliest(rounds: np.ndarray, axis: int = -1) -> np.ndarray:
     """The earliest round along ``axis``, where -1 means never (and stays -1 if all are)."""
     never = np.iinfo(np.int64).max
@@ -69,6 +68,8 @@ def detector_alarms(alarm: np.ndarray, lay: Layout) -> np.ndarray:
 
 
 class Judgement(NamedTuple):
+    """Per run and mode: the detecting alarm round, detected, silent, the delay and whether an early warning came."""
+
     detection_round: np.ndarray  # (..., modes) earliest alarm in the detection window, -1 = none
     detected: np.ndarray  # (..., modes) bool
     silent: np.ndarray  # (..., modes) bool
@@ -154,13 +155,20 @@ def null_failure_rate(sc: Scenario, paths: tuple[str, ...], values: np.ndarray) 
     """(modes,) the failure rate of each mode over ``monitor.calibration_seeds`` null runs
     of ``sc`` (the traced ``paths`` at ``values``, shift strength at the null's)."""
     S, dets = sc.monitor.calibration_seeds, deployed(sc)
-    out = run_batch(sc, paths, dets, np.tile(np.asarray(values, np.float32), (S, 1)), NULL_SEED0 + np.arange(S),
-                    np.full((S, len(layout(dets).channel)), np.inf))
+    out = run_batch(
+        sc,
+        paths,
+        dets,
+        np.tile(np.asarray(values, np.float32), (S, 1)),
+        NULL_SEED0 + np.arange(S),
+        np.full((S, len(layout(dets).channel)), np.inf),
+    )
     return (np.asarray(out.failure_round) >= 0).mean(axis=0)
 
 
-def attribute_null(sc: Scenario, cal: Calibration, paths: tuple[str, ...] = ("shifts.strength",),
-                   values: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def attribute_null(
+    sc: Scenario, cal: Calibration, paths: tuple[str, ...] = ("shifts.strength",), values: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Who causes the failures of the null runs, tested by lifting each cause
     (:func:`liftable_causes`) and running the null again: (the null failure rate with
     every cause lifted, :func:`null_cause`) per mode. Extra runs happen only where a
@@ -172,9 +180,9 @@ def attribute_null(sc: Scenario, cal: Calibration, paths: tuple[str, ...] = ("sh
         return rate, null_cause(caused, {}, rate, sc.monitor.alpha)
     vals = np.full(len(paths), NULL_STRENGTH) if values is None else values
     rate = null_failure_rate(lifted(sc, causes), paths, vals)
-    single = {causes[0]: rate} if len(causes) == 1 else {
-        c: null_failure_rate(lifted(sc, (c,)), paths, vals) for c in causes
-    }
+    single = (
+        {causes[0]: rate} if len(causes) == 1 else {c: null_failure_rate(lifted(sc, (c,)), paths, vals) for c in causes}
+    )
     return rate, null_cause(caused, single, rate, sc.monitor.alpha)
 
 
@@ -185,7 +193,11 @@ def _calibration(scenario_json: str) -> tuple[Layout, Calibration]:
     lay = layout(dets)
     S = sc.monitor.calibration_seeds
     out = run_batch(
-        sc, ("shifts.strength",), dets, np.full((S, 1), NULL_STRENGTH), NULL_SEED0 + np.arange(S),
+        sc,
+        ("shifts.strength",),
+        dets,
+        np.full((S, 1), NULL_STRENGTH),
+        NULL_SEED0 + np.arange(S),
         np.full((S, len(lay.channel)), np.inf),
     )
     return lay, calibrate_on_null(out.stat_max, out.failure_round, lay, sc)
@@ -264,9 +276,16 @@ def verdict(trace: Trace) -> xr.Dataset:
         coords={"mode": list(MODES), "detector": list(lay.detectors), "channel": list(lay.channel)},
     )
     ds.attrs.update(
-        alpha=cal.nominal, grace=sc.monitor.grace, lead=sc.monitor.lead, attribution=sc.monitor.attribution,
-        null=sc.monitor.null, null_runs=cal.null_runs, null_rejected=cal.null_rejected,
-        calibration_seeds=sc.monitor.calibration_seeds, seed=trace.attrs["seed"], scenario=trace.attrs["scenario"],
+        alpha=cal.nominal,
+        grace=sc.monitor.grace,
+        lead=sc.monitor.lead,
+        attribution=sc.monitor.attribution,
+        null=sc.monitor.null,
+        null_runs=cal.null_runs,
+        null_rejected=cal.null_rejected,
+        calibration_seeds=sc.monitor.calibration_seeds,
+        seed=trace.attrs["seed"],
+        scenario=trace.attrs["scenario"],
     )
     return ds
 
@@ -284,7 +303,12 @@ def summarize(failure_round: np.ndarray, j: Judgement, axis: int) -> dict[str, n
         warnings.simplefilter("ignore", RuntimeWarning)
         q = np.nanquantile(j.delay, [0.1, 0.5, 0.9], axis=axis) if j.delay.size else np.full((3,), np.nan)
     return dict(
-        p_fail=failed.mean(axis), p_early_warning=j.early_warning.mean(axis), p_detected_given_fail=given_fail(j.detected),
-        p_silent_given_fail=given_fail(j.silent), p_silent=j.silent.mean(axis),
-        delay_q10=q[0], delay_median=q[1], delay_q90=q[2],
+        p_fail=failed.mean(axis),
+        p_early_warning=j.early_warning.mean(axis),
+        p_detected_given_fail=given_fail(j.detected),
+        p_silent_given_fail=given_fail(j.silent),
+        p_silent=j.silent.mean(axis),
+        delay_q10=q[0],
+        delay_median=q[1],
+        delay_q90=q[2],
     )

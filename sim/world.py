@@ -85,13 +85,20 @@ def make_world(sc: Scenario) -> World:
     uu = jnp.outer(e_align, e_align)
     Sigma = stds[:, None, None] ** 2 * (eye - uu)[None] + w.align_noise_std**2 * uu[None]
     return World(
-        mu=mu, pi0=prior(shares, w.spurious_r, signs), Sigma=Sigma, signs=signs,
-        e_core=e_core, e_spu=e_spu, e_align=e_align,
-        mu_h=w.probe_strength * e_align, Sigma_h=w.probe_std**2 * eye,
+        mu=mu,
+        pi0=prior(shares, w.spurious_r, signs),
+        Sigma=Sigma,
+        signs=signs,
+        e_core=e_core,
+        e_spu=e_spu,
+        e_align=e_align,
+        mu_h=w.probe_strength * e_align,
+        Sigma_h=w.probe_std**2 * eye,
     )
 
 
 def base_client(world: World) -> ClientWorld:
+    """The base world P_0 as a client distribution (no shift)."""
     return ClientWorld(pi=world.pi0, mu=world.mu, scale=jnp.asarray(1.0))
 
 
@@ -116,6 +123,7 @@ def second_moments(pi: Array, mu: Array, Sigma: Array) -> tuple[Array, Array]:
 
 
 def client_moments(world: World, cw: ClientWorld) -> tuple[Array, Array]:
+    """A client's squared-loss statistics (M_c, m_c) = (sum pi (Sigma~ + mu~ mu~^T), sum pi y mu~)."""
     return second_moments(cw.pi, cw.mu, cw.scale * world.Sigma)
 
 
@@ -130,9 +138,9 @@ def probe_moments(world: World) -> tuple[Array, Array]:
 def pretraining_objective(world: World, sc: Scenario, pi: Array) -> tuple[Array, Array]:
     """(A, b) of the FM's pretraining objective on the world with prior ``pi``:
 
-        J(theta) = R_pi(theta) + gamma/2 E_probe (theta^T x~ + 1)^2 + ridge/2 |theta|^2
-                 = 1/2 theta^T A theta - b^T theta + const,
-        A = M_pi + gamma M_h + ridge I,  b = m_pi - gamma mu~_h.
+    J(theta) = R_pi(theta) + gamma/2 E_probe (theta^T x~ + 1)^2 + ridge/2 |theta|^2
+             = 1/2 theta^T A theta - b^T theta + const,
+    A = M_pi + gamma M_h + ridge I,  b = m_pi - gamma mu~_h.
     """
     M0, m0 = second_moments(pi, world.mu, world.Sigma)
     Mh, mh = probe_moments(world)

@@ -47,10 +47,12 @@ def from_node_link(data: dict) -> Taxonomy:
 
 
 def to_json(tax: Taxonomy) -> str:
+    """The taxonomy as node-link JSON."""
     return json.dumps(to_node_link(tax), indent=1, ensure_ascii=False) + "\n"
 
 
 def from_json(text: str) -> Taxonomy:
+    """A taxonomy from node-link JSON (validated)."""
     return from_node_link(json.loads(text))
 
 
@@ -70,7 +72,12 @@ def to_graphml(tax: Taxonomy) -> str:
         g.add_node(n.id, **{k: _flat(v) for k, v in n.model_dump(mode="json").items() if k != "id"})
     for e in tax.edges():
         attrs = e.model_dump(mode="json", exclude_none=True)
-        g.add_edge(e.source, e.target, key=e.kind.value, **{k: _flat(v) for k, v in attrs.items() if k not in ("source", "target")})
+        g.add_edge(
+            e.source,
+            e.target,
+            key=e.kind.value,
+            **{k: _flat(v) for k, v in attrs.items() if k not in ("source", "target")},
+        )
     buf = io.BytesIO()
     nx.write_graphml(g, buf)
     return buf.getvalue().decode()
@@ -79,16 +86,32 @@ def to_graphml(tax: Taxonomy) -> str:
 # ------------------------------------------------------------------ DOT, Mermaid
 
 _SHAPES = {
-    NodeKind.PERSONALIZATION: "box", NodeKind.SHIFT: "box", NodeKind.CONSTRAINT: "hexagon",
-    NodeKind.THREAT: "octagon", NodeKind.MECHANISM: "ellipse", NodeKind.FAILURE_MODE: "doubleoctagon",
-    NodeKind.OBSERVABLE: "note", NodeKind.ACCESS: "cylinder", NodeKind.DETECTOR: "component",
-    NodeKind.MITIGATION: "house", NodeKind.BENCHMARK: "tab", NodeKind.REFERENCE: "plaintext",
+    NodeKind.PERSONALIZATION: "box",
+    NodeKind.SHIFT: "box",
+    NodeKind.CONSTRAINT: "hexagon",
+    NodeKind.THREAT: "octagon",
+    NodeKind.MECHANISM: "ellipse",
+    NodeKind.FAILURE_MODE: "doubleoctagon",
+    NodeKind.OBSERVABLE: "note",
+    NodeKind.ACCESS: "cylinder",
+    NodeKind.DETECTOR: "component",
+    NodeKind.MITIGATION: "house",
+    NodeKind.BENCHMARK: "tab",
+    NodeKind.REFERENCE: "plaintext",
 }
 _EDGE_STYLE = {
-    EdgeKind.CAUSES: "solid", EdgeKind.ENABLES: "dashed", EdgeKind.AMPLIFIES: "bold", EdgeKind.MASKS: "dotted",
-    EdgeKind.BLOCKS: "bold", EdgeKind.REQUIRES: "dashed", EdgeKind.OBSERVES: "solid",
-    EdgeKind.DETECTS: "solid", EdgeKind.MITIGATES: "dashed", EdgeKind.CITES: "dotted",
-    EdgeKind.INFLUENCES: "solid", EdgeKind.COVERS: "dotted",
+    EdgeKind.CAUSES: "solid",
+    EdgeKind.ENABLES: "dashed",
+    EdgeKind.AMPLIFIES: "bold",
+    EdgeKind.MASKS: "dotted",
+    EdgeKind.BLOCKS: "bold",
+    EdgeKind.REQUIRES: "dashed",
+    EdgeKind.OBSERVES: "solid",
+    EdgeKind.DETECTS: "solid",
+    EdgeKind.MITIGATES: "dashed",
+    EdgeKind.CITES: "dotted",
+    EdgeKind.INFLUENCES: "solid",
+    EdgeKind.COVERS: "dotted",
 }
 
 
@@ -138,7 +161,11 @@ def to_mermaid(tax: Taxonomy, *, include_references: bool = False) -> str:
             lines.append(f'    {n.id}["{n.name.replace(chr(34), chr(39))}"]')
         lines.append("  end")
     for e in edges:
-        arrow = "-.->" if e.kind in (EdgeKind.ENABLES, EdgeKind.MASKS, EdgeKind.REQUIRES) or e.strength == "feedback" else "-->"
+        arrow = (
+            "-.->"
+            if e.kind in (EdgeKind.ENABLES, EdgeKind.MASKS, EdgeKind.REQUIRES) or e.strength == "feedback"
+            else "-->"
+        )
         lines.append(f"  {e.source} {arrow}|{e.kind.value}| {e.target}")
     return "\n".join(lines) + "\n"
 
@@ -173,9 +200,12 @@ def to_latex(tax: Taxonomy) -> str:
     ]
     for mode in tax.nodes(NodeKind.FAILURE_MODE):
         causes = causes_of(tax, mode.id)
-        det = ", ".join(
-            f"{_tex(tax.node(e.source).name)} ({e.scope[0]})" for e in tax.in_edges(mode.id, EdgeKind.DETECTS)
-        ) or "--"
+        det = (
+            ", ".join(
+                f"{_tex(tax.node(e.source).name)} ({e.scope[0]})" for e in tax.in_edges(mode.id, EdgeKind.DETECTS)
+            )
+            or "--"
+        )
         lines.append(
             f"{mode.index}. {_tex(mode.name)} & {mode.layer} & "  # type: ignore[attr-defined]
             f"{names(causes.get('shift', []) + causes.get('personalization', []))} & "
@@ -196,8 +226,12 @@ _FIG_COLUMNS = (
 )
 # Okabe-Ito colour-blind-safe palette
 _COLOURS = {
-    NodeKind.SHIFT: "#E69F00", NodeKind.PERSONALIZATION: "#56B4E9", NodeKind.THREAT: "#CC79A7",
-    NodeKind.CONSTRAINT: "#999999", NodeKind.MECHANISM: "#F0E442", NodeKind.FAILURE_MODE: "#D55E00",
+    NodeKind.SHIFT: "#E69F00",
+    NodeKind.PERSONALIZATION: "#56B4E9",
+    NodeKind.THREAT: "#CC79A7",
+    NodeKind.CONSTRAINT: "#999999",
+    NodeKind.MECHANISM: "#F0E442",
+    NodeKind.FAILURE_MODE: "#D55E00",
     NodeKind.DETECTOR: "#009E73",
 }
 
@@ -225,8 +259,16 @@ def figure(tax: Taxonomy, *, width: float = 7.0):
             pos[n.id] = (xs[i], 1 - (j + 0.5) / len(cols[i]))
 
     def neighbours_y(node_id: str) -> float:
-        ys = [pos[e.target][1] for e in tax.out_edges(node_id) if e.target in pos and pos[e.target][0] != pos.get(node_id, (None,))[0]]
-        ys += [pos[e.source][1] for e in tax.in_edges(node_id) if e.source in pos and pos[e.source][0] != pos.get(node_id, (None,))[0]]
+        ys = [
+            pos[e.target][1]
+            for e in tax.out_edges(node_id)
+            if e.target in pos and pos[e.target][0] != pos.get(node_id, (None,))[0]
+        ]
+        ys += [
+            pos[e.source][1]
+            for e in tax.in_edges(node_id)
+            if e.source in pos and pos[e.source][0] != pos.get(node_id, (None,))[0]
+        ]
         return -sum(ys) / len(ys) if ys else 0.0
 
     # barycentre ordering: modes fixed by index, then each column by its neighbours
@@ -245,10 +287,17 @@ def figure(tax: Taxonomy, *, width: float = 7.0):
         else:
             colour, style = "#7f7f7f", ":" if e.kind is EdgeKind.MASKS else "-"
         ax.plot([x0, x1], [y0, y1], color=colour, ls=style, lw=0.35, alpha=0.6, zorder=1)
-    for x, col in zip(xs, cols):
+    for _x, col in zip(xs, cols):
         for n in col:
-            ax.text(*pos[n.id], n.name, ha="center", va="center", fontsize=4.6, zorder=3,
-                    bbox=dict(boxstyle="round,pad=0.25", fc=_COLOURS[n.kind], ec="black", lw=0.3, alpha=0.95))
+            ax.text(
+                *pos[n.id],
+                n.name,
+                ha="center",
+                va="center",
+                fontsize=4.6,
+                zorder=3,
+                bbox=dict(boxstyle="round,pad=0.25", fc=_COLOURS[n.kind], ec="black", lw=0.3, alpha=0.95),
+            )
     titles = ["Shifts, personalization, threats", "Constraints", "Mechanisms", "Failure modes", "Detectors"]
     for x, t in zip(xs, titles):
         ax.text(x, 1.02, t, ha="center", va="bottom", fontsize=6.5, fontweight="bold")

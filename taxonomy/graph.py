@@ -64,6 +64,7 @@ class Taxonomy:
         return edge
 
     def copy(self) -> Taxonomy:
+        """An independent copy of the graph."""
         other = Taxonomy()
         other._g = self._g.copy()
         return other
@@ -88,6 +89,7 @@ class Taxonomy:
             raise SchemaError(f"unknown node {node_id!r}") from None
 
     def kind_of(self, node_id: str) -> NodeKind:
+        """The kind of node ``node_id``."""
         return self.node(node_id).kind
 
     def nodes(self, kind: NodeKind | str | None = None) -> list[Node]:
@@ -107,23 +109,23 @@ class Taxonomy:
         return sorted(out, key=lambda e: (e.kind.value, e.source, e.target))
 
     def out_edges(self, node_id: str, kind: EdgeKind | str | None = None) -> list[Edge]:
+        """The edges out of ``node_id`` (of ``kind``), sorted by kind and target."""
         want = EdgeKind(kind) if kind is not None else None
         out = [d["edge"] for _, _, d in self._g.out_edges(node_id, data=True)]
-        return sorted(
-            (e for e in out if want is None or e.kind is want), key=lambda e: (e.kind.value, e.target)
-        )
+        return sorted((e for e in out if want is None or e.kind is want), key=lambda e: (e.kind.value, e.target))
 
     def in_edges(self, node_id: str, kind: EdgeKind | str | None = None) -> list[Edge]:
+        """The edges into ``node_id`` (of ``kind``), sorted by kind and source."""
         want = EdgeKind(kind) if kind is not None else None
         out = [d["edge"] for _, _, d in self._g.in_edges(node_id, data=True)]
-        return sorted(
-            (e for e in out if want is None or e.kind is want), key=lambda e: (e.kind.value, e.source)
-        )
+        return sorted((e for e in out if want is None or e.kind is want), key=lambda e: (e.kind.value, e.source))
 
     def successors(self, node_id: str, kind: EdgeKind | str) -> list[str]:
+        """The targets of ``node_id``'s edges of ``kind``."""
         return [e.target for e in self.out_edges(node_id, kind)]
 
     def predecessors(self, node_id: str, kind: EdgeKind | str) -> list[str]:
+        """The sources of the edges of ``kind`` into ``node_id``."""
         return [e.source for e in self.in_edges(node_id, kind)]
 
     def references_of(self, node_id: str) -> list[Reference]:
@@ -143,6 +145,7 @@ class Taxonomy:
         raise SchemaError(f"{name!r} names several nodes: {', '.join(h.id for h in hits)}")
 
     def ids(self, kind: NodeKind | str) -> list[str]:
+        """The ids of the nodes of ``kind``."""
         return [n.id for n in self.nodes(kind)]
 
     def __iter__(self) -> Iterator[Node]:

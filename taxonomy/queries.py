@@ -52,6 +52,7 @@ class SilentMode:
     undeployed: tuple[str, ...] = ()
 
     def explanation(self) -> str:
+        """Why the mode is silent: each blocking path, and the detectors not deployed."""
         parts = [str(b) for b in self.blocks]
         if self.undeployed:
             parts.append("not deployed: " + ", ".join(self.undeployed))
@@ -69,6 +70,7 @@ class DetectorStatus:
 
     @property
     def survives(self) -> bool:
+        """Whether no constraint blocks an access the detector requires."""
         return not self.blocked_by
 
 
@@ -103,9 +105,7 @@ def detector_status(tax: Taxonomy, detector: str, constraints: Iterable[str]) ->
     (det,) = _check_ids(tax, [detector], NodeKind.DETECTOR, "detector")
     cons = _check_ids(tax, constraints, NodeKind.CONSTRAINT, "constraint")
     blocked = blocked_access(tax, cons)
-    blocks = tuple(
-        Block(det, acc, c) for acc in tax.successors(det, EdgeKind.REQUIRES) for c in blocked.get(acc, ())
-    )
+    blocks = tuple(Block(det, acc, c) for acc in tax.successors(det, EdgeKind.REQUIRES) for c in blocked.get(acc, ()))
     degraded = tuple(
         (obs, c)
         for obs in tax.successors(det, EdgeKind.OBSERVES)
@@ -123,7 +123,11 @@ def mode_detectors(tax: Taxonomy, mode: str, scope: Scope = "deployed") -> list[
 
 
 def detectors_for(
-    tax: Taxonomy, mode: str, constraints: Iterable[str] = (), *, scope: Scope = "any",
+    tax: Taxonomy,
+    mode: str,
+    constraints: Iterable[str] = (),
+    *,
+    scope: Scope = "any",
     detectors: Iterable[str] | None = None,
 ) -> list[str]:
     """The detectors of ``mode`` (of ``scope``, among ``detectors`` if given) that survive
@@ -131,7 +135,8 @@ def detectors_for(
     pool = set(_check_ids(tax, detectors, NodeKind.DETECTOR, "detector")) if detectors is not None else None
     cons = tuple(constraints)
     return [
-        d for d in mode_detectors(tax, mode, scope)
+        d
+        for d in mode_detectors(tax, mode, scope)
         if (pool is None or d in pool) and detector_status(tax, d, cons).survives
     ]
 
@@ -141,7 +146,10 @@ def _modes(tax: Taxonomy) -> list[str]:
 
 
 def silent_modes(
-    tax: Taxonomy, constraints: Iterable[str], detectors: Iterable[str] | None = None, *,
+    tax: Taxonomy,
+    constraints: Iterable[str],
+    detectors: Iterable[str] | None = None,
+    *,
     scope: Scope = "any",
 ) -> list[SilentMode]:
     """The modes that no available detector can see once the constraints block the access
@@ -156,7 +164,8 @@ def silent_modes(
     cons = _check_ids(tax, constraints, NodeKind.CONSTRAINT, "constraint")
     pool = (
         set(_check_ids(tax, detectors, NodeKind.DETECTOR, "detector"))
-        if detectors is not None else set(tax.ids(NodeKind.DETECTOR))
+        if detectors is not None
+        else set(tax.ids(NodeKind.DETECTOR))
     )
     out = []
     for mode in _modes(tax):
@@ -234,9 +243,11 @@ class CoverageMatrix:
     cells: dict[tuple[str, str], tuple[DetectorStatus, ...]] = field(repr=False)
 
     def surviving(self, mode: str, set_name: str) -> tuple[str, ...]:
+        """The detectors of ``mode`` that survive the constraint set ``set_name``."""
         return tuple(s.detector for s in self.cells[(mode, set_name)] if s.survives)
 
     def silent(self, mode: str, set_name: str) -> bool:
+        """Whether no detector of ``mode`` survives ``set_name``."""
         return not self.surviving(mode, set_name)
 
     def rows(self) -> list[list[str]]:
@@ -252,7 +263,10 @@ class CoverageMatrix:
 
 
 def coverage_matrix(
-    tax: Taxonomy, constraint_sets: dict[str, Sequence[str]] | None = None, *, scope: Scope = "deployed",
+    tax: Taxonomy,
+    constraint_sets: dict[str, Sequence[str]] | None = None,
+    *,
+    scope: Scope = "deployed",
 ) -> CoverageMatrix:
     """Which detectors survive for each mode under each constraint set."""
     _check_scope(scope)
@@ -260,12 +274,15 @@ def coverage_matrix(
     modes = tuple(_modes(tax))
     cells = {
         (m, name): tuple(detector_status(tax, d, cons) for d in mode_detectors(tax, m, scope))
-        for m in modes for name, cons in sets.items()
+        for m in modes
+        for name, cons in sets.items()
     }
     return CoverageMatrix(modes, sets, scope, cells)
 
 
-def minimal_silencing_sets(tax: Taxonomy, mode: str, *, scope: Scope = "any", max_size: int = 3) -> list[tuple[str, ...]]:
+def minimal_silencing_sets(
+    tax: Taxonomy, mode: str, *, scope: Scope = "any", max_size: int = 3
+) -> list[tuple[str, ...]]:
     """The inclusion-minimal constraint sets (up to ``max_size``) that make ``mode``
     structurally silent with every detector deployed."""
     cons = tax.ids(NodeKind.CONSTRAINT)
@@ -310,7 +327,8 @@ def structural_divide(tax: Taxonomy, constraints: Iterable[str] = FEDERATED_CONS
     benchmark both covers a mode directly and works with the access they leave."""
     blocked = blocked_access(tax, constraints)
     usable = {
-        b.id for b in tax.nodes(NodeKind.BENCHMARK)
+        b.id
+        for b in tax.nodes(NodeKind.BENCHMARK)
         if not any(a in blocked for a in tax.successors(b.id, EdgeKind.REQUIRES))
     }
     out = []
@@ -318,7 +336,7 @@ def structural_divide(tax: Taxonomy, constraints: Iterable[str] = FEDERATED_CONS
         cov = tax.in_edges(mode, EdgeKind.COVERS)
         direct = tuple(e.source for e in cov if e.level == "direct")
         proxy = tuple(e.source for e in cov if e.level == "proxy")
-        out.append(DivideRow(
-            mode, direct, tuple(b for b in direct if b in usable), tuple(b for b in proxy if b in usable)
-        ))
+        out.append(
+            DivideRow(mode, direct, tuple(b for b in direct if b in usable), tuple(b for b in proxy if b in usable))
+        )
     return out

@@ -6,8 +6,10 @@ PACKAGE_BIBTEX = """@software{silentfail,
   title = {silentfail: a taxonomy, theory and simulation of silent failures in federated personalization of foundation models},
   author = {{The silentfail developers}},
   year = {2026},
+  date = {2026-12-01},
   version = {0.1.0},
-  note = {Reference implementation of the silent-failure taxonomy of Oh and Bui (KDD '26)}
+  url = {https://github.com/OWNER/silentfail},
+  note = {Reference implementation of the silent-failure taxonomy of Oh and Bui (KDD '26); the url is a placeholder the maintainers fill in}
 }"""
 
 BIBTEX: dict[str, str] = {

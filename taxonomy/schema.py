@@ -44,6 +44,8 @@ class DuplicateError(SchemaError):
 
 
 class NodeKind(StrEnum):
+    """The kinds of node of the taxonomy graph."""
+
     PERSONALIZATION = "personalization"
     SHIFT = "shift"
     CONSTRAINT = "constraint"
@@ -59,6 +61,8 @@ class NodeKind(StrEnum):
 
 
 class EdgeKind(StrEnum):
+    """The kinds of edge of the taxonomy graph (schema.ALLOWED says which node kinds each connects)."""
+
     CAUSES = "causes"
     ENABLES = "enables"
     AMPLIFIES = "amplifies"
@@ -82,24 +86,15 @@ ALLOWED: dict[EdgeKind, frozenset[tuple[NodeKind, NodeKind]]] = {
         {(s, K.MECHANISM) for s in (K.PERSONALIZATION, K.SHIFT, K.THREAT, K.MECHANISM)}
         | {(K.MECHANISM, K.FAILURE_MODE), (K.THREAT, K.FAILURE_MODE)}
     ),
-    EdgeKind.ENABLES: frozenset(
-        {(s, t) for s in (K.CONSTRAINT, K.PERSONALIZATION) for t in (K.MECHANISM, K.THREAT)}
-    ),
-    EdgeKind.AMPLIFIES: frozenset(
-        {(s, K.MECHANISM) for s in (*_CAUSE_KINDS, K.MECHANISM)}
-    ),
-    EdgeKind.MASKS: frozenset(
-        {(s, t) for s in (K.CONSTRAINT, K.MECHANISM) for t in (K.FAILURE_MODE, K.OBSERVABLE)}
-    ),
+    EdgeKind.ENABLES: frozenset({(s, t) for s in (K.CONSTRAINT, K.PERSONALIZATION) for t in (K.MECHANISM, K.THREAT)}),
+    EdgeKind.AMPLIFIES: frozenset({(s, K.MECHANISM) for s in (*_CAUSE_KINDS, K.MECHANISM)}),
+    EdgeKind.MASKS: frozenset({(s, t) for s in (K.CONSTRAINT, K.MECHANISM) for t in (K.FAILURE_MODE, K.OBSERVABLE)}),
     EdgeKind.BLOCKS: frozenset({(K.CONSTRAINT, K.ACCESS)}),
-    EdgeKind.REQUIRES: frozenset(
-        {(s, K.ACCESS) for s in (K.DETECTOR, K.OBSERVABLE, K.BENCHMARK, K.MITIGATION)}
-    ),
+    EdgeKind.REQUIRES: frozenset({(s, K.ACCESS) for s in (K.DETECTOR, K.OBSERVABLE, K.BENCHMARK, K.MITIGATION)}),
     EdgeKind.OBSERVES: frozenset({(K.DETECTOR, K.OBSERVABLE)}),
     EdgeKind.DETECTS: frozenset({(K.DETECTOR, K.FAILURE_MODE)}),
     EdgeKind.MITIGATES: frozenset(
-        {(K.MITIGATION, t) for t in (K.MECHANISM, K.FAILURE_MODE, K.THREAT)}
-        | {(K.CONSTRAINT, K.THREAT)}
+        {(K.MITIGATION, t) for t in (K.MECHANISM, K.FAILURE_MODE, K.THREAT)} | {(K.CONSTRAINT, K.THREAT)}
     ),
     EdgeKind.CITES: frozenset({(s, K.REFERENCE) for s in NodeKind if s is not K.REFERENCE}),
     EdgeKind.INFLUENCES: frozenset({(K.FAILURE_MODE, K.FAILURE_MODE)}),
@@ -128,9 +123,7 @@ class NodeBase(BaseModel):
     definition: Annotated[str, Field(min_length=1, description="one-paragraph definition")]
     formal: str = Field("", description="formal definition (LaTeX-style maths) where one exists")
     aliases: tuple[str, ...] = Field((), description="other names the literature uses")
-    implementation: str = Field(
-        "", description="dotted path of the object in silentfail.sim implementing this node"
-    )
+    implementation: str = Field("", description="dotted path of the object in silentfail.sim implementing this node")
 
     @field_validator("implementation")
     @classmethod
@@ -241,8 +234,18 @@ class Reference(NodeBase):
 
 Node = Annotated[
     Union[
-        Personalization, Shift, Constraint, Threat, Mechanism, FailureMode, Observable,
-        Access, Detector, Mitigation, Benchmark, Reference,
+        Personalization,
+        Shift,
+        Constraint,
+        Threat,
+        Mechanism,
+        FailureMode,
+        Observable,
+        Access,
+        Detector,
+        Mitigation,
+        Benchmark,
+        Reference,
     ],
     Field(discriminator="kind"),
 ]
@@ -256,8 +259,7 @@ def node_from_dict(data: dict) -> Node:
     kind = data.get("kind")
     if kind not in {k.value for k in NodeKind}:
         raise SchemaError(
-            f"node {data.get('id', '?')!r}: unknown kind {kind!r}; "
-            f"known kinds: {', '.join(k.value for k in NodeKind)}"
+            f"node {data.get('id', '?')!r}: unknown kind {kind!r}; known kinds: {', '.join(k.value for k in NodeKind)}"
         )
     return NODE_ADAPTER.validate_python(data)
 
@@ -300,6 +302,7 @@ class Edge(BaseModel):
 
     @property
     def key(self) -> tuple[str, str, str]:
+        """(source, target, kind): an edge's identity."""
         return (self.source, self.target, self.kind.value)
 
 

@@ -71,7 +71,9 @@ def validate(tax: Taxonomy) -> list[Violation]:
     for e in tax.edges():
         if e.source == e.target:
             out.append(Violation("self-loop", f"{e.kind.value} edge from {e.source!r} to itself"))
-    causes = nx.DiGraph([(e.source, e.target) for e in tax.edges() if e.kind is EdgeKind.CAUSES and e.source != e.target])
+    causes = nx.DiGraph(
+        [(e.source, e.target) for e in tax.edges() if e.kind is EdgeKind.CAUSES and e.source != e.target]
+    )
     for cycle in sorted(nx.simple_cycles(causes), key=lambda c: (len(c), c))[:10]:
         out.append(Violation("causal-cycle", "causes edges form a cycle: " + " -> ".join(cycle + cycle[:1])))
     g = causal_graph(tax)
@@ -79,36 +81,44 @@ def validate(tax: Taxonomy) -> list[Violation]:
         anc = nx.ancestors(g, mode.id)
         for kind in (NodeKind.PERSONALIZATION, NodeKind.SHIFT, NodeKind.CONSTRAINT):
             if not any(tax.kind_of(a) is kind for a in anc):
-                out.append(Violation(
-                    "unreachable-mode",
-                    f"failure mode {mode.id!r} is not reachable from any {kind.value} "
-                    "along causes/enables/amplifies/masks edges",
-                ))
+                out.append(
+                    Violation(
+                        "unreachable-mode",
+                        f"failure mode {mode.id!r} is not reachable from any {kind.value} "
+                        "along causes/enables/amplifies/masks edges",
+                    )
+                )
         detectors = tax.predecessors(mode.id, EdgeKind.DETECTS)
         annotation = mode.no_detector_under  # type: ignore[attr-defined]
         if not detectors and not annotation:
-            out.append(Violation(
-                "undetected-mode",
-                f"failure mode {mode.id!r} has no detector and no 'no_detector_under' annotation",
-            ))
+            out.append(
+                Violation(
+                    "undetected-mode",
+                    f"failure mode {mode.id!r} has no detector and no 'no_detector_under' annotation",
+                )
+            )
         for cset in annotation:
             unknown = [c for c in cset if c not in tax or tax.kind_of(c) is not NodeKind.CONSTRAINT]
             if unknown:
-                out.append(Violation(
-                    "bad-annotation",
-                    f"failure mode {mode.id!r}: no_detector_under names unknown constraints {unknown}",
-                ))
+                out.append(
+                    Violation(
+                        "bad-annotation",
+                        f"failure mode {mode.id!r}: no_detector_under names unknown constraints {unknown}",
+                    )
+                )
                 continue
             # "no detector" means no detector of either scope survives
             silent = {s.mode for s in silent_modes(tax, cset)} & {
                 s.mode for s in silent_modes(tax, cset, scope="global")
             }
             if mode.id not in silent:
-                out.append(Violation(
-                    "bad-annotation",
-                    f"failure mode {mode.id!r}: annotated as having no detector under {list(cset)}, "
-                    "but a detector survives there",
-                ))
+                out.append(
+                    Violation(
+                        "bad-annotation",
+                        f"failure mode {mode.id!r}: annotated as having no detector under {list(cset)}, "
+                        "but a detector survives there",
+                    )
+                )
     for det in tax.nodes(NodeKind.DETECTOR):
         observed = tax.successors(det.id, EdgeKind.OBSERVES)
         if not observed:
@@ -117,11 +127,13 @@ def validate(tax: Taxonomy) -> list[Violation]:
         for obs in observed:
             missing = sorted(set(tax.successors(obs, EdgeKind.REQUIRES)) - needs)
             if missing:
-                out.append(Violation(
-                    "access-mismatch",
-                    f"detector {det.id!r} observes {obs!r}, which requires {missing}, "
-                    "but the detector does not declare it",
-                ))
+                out.append(
+                    Violation(
+                        "access-mismatch",
+                        f"detector {det.id!r} observes {obs!r}, which requires {missing}, "
+                        "but the detector does not declare it",
+                    )
+                )
     return sorted(out)
 
 
@@ -135,7 +147,9 @@ def read_extension(path: str | Path) -> dict:
     try:
         text = p.read_bytes().decode("utf-8")
     except UnicodeDecodeError:
-        raise SchemaError(f"extension file {str(p)!r} is not UTF-8 text (binary, or another encoding such as UTF-16)") from None
+        raise SchemaError(
+            f"extension file {str(p)!r} is not UTF-8 text (binary, or another encoding such as UTF-16)"
+        ) from None
     try:
         if p.suffix.lower() == ".toml":
             data = tomllib.loads(text)
@@ -164,7 +178,9 @@ def check_schema_version(version, where: str) -> None:
         raise SchemaError(f"{where}: schema_version {version!r} is not MAJOR.MINOR") from None
     cur_major, cur_minor = (int(x) for x in SCHEMA_VERSION.split("."))
     if major != cur_major or minor > cur_minor:
-        raise SchemaError(f"{where}: schema_version {version!r} is not readable by this package (it reads {SCHEMA_VERSION!r} and older minor versions)")
+        raise SchemaError(
+            f"{where}: schema_version {version!r} is not readable by this package (it reads {SCHEMA_VERSION!r} and older minor versions)"
+        )
 
 
 def extend(base: Taxonomy, data: dict) -> tuple[Taxonomy, list[Violation]]:

@@ -49,13 +49,29 @@ def pytest_pyfunc_call(pyfuncitem):
 
     env = {**os.environ, "XLA_FLAGS": ""}
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:xdist", "-p", "no:cacheprovider", "-o", "addopts=",
-         pyfuncitem.nodeid],
-        capture_output=True, text=True, env=env, cwd=pyfuncitem.config.rootpath,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:xdist",
+            "-p",
+            "no:cacheprovider",
+            "-o",
+            "addopts=",
+            pyfuncitem.nodeid,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=pyfuncitem.config.rootpath,
     )
     if proc.returncode != 0:
-        pytest.fail(f"{pyfuncitem.nodeid} failed under the default XLA pipeline:\n{proc.stdout[-4000:]}{proc.stderr[-2000:]}",
-                    pytrace=False)
+        pytest.fail(
+            f"{pyfuncitem.nodeid} failed under the default XLA pipeline:\n{proc.stdout[-4000:]}{proc.stderr[-2000:]}",
+            pytrace=False,
+        )
     return True
 
 

@@ -20,10 +20,11 @@ import json
 import signal
 import sys
 import tempfile
+from collections.abc import Callable
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 #: Seconds a case may take before it counts as a hang.
 LIMIT_S = 20
@@ -64,7 +65,7 @@ def scenario_cases() -> list[Case]:
         fields = type(sub).model_fields if hasattr(type(sub), "model_fields") else {sec: f}
         for name, ff in fields.items():
             path = f"{sec}.{name}" if hasattr(type(sub), "model_fields") else sec
-            for i, v in enumerate(_bad_values(str(ff.annotation))):
+            for v in _bad_values(str(ff.annotation)):
                 data = {sec: {name: v}} if "." in path else {sec: v}
 
                 def call(data=data):
@@ -82,49 +83,80 @@ def cli_cases() -> list[Case]:
     from silentfail.cli import main
 
     argvs = [
-        (["simulate", "--seed", "-1"], "--seed"), (["simulate", "--seed", str(2**40)], "--seed"),
-        (["simulate", "--seeds", str(10**12)], "--seeds"), (["simulate", "--preset", ""], "preset ''"),
-        (["simulate", "--preset", "nope"], "preset 'nope'"), (["simulate", "--list-presets", "--preset", "x"], "--list-presets"),
-        (["simulate", "--set", "federation.roundz=3"], "federation.roundz"), (["simulate", "--set", "noequals"], "--set"),
+        (["simulate", "--seed", "-1"], "--seed"),
+        (["simulate", "--seed", str(2**40)], "--seed"),
+        (["simulate", "--seeds", str(10**12)], "--seeds"),
+        (["simulate", "--preset", ""], "preset ''"),
+        (["simulate", "--preset", "nope"], "preset 'nope'"),
+        (["simulate", "--list-presets", "--preset", "x"], "--list-presets"),
+        (["simulate", "--set", "federation.roundz=3"], "federation.roundz"),
+        (["simulate", "--set", "noequals"], "--set"),
         (["simulate", "--set", "federation.rounds=0"], "federation.rounds"),
         (["simulate", "--set", "federation.rounds=true"], "federation.rounds"),
         (["simulate", "--set", "federation.secure_aggregation=1"], "federation.secure_aggregation"),
         (["simulate", "--set", "world.core_strength=1e400"], "world.core_strength"),
-        (["simulate", "--client-chunk", "zero"], "--client-chunk"), (["simulate", "--devices", "64"], "devices"),
-        (["simulate", "--bogus"], "--bogus"), (["phase", "--x", "personalization.lam=1:2"], "--x"),
-        (["phase", "--x", "personalization.lam=a[b]c"], "a[b]c"), (["phase", "--x", "nofield=1,2"], "nofield"),
+        (["simulate", "--client-chunk", "zero"], "--client-chunk"),
+        (["simulate", "--devices", "64"], "devices"),
+        (["simulate", "--bogus"], "--bogus"),
+        (["phase", "--x", "personalization.lam=1:2"], "--x"),
+        (["phase", "--x", "personalization.lam=a[b]c"], "a[b]c"),
+        (["phase", "--x", "nofield=1,2"], "nofield"),
         (["phase", "--x", "personalization.lam=0.1,inf"], "personalization.lam"),
         (["phase", "--x", "personalization.lam=0.1,0.1"], "repeats"),
         (["phase", "--x", "personalization.lam=0:1:1000000"], "above the limit"),
-        (["phase", "--seeds", "0"], "--seeds"), (["phase", "--alpha", "2"], "monitor.alpha"),
-        (["phase", "--constraints", "bogus"], "bogus"), (["phase", "--x", "federation.rounds=1:10:3"], "federation.rounds"),
-        (["taxonomy", "show", "nope"], "nope"), (["taxonomy", "show", "--kind", "gadget"], "gadget"),
-        (["taxonomy", "query", "causes", "nope"], "nope"), (["taxonomy", "query", "paths", "label_shift"], "mode"),
-        (["taxonomy", "query", "silent", "-c", "x"], "'x'"), (["taxonomy", "export", "--format", "doc"], "doc"),
-        (["taxonomy", "export", "--format", "png"], "output"), (["literature", "-c", "nope"], "nope"),
-        (["check", "for all nonsense"], "nonsense"), (["check", "for all lambda <= 0.1, P(silent x) >= 0.9"], "x"),
-        (["prove", "nope"], "nope"), (["cite", "nope"], "nope"), (["estimate", "missing.nc"], "missing.nc"),
-        (["report", "missing.nc"], "missing.nc"), (["estimate", "--model", "spline9", "missing.nc"], "spline9"),
+        (["phase", "--seeds", "0"], "--seeds"),
+        (["phase", "--alpha", "2"], "monitor.alpha"),
+        (["phase", "--constraints", "bogus"], "bogus"),
+        (["phase", "--x", "federation.rounds=1:10:3"], "federation.rounds"),
+        (["taxonomy", "show", "nope"], "nope"),
+        (["taxonomy", "show", "--kind", "gadget"], "gadget"),
+        (["taxonomy", "query", "causes", "nope"], "nope"),
+        (["taxonomy", "query", "paths", "label_shift"], "mode"),
+        (["taxonomy", "query", "silent", "-c", "x"], "'x'"),
+        (["taxonomy", "export", "--format", "doc"], "doc"),
+        (["taxonomy", "export", "--format", "png"], "output"),
+        (["literature", "-c", "nope"], "nope"),
+        (["check", "for all nonsense"], "nonsense"),
+        (["check", "for all lambda <= 0.1, P(silent x) >= 0.9"], "x"),
+        (["prove", "nope"], "nope"),
+        (["cite", "nope"], "nope"),
+        (["estimate", "missing.nc"], "missing.nc"),
+        (["report", "missing.nc"], "missing.nc"),
+        (["estimate", "--model", "spline9", "missing.nc"], "spline9"),
     ]
     files = {
-        "empty.toml": (b"", "empty.toml"), "comments.toml": (b"# only a comment\n", "comments.toml"),
+        "empty.toml": (b"", "empty.toml"),
+        "comments.toml": (b"# only a comment\n", "comments.toml"),
         "utf16.toml": ("[federation]\nrounds = 3\n".encode("utf-16"), "utf16.toml"),
-        "binary.toml": (bytes(range(256)), "binary.toml"), "badtoml.toml": (b"[federation\n", "badtoml.toml"),
+        "binary.toml": (bytes(range(256)), "binary.toml"),
+        "badtoml.toml": (b"[federation\n", "badtoml.toml"),
         "unknownkey.toml": (b"[federation]\nroundz = 3\n", "federation.roundz"),
-        "badtype.toml": (b"[federation]\nrounds = \"30\"\n", "federation.rounds"),
+        "badtype.toml": (b'[federation]\nrounds = "30"\n', "federation.rounds"),
         "badpreset.toml": (b'preset = "nope"\n', "nope"),
         "no:smile:such.toml": (b"[federation]\nrounds = -1\n", "federation.rounds"),
-        "text.nc": (b"not netcdf", "text.nc"), "trunc.nc": (b"\x89HDF\r\n\x1a\n" + b"\0" * 64, "trunc.nc"),
+        "text.nc": (b"not netcdf", "text.nc"),
+        "trunc.nc": (b"\x89HDF\r\n\x1a\n" + b"\0" * 64, "trunc.nc"),
     }
     out = [Case("cli " + " ".join(a), lambda a=a: main(a), needle, cli=True) for a, needle in argvs]
     for fname, (content, needle) in files.items():
         cmd = ["report"] if fname.endswith(".nc") else ["simulate", "--no-verdict"]
-        out.append(Case(f"cli {cmd[0]} {fname}", lambda f=fname, c=cmd: main([*c, f]), needle, cli=True,
-                        files={fname: content}))
+        out.append(
+            Case(
+                f"cli {cmd[0]} {fname}", lambda f=fname, c=cmd: main([*c, f]), needle, cli=True, files={fname: content}
+            )
+        )
     for d in ("-o", "--output"):
-        out.append(Case(f"cli simulate {d} DIR", lambda d=d: main(["simulate", "--no-verdict", d, "."]), "directory", cli=True))
-    out.append(Case("cli export png -o DIR", lambda: main(["taxonomy", "export", "--format", "png", "-o", "."]),
-                    "directory", cli=True))
+        out.append(
+            Case(f"cli simulate {d} DIR", lambda d=d: main(["simulate", "--no-verdict", d, "."]), "directory", cli=True)
+        )
+    out.append(
+        Case(
+            "cli export png -o DIR",
+            lambda: main(["taxonomy", "export", "--format", "png", "-o", "."]),
+            "directory",
+            cli=True,
+        )
+    )
     return out
 
 
@@ -132,22 +164,44 @@ def extension_cases() -> list[Case]:
     from silentfail.taxonomy import builtin_taxonomy
     from silentfail.taxonomy.validate import load_extension
 
-    good = {"schema_version": "1.0", "nodes": [{"id": "memo", "kind": "failure_mode", "name": "M", "definition": "d",
-                                                "index": 7, "layer": "model", "metric": "m", "worse": "higher"}],
-            "edges": [{"kind": "causes", "source": "personal_overfitting", "target": "memo"},
-                      {"kind": "detects", "source": "central_audit", "target": "memo", "scope": "deployed"}]}
+    good = {
+        "schema_version": "1.0",
+        "nodes": [
+            {
+                "id": "memo",
+                "kind": "failure_mode",
+                "name": "M",
+                "definition": "d",
+                "index": 7,
+                "layer": "model",
+                "metric": "m",
+                "worse": "higher",
+            }
+        ],
+        "edges": [
+            {"kind": "causes", "source": "personal_overfitting", "target": "memo"},
+            {"kind": "detects", "source": "central_audit", "target": "memo", "scope": "deployed"},
+        ],
+    }
     variants = {
         "self-loop": dict(good, edges=good["edges"] + [{"kind": "causes", "source": "memo", "target": "memo"}]),
-        "cycle": dict(good, edges=good["edges"] + [{"kind": "causes", "source": "memo", "target": "personal_overfitting"}]),
-        "future": dict(good, schema_version="9.0"), "future-minor": dict(good, schema_version="1.9"),
-        "bad-version": dict(good, schema_version="one"), "unknown-top": dict(good, extra=1),
+        "cycle": dict(
+            good, edges=good["edges"] + [{"kind": "causes", "source": "memo", "target": "personal_overfitting"}]
+        ),
+        "future": dict(good, schema_version="9.0"),
+        "future-minor": dict(good, schema_version="1.9"),
+        "bad-version": dict(good, schema_version="one"),
+        "unknown-top": dict(good, extra=1),
         "dangling": dict(good, edges=[{"kind": "causes", "source": "nowhere", "target": "memo"}]),
         "bad-kind": dict(good, nodes=[dict(good["nodes"][0], kind="gadget")]),
-        "duplicate": dict(good, nodes=good["nodes"] * 2), "no-id": dict(good, nodes=[{"kind": "failure_mode"}]),
-        "list-top": [1, 2], "mistyped": dict(good, edges=[{"kind": "detects", "source": "label_shift", "target": "memo"}]),
+        "duplicate": dict(good, nodes=good["nodes"] * 2),
+        "no-id": dict(good, nodes=[{"kind": "failure_mode"}]),
+        "list-top": [1, 2],
+        "mistyped": dict(good, edges=[{"kind": "detects", "source": "label_shift", "target": "memo"}]),
     }
     out = []
     for name, data in variants.items():
+
         def call(data=data):
             tmp = Path(tempfile.mkdtemp()) / "ext.json"
             tmp.write_text(json.dumps(data))

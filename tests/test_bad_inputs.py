@@ -5,8 +5,8 @@ unreadable or empty files, taxonomy extensions with loops, cycles or a future sc
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -37,20 +37,23 @@ def test_seeds_at_the_edges_are_kept_and_runs_never_alias():
         run(preset("default"), seed=2**32)  # used to be the run of seed 0
 
 
-@pytest.mark.parametrize("update, field", [
-    ({"federation": {"rounds": True}}, "federation.rounds"),
-    ({"federation": {"rounds": "30"}}, "federation.rounds"),
-    ({"federation": {"rounds": 30.0}}, "federation.rounds"),
-    ({"federation": {"secure_aggregation": 1}}, "federation.secure_aggregation"),
-    ({"personalization": {"eta": "0.1"}}, "personalization.eta"),
-    ({"personalization": {"eta": True}}, "personalization.eta"),
-    ({"world": {"group_offset": float("nan")}}, "world.group_offset"),
-    ({"world": {"core_strength": float("inf")}}, "world.core_strength"),
-    ({"shifts": {"strength": float("-inf")}}, "shifts.strength"),
-    ({"name": 3}, "name"),
-    ({"world": {"group_offset": -1e300}}, "world.group_offset"),
-    ({"world": {"core_strength": 1e30}}, "world.core_strength"),
-])
+@pytest.mark.parametrize(
+    "update, field",
+    [
+        ({"federation": {"rounds": True}}, "federation.rounds"),
+        ({"federation": {"rounds": "30"}}, "federation.rounds"),
+        ({"federation": {"rounds": 30.0}}, "federation.rounds"),
+        ({"federation": {"secure_aggregation": 1}}, "federation.secure_aggregation"),
+        ({"personalization": {"eta": "0.1"}}, "personalization.eta"),
+        ({"personalization": {"eta": True}}, "personalization.eta"),
+        ({"world": {"group_offset": float("nan")}}, "world.group_offset"),
+        ({"world": {"core_strength": float("inf")}}, "world.core_strength"),
+        ({"shifts": {"strength": float("-inf")}}, "shifts.strength"),
+        ({"name": 3}, "name"),
+        ({"world": {"group_offset": -1e300}}, "world.group_offset"),
+        ({"world": {"core_strength": 1e30}}, "world.core_strength"),
+    ],
+)
 def test_scenario_types_are_strict_and_numbers_finite(update, field):
     with pytest.raises(ScenarioError, match=field.replace(".", r"\.")):
         scenario_from_dict(update)
@@ -62,7 +65,9 @@ def test_strict_types_still_read_presets_arrays_and_integral_axis_values():
     assert scenario_from_dict(json.loads(sc.to_json())) == sc  # JSON lists come back as the tuples
     from silentfail.sim.params import axis_value
 
-    assert axis_value(sc, "federation.rounds", 12.0) == 12 and isinstance(axis_value(sc, "federation.rounds", 12.0), int)
+    assert axis_value(sc, "federation.rounds", 12.0) == 12 and isinstance(
+        axis_value(sc, "federation.rounds", 12.0), int
+    )
     with pytest.raises(ScenarioError, match="federation.rounds takes integers, got 12.5"):
         axis_value(sc, "federation.rounds", 12.5)
     assert axis_value(sc, "personalization.lam", 2.0) == 2.0
@@ -106,12 +111,17 @@ def test_extensions_with_self_loops_cycles_or_a_future_schema_are_violations(tmp
     base = builtin_taxonomy()
     _, ok = load_extension(base, _extension(tmp_path, []))
     assert ok == []
-    _, out = load_extension(base, _extension(tmp_path, [{"kind": "causes", "source": "personal_overfitting",
-                                                         "target": "personal_overfitting"}]))
-    assert any(v.code in ("self-loop", "mistyped-edge", "invalid-edge") and "personal_overfitting" in v.message for v in out), out
+    _, out = load_extension(
+        base,
+        _extension(tmp_path, [{"kind": "causes", "source": "personal_overfitting", "target": "personal_overfitting"}]),
+    )
+    assert any(
+        v.code in ("self-loop", "mistyped-edge", "invalid-edge") and "personal_overfitting" in v.message for v in out
+    ), out
     # memorization -> personal_overfitting closes a cycle with the file's own causes edge
-    _, out = load_extension(base, _extension(tmp_path, [{"kind": "causes", "source": "memorization",
-                                                         "target": "personal_overfitting"}]))
+    _, out = load_extension(
+        base, _extension(tmp_path, [{"kind": "causes", "source": "memorization", "target": "personal_overfitting"}])
+    )
     assert any(v.code in ("causal-cycle", "mistyped-edge") for v in out), out
     for version, code in (("2.0", "parse-error"), ("1.7", "parse-error"), ("one", "parse-error")):
         _, out = load_extension(base, _extension(tmp_path, [], version))

@@ -28,11 +28,23 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 @pytest.mark.parametrize(
     "argv",
     [
-        ["--help"], ["taxonomy", "--help"], ["taxonomy", "query", "--help"], ["taxonomy", "show", "--help"],
-        ["taxonomy", "export", "--help"], ["taxonomy", "validate", "--help"], ["cite", "--help"],
-        ["taxonomy", "query", "silent", "--help"], ["taxonomy", "query", "coverage", "--help"],
-        ["simulate", "--help"], ["phase", "--help"], ["report", "--help"], ["prove", "--help"],
-        ["estimate", "--help"], ["check", "--help"], ["literature", "--help"], ["paper", "--help"],
+        ["--help"],
+        ["taxonomy", "--help"],
+        ["taxonomy", "query", "--help"],
+        ["taxonomy", "show", "--help"],
+        ["taxonomy", "export", "--help"],
+        ["taxonomy", "validate", "--help"],
+        ["cite", "--help"],
+        ["taxonomy", "query", "silent", "--help"],
+        ["taxonomy", "query", "coverage", "--help"],
+        ["simulate", "--help"],
+        ["phase", "--help"],
+        ["report", "--help"],
+        ["prove", "--help"],
+        ["estimate", "--help"],
+        ["check", "--help"],
+        ["literature", "--help"],
+        ["paper", "--help"],
     ],
 )
 def test_every_help_has_an_example(capsys, argv):
@@ -42,8 +54,18 @@ def test_every_help_has_an_example(capsys, argv):
 
 
 def test_query_silent(capsys):
-    code, out, _ = run(capsys, "taxonomy", "query", "silent", "-c", "secure_aggregation,no_personal_model_access",
-                       "-d", "aggregate_monitor,server_probe_eval,update_direction_monitor", "--scope", "deployed")
+    code, out, _ = run(
+        capsys,
+        "taxonomy",
+        "query",
+        "silent",
+        "-c",
+        "secure_aggregation,no_personal_model_access",
+        "-d",
+        "aggregate_monitor,server_probe_eval,update_direction_monitor",
+        "--scope",
+        "deployed",
+    )
     assert code == 0
     assert "alignment_erosion" in out and "no_personal_model_access" in out
 
@@ -76,7 +98,9 @@ def test_validate_builtin_and_broken_file(capsys):
 
 
 def test_extension_file_is_usable_by_every_query(capsys):
-    code, out, _ = run(capsys, "taxonomy", "query", "detectors", "memorization", "-f", str(DATA / "good_extension.json"))
+    code, out, _ = run(
+        capsys, "taxonomy", "query", "detectors", "memorization", "-f", str(DATA / "good_extension.json")
+    )
     assert code == 0 and "central_audit" in out
     code, _, err = run(capsys, "taxonomy", "show", "-f", str(DATA / "broken_extension.toml"))
     assert code == 2 and "violation(s)" in err
@@ -116,8 +140,13 @@ def test_cite(capsys):
 
 
 def test_queries_print_tables(capsys):
-    for argv in (["coverage"], ["benchmarks"], ["divide"], ["causes", "fairness_collapse"],
-                 ["paths", "label_shift", "confidence_miscalibration"]):
+    for argv in (
+        ["coverage"],
+        ["benchmarks"],
+        ["divide"],
+        ["causes", "fairness_collapse"],
+        ["paths", "label_shift", "confidence_miscalibration"],
+    ):
         code, out, _ = run(capsys, "taxonomy", "query", *argv)
         assert code == 0 and out.strip(), argv
     code, out, _ = run(capsys, "taxonomy", "query", "divide")
@@ -128,26 +157,51 @@ def test_console_script_is_installed():
     exe = shutil.which("silentfail") or str(Path(sys.executable).parent / "silentfail")
     proc = subprocess.run([exe, "taxonomy", "query", "causes", "bogus"], capture_output=True, text=True)
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "error: unknown failure mode 'bogus'; known: amplified_bias, " \
+    assert (
+        proc.stderr.strip() == "error: unknown failure mode 'bogus'; known: amplified_bias, "
         "confidence_miscalibration, fairness_collapse, adaptation_misalignment, out_of_domain_degradation, alignment_erosion"
+    )
 
 
-SMALL_SET = ["--set", "population.num_clients=60", "--set", "federation.clients_per_round=10",
-             "--set", "federation.rounds=4", "--set", "population.ood_subset=4"]
+SMALL_SET = [
+    "--set",
+    "population.num_clients=60",
+    "--set",
+    "federation.clients_per_round=10",
+    "--set",
+    "federation.rounds=4",
+    "--set",
+    "population.ood_subset=4",
+]
 
 
 def test_simulate_prints_the_whole_privacy_accounting(capsys, tmp_path):
     """epsilon, delta, the adjacency, the sampling and the accounted releases, in the
     terminal and in the report of the saved trace."""
-    small = ["--set", "population.num_clients=60", "--set", "federation.clients_per_round=60",
-             "--set", "federation.rounds=4", "--set", "population.ood_subset=4", "--set", "federation.participation_disparity=0"]
+    small = [
+        "--set",
+        "population.num_clients=60",
+        "--set",
+        "federation.clients_per_round=60",
+        "--set",
+        "federation.rounds=4",
+        "--set",
+        "population.ood_subset=4",
+        "--set",
+        "federation.participation_disparity=0",
+    ]
     code, out, _ = run(capsys, "simulate", "--preset", "phase", *small, "--no-verdict", "-o", str(tmp_path / "t.nc"))
     flat = " ".join(out.split())
     assert code == 0
-    for text in ("DP (central): epsilon =", "at delta = 1e-05", "adjacency add_or_remove_one_client",
-                 "Poisson sampling, q = max_c q_c (1 - dropout) = 0.34, no report slots",
-                 "4 rounds of 5 releases (noised_update_sum, aggregate_metrics, group_stratified_metrics, federated_eval_reports, "
-                 "participant_counts)", "count: released with N(0, 0.5^2) noise and accounted"):
+    for text in (
+        "DP (central): epsilon =",
+        "at delta = 1e-05",
+        "adjacency add_or_remove_one_client",
+        "Poisson sampling, q = max_c q_c (1 - dropout) = 0.34, no report slots",
+        "4 rounds of 5 releases (noised_update_sum, aggregate_metrics, group_stratified_metrics, federated_eval_reports, "
+        "participant_counts)",
+        "count: released with N(0, 0.5^2) noise and accounted",
+    ):
         assert text in flat, text
     code, _, err = run(capsys, "simulate", "--preset", "phase", "--set", "population.num_clients=60", "--no-verdict")
     assert code == 2 and "federation.clients_per_round (300) must equal population.num_clients (60)" in err
@@ -164,7 +218,9 @@ def test_simulate_prints_a_mode_table_and_writes_the_trace(capsys, tmp_path):
     tr = load_trace(out_file)
     assert tr.attrs["seed"] == 2 and tr.attrs["scenario_name"] == "label-shift"
     assert "verdict (alpha 0.05" in out and "federated_evaluation" in out  # the detectors' verdict table
-    code, out2, _ = run(capsys, "simulate", "--preset", "label-shift", "--seed", "2", *SMALL_SET, "--client-chunk", "16")
+    code, out2, _ = run(
+        capsys, "simulate", "--preset", "label-shift", "--seed", "2", *SMALL_SET, "--client-chunk", "16"
+    )
     assert code == 0 and out2.split("DP:")[0] == out.split("DP:")[0]  # blocks of 16 clients: the same mode table
     code, out, _ = run(capsys, "simulate", "--preset", "label-shift", *SMALL_SET, "--seeds", "3", "--no-verdict")
     assert code == 0 and "across 3 seeds" in out and "P(detected | fail)" in out
@@ -179,15 +235,24 @@ def test_simulate_lists_presets(capsys):
     assert code == 0 and "poisoned-clients" in out and "teacher-bias" in out
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["simulate", "--preset", "nope"], "error: unknown preset 'nope'"),
-    (["simulate", "--set", "personalization.eta=-1"], "error: invalid scenario: personalization.eta: Input should be greater than 0"),
-    (["simulate", "--set", "federation.roundz=3"], "error: unknown scenario field 'federation.roundz'"),
-    (["simulate", "--set", "rounds"], "error: --set expects FIELD=VALUE"),
-    (["simulate", "missing.toml"], "error: scenario file 'missing.toml' does not exist"),
-    (["simulate", "--client-chunk", "0"], "error: --client-chunk expects a positive integer, 'auto' or 'none', got '0'"),
-    (["simulate", "--devices", "64"], "error: devices = 64 but only"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["simulate", "--preset", "nope"], "error: unknown preset 'nope'"),
+        (
+            ["simulate", "--set", "personalization.eta=-1"],
+            "error: invalid scenario: personalization.eta: Input should be greater than 0",
+        ),
+        (["simulate", "--set", "federation.roundz=3"], "error: unknown scenario field 'federation.roundz'"),
+        (["simulate", "--set", "rounds"], "error: --set expects FIELD=VALUE"),
+        (["simulate", "missing.toml"], "error: scenario file 'missing.toml' does not exist"),
+        (
+            ["simulate", "--client-chunk", "0"],
+            "error: --client-chunk expects a positive integer, 'auto' or 'none', got '0'",
+        ),
+        (["simulate", "--devices", "64"], "error: devices = 64 but only"),
+    ],
+)
 def test_simulate_bad_input_is_one_line(capsys, argv, needle):
     code, _, err = run(capsys, *argv)
     assert code == 2 and err.startswith(needle) and len(err.strip().splitlines()) == 1
@@ -209,8 +274,15 @@ def test_cite_a_scenario_cites_what_it_exercises(capsys):
     code, out, _ = run(capsys, "cite", "--preset", "dp-heavy")
     assert code == 0
     # central DP, secure aggregation, attribute imbalance, partial participation, Ditto, the modes' metrics
-    for key in ("mcmahan2018learning", "dong2022gaussian", "bonawitz2017practical", "yang2023change",
-                "mcmahan2017communication", "li2021ditto", "wang2021directional"):
+    for key in (
+        "mcmahan2018learning",
+        "dong2022gaussian",
+        "bonawitz2017practical",
+        "yang2023change",
+        "mcmahan2017communication",
+        "li2021ditto",
+        "wang2021directional",
+    ):
         assert key in out, key
     assert "blanchard2017machine" not in out and "li2024position" not in out  # no Byzantine clients, no disparity
     code, out, _ = run(capsys, "cite", "--preset", "poisoned-clients")
@@ -221,14 +293,36 @@ def test_cite_a_scenario_cites_what_it_exercises(capsys):
     assert code == 2 and "not both" in err
 
 
-TINY_PHASE = ["--preset", "phase", "--set", "population.num_clients=40", "--set", "federation.clients_per_round=40",
-              "--set", "federation.participation=0.5", "--set", "federation.rounds=8", "--set", "monitor.calibration_seeds=80"]
+TINY_PHASE = [
+    "--preset",
+    "phase",
+    "--set",
+    "population.num_clients=40",
+    "--set",
+    "federation.clients_per_round=40",
+    "--set",
+    "federation.participation=0.5",
+    "--set",
+    "federation.rounds=8",
+    "--set",
+    "monitor.calibration_seeds=80",
+]
 
 
 def test_phase_draws_the_diagram_and_resumes(capsys, tmp_path):
     out_dir = tmp_path / "ph"
-    argv = ["phase", *TINY_PHASE, "--x", "personalization.lam=log:0.01:1:2", "--y", "shifts.strength=0,1", "--seeds", "3",
-            "-o", str(out_dir)]
+    argv = [
+        "phase",
+        *TINY_PHASE,
+        "--x",
+        "personalization.lam=log:0.01:1:2",
+        "--y",
+        "shifts.strength=0,1",
+        "--seeds",
+        "3",
+        "-o",
+        str(out_dir),
+    ]
     code, out, err = run(capsys, *argv)
     assert code == 0, err
     for name in ("phase.pdf", "phase.png", "report.md", "store/sweep.nc", "store/manifest.json"):
@@ -242,7 +336,10 @@ def test_phase_draws_the_diagram_and_resumes(capsys, tmp_path):
     from silentfail.sim.trace import read_dataset
 
     caption = setting_caption(read_dataset(out_dir / "store" / "sweep.nc", ("sweep",))[1])
-    assert caption.startswith("constraints: central_dp, no_personal_model_access, no_raw_data_access") and "T_f + 5]" in caption
+    assert (
+        caption.startswith("constraints: central_dp, no_personal_model_access, no_raw_data_access")
+        and "T_f + 5]" in caption
+    )
     code, _, err = run(capsys, *argv)
     assert code == 2 and "--resume" in err  # never overwrites a finished sweep silently
     code, _, err = run(capsys, *argv, "--resume")
@@ -251,14 +348,23 @@ def test_phase_draws_the_diagram_and_resumes(capsys, tmp_path):
     assert code == 0 and "mean P(fail)" in out
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["phase", "--x", "personalization.lam=1:2"], "error: --x: cannot read '1:2'"),
-    (["phase", "--x", "personalization.lam=0.1,1", "--y", "personalization.lam=1,2"], "error: --x and --y sweep the same field"),
-    (["phase", "--constraints", "secure_aggregation,no_such"], "error: unknown constraint(s) ['no_such']"),
-    (["phase", "--constraints", "local_dp"], "error: constraint 'local_dp' is physics the scenario must set: use federation.dp = 'local'"),
-    (["phase", "--alpha", "1.5"], "error: invalid scenario: monitor.alpha"),
-    (["phase", "--x", "federation.roundz=1,2"], "error: unknown scenario field 'federation.roundz'"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["phase", "--x", "personalization.lam=1:2"], "error: --x: cannot read '1:2'"),
+        (
+            ["phase", "--x", "personalization.lam=0.1,1", "--y", "personalization.lam=1,2"],
+            "error: --x and --y sweep the same field",
+        ),
+        (["phase", "--constraints", "secure_aggregation,no_such"], "error: unknown constraint(s) ['no_such']"),
+        (
+            ["phase", "--constraints", "local_dp"],
+            "error: constraint 'local_dp' is physics the scenario must set: use federation.dp = 'local'",
+        ),
+        (["phase", "--alpha", "1.5"], "error: invalid scenario: monitor.alpha"),
+        (["phase", "--x", "federation.roundz=1,2"], "error: unknown scenario field 'federation.roundz'"),
+    ],
+)
 def test_phase_bad_input_is_one_line(capsys, tmp_path, argv, needle):
     code, _, err = run(capsys, *argv, "-o", str(tmp_path / "x"))
     assert code == 2 and err.startswith(needle), err
@@ -266,12 +372,36 @@ def test_phase_bad_input_is_one_line(capsys, tmp_path, argv, needle):
 
 def test_estimate_fits_the_boundaries_of_a_phase_sweep(capsys, tmp_path):
     ph = tmp_path / "ph"
-    code, _, err = run(capsys, "phase", *TINY_PHASE, "--x", "personalization.lam=log:0.01:1:3", "--y", "shifts.strength=0:1:3",
-                       "--seeds", "3", "-o", str(ph))
+    code, _, err = run(
+        capsys,
+        "phase",
+        *TINY_PHASE,
+        "--x",
+        "personalization.lam=log:0.01:1:3",
+        "--y",
+        "shifts.strength=0:1:3",
+        "--seeds",
+        "3",
+        "-o",
+        str(ph),
+    )
     assert code == 0, err
     est = tmp_path / "est"
-    code, out, err = run(capsys, "estimate", str(ph), "-o", str(est), "--modes", "confidence_miscalibration,alignment_erosion",
-                         "--chains", "2", "--warmup", "150", "--samples", "150")
+    code, out, err = run(
+        capsys,
+        "estimate",
+        str(ph),
+        "-o",
+        str(est),
+        "--modes",
+        "confidence_miscalibration,alignment_erosion",
+        "--chains",
+        "2",
+        "--warmup",
+        "150",
+        "--samples",
+        "150",
+    )
     assert code == 0, err
     for name in ("estimate.nc", "diagnostics.md", "boundary_fail.pdf", "boundary_fail.png", "boundary_silent.png"):
         assert (est / name).is_file(), name
@@ -282,8 +412,18 @@ def test_estimate_fits_the_boundaries_of_a_phase_sweep(capsys, tmp_path):
 
 
 def test_check_reports_the_posterior_probability_and_where_it_fails(capsys, tmp_path):
-    code, out, err = run(capsys, "check", "for all lambda <= 0.1, P(silent fairness collapse) >= 0.9 under secure aggregation",
-                         *TINY_PHASE, "--seeds", "3", "--points", "2", "-o", str(tmp_path / "chk"))
+    code, out, err = run(
+        capsys,
+        "check",
+        "for all lambda <= 0.1, P(silent fairness collapse) >= 0.9 under secure aggregation",
+        *TINY_PHASE,
+        "--seeds",
+        "3",
+        "--points",
+        "2",
+        "-o",
+        str(tmp_path / "chk"),
+    )
     assert code == 0, err
     assert "P(holds) = " in out and (tmp_path / "chk" / "cells.nc").is_file()
     code, _, err = run(capsys, "check", "for all lambda <= 0.1, P(silent nonsense) >= 0.9", *TINY_PHASE)
@@ -310,9 +450,24 @@ def test_paper_without_a_source_is_one_line(capsys, tmp_path):
 def test_a_diverging_seed_is_named_and_left_out_of_the_summary(capsys):
     """eta * lambda_max crosses 2 for two of eight seeds: the summary says so and is over
     the other six, instead of printing '-' for every mode."""
-    small = ["--set", "population.num_clients=40", "--set", "federation.clients_per_round=10", "--set", "federation.rounds=4",
-             "--set", "population.ood_subset=4", "--set", "monitor.calibration_seeds=40", "--set", "monitor.alpha=0.2",
-             "--set", "personalization.eta=0.0565", "--set", "shifts.covariate_var_spread=0.3"]
+    small = [
+        "--set",
+        "population.num_clients=40",
+        "--set",
+        "federation.clients_per_round=10",
+        "--set",
+        "federation.rounds=4",
+        "--set",
+        "population.ood_subset=4",
+        "--set",
+        "monitor.calibration_seeds=40",
+        "--set",
+        "monitor.alpha=0.2",
+        "--set",
+        "personalization.eta=0.0565",
+        "--set",
+        "shifts.covariate_var_spread=0.3",
+    ]
     code, out, err = run(capsys, "simulate", "--preset", "covariate-shift", *small, "--seeds", "8", "--no-verdict")
     assert code == 0, err
     assert "diverged in 2 of 8 seeds (1, 2): eta * lambda_max = 2.18 > 2" in " ".join(err.split())

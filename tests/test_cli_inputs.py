@@ -15,18 +15,24 @@ def one_line(err: str) -> bool:
     return len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["simulate", "--seed", "x"], "error: silentfail simulate: Invalid value for '--seed'"),
-    (["simulate", "--seed", str(2**32)], "error: silentfail simulate: Invalid value for '--seed'"),
-    (["simulate", "--bogus"], "error: silentfail simulate: No such option: --bogus"),
-    (["taxonomy", "query", "paths", "label_shift"], "error: silentfail taxonomy query paths: Missing argument"),
-    (["simulate", "--preset", ""], "error: unknown preset ''"),
-    (["simulate", "--list-presets", "--preset", "nope"], "error: --list-presets lists the presets"),
-    (["simulate", "--set", "federation.rounds=true", "--no-verdict"], "error: invalid scenario: federation.rounds"),
-    (["simulate", "--set", "world.group_offset=NaN", "--no-verdict"], "error: invalid scenario: world.group_offset"),
-    (["phase", "--x", "personalization.lam=0.1,inf"], "error: invalid scenario: personalization.lam"),
-    (["phase", "--x", "federation.rounds=1:10:3"], "error: federation.rounds takes integers, got 5.5"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["simulate", "--seed", "x"], "error: silentfail simulate: Invalid value for '--seed'"),
+        (["simulate", "--seed", str(2**32)], "error: silentfail simulate: Invalid value for '--seed'"),
+        (["simulate", "--bogus"], "error: silentfail simulate: No such option: --bogus"),
+        (["taxonomy", "query", "paths", "label_shift"], "error: silentfail taxonomy query paths: Missing argument"),
+        (["simulate", "--preset", ""], "error: unknown preset ''"),
+        (["simulate", "--list-presets", "--preset", "nope"], "error: --list-presets lists the presets"),
+        (["simulate", "--set", "federation.rounds=true", "--no-verdict"], "error: invalid scenario: federation.rounds"),
+        (
+            ["simulate", "--set", "world.group_offset=NaN", "--no-verdict"],
+            "error: invalid scenario: world.group_offset",
+        ),
+        (["phase", "--x", "personalization.lam=0.1,inf"], "error: invalid scenario: personalization.lam"),
+        (["phase", "--x", "federation.rounds=1:10:3"], "error: federation.rounds takes integers, got 5.5"),
+    ],
+)
 def test_bad_requests_are_one_line_before_any_work(capsys, argv, needle):
     code, _, err = run(capsys, *argv)
     assert code == 2 and err.startswith(needle) and one_line(err), err
@@ -81,9 +87,17 @@ def test_a_trace_saved_after_divergence_is_flagged_by_report(capsys, tmp_path):
     from silentfail.sim.scenario import preset
     from silentfail.sim.trace import save_trace
 
-    sc = preset("default").replace(**{"population.num_clients": 40, "federation.clients_per_round": 10,
-                                      "federation.rounds": 6, "population.ood_subset": 4, "federation.server_lr": 50.0,
-                                      "monitor.calibration_seeds": 8, "monitor.alpha": 0.5})
+    sc = preset("default").replace(
+        **{
+            "population.num_clients": 40,
+            "federation.clients_per_round": 10,
+            "federation.rounds": 6,
+            "population.ood_subset": 4,
+            "federation.server_lr": 50.0,
+            "monitor.calibration_seeds": 8,
+            "monitor.alpha": 0.5,
+        }
+    )
     tr = simulate(sc, 0, on_nonfinite="flag")
     assert tr.attrs["nonfinite_round"] >= 0
     save_trace(tr, tmp_path / "t.nc")

@@ -27,10 +27,18 @@ def test_every_generated_bad_input_is_refused_by_name():
     assert not bad, {k: v[:5] for k, v in bad.items()}
 
 
-FIELDS = [(sec, name) for sec, f in Scenario.model_fields.items() if hasattr(f.annotation, "model_fields")
-          for name in f.annotation.model_fields]
+FIELDS = [
+    (sec, name)
+    for sec, f in Scenario.model_fields.items()
+    if hasattr(f.annotation, "model_fields")
+    for name in f.annotation.model_fields
+]
 JSONISH = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**20, 10**20) | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=8),
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**20), 10**20)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=8),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
     max_leaves=6,
 )
@@ -53,7 +61,11 @@ def test_scenario_validation_accepts_only_sound_values_and_never_crashes(updates
         if isinstance(value, float):
             assert math.isfinite(value)
         assert not (isinstance(value, bool) and not isinstance(held, bool)), (sec, name, value, held)
-        assert not (isinstance(value, str) and isinstance(held, (int, float)) and not isinstance(held, bool)), (sec, name, value)
+        assert not (isinstance(value, str) and isinstance(held, (int, float)) and not isinstance(held, bool)), (
+            sec,
+            name,
+            value,
+        )
     assert scenario_from_dict(json.loads(sc.to_json())) == sc
 
 
@@ -64,13 +76,26 @@ IDS = ["personal_overfitting", "central_audit", "label_shift", "memo", "secure_a
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    st.lists(st.fixed_dictionaries({"id": st.sampled_from(IDS), "kind": st.sampled_from(NODE_KINDS)},
-                                   optional={"name": st.text(max_size=5), "definition": st.text(max_size=5),
-                                             "index": st.integers(-3, 9), "layer": JSONISH, "worse": JSONISH}),
-             max_size=3),
-    st.lists(st.fixed_dictionaries({"kind": st.sampled_from(EDGE_KINDS), "source": st.sampled_from(IDS),
-                                    "target": st.sampled_from(IDS)}, optional={"scope": JSONISH, "strength": JSONISH}),
-             max_size=4),
+    st.lists(
+        st.fixed_dictionaries(
+            {"id": st.sampled_from(IDS), "kind": st.sampled_from(NODE_KINDS)},
+            optional={
+                "name": st.text(max_size=5),
+                "definition": st.text(max_size=5),
+                "index": st.integers(-3, 9),
+                "layer": JSONISH,
+                "worse": JSONISH,
+            },
+        ),
+        max_size=3,
+    ),
+    st.lists(
+        st.fixed_dictionaries(
+            {"kind": st.sampled_from(EDGE_KINDS), "source": st.sampled_from(IDS), "target": st.sampled_from(IDS)},
+            optional={"scope": JSONISH, "strength": JSONISH},
+        ),
+        max_size=4,
+    ),
 )
 def test_extension_validation_reports_violations_and_never_crashes(nodes, edges):
     tax, violations = extend(builtin_taxonomy(), {"nodes": nodes, "edges": edges})

@@ -12,8 +12,10 @@ from silentfail.sim.scenario import preset
 
 
 def test_the_issue_example_is_read():
-    h = parse_hypothesis("for all lambda <= 0.1 and shift >= 0.5, P(silent fairness collapse) >= 0.9 "
-                         "under secure aggregation + central DP")
+    h = parse_hypothesis(
+        "for all lambda <= 0.1 and shift >= 0.5, P(silent fairness collapse) >= 0.9 "
+        "under secure aggregation + central DP"
+    )
     assert h.conditions == (Condition("personalization.lam", hi=0.1), Condition("shifts.strength", lo=0.5))
     assert (h.quantity, h.mode, h.op, h.level) == ("silent", "fairness_collapse", ">=", 0.9)
     assert h.constraints == ("secure_aggregation", "central_dp")
@@ -29,15 +31,18 @@ def test_ranges_strict_bounds_and_defaults():
     assert h.mode == "confidence_miscalibration" and h.quantity == "fail"
 
 
-@pytest.mark.parametrize("text, needle", [
-    ("for all foo <= 1, P(bias) > 0.5", "unknown axis 'foo'"),
-    ("for all lambda <= 1, P(nonsense) > 0.5", "unknown mode in P(nonsense)"),
-    ("for all lambda <= 1, P(fairness) >= 0.5 under magic", "unknown constraint 'magic'"),
-    ("for all lambda <= 1, P(fairness) >= 1.5", "a probability level must be in [0, 1]"),
-    ("for all lambda <= 1 and lambda >= 0.1, P(fairness) >= 0.5", "an axis is bounded twice"),
-    ("lambda is small", "cannot read"),
-    ("for all 1 <= lambda >= 2, P(fairness) >= 0.5", "both comparisons must point the same way"),
-])
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        ("for all foo <= 1, P(bias) > 0.5", "unknown axis 'foo'"),
+        ("for all lambda <= 1, P(nonsense) > 0.5", "unknown mode in P(nonsense)"),
+        ("for all lambda <= 1, P(fairness) >= 0.5 under magic", "unknown constraint 'magic'"),
+        ("for all lambda <= 1, P(fairness) >= 1.5", "a probability level must be in [0, 1]"),
+        ("for all lambda <= 1 and lambda >= 0.1, P(fairness) >= 0.5", "an axis is bounded twice"),
+        ("lambda is small", "cannot read"),
+        ("for all 1 <= lambda >= 2, P(fairness) >= 0.5", "both comparisons must point the same way"),
+    ],
+)
 def test_bad_hypotheses_name_the_part(text, needle):
     with pytest.raises(HypothesisError, match=None) as exc:
         parse_hypothesis(text)
@@ -45,10 +50,15 @@ def test_bad_hypotheses_name_the_part(text, needle):
 
 
 def test_probability_is_the_product_of_the_cell_posteriors(monkeypatch):
-    sc = preset("phase").replace(**{
-        "population.num_clients": 60, "federation.clients_per_round": 60, "federation.rounds": 10,
-        "monitor.alpha": 0.2, "monitor.calibration_seeds": 24,
-    })
+    sc = preset("phase").replace(
+        **{
+            "population.num_clients": 60,
+            "federation.clients_per_round": 60,
+            "federation.rounds": 10,
+            "monitor.alpha": 0.2,
+            "monitor.calibration_seeds": 24,
+        }
+    )
     res = check("for all lambda <= 0.1 and shift >= 0.5, P(confidence miscalibration) >= 0.6", sc, seeds=6, points=2)
     k, n = res.cells["k"].values, res.cells["n"].values
     per_cell = stats.beta.sf(0.6, k + 0.5, n - k + 0.5)

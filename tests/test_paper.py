@@ -64,12 +64,14 @@ def test_every_number_macro_matches_the_value_recomputed_from_code(quick_paper, 
 
 def test_the_text_types_no_number_by_hand_and_uses_only_defined_macros(quick_paper):
     tex = (paper.SOURCE / "main.tex").read_text()
-    body = tex[tex.index(r"\begin{document}"):]
+    body = tex[tex.index(r"\begin{document}") :]
     body = re.sub(r"(?<!\\)%.*", "", body)  # comments (an escaped \% is text)
     body = re.sub(r"\\(cite[pt]?|label|ref|input|includegraphics|bibliography\w*)(\[[^]]*\])?\{[^}]*\}", "", body)
     assert not re.findall(r"\d+\.\d+|\d{2,}", body), "type numbers through generated macros"
     defined = set(paper.read_numbers(quick_paper / "generated" / "numbers.tex"))
-    used = set(re.findall(r"\\((?:Phase|Lit|Est|Tax|Silent|Fail|Switch|Rhat|Ess|Band|Struct|Constraint)[A-Za-z]*)", tex))
+    used = set(
+        re.findall(r"\\((?:Phase|Lit|Est|Tax|Silent|Fail|Switch|Rhat|Ess|Band|Struct|Constraint)[A-Za-z]*)", tex)
+    )
     assert used <= defined, sorted(used - defined)
 
 

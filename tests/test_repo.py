@@ -38,10 +38,13 @@ def _imports(folder: str) -> set[str]:
     return found
 
 
-@pytest.mark.parametrize("folder, forbidden", [
-    ("taxonomy", ("sim", "proofs", "silentfail")),
-    ("sim", ("proofs", "taxonomy", "cli")),
-])
+@pytest.mark.parametrize(
+    "folder, forbidden",
+    [
+        ("taxonomy", ("sim", "proofs", "silentfail")),
+        ("sim", ("proofs", "taxonomy", "cli")),
+    ],
+)
 def test_arrows_go_one_way(folder, forbidden):
     for imp in _imports(folder):
         # no relative import reaching out of the subpackage, no absolute import of a sibling
@@ -53,15 +56,19 @@ def test_no_top_level_science_modules_are_installed(tmp_path):
     import subprocess
     import sys
 
-    code = ("import importlib.util as u, silentfail.sim, silentfail.taxonomy, silentfail.proofs;"
-            "print([n for n in ('sim', 'taxonomy', 'proofs') if u.find_spec(n) is not None])")
+    code = (
+        "import importlib.util as u, silentfail.sim, silentfail.taxonomy, silentfail.proofs;"
+        "print([n for n in ('sim', 'taxonomy', 'proofs') if u.find_spec(n) is not None])"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 
 def test_generated_latex_table_is_current():
     committed = (ROOT / "paper" / "generated" / "taxonomy_table.tex").read_text()
-    assert committed == to_latex(builtin_taxonomy()), "run: silentfail taxonomy export --format latex -o paper/generated/taxonomy_table.tex"
+    assert committed == to_latex(builtin_taxonomy()), (
+        "run: silentfail taxonomy export --format latex -o paper/generated/taxonomy_table.tex"
+    )
 
 
 def test_generated_theorems_are_current():

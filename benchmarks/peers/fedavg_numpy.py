@@ -14,7 +14,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def local_steps(theta_g: np.ndarray, H: np.ndarray, r: np.ndarray, Pi: np.ndarray, eta: float, lam: float, K: int) -> np.ndarray:
+def local_steps(
+    theta_g: np.ndarray, H: np.ndarray, r: np.ndarray, Pi: np.ndarray, eta: float, lam: float, K: int
+) -> np.ndarray:
     """K full-batch projected gradient steps of the proximal local objective from theta_g."""
     theta = theta_g.copy()
     for _ in range(K):
@@ -29,6 +31,8 @@ def fedavg(clients: dict) -> np.ndarray:
     eta, lam, K = float(clients["eta"]), float(clients["lam"]), int(clients["K"])
     n = np.asarray(clients["n"], np.float64)
     for _ in range(int(clients["rounds"])):
-        local = np.stack([local_steps(theta, H, r, clients["Pi"], eta, lam, K) for H, r in zip(clients["H"], clients["r"])])
+        local = np.stack(
+            [local_steps(theta, H, r, clients["Pi"], eta, lam, K) for H, r in zip(clients["H"], clients["r"])]
+        )
         theta = (n[:, None] * local).sum(0) / n.sum()
     return theta

@@ -47,7 +47,9 @@ def train(msg: Message, context: Context) -> Message:
     cid = int(context.node_config["partition-id"])
     theta_g = msg.content["arrays"].to_numpy_ndarrays()[0].astype(np.float64)
     theta = local_steps(theta_g, c["H"][cid], c["r"][cid], c["Pi"], float(c["eta"]), float(c["lam"]), int(c["K"]))
-    content = RecordDict({"arrays": ArrayRecord([theta]), "metrics": MetricRecord({"num-examples": float(c["n"][cid])})})
+    content = RecordDict(
+        {"arrays": ArrayRecord([theta]), "metrics": MetricRecord({"num-examples": float(c["n"][cid])})}
+    )
     return Message(content=content, reply_to=msg)
 
 
@@ -61,7 +63,9 @@ def main(grid: Grid, context: Context) -> None:
     N = int(c["H"].shape[0])
     strategy = FedAvg(fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=N, min_available_nodes=N)
     t0 = time.perf_counter()
-    result = strategy.start(grid=grid, initial_arrays=ArrayRecord([c["theta0"].astype(np.float64)]), num_rounds=int(c["rounds"]))
+    result = strategy.start(
+        grid=grid, initial_arrays=ArrayRecord([c["theta0"].astype(np.float64)]), num_rounds=int(c["rounds"])
+    )
     RESULT["rounds_s"] = time.perf_counter() - t0
     RESULT["theta"] = result.arrays.to_numpy_ndarrays()[0].tolist()
 
@@ -71,8 +75,12 @@ if __name__ == "__main__":
     os.environ["SILENTFAIL_PEER_DATA"] = DATA = os.path.abspath(data)
     N = int(np.load(DATA)["H"].shape[0])
     t0 = time.perf_counter()
-    run_simulation(server_app=server_app, client_app=client_app, num_supernodes=N,
-                   backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0}})
+    run_simulation(
+        server_app=server_app,
+        client_app=client_app,
+        num_supernodes=N,
+        backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0}},
+    )
     total = time.perf_counter() - t0
     import flwr
 

@@ -11,10 +11,10 @@ import pytest
 import sympy as sp
 
 from silentfail.proofs import BUILDERS, latex_document, result
-from silentfail.verify import VERIFIERS
 from silentfail.proofs.kstep_fedavg import limits
 from silentfail.sim import metrics as mt
 from silentfail.sim.personalize import LocalProblem, affine_map
+from silentfail.verify import VERIFIERS
 
 RNG = np.random.default_rng(0)
 
@@ -67,7 +67,9 @@ def test_ditto_personal_model_is_the_simulations_proximal_limit_and_mse_matches_
     s2, n, tau2, lam = 2.0, 10, 0.3, 0.5
     # the simulation's proximal rule, run to convergence on the scalar Ditto objective
     t_local, t_g = 1.3, -0.4
-    P, b = affine_map(LocalProblem(H=jnp.array([[1.0 + lam]]), r=jnp.array([t_local])), jnp.eye(1), eta=0.2, lam=lam, K=400)
+    P, b = affine_map(
+        LocalProblem(H=jnp.array([[1.0 + lam]]), r=jnp.array([t_local])), jnp.eye(1), eta=0.2, lam=lam, K=400
+    )
     expr = r.extras["personal"]
     values = {"theta_local": t_local, "theta_g": t_g, "lambda": lam}
     personal = float(expr.subs({sym: values[sym.name] for sym in expr.free_symbols}))
@@ -116,14 +118,19 @@ def test_label_shift_bias_equals_the_simulations_platt_fit_and_its_ece():
     mu_, sd_ = 0.8, 1.0
     for pi0, pic in ((0.5, 0.8), (0.5, 0.2), (0.3, 0.6)):
         # the simulation's Platt fit of the Bayes posterior moves its bias by the log prior ratio
-        fits = [mt.fit_confidence(mt.CellScores(*(a[0] for a in _one_dim_client(mu_, sd_, p)[:2])), _one_dim_client(mu_, sd_, p)[2][0]) for p in (pi0, pic)]
+        fits = [
+            mt.fit_confidence(
+                mt.CellScores(*(a[0] for a in _one_dim_client(mu_, sd_, p)[:2])), _one_dim_client(mu_, sd_, p)[2][0]
+            )
+            for p in (pi0, pic)
+        ]
         assert abs(float(fits[1].beta - fits[0].beta) - float(shift(pic, pi0))) < 1e-4
         assert abs(float(fits[0].alpha) - 2 * mu_ / sd_**2) < 1e-4
         # uncorrected: the simulation's binned ECE equals |pi_c - E_c p_0| for any binning
         mean, sd, pi = _one_dim_client(mu_, sd_, pic)
         base = mt.Confidence(jnp.asarray(2 * mu_ / sd_**2), jnp.asarray(np.log(pi0 / (1 - pi0))))
         xs, ws = np.polynomial.hermite_e.hermegauss(80)
-        p0 = lambda v: 1 / (1 + np.exp(-(2 * mu_ / sd_**2 * v + np.log(pi0 / (1 - pi0)))))  # noqa: E731
+        p0 = lambda v, pi0=pi0: 1 / (1 + np.exp(-(2 * mu_ / sd_**2 * v + np.log(pi0 / (1 - pi0)))))  # noqa: E731
         e_p0 = sum(pr * np.sum(ws * p0(m + sd_ * xs)) / np.sqrt(2 * np.pi) for pr, m in ((pic, mu_), (1 - pic, -mu_)))
         for bins in (5, 15, 40):
             ece = mt.calibration_batch(mean, sd, pi, base, bins=bins).classwise
@@ -165,7 +172,9 @@ def test_erosion_is_zero_in_the_simulation_when_u_is_outside_the_range_of_h():
     u = vecs[:, 0]  # eigenvalue 0: orthogonal to the range
     theta0, task = np.random.default_rng(4).normal(size=(2, D))
     eta = 1.0 / (np.linalg.eigvalsh(H)[-1] + lam)
-    P, b = affine_map(LocalProblem(H=jnp.asarray(H + lam * np.eye(D)), r=jnp.asarray(H @ task)), jnp.eye(D), eta=eta, lam=lam, K=3000)
+    P, b = affine_map(
+        LocalProblem(H=jnp.asarray(H + lam * np.eye(D)), r=jnp.asarray(H @ task)), jnp.eye(D), eta=eta, lam=lam, K=3000
+    )
     assert abs(float((np.asarray(P) @ theta0 + np.asarray(b) - theta0) @ u)) < 1e-5
 
 
@@ -191,7 +200,10 @@ def test_dp_power_derivation_mds_and_ceiling():
     assert abs(f(args["pi"], d, args["s2"], args["M"], args["z"], args["C"], args["alpha"]) - 0.8) < 1e-9
     # the ceiling bounds the aggregate test's power for the matching mu (one release, sensitivity C / M on the mean)
     ceil = g.numeric("numpy")
-    assert f(1.0, args["C"] / args["M"], 0.0 + 1e-12, args["M"], args["z"], args["C"], 0.05) <= ceil(1 / args["z"], 0.05) + 1e-9
+    assert (
+        f(1.0, args["C"] / args["M"], 0.0 + 1e-12, args["M"], args["z"], args["C"], 0.05)
+        <= ceil(1 / args["z"], 0.05) + 1e-9
+    )
 
 
 def test_dp_silent_region_agrees_with_the_simulated_detector_on_a_grid():

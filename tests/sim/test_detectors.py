@@ -19,10 +19,16 @@ from silentfail.taxonomy.schema import NodeKind
 TAX = builtin_taxonomy()
 
 #: A small DP world: every secure sum the server sees is noised.
-SMALL = preset("phase").replace(**{
-    "population.num_clients": 100, "federation.clients_per_round": 100, "federation.participation": 0.5,
-    "federation.noise_multiplier": 0.2, "federation.rounds": 12, "monitor.calibration_seeds": 200,
-})
+SMALL = preset("phase").replace(
+    **{
+        "population.num_clients": 100,
+        "federation.clients_per_round": 100,
+        "federation.participation": 0.5,
+        "federation.noise_multiplier": 0.2,
+        "federation.rounds": 12,
+        "monitor.calibration_seeds": 200,
+    }
+)
 
 
 def test_detectors_match_the_taxonomy():
@@ -42,8 +48,13 @@ def test_observables_and_access_match_the_taxonomy():
     for name, ob in OBSERVABLES.items():
         assert set(ob.requires) == set(TAX.successors(name, "requires")), name
     # each access constraint blocks exactly what the taxonomy says
-    everything = preset("default").replace(**{"federation.secure_aggregation": False, "federation.personal_model_access": True,
-                                             "federation.raw_data_access": True})
+    everything = preset("default").replace(
+        **{
+            "federation.secure_aggregation": False,
+            "federation.personal_model_access": True,
+            "federation.raw_data_access": True,
+        }
+    )
     assert available_access(everything) == frozenset(ACCESS)
     for c in ("secure_aggregation", "no_attribute_use", "no_personal_model_access", "no_raw_data_access"):
         sc = with_constraints(everything, [c])
@@ -51,7 +62,9 @@ def test_observables_and_access_match_the_taxonomy():
 
 
 def test_blocked_observables_are_absent_from_the_trace_not_zero_filled():
-    sc = with_constraints(SMALL, ["secure_aggregation", "no_attribute_use", "no_personal_model_access", "no_raw_data_access"])
+    sc = with_constraints(
+        SMALL, ["secure_aggregation", "no_attribute_use", "no_personal_model_access", "no_raw_data_access"]
+    )
     tr = run(sc, 0)
     assert "obs_group" not in tr and "obs_inspect" not in tr and "obs_audit" not in tr
     assert {"obs_update_sum", "obs_report", "obs_fedeval", "obs_global", "obs_count"} <= set(tr.data_vars)
@@ -65,7 +78,9 @@ def test_unlisted_constraints_keep_the_federated_baseline():
     """Naming some constraints never lifts the baseline: without the scenario granting
     raw data or personal models, the oracle audit and update inspection stay undeployed."""
     sc = with_constraints(preset("phase"), ["secure_aggregation", "central_dp"])
-    assert {"no_raw_data_access", "no_personal_model_access", "secure_aggregation", "central_dp"} <= set(scenario_constraints(sc))
+    assert {"no_raw_data_access", "no_personal_model_access", "secure_aggregation", "central_dp"} <= set(
+        scenario_constraints(sc)
+    )
     assert not {"central_audit", "update_inspection"} & set(dt.deployed(sc))
     assert "no_attribute_use" not in scenario_constraints(sc)  # not named: lifted
 
@@ -98,9 +113,9 @@ def test_conformal_rule_holds_its_false_alarm_rate_on_synthetic_data():
         z = rng.standard_normal((m, 1))
         x = z + rng.standard_normal((m, 3)) * np.array([0.3, 1.0, 3.0])
         x[:, 0] += rng.standard_cauchy(m) * 0.1  # a heavy-tailed channel
-        h, ok = dt._split_conformal(x[:nf], x[nf:nf + n], alpha)
+        h, ok = dt._split_conformal(x[:nf], x[nf : nf + n], alpha)
         assert ok
-        rates.append(np.mean(np.any(x[nf + n:] > h, axis=1)))
+        rates.append(np.mean(np.any(x[nf + n :] > h, axis=1)))
     mean, se = float(np.mean(rates)), float(np.std(rates) / np.sqrt(reps))
     assert alpha - 1 / (n + 1) - 3 * se <= mean <= alpha + 3 * se, (mean, se)
 
@@ -155,7 +170,9 @@ def test_power_increases_with_shift_strength(small_sweep):
 
 
 def test_a_blocked_detector_never_appears_in_a_verdict():
-    sc = with_constraints(SMALL, ["secure_aggregation", "no_attribute_use", "no_personal_model_access", "no_raw_data_access"])
+    sc = with_constraints(
+        SMALL, ["secure_aggregation", "no_attribute_use", "no_personal_model_access", "no_raw_data_access"]
+    )
     assert "no_attribute_use" in scenario_constraints(sc)
     assert "group_stratified_monitor" not in dt.deployed(sc)
     ds = sweep(sc, {}, seeds=2, chunk=8)
@@ -171,11 +188,23 @@ def test_aggregate_masking_is_reproduced():
     participants' reported accuracy holds while the minority's falls; the aggregate
     monitor stays at its false-alarm rate, the group-stratified monitor fires when the
     attribute may be used, and is absent when it may not."""
-    sc = preset("participation-disparity").replace(**{
-        "population.num_clients": 300, "federation.clients_per_round": 300, "federation.participation": 0.2, "federation.rounds": 30,
-        "personalization.lam": 10.0, "world.minority_core_angle": 2.0, "federation.participation_disparity": 1.0,
-        "federation.dp": "central", "federation.clip": 1.0, "federation.noise_multiplier": 0.3, "monitor.calibration_seeds": 80,
-    })
+    sc = preset("participation-disparity").replace(
+        **{
+            "population.num_clients": 300,
+            "federation.clients_per_round": 300,
+            "federation.participation": 0.2,
+            "federation.rounds": 30,
+            "personalization.lam": 10.0,
+            "shifts.spurious_mean": 0.0,  # the preset's label-attribute correlation off: a pure masking world
+            "shifts.spurious_spread": 0.0,
+            "world.minority_core_angle": 2.0,
+            "federation.participation_disparity": 1.0,
+            "federation.dp": "central",
+            "federation.clip": 1.0,
+            "federation.noise_multiplier": 0.3,
+            "monitor.calibration_seeds": 80,
+        }
+    )
     agg_alarms, grp_alarms = 0, 0
     seeds = range(4)
     for seed in seeds:
@@ -192,13 +221,16 @@ def test_aggregate_masking_is_reproduced():
     assert "group_stratified_monitor" not in dt.deployed(sc.replace(**{"federation.attribute_use": False}))
 
 
-@pytest.mark.parametrize("update, field", [
-    ({"monitor.detectors": ["aggregate_monitor", "no_such_detector"]}, "monitor.detectors"),
-    ({"monitor.alpha": 0.0}, "monitor.alpha"),
-    ({"monitor.grace": -1}, "monitor.grace"),
-    ({"shifts.strength": 1.5}, "shifts.strength"),
-    ({"federation.secure_aggregation": "maybe"}, "federation.secure_aggregation"),
-])
+@pytest.mark.parametrize(
+    "update, field",
+    [
+        ({"monitor.detectors": ["aggregate_monitor", "no_such_detector"]}, "monitor.detectors"),
+        ({"monitor.alpha": 0.0}, "monitor.alpha"),
+        ({"monitor.grace": -1}, "monitor.grace"),
+        ({"shifts.strength": 1.5}, "shifts.strength"),
+        ({"federation.secure_aggregation": "maybe"}, "federation.secure_aggregation"),
+    ],
+)
 def test_bad_monitor_and_access_settings_are_rejected_naming_the_field(update, field):
     with pytest.raises(ScenarioError, match=field.replace(".", r"\.")):
         SMALL.replace(**update)

@@ -152,7 +152,9 @@ def test_onset_exact_posterior_agrees_with_numpyro_nuts():
     T = 16
     X = E.onset_design(T, "level")
     tau = np.array([5, 9, 12])
-    y = np.einsum("ntp,np->nt", X[tau - 1], np.array([[0.0, -2.0], [1.0, 1.5], [0.0, -1.0]])) + 0.3 * rng.standard_normal((3, T))
+    y = np.einsum(
+        "ntp,np->nt", X[tau - 1], np.array([[0.0, -2.0], [1.0, 1.5], [0.0, -1.0]])
+    ) + 0.3 * rng.standard_normal((3, T))
     exact = E.fit_onset(y, kind="level", scale=(0.0, 1.0)).p_tau
     nuts, diag = E.fit_onset_nuts(y, kind="level", scale=(0.0, 1.0), chains=2, warmup=500, samples=1000)
     assert diag.r_hat < 1.05 and diag.divergences == 0, diag
@@ -233,12 +235,16 @@ def test_changepoint_statistic_rises_after_a_drop_and_is_causal():
     lo2 = np.asarray(changepoint_log_odds(jnp.asarray(y2), jnp.full(T, 1e-4), 0.05, 1 / T))
     assert np.array_equal(lo[:20], lo2[:20])
     # an increase is not a deterioration
-    up = np.asarray(changepoint_log_odds(jnp.asarray(0.8 + np.where(np.arange(T) >= 15, 0.1, 0.0)), jnp.full(T, 1e-4), 0.05, 1 / T))
+    up = np.asarray(
+        changepoint_log_odds(jnp.asarray(0.8 + np.where(np.arange(T) >= 15, 0.1, 0.0)), jnp.full(T, 1e-4), 0.05, 1 / T)
+    )
     assert np.all(up < 0)
 
 
 def test_estimate_on_a_sweep(tiny_sweep):
-    est, fits = E.estimate(tiny_sweep, modes=("confidence_miscalibration", "alignment_erosion"), chains=2, warmup=200, samples=200)
+    est, fits = E.estimate(
+        tiny_sweep, modes=("confidence_miscalibration", "alignment_erosion"), chains=2, warmup=200, samples=200
+    )
     assert est["boundary_median"].dims == ("mode", "quantity", "x_fine")
     assert set(est["quantity"].values) == {"fail", "silent"}
     for (m, q), f in fits.items():
@@ -253,9 +259,15 @@ def test_estimate_on_a_sweep(tiny_sweep):
 def tiny_sweep():
     from silentfail.sim.sweep import sweep
 
-    sc = preset("phase").replace(**{
-        "population.num_clients": 60, "federation.clients_per_round": 60, "federation.rounds": 10,
-        "monitor.alpha": 0.2, "monitor.calibration_seeds": 24,
-    })
-    return sweep(sc, {"personalization.lam": [0.01, 0.1, 1.0, 10.0], "shifts.strength": [0.0, 0.5, 1.0]}, seeds=4, chunk=64)
-
+    sc = preset("phase").replace(
+        **{
+            "population.num_clients": 60,
+            "federation.clients_per_round": 60,
+            "federation.rounds": 10,
+            "monitor.alpha": 0.2,
+            "monitor.calibration_seeds": 24,
+        }
+    )
+    return sweep(
+        sc, {"personalization.lam": [0.01, 0.1, 1.0, 10.0], "shifts.strength": [0.0, 0.5, 1.0]}, seeds=4, chunk=64
+    )

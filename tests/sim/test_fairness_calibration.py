@@ -90,7 +90,7 @@ def test_two_group_bias_amplification_is_the_signed_gap_difference():
         cw = client(pa, ya, world=world)
         cm = mt.client_metrics(theta, cw, world)
         pos = np.asarray(mt.positive_rate(mt.cell_scores(theta, cw, world)), np.float64)
-        model = (np.asarray(ya) * pos[1] + (1 - np.asarray(ya)) * pos[0])
+        model = np.asarray(ya) * pos[1] + (1 - np.asarray(ya)) * pos[0]
         mg, dg = model[1] - model[0], ya[1] - ya[0]
         s = np.sign(dg) if abs(dg) > 1e-6 else np.sign(mg)
         assert float(cm.bias_amp) == pytest.approx(s * (mg - dg), abs=2e-6)
@@ -144,9 +144,15 @@ def test_demographic_parity_and_equalized_odds_match_brute_force():
 
 
 def test_pooled_numbers_are_recomputed_from_their_per_client_sources():
-    sc = preset("phase").replace(**{"population.num_clients": 80, "population.trace_clients": 80,
-                                    "federation.clients_per_round": 80, "federation.rounds": 3,
-                                    "population.ood_subset": 8})
+    sc = preset("phase").replace(
+        **{
+            "population.num_clients": 80,
+            "population.trace_clients": 80,
+            "federation.clients_per_round": 80,
+            "federation.rounds": 3,
+            "population.ood_subset": 8,
+        }
+    )
     tr = run(sc, 0)
     w = tr.client_weight.values[None, :, None]
     mass, lab = tr.client_group_mass.values, tr.client_label_pos.values

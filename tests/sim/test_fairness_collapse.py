@@ -19,9 +19,16 @@ FAIR = MODES.index("fairness_collapse")
 def _frozen(metric: str):
     """The phase world with (almost) no local learning and no DP noise: every deployed
     model stays theta_0."""
-    return preset("phase").replace(**{
-        "personalization.eta": 1e-9, "federation.dp": "none", "federation.noise_multiplier": 0.0, "federation.rounds": 4, "shifts.strength": 1.0, "thresholds.fairness_metric": metric,
-    })
+    return preset("phase").replace(
+        **{
+            "personalization.eta": 1e-9,
+            "federation.dp": "none",
+            "federation.noise_multiplier": 0.0,
+            "federation.rounds": 4,
+            "shifts.strength": 1.0,
+            "thresholds.fairness_metric": metric,
+        }
+    )
 
 
 @pytest.mark.parametrize("metric", ["group_gap", "client_spread"])
@@ -89,9 +96,15 @@ def test_an_empty_or_null_caused_phase_panel_says_why():
     caused[..., MODES.index("alignment_erosion")] = True
     cause = np.where(caused, "the constraints", "")
     ds = xr.Dataset(
-        {"p_fail": (dims, pf), "final_value_mean": (dims, np.full(shape, 0.012)), "caused_without_shift": (dims, caused),
-         "null_failure_rate": (dims, np.where(caused, 0.3, 0.0)), "null_cause": (dims, cause)},
-        coords={"mode": list(MODES)}, attrs={"scenario": sc.to_json()},
+        {
+            "p_fail": (dims, pf),
+            "final_value_mean": (dims, np.full(shape, 0.012)),
+            "caused_without_shift": (dims, caused),
+            "null_failure_rate": (dims, np.where(caused, 0.3, 0.0)),
+            "null_cause": (dims, cause),
+        },
+        coords={"mode": list(MODES)},
+        attrs={"scenario": sc.to_json()},
     )
     assert panel_note(ds, "fairness_collapse") == (
         "no cell fails: P(fail) <= 0.00, mean final metric <= 0.012 (threshold 0.030)"

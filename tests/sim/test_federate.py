@@ -13,9 +13,11 @@ from silentfail.sim.population import build_population
 from silentfail.sim.run import run
 from silentfail.sim.scenario import Scenario
 
-SMALL = {"population": {"num_clients": 60, "trace_clients": 8, "ood_subset": 4},
-         "federation": {"rounds": 6, "clients_per_round": 12, "participation": 0.3},
-         "shifts": {"label_alpha": 2.0, "covariate_scale": 0.3}}
+SMALL = {
+    "population": {"num_clients": 60, "trace_clients": 8, "ood_subset": 4},
+    "federation": {"rounds": 6, "clients_per_round": 12, "participation": 0.3},
+    "shifts": {"label_alpha": 2.0, "covariate_scale": 0.3},
+}
 
 
 def scenario(**over) -> Scenario:
@@ -61,7 +63,14 @@ def test_trace_holds_no_individual_update():
 @pytest.mark.parametrize("mode", ["central", "local"])
 def test_dp_noise_has_the_stated_scale(mode):
     z, C = 1.3, 0.7
-    sc = scenario(**{"federation.dp": mode, "federation.noise_multiplier": z, "federation.clip": C, "federation.clients_per_round": 60})
+    sc = scenario(
+        **{
+            "federation.dp": mode,
+            "federation.noise_multiplier": z,
+            "federation.clip": C,
+            "federation.clients_per_round": 60,
+        }
+    )
     keys = jax.random.split(jax.random.key(1), 4000)
     zero = jnp.zeros((5, 17))
     if mode == "central":
@@ -106,8 +115,16 @@ def test_population_build_is_deterministic():
 
 def test_fedavg_run_converges_to_the_vector_fixed_point():
     """Full participation, no noise, rule 'full': theta* = (I - mean_c P_c)^{-1} mean_c b_c."""
-    sc = scenario(**{"personalization.rule": "full", "personalization.lam": 0.0, "federation.participation": 1.0,
-                     "federation.clients_per_round": 60, "federation.rounds": 400, "population.num_clients": 60})
+    sc = scenario(
+        **{
+            "personalization.rule": "full",
+            "personalization.lam": 0.0,
+            "federation.participation": 1.0,
+            "federation.clients_per_round": 60,
+            "federation.rounds": 400,
+            "population.num_clients": 60,
+        }
+    )
     tr = run(sc, 0)
     kpop, _ = jax.random.split(jax.random.key(0))
     _, pop = build_population(sc, kpop)
@@ -117,8 +134,14 @@ def test_fedavg_run_converges_to_the_vector_fixed_point():
 
 
 def test_dp_epsilon_is_recorded():
-    sc = scenario(**{"federation.dp": "central", "federation.noise_multiplier": 1.0, "federation.clip": 1.0,
-                     "federation.clients_per_round": 60})
+    sc = scenario(
+        **{
+            "federation.dp": "central",
+            "federation.noise_multiplier": 1.0,
+            "federation.clip": 1.0,
+            "federation.clients_per_round": 60,
+        }
+    )
     tr = run(sc, 0)
     assert 0 < tr.attrs["dp_epsilon"] < np.inf
     assert run(scenario(), 0).attrs["dp_epsilon"] == np.inf
@@ -128,7 +151,9 @@ def test_centralized_round_is_k_gradient_steps_on_the_public_objective():
     from silentfail.sim.population import make_context
     from silentfail.sim.world import pretraining_objective, public_steps
 
-    sc = scenario(**{"federation.public_schedule": "alternate", "federation.public_steps": 7, "federation.public_lr": 0.05})
+    sc = scenario(
+        **{"federation.public_schedule": "alternate", "federation.public_steps": 7, "federation.public_lr": 0.05}
+    )
     ctx = make_context(sc, jax.random.key(0))
     S, c = public_steps(ctx.world, sc)
     A, b = pretraining_objective(ctx.world, sc, ctx.world.pi0)
@@ -154,10 +179,19 @@ def test_alternate_schedule_centralizes_every_kth_round_without_clients():
 
 def test_adaptive_schedule_switches_only_after_a_public_drop():
     tol = 0.01
-    sc = scenario(**{"federation.public_schedule": "adaptive", "federation.public_tolerance": tol,
-                     "personalization.lam": 0.0, "personalization.rule": "full", "federation.rounds": 12})
+    sc = scenario(
+        **{
+            "federation.public_schedule": "adaptive",
+            "federation.public_tolerance": tol,
+            "personalization.lam": 0.0,
+            "personalization.rule": "full",
+            "federation.rounds": 12,
+        }
+    )
     tr = run(sc, 0)
-    drop = np.maximum(tr.attrs["fm_alignment"] - tr.global_alignment.values, tr.attrs["fm_p0_acc"] - tr.global_p0_acc.values)
+    drop = np.maximum(
+        tr.attrs["fm_alignment"] - tr.global_alignment.values, tr.attrs["fm_p0_acc"] - tr.global_p0_acc.values
+    )
     np.testing.assert_array_equal(tr.public_round.values, drop > tol)
 
 

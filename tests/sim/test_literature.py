@@ -63,8 +63,9 @@ def test_claim_quantities_are_the_engines_trace_values():
     for name in ("global_p0_acc", "acc_parity_gap", "global_alignment", "acc_mean"):
         np.testing.assert_allclose(values[L.QUANTITIES.index(name)], late(name), rtol=2e-5, atol=2e-6)
     for i, m in enumerate(tr.mode.values):
-        np.testing.assert_allclose(values[L.QUANTITIES.index(f"mode:{m}")], float(tr.mode_metric.values[-8:, i].mean()),
-                                   rtol=2e-5, atol=2e-6)
+        np.testing.assert_allclose(
+            values[L.QUANTITIES.index(f"mode:{m}")], float(tr.mode_metric.values[-8:, i].mean()), rtol=2e-5, atol=2e-6
+        )
         assert values[L.QUANTITIES.index(f"failed:{m}")] == float(tr.failed.values[i])
 
 
@@ -88,8 +89,10 @@ def test_client_drift_is_fedavgs_fixed_point():
 
 def _fake(values, direction=1, margin=0.1) -> xr.Dataset:
     v = np.asarray(values, float)[:, :, None]
-    ds = xr.Dataset({"value": (("arm", "seed", "quantity"), v)},
-                    coords={"arm": np.arange(v.shape[0]), "seed": np.arange(v.shape[1]), "quantity": ["q"]})
+    ds = xr.Dataset(
+        {"value": (("arm", "seed", "quantity"), v)},
+        coords={"arm": np.arange(v.shape[0]), "seed": np.arange(v.shape[1]), "quantity": ["q"]},
+    )
     ds.attrs.update(quantity="q", direction=direction, margin=margin)
     return L.assess(ds)
 

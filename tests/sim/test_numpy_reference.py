@@ -20,9 +20,15 @@ from numpy_reference import arrays_from, round_numpy  # noqa: E402
 
 
 def test_first_round_metrics_match_the_numpy_loop():
-    sc = preset("label-shift").replace(**{"population.num_clients": 40, "population.trace_clients": 40,
-                                          "population.ood_subset": 6, "federation.clients_per_round": 8,
-                                          "federation.rounds": 1})
+    sc = preset("label-shift").replace(
+        **{
+            "population.num_clients": 40,
+            "population.trace_clients": 40,
+            "population.ood_subset": 6,
+            "federation.clients_per_round": 8,
+            "federation.rounds": 1,
+        }
+    )
     tr = run(sc, 0)
     kpop, _ = jax.random.split(jax.random.key(0))
     ctx, pop = build_population(sc, kpop)
@@ -39,15 +45,34 @@ def test_bench_harness_smoke(tmp_path):
     """``silentfail bench --smoke`` runs every measurement at tiny sizes and writes the
     JSON it documents (no timing is asserted: this is not a benchmark)."""
     out = tmp_path / "bench.json"
-    proc = subprocess.run([sys.executable, "-m", "silentfail", "bench", "--smoke", "--no-flower", "-o", str(out)],
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, "-m", "silentfail", "bench", "--smoke", "--no-flower", "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     import json
 
     res = json.loads(out.read_text())
-    assert {"machine", "peaks", "round_cost", "run", "rounds_scaling", "sweep", "grid_scaling", "exponents", "numpy_loop",
-            "flower"} <= set(res)
-    assert res["peaks"]["matmul_gflops"] > 0 and res["peaks"]["triad_gbs"] > 0 and res["peaks"]["exp_per_s"] > 0 and res["peaks"]["erfc_per_s"] > 0
+    assert {
+        "machine",
+        "peaks",
+        "round_cost",
+        "run",
+        "rounds_scaling",
+        "sweep",
+        "grid_scaling",
+        "exponents",
+        "numpy_loop",
+        "flower",
+    } <= set(res)
+    assert (
+        res["peaks"]["matmul_gflops"] > 0
+        and res["peaks"]["triad_gbs"] > 0
+        and res["peaks"]["exp_per_s"] > 0
+        and res["peaks"]["erfc_per_s"] > 0
+    )
     for row in res["run"]:
         assert row["client_rounds_per_s"] > 0 and row["compile_s"] > 0 and row["peak_rss_mb"] > 0
         assert row["local_steps_per_s"] == pytest.approx(5 * row["client_rounds_per_s"])
@@ -61,8 +86,9 @@ def test_bench_harness_smoke(tmp_path):
 
 
 def test_estimate_benchmark_harness_smoke():
-    out = subprocess.run([sys.executable, str(BENCH / "bench_estimate.py"), "--smoke"], capture_output=True, text=True,
-                         timeout=600)
+    out = subprocess.run(
+        [sys.executable, str(BENCH / "bench_estimate.py"), "--smoke"], capture_output=True, text=True, timeout=600
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert '"exact_cached_s"' in out.stdout and '"first_fit_s"' in out.stdout
 
@@ -81,4 +107,6 @@ def test_peer_workload_is_silentfails_fedavg(tmp_path):
     with np.load(tmp_path / "clients.npz") as z:
         ref = fedavg({k: z[k] for k in z.files})
     np.testing.assert_allclose(theta, ref, atol=1e-5)
-    assert np.abs(ref - np.load(tmp_path / "clients.npz")["theta0"]).max() > 1e-2  # the model moved: not a vacuous check
+    assert (
+        np.abs(ref - np.load(tmp_path / "clients.npz")["theta0"]).max() > 1e-2
+    )  # the model moved: not a vacuous check

@@ -1,4 +1,4 @@
-"""The K-step scan equals the closed form; FedAvg converges to its fixed point (DESIGN.md 7.1)."""
+"""The K-step scan equals the closed form; FedAvg converges to its fixed point (docs/theory.md, section 4; proofs/kstep_fedavg.py)."""
 
 from __future__ import annotations
 
@@ -21,8 +21,16 @@ def random_problem(key, D, lam):
     return LocalProblem(H=H, r=jax.random.normal(jax.random.fold_in(key, 1), (D,)))
 
 
-@pytest.mark.parametrize("rule, extra", [("full", {"lam": 0.0}), ("proximal", {"lam": 0.5}), ("subspace", {"rank": 3, "lam": 0.2}),
-                                         ("head_only", {"lam": 0.3}), ("teacher", {"beta": 0.4, "lam": 0.2})])
+@pytest.mark.parametrize(
+    "rule, extra",
+    [
+        ("full", {"lam": 0.0}),
+        ("proximal", {"lam": 0.5}),
+        ("subspace", {"rank": 3, "lam": 0.2}),
+        ("head_only", {"lam": 0.3}),
+        ("teacher", {"beta": 0.4, "lam": 0.2}),
+    ],
+)
 def test_k_step_scan_equals_closed_form(rule, extra):
     sc = Scenario(personalization={"rule": rule, "K": 7, "eta": 0.2, **extra})
     p = sc.personalization
@@ -60,10 +68,15 @@ def test_fedavg_fixed_point_on_scalar_quadratics(K):
     a = jnp.asarray(rng.uniform(0.5, 3.0, n), jnp.float32)
     c = jnp.asarray(rng.normal(0, 2, n), jnp.float32)
     p = jnp.asarray(rng.uniform(0.5, 2.0, n), jnp.float32)
-    maps = [affine_map(LocalProblem(H=a[i].reshape(1, 1), r=(a[i] * c[i]).reshape(1)), jnp.eye(1), eta=eta, lam=0.0, K=K) for i in range(n)]
+    maps = [
+        affine_map(LocalProblem(H=a[i].reshape(1, 1), r=(a[i] * c[i]).reshape(1)), jnp.eye(1), eta=eta, lam=0.0, K=K)
+        for i in range(n)
+    ]
     P = jnp.stack([m[0] for m in maps])
     b = jnp.stack([m[1] for m in maps])
-    sc = Scenario(population={"num_clients": n, "ood_subset": 1}, federation={"clients_per_round": n, "participation": 1.0})
+    sc = Scenario(
+        population={"num_clients": n, "ood_subset": 1}, federation={"clients_per_round": n, "participation": 1.0}
+    )
     opt = optax.sgd(1.0)
     x, state = jnp.zeros(1), opt.init(jnp.zeros(1))
     for _ in range(3000):

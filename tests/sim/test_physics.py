@@ -30,7 +30,9 @@ def group_gap(tr):
 
 def test_label_shift_with_weak_proximal_anchoring_raises_calibration_error():
     shifted, unshifted = sim("label-shift"), sim("label-shift", **{"shifts.label_alpha": "off"})
-    assert mode(shifted, "confidence_miscalibration").mean() > mode(unshifted, "confidence_miscalibration").mean() + 0.05
+    assert (
+        mode(shifted, "confidence_miscalibration").mean() > mode(unshifted, "confidence_miscalibration").mean() + 0.05
+    )
     assert bool(shifted["failed"].sel(mode="confidence_miscalibration"))
     # and the aggregate hides it: pooled ECE far below the worst client's
     assert float(shifted["ece_agg"].mean()) < 0.5 * float(shifted["ece_max"].mean())
@@ -47,15 +49,23 @@ def test_small_lambda_large_k_erode_alignment_large_lambda_preserves_it():
     strong = sim("concept-shift", **{"personalization.lam": 40.0, "personalization.K": 20, "personalization.eta": 0.02})
     assert mode(weak, "alignment_erosion")[-1] > 0.3
     assert mode(strong, "alignment_erosion")[-1] < 0.02
-    assert bool(weak["failed"].sel(mode="alignment_erosion")) and not bool(strong["failed"].sel(mode="alignment_erosion"))
+    assert bool(weak["failed"].sel(mode="alignment_erosion")) and not bool(
+        strong["failed"].sel(mode="alignment_erosion")
+    )
 
 
-@pytest.mark.parametrize("name, remove, size", [
-    ("participation-disparity", {"federation.participation_disparity": 0.0}, {}),
-    # central DP has no report slots: q = 0.1 of 300 clients gives the ~30 reports of the slots above
-    ("dp-heavy", {"federation.dp": "none", "federation.noise_multiplier": 0.0, "federation.clip": "off"},
-     {"federation.clients_per_round": 300}),
-])
+@pytest.mark.parametrize(
+    "name, remove, size",
+    [
+        ("participation-disparity", {"federation.participation_disparity": 0.0}, {}),
+        # central DP has no report slots: q = 0.1 of 300 clients gives the ~30 reports of the slots above
+        (
+            "dp-heavy",
+            {"federation.dp": "none", "federation.noise_multiplier": 0.0, "federation.clip": "off"},
+            {"federation.clients_per_round": 300},
+        ),
+    ],
+)
 def test_participation_disparity_and_dp_widen_the_group_gap(name, remove, size):
     on, off = sim(name, **size), sim(name, **size, **remove)
     assert group_gap(on)[-5:].mean() > group_gap(off)[-5:].mean() + 0.005
@@ -77,11 +87,21 @@ def test_poisoned_clients_erode_the_global_models_alignment():
 def test_conclusions_do_not_hinge_on_the_squared_loss():
     """Logistic loss on materialized data: concept shift still erodes alignment, and a
     strong proximal anchor still holds it back."""
-    small = {"population.mode": "logistic", "population.num_clients": 60, "population.max_samples": 64,
-             "population.samples_per_client": 64, "federation.clients_per_round": 10, "federation.rounds": 15}
+    small = {
+        "population.mode": "logistic",
+        "population.num_clients": 60,
+        "population.max_samples": 64,
+        "population.samples_per_client": 64,
+        "federation.clients_per_round": 10,
+        "federation.rounds": 15,
+    }
     weak = run(preset("concept-shift").replace(**{**small, "personalization.lam": 0.01, "personalization.K": 20}), 0)
-    strong = run(preset("concept-shift").replace(**{**small, "personalization.lam": 40.0, "personalization.K": 20,
-                                                    "personalization.eta": 0.02}), 0)
+    strong = run(
+        preset("concept-shift").replace(
+            **{**small, "personalization.lam": 40.0, "personalization.K": 20, "personalization.eta": 0.02}
+        ),
+        0,
+    )
     assert mode(weak, "alignment_erosion")[-1] > 0.2
     # slower than under squared loss, but still an order of magnitude below the weak anchor
     assert mode(strong, "alignment_erosion")[-1] < 0.1 * mode(weak, "alignment_erosion")[-1]

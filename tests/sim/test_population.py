@@ -51,6 +51,8 @@ def test_sampled_statistics_have_the_spread_of_real_data():
 def test_wishart_mean_is_df_sigma():
     Sigma = jnp.array([[2.0, 0.3], [0.3, 1.0]])
     for df in (1.0, 5.0):
-        W = jax.vmap(wishart, in_axes=(0, None, None))(jax.random.split(jax.random.key(2), 20000), jnp.asarray(df), Sigma)
+        W = jax.vmap(wishart, in_axes=(0, None, None))(
+            jax.random.split(jax.random.key(2), 20000), jnp.asarray(df), Sigma
+        )
         W = np.asarray(W)
         assert (np.abs(W.mean(0) - df * np.asarray(Sigma)) <= 4 * W.std(0) / np.sqrt(20000)).all()

@@ -77,8 +77,12 @@ def test_every_preset_states_what_it_exhibits():
     assert {k for e in promised.values() for k in e.values()} == {"silent", "detected"}
     # both kinds of silence are promised: structural (no detector path survives the
     # preset's constraints) and statistical (a detector survives but lacks the power)
-    statistical = [(n, m) for n, e in promised.items() for m, k in e.items()
-                   if k == "silent" and detectors_for(TAX, m, scenario_constraints(preset(n)))]
+    statistical = [
+        (n, m)
+        for n, e in promised.items()
+        for m, k in e.items()
+        if k == "silent" and detectors_for(TAX, m, scenario_constraints(preset(n)))
+    ]
     assert statistical, promised
 
 
@@ -104,10 +108,15 @@ def test_the_preset_keeps_its_promise_over_8_seeds_and_agrees_with_the_graph(nam
 def test_the_verdict_under_a_constraint_set_is_the_open_runs_judged_with_its_detectors():
     """What lets one sweep serve every constraint set: a scenario's own sweep gives the
     same failures and verdicts as its open runs judged with its detectors."""
-    small = preset("phase").replace(**{
-        "population.num_clients": 60, "federation.clients_per_round": 60, "federation.rounds": 10,
-        "population.ood_subset": 4, "federation.attribute_use": False,
-    })
+    small = preset("phase").replace(
+        **{
+            "population.num_clients": 60,
+            "federation.clients_per_round": 60,
+            "federation.rounds": 10,
+            "population.ood_subset": 4,
+            "federation.attribute_use": False,
+        }
+    )
     own = sweep(small, {}, seeds=4, attribute_nulls=False)
     t_f, j = judged(open_runs(small, seeds=4), small)
     np.testing.assert_array_equal(own["failure_round"].values, t_f)

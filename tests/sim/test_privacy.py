@@ -19,10 +19,18 @@ from silentfail.sim.privacy import Accounting, account
 from silentfail.sim.run import run
 from silentfail.sim.scenario import Scenario, ScenarioError, preset, scenario_from_dict
 
-DP = {"population": {"num_clients": 60, "trace_clients": 8, "ood_subset": 4},
-      "federation": {"rounds": 6, "clients_per_round": 60, "participation": 0.3, "dp": "central",
-                     "noise_multiplier": 0.8, "clip": 1.0},
-      "shifts": {"label_alpha": 2.0, "covariate_scale": 0.3}}
+DP = {
+    "population": {"num_clients": 60, "trace_clients": 8, "ood_subset": 4},
+    "federation": {
+        "rounds": 6,
+        "clients_per_round": 60,
+        "participation": 0.3,
+        "dp": "central",
+        "noise_multiplier": 0.8,
+        "clip": 1.0,
+    },
+    "shifts": {"label_alpha": 2.0, "covariate_scale": 0.3},
+}
 
 
 def dp_scenario(**over) -> Scenario:
@@ -48,17 +56,31 @@ def test_round_is_one_poisson_sampled_composition_of_its_releases():
     sc = preset("phase")
     f = sc.federation
     acc = account(sc, f.participation)
-    assert acc.releases == ("noised_update_sum", "aggregate_metrics", "group_stratified_metrics", "federated_eval_reports",
-                            "participant_counts")
-    joint = dp_event.SelfComposedDpEvent(dp_event.PoissonSampledDpEvent(
-        f.participation, dp_event.ComposedDpEvent([dp_event.GaussianDpEvent(f.noise_multiplier)] * 5)), f.rounds)
+    assert acc.releases == (
+        "noised_update_sum",
+        "aggregate_metrics",
+        "group_stratified_metrics",
+        "federated_eval_reports",
+        "participant_counts",
+    )
+    joint = dp_event.SelfComposedDpEvent(
+        dp_event.PoissonSampledDpEvent(
+            f.participation, dp_event.ComposedDpEvent([dp_event.GaussianDpEvent(f.noise_multiplier)] * 5)
+        ),
+        f.rounds,
+    )
     assert acc.epsilon == pytest.approx(rdp_epsilon(joint, f.dp_delta), rel=1e-9)
-    four_sums = dp_event.SelfComposedDpEvent(dp_event.PoissonSampledDpEvent(
-        f.participation, dp_event.ComposedDpEvent([dp_event.GaussianDpEvent(f.noise_multiplier)] * 4)), f.rounds)
+    four_sums = dp_event.SelfComposedDpEvent(
+        dp_event.PoissonSampledDpEvent(
+            f.participation, dp_event.ComposedDpEvent([dp_event.GaussianDpEvent(f.noise_multiplier)] * 4)
+        ),
+        f.rounds,
+    )
     assert 215 < rdp_epsilon(four_sums, f.dp_delta) < 221  # the independent check: 218
     for k, joint_eps in ((4, rdp_epsilon(four_sums, f.dp_delta)), (5, acc.epsilon)):
         independent = dp_event.SelfComposedDpEvent(
-            dp_event.PoissonSampledDpEvent(f.participation, dp_event.GaussianDpEvent(f.noise_multiplier)), k * f.rounds)
+            dp_event.PoissonSampledDpEvent(f.participation, dp_event.GaussianDpEvent(f.noise_multiplier)), k * f.rounds
+        )
         assert joint_eps > 1.15 * rdp_epsilon(independent, f.dp_delta)  # 218 vs 170 for the four sums
 
 
@@ -113,12 +135,16 @@ def test_central_dp_trace_holds_only_the_noised_count():
     err = tr.obs_count.values - tr.participants.values
     assert np.all(err != 0) and abs(err.std() - 0.8) < 0.8 * 4 / np.sqrt(2 * 40)
     assert tr.attrs["dp_count_release"].startswith("released with N(0, 0.8^2) noise")
-    plain = run(dp_scenario(**{"federation.dp": "none", "federation.clip": None, "federation.noise_multiplier": 0.0}), 0)
+    plain = run(
+        dp_scenario(**{"federation.dp": "none", "federation.clip": None, "federation.noise_multiplier": 0.0}), 0
+    )
     np.testing.assert_array_equal(plain.obs_count.values, plain.participants.values)
 
 
 def test_dp_sampling_is_never_truncated_by_report_slots():
-    with pytest.raises(ScenarioError, match=r"federation.clients_per_round \(20\) must equal population.num_clients \(60\)"):
+    with pytest.raises(
+        ScenarioError, match=r"federation.clients_per_round \(20\) must equal population.num_clients \(60\)"
+    ):
         dp_scenario(**{"federation.clients_per_round": 20})
     sc = dp_scenario(**{"federation.participation": 0.5})
     q = jnp.full(60, 0.5)
@@ -131,14 +157,20 @@ def test_dp_sampling_is_never_truncated_by_report_slots():
     tr = run(dp_scenario(**{"federation.participation": 0.9}), 0)
     assert float(tr.capped_reports.sum()) == 0
     # without DP the slots do cut, and the trace says by how much
-    capped = run(dp_scenario(**{"federation.dp": "none", "federation.clients_per_round": 10, "federation.participation": 0.9}), 0)
+    capped = run(
+        dp_scenario(**{"federation.dp": "none", "federation.clients_per_round": 10, "federation.participation": 0.9}), 0
+    )
     assert float(capped.capped_reports.min()) > 0
     np.testing.assert_array_equal(capped.participants.values, 10)
 
 
 def test_pld_is_tighter_than_rdp_and_both_finite():
-    for sc, q in ((preset("phase"), 0.34), (preset("dp-heavy"), 0.1), (dp_scenario(), 0.3),
-                  (dp_scenario(**{"federation.dp": "local", "federation.clients_per_round": 20}), 0.3)):
+    for sc, q in (
+        (preset("phase"), 0.34),
+        (preset("dp-heavy"), 0.1),
+        (dp_scenario(), 0.3),
+        (dp_scenario(**{"federation.dp": "local", "federation.clients_per_round": 20}), 0.3),
+    ):
         r, p = account(sc, q, "rdp").epsilon, account(sc, q, "pld").epsilon
         assert np.isfinite(r) and np.isfinite(p) and 0 < p <= r, (sc.name, r, p)
 

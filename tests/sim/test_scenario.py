@@ -8,8 +8,15 @@ from pydantic import ValidationError
 from silentfail.sim.scenario import Scenario, ScenarioError, load_scenario, preset, preset_names, scenario_from_dict
 
 REQUIRED_PRESETS = {
-    "default", "label-shift", "spurious-correlation", "covariate-shift", "concept-shift",
-    "participation-disparity", "dp-heavy", "teacher-bias", "poisoned-clients",
+    "default",
+    "label-shift",
+    "spurious-correlation",
+    "covariate-shift",
+    "concept-shift",
+    "participation-disparity",
+    "dp-heavy",
+    "teacher-bias",
+    "poisoned-clients",
 }
 
 
@@ -27,20 +34,37 @@ def test_required_presets_ship_and_validate():
         ({"world": {"d": 2}}, "world.d: Input should be greater than or equal to 4"),
         ({"federation": {"participation": 1.5}}, "federation.participation: Input should be less than or equal to 1"),
         ({"fm": {"r0": -2}}, "fm.r0: Input should be greater than or equal to -1"),
-        ({"personalization": {"rule": "subspace", "rank": 40}}, "personalization.rank must be in [1, d+1] = [1, 17], got 40"),
-        ({"personalization": {"rule": "lora"}}, "personalization.rule: Input should be 'full', 'proximal', 'subspace', 'head_only' or 'teacher'"),
+        (
+            {"personalization": {"rule": "subspace", "rank": 40}},
+            "personalization.rank must be in [1, d+1] = [1, 17], got 40",
+        ),
+        (
+            {"personalization": {"rule": "lora"}},
+            "personalization.rule: Input should be 'full', 'proximal', 'subspace', 'head_only' or 'teacher'",
+        ),
         ({"shifts": {"label_alpha": 0}}, "shifts.label_alpha: Input should be greater than 0"),
-        ({"population": {"num_clients": 50}, "federation": {"clients_per_round": 100}},
-         "federation.clients_per_round (100) must be <= population.num_clients (50)"),
+        (
+            {"population": {"num_clients": 50}, "federation": {"clients_per_round": 100}},
+            "federation.clients_per_round (100) must be <= population.num_clients (50)",
+        ),
         ({"personalization": {"eta": -0.1}}, "personalization.eta: Input should be greater than 0 (got -0.1)"),
         ({"federation": {"dp": "central", "noise_multiplier": 1.0}}, "federation.clip must be set"),
         ({"federation": {"dp": "gaussian"}}, "federation.dp: Input should be 'none', 'central' or 'local'"),
         ({"personalization": {"rule": "full", "lam": 0.5}}, "personalization.lam must be 0 for rule 'full'"),
         ({"world": {"group_shares": [0.5, 0.6]}}, "world.group_shares must sum to 1"),
         ({"shifts": {"wobble": 1.0}}, "shifts.wobble: Extra inputs are not permitted"),
-        ({"personalization": {"rule": "head_only", "trainable": [0, 99]}}, "personalization.trainable indices must be in [0, d]"),
-        ({"federation": {"public_schedule": "adaptive", "public_probe": False}}, "federation.public_schedule = 'adaptive' needs public data"),
-        ({"federation": {"public_schedule": "sometimes"}}, "federation.public_schedule: Input should be 'never', 'alternate' or 'adaptive'"),
+        (
+            {"personalization": {"rule": "head_only", "trainable": [0, 99]}},
+            "personalization.trainable indices must be in [0, d]",
+        ),
+        (
+            {"federation": {"public_schedule": "adaptive", "public_probe": False}},
+            "federation.public_schedule = 'adaptive' needs public data",
+        ),
+        (
+            {"federation": {"public_schedule": "sometimes"}},
+            "federation.public_schedule: Input should be 'never', 'alternate' or 'adaptive'",
+        ),
     ],
 )
 def test_bad_values_name_the_field_and_range(data, needle):
@@ -77,7 +101,15 @@ def test_toml_loading_with_preset_base(tmp_path):
 def test_diverging_learning_rate_is_rejected():
     from silentfail.sim.run import run
 
-    sc = preset("default").replace(**{"personalization.eta": 3.0, "population.num_clients": 120,
-                                      "federation.clients_per_round": 10, "federation.rounds": 2})
-    with pytest.raises(ScenarioError, match=r"personalization.eta = 3 makes local gradient descent diverge: .* choose eta < "):
+    sc = preset("default").replace(
+        **{
+            "personalization.eta": 3.0,
+            "population.num_clients": 120,
+            "federation.clients_per_round": 10,
+            "federation.rounds": 2,
+        }
+    )
+    with pytest.raises(
+        ScenarioError, match=r"personalization.eta = 3 makes local gradient descent diverge: .* choose eta < "
+    ):
         run(sc, 0)

@@ -88,7 +88,9 @@ def test_composition_and_interpolation():
     assert close(sh.interpolate(base, c, 0.0).mu, base.mu) and close(sh.interpolate(base, c, 1.0).mu, c.mu, 1e-5)
 
 
-@pytest.mark.parametrize("kind, expect", [("linear", [0.0, 0.5, 1.0, 1.0]), ("step", [0.0, 0.0, 1.0, 1.0]), ("none", [1.0] * 4)])
+@pytest.mark.parametrize(
+    "kind, expect", [("linear", [0.0, 0.5, 1.0, 1.0]), ("step", [0.0, 0.0, 1.0, 1.0]), ("none", [1.0] * 4)]
+)
 def test_drift_strength(kind, expect):
     sc = Scenario(shifts={"temporal": {"kind": kind, "ramp_rounds": 4}})
     assert np.allclose(np.asarray(sh.drift_strength(sc, jnp.array([0, 2, 4, 8]))), expect)

@@ -14,10 +14,15 @@ from silentfail.sim.scenario import MODES, ScenarioError, preset
 from silentfail.sim.sweep import Plan, sweep
 from silentfail.sim.verdict import verdict
 
-TINY = preset("phase").replace(**{
-    "population.num_clients": 40, "federation.clients_per_round": 40, "federation.participation": 0.5,
-    "federation.rounds": 8, "monitor.calibration_seeds": 80,
-})
+TINY = preset("phase").replace(
+    **{
+        "population.num_clients": 40,
+        "federation.clients_per_round": 40,
+        "federation.participation": 0.5,
+        "federation.rounds": 8,
+        "monitor.calibration_seeds": 80,
+    }
+)
 AXES = {"personalization.lam": [0.01, 1.0], "shifts.strength": [0.0, 1.0]}
 
 

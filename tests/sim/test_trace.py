@@ -8,17 +8,33 @@ from silentfail.sim.run import run
 from silentfail.sim.scenario import MODES, Scenario
 from silentfail.sim.trace import failure_rounds, load_trace, save_trace, scenario_of, summary
 
-SC = Scenario.model_validate({
-    "population": {"num_clients": 40, "trace_clients": 5, "ood_subset": 3, "mode": "finite", "samples_per_client": 30},
-    "federation": {"rounds": 4, "clients_per_round": 8, "participation": 0.5},
-})
+SC = Scenario.model_validate(
+    {
+        "population": {
+            "num_clients": 40,
+            "trace_clients": 5,
+            "ood_subset": 3,
+            "mode": "finite",
+            "samples_per_client": 30,
+        },
+        "federation": {"rounds": 4, "clients_per_round": 8, "participation": 0.5},
+    }
+)
 
 
 def test_trace_dims_attrs_and_netcdf_round_trip(tmp_path):
     tr = run(SC, 5)
     assert dict(tr.sizes) == {
-        "round": 4, "mode": 6, "group": 2, "client": 5, "param": 17, "ece_bin": 15,
-        "report_stat": 1, "group_stat": 4, "probe_score": 2, "fedeval_stat": 4,  # the observables secure aggregation allows
+        "round": 4,
+        "mode": 6,
+        "group": 2,
+        "client": 5,
+        "param": 17,
+        "ece_bin": 15,
+        "report_stat": 1,
+        "group_stat": 4,
+        "probe_score": 2,
+        "fedeval_stat": 4,  # the observables secure aggregation allows
     }
     assert list(tr["mode"].values) == list(MODES)
     assert scenario_of(tr) == SC and tr.attrs["seed"] == 5

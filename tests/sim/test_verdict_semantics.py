@@ -69,10 +69,17 @@ def test_summaries_give_every_rate_the_verdict_defines():
 @pytest.fixture(scope="module")
 def noisy_null():
     """Central DP noise alone erodes alignment: no shift, and still a failure."""
-    sc = preset("phase").replace(**{
-        "shifts.strength": 0.0, "federation.noise_multiplier": 2.5, "population.num_clients": 60,
-        "federation.clients_per_round": 60, "federation.rounds": 20, "monitor.alpha": 0.2, "monitor.calibration_seeds": 32,
-    })
+    sc = preset("phase").replace(
+        **{
+            "shifts.strength": 0.0,
+            "federation.noise_multiplier": 2.5,
+            "population.num_clients": 60,
+            "federation.clients_per_round": 60,
+            "federation.rounds": 20,
+            "monitor.alpha": 0.2,
+            "monitor.calibration_seeds": 32,
+        }
+    )
     return sc, sweep(sc, {}, seeds=4)
 
 
@@ -96,11 +103,18 @@ def test_a_mode_that_fails_in_the_null_runs_is_reported_as_caused_without_shift(
 def test_a_null_failure_without_a_mechanism_to_lift_is_the_personalizations():
     """No DP, no clipping: a threshold the sampling noise of the global model's alignment
     crosses with no shift is personalization's own doing (no extra null runs needed)."""
-    sc = preset("default").replace(**{
-        "shifts.strength": 0.0, "population.num_clients": 60, "federation.clients_per_round": 10, "federation.rounds": 12,
-        "population.ood_subset": 4, "thresholds.alignment_erosion": 1e-4, "monitor.calibration_seeds": 16,
-        "monitor.alpha": 0.25,
-    })
+    sc = preset("default").replace(
+        **{
+            "shifts.strength": 0.0,
+            "population.num_clients": 60,
+            "federation.clients_per_round": 10,
+            "federation.rounds": 12,
+            "population.ood_subset": 4,
+            "thresholds.alignment_erosion": 1e-4,
+            "monitor.calibration_seeds": 16,
+            "monitor.alpha": 0.25,
+        }
+    )
     ds = sweep(sc, {}, seeds=2)
     assert bool(ds["caused_without_shift"].sel(mode="alignment_erosion"))
     assert str(ds["null_cause"].sel(mode="alignment_erosion").values) == "personalization"
@@ -110,10 +124,17 @@ def test_a_null_failure_without_a_mechanism_to_lift_is_the_personalizations():
 def test_an_attack_that_erodes_with_no_shift_is_named_the_cause():
     """Byzantine clients push along the alignment direction in the null runs too; lifting
     the clipping alone does not stop them, removing them does."""
-    sc = preset("poisoned-clients").replace(**{
-        "shifts.strength": 0.0, "population.num_clients": 60, "federation.clients_per_round": 20, "federation.rounds": 10,
-        "population.ood_subset": 4, "monitor.calibration_seeds": 16, "monitor.alpha": 0.25,
-    })
+    sc = preset("poisoned-clients").replace(
+        **{
+            "shifts.strength": 0.0,
+            "population.num_clients": 60,
+            "federation.clients_per_round": 20,
+            "federation.rounds": 10,
+            "population.ood_subset": 4,
+            "monitor.calibration_seeds": 16,
+            "monitor.alpha": 0.25,
+        }
+    )
     ds = sweep(sc, {}, seeds=2)
     assert bool(ds["caused_without_shift"].sel(mode="alignment_erosion"))
     assert str(ds["null_cause"].sel(mode="alignment_erosion").values) == "byzantine clients"
@@ -123,15 +144,25 @@ def test_null_cause_names_the_constraints_only_where_lifting_them_removes_the_fa
     from silentfail.sim.verdict import null_cause
 
     caused = np.array([True, True, False, True, True])
-    single = {"the constraints": np.array([0.0, 0.3, 0.9, 0.3, 0.3]), "byzantine clients": np.array([0.0, 0.3, 0.9, 0.0, 0.3])}
+    single = {
+        "the constraints": np.array([0.0, 0.3, 0.9, 0.3, 0.3]),
+        "byzantine clients": np.array([0.0, 0.3, 0.9, 0.0, 0.3]),
+    }
     both = np.array([0.0, 0.3, 0.9, 0.0, 0.0])
     assert list(null_cause(caused, single, both, alpha=0.05)) == [
-        "the constraints / byzantine clients", "personalization", "", "byzantine clients",
+        "the constraints / byzantine clients",
+        "personalization",
+        "",
+        "byzantine clients",
         "the constraints and byzantine clients together",
     ]
     one = {"the constraints": np.array([0.0, 0.3, 0.9, 0.3, 0.3])}
     assert list(null_cause(caused, one, one["the constraints"], alpha=0.05)) == [
-        "the constraints", "personalization", "", "personalization", "personalization",
+        "the constraints",
+        "personalization",
+        "",
+        "personalization",
+        "personalization",
     ]
 
 
@@ -140,17 +171,22 @@ def test_the_no_failure_null_calibrates_on_failure_free_runs_and_counts_the_reje
     ds2 = sweep(sc.replace(**{"monitor.null": "no_failure"}), {}, seeds=4)
     rejected = int(ds2["null_rejected"])
     assert rejected >= round(float(ds["null_failure_rate"].sel(mode="alignment_erosion")) * 32)
-    assert float(ds2["null_failure_rate"].sel(mode="alignment_erosion")) == float(ds["null_failure_rate"].sel(mode="alignment_erosion"))
+    assert float(ds2["null_failure_rate"].sel(mode="alignment_erosion")) == float(
+        ds["null_failure_rate"].sel(mode="alignment_erosion")
+    )
     assert ds2.attrs["null"] == "no_failure"
 
 
-@pytest.mark.parametrize("update, field", [
-    ({"monitor.lead": -1}, "monitor.lead"),
-    ({"thresholds.persist": 0}, "thresholds.persist"),
-    ({"monitor.null": "bogus"}, "monitor.null"),
-    ({"thresholds.persist_by_mode": {"no_such_mode": 3}}, "thresholds.persist_by_mode"),
-    ({"thresholds.persist_by_mode": {"alignment_erosion": 0}}, "thresholds.persist_by_mode"),
-])
+@pytest.mark.parametrize(
+    "update, field",
+    [
+        ({"monitor.lead": -1}, "monitor.lead"),
+        ({"thresholds.persist": 0}, "thresholds.persist"),
+        ({"monitor.null": "bogus"}, "monitor.null"),
+        ({"thresholds.persist_by_mode": {"no_such_mode": 3}}, "thresholds.persist_by_mode"),
+        ({"thresholds.persist_by_mode": {"alignment_erosion": 0}}, "thresholds.persist_by_mode"),
+    ],
+)
 def test_bad_verdict_settings_are_one_line_errors_naming_the_field(update, field):
     with pytest.raises(ScenarioError) as e:
         preset("default").replace(**update)
@@ -162,8 +198,14 @@ def test_a_trace_from_before_persistence_is_refused_not_misjudged():
     from silentfail.sim.run import run
     from silentfail.sim.verdict import verdict
 
-    sc = preset("default").replace(**{"population.num_clients": 40, "federation.clients_per_round": 10, "federation.rounds": 3,
-                                      "population.ood_subset": 4})
+    sc = preset("default").replace(
+        **{
+            "population.num_clients": 40,
+            "federation.clients_per_round": 10,
+            "federation.rounds": 3,
+            "population.ood_subset": 4,
+        }
+    )
     old = run(sc, 0).drop_vars(["transient_crossings", "persist"])
     with pytest.raises(ValueError, match="older silentfail"):
         verdict(old)

@@ -149,7 +149,12 @@ def test_topk_quantile_equals_jnp_quantile():
     x = jax.random.normal(jax.random.key(9), (3, 1001))
     for n in (1, 2, 7, 10, 1001):
         for q in (0.1, 0.9, 0.5, 0.0, 1.0):
-            np.testing.assert_allclose(np.asarray(mt.quantile(x[:, :n], q)), np.asarray(jnp.quantile(x[:, :n], q, axis=1)), rtol=1e-6, atol=1e-6)
+            np.testing.assert_allclose(
+                np.asarray(mt.quantile(x[:, :n], q)),
+                np.asarray(jnp.quantile(x[:, :n], q, axis=1)),
+                rtol=1e-6,
+                atol=1e-6,
+            )
 
 
 def test_panel_accuracy_equals_per_client_accuracy():
@@ -166,11 +171,18 @@ def test_quantile_selection_equals_numpy():
     interpolation, with ties, constant rows, negative values and tiny sizes; per-row q."""
     rng = np.random.default_rng(0)
     for n in (1, 2, 3, 10, 101, 4096):
-        rows = [rng.standard_normal(n), np.round(rng.standard_normal(n), 1), np.full(n, 0.5), -np.abs(rng.standard_normal(n)),
-                rng.standard_normal(n) * 1e-30]
+        rows = [
+            rng.standard_normal(n),
+            np.round(rng.standard_normal(n), 1),
+            np.full(n, 0.5),
+            -np.abs(rng.standard_normal(n)),
+            rng.standard_normal(n) * 1e-30,
+        ]
         x = np.stack(rows).astype(np.float32)
         for q in (0.0, 0.1, 0.5, 0.9, 1.0):
-            np.testing.assert_allclose(np.asarray(mt.quantile(jnp.asarray(x), q)), np.quantile(x, q, axis=-1), rtol=1e-6, atol=1e-6)
+            np.testing.assert_allclose(
+                np.asarray(mt.quantile(jnp.asarray(x), q)), np.quantile(x, q, axis=-1), rtol=1e-6, atol=1e-6
+            )
         qs = np.array([0.1, 0.9, 0.5, 0.0, 1.0], np.float32)
         want = np.array([np.quantile(r, q) for r, q in zip(x, qs)])
         np.testing.assert_allclose(np.asarray(mt.quantile(jnp.asarray(x), jnp.asarray(qs))), want, rtol=1e-6, atol=1e-6)
@@ -203,4 +215,3 @@ def test_calibration_quadrature_matches_a_16_point_rule_on_a_population(monkeypa
                 ref, ref_top = np.asarray(ref_cal.classwise), np.asarray(ref_cal.top_label)
             assert np.abs(ece - ref).max() < 2e-4, (name, scale, np.abs(ece - ref).max())
             assert np.abs(top - ref_top).max() < 2e-4, (name, scale, np.abs(top - ref_top).max())
-

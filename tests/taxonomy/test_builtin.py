@@ -1,4 +1,4 @@
-"""The built-in graph: content required by DESIGN.md sections 3-5 and issue #2."""
+"""The built-in graph: the content the taxonomy must hold (docs/theory.md, section 1) and issue #2."""
 
 from __future__ import annotations
 
@@ -22,8 +22,12 @@ def test_builtin_graph_is_valid(tax):
 def test_six_modes_in_the_papers_order_and_layers(tax):
     modes = tax.nodes(NodeKind.FAILURE_MODE)
     assert [m.id for m in modes] == [
-        "amplified_bias", "confidence_miscalibration", "fairness_collapse",
-        "adaptation_misalignment", "out_of_domain_degradation", "alignment_erosion",
+        "amplified_bias",
+        "confidence_miscalibration",
+        "fairness_collapse",
+        "adaptation_misalignment",
+        "out_of_domain_degradation",
+        "alignment_erosion",
     ]
     assert [m.layer for m in modes] == ["data", "data", "model", "model", "system", "system"]
     for m in modes:
@@ -35,12 +39,54 @@ def test_six_modes_in_the_papers_order_and_layers(tax):
     "kind, ids",
     [
         (NodeKind.PERSONALIZATION, {"full_finetuning", "proximal", "subspace", "head_only", "teacher_mixing"}),
-        (NodeKind.SHIFT, {"label_shift", "attribute_imbalance", "spurious_correlation", "covariate_shift", "concept_shift", "temporal_drift"}),
-        (NodeKind.CONSTRAINT, {"secure_aggregation", "central_dp", "local_dp", "partial_participation", "participation_disparity",
-                               "client_dropout", "no_raw_data_access", "no_personal_model_access", "byzantine_clients"}),
-        (NodeKind.DETECTOR, {"aggregate_monitor", "group_stratified_monitor", "server_probe_eval", "federated_evaluation",
-                             "update_direction_monitor", "cusum_detector", "bayesian_changepoint"}),
-        (NodeKind.ACCESS, {"per_client_values", "group_labels", "personalized_models", "raw_client_data", "global_model", "public_probe_set"}),
+        (
+            NodeKind.SHIFT,
+            {
+                "label_shift",
+                "attribute_imbalance",
+                "spurious_correlation",
+                "covariate_shift",
+                "concept_shift",
+                "temporal_drift",
+            },
+        ),
+        (
+            NodeKind.CONSTRAINT,
+            {
+                "secure_aggregation",
+                "central_dp",
+                "local_dp",
+                "partial_participation",
+                "participation_disparity",
+                "client_dropout",
+                "no_raw_data_access",
+                "no_personal_model_access",
+                "byzantine_clients",
+            },
+        ),
+        (
+            NodeKind.DETECTOR,
+            {
+                "aggregate_monitor",
+                "group_stratified_monitor",
+                "server_probe_eval",
+                "federated_evaluation",
+                "update_direction_monitor",
+                "cusum_detector",
+                "bayesian_changepoint",
+            },
+        ),
+        (
+            NodeKind.ACCESS,
+            {
+                "per_client_values",
+                "group_labels",
+                "personalized_models",
+                "raw_client_data",
+                "global_model",
+                "public_probe_set",
+            },
+        ),
     ],
 )
 def test_required_nodes_exist(tax, kind, ids):
@@ -63,9 +109,14 @@ def test_shifts_state_what_changes_and_what_is_invariant(tax):
 @pytest.mark.parametrize(
     "name",
     [
-        "one-access external poisoning", "universal evasion", "top-down unauthorized disclosure",
-        "bottom-up confidentiality propagation", "participation resource disparity",
-        "underrepresented demographic attributes", "gradient inversion", "client drift under non-IID data",
+        "one-access external poisoning",
+        "universal evasion",
+        "top-down unauthorized disclosure",
+        "bottom-up confidentiality propagation",
+        "participation resource disparity",
+        "underrepresented demographic attributes",
+        "gradient inversion",
+        "client drift under non-IID data",
         "Byzantine faults",
     ],
 )
@@ -101,8 +152,16 @@ def test_every_reference_is_cited_and_every_cited_key_is_a_reference(tax):
 
 
 def test_causal_nodes_cite_sources(tax):
-    for kind in (NodeKind.PERSONALIZATION, NodeKind.SHIFT, NodeKind.CONSTRAINT, NodeKind.THREAT,
-                 NodeKind.MECHANISM, NodeKind.DETECTOR, NodeKind.MITIGATION, NodeKind.BENCHMARK):
+    for kind in (
+        NodeKind.PERSONALIZATION,
+        NodeKind.SHIFT,
+        NodeKind.CONSTRAINT,
+        NodeKind.THREAT,
+        NodeKind.MECHANISM,
+        NodeKind.DETECTOR,
+        NodeKind.MITIGATION,
+        NodeKind.BENCHMARK,
+    ):
         for n in tax.nodes(kind):
             assert tax.references_of(n.id), n.id
 

@@ -63,7 +63,11 @@ def test_latex_table_is_booktabs_with_a_row_per_mode(tax):
     tex = ex.to_latex(tax)
     for cmd in (r"\toprule", r"\midrule", r"\bottomrule", r"\begin{tabular}"):
         assert cmd in tex
-    rows = [line for line in tex.splitlines() if line.rstrip().endswith(r"\\") and line[:2] in {f"{i}." for i in range(1, 7)}]
+    rows = [
+        line
+        for line in tex.splitlines()
+        if line.rstrip().endswith(r"\\") and line[:2] in {f"{i}." for i in range(1, 7)}
+    ]
     assert len(rows) == 6
     assert "_" not in tex.replace(r"\_", "").replace(r"\texttt{silentfail taxonomy export --format latex}", "")
 

@@ -50,7 +50,9 @@ def test_standard_pipeline_leaves_every_deployed_mode_silent(tax):
     assert _silent(tax, FEDERATED_CONSTRAINTS, STANDARD_DETECTORS) == list(MODE_COLUMNS)
     # ... while the global model's erosion and drift are visible to them
     assert _silent(tax, FEDERATED_CONSTRAINTS, STANDARD_DETECTORS, scope="global") == [
-        "confidence_miscalibration", "fairness_collapse", "adaptation_misalignment",
+        "confidence_miscalibration",
+        "fairness_collapse",
+        "adaptation_misalignment",
     ]
 
 
@@ -59,7 +61,9 @@ def test_forbidding_attributes_silences_the_group_modes(tax):
     # of either scope, the aggregate update still shows the spurious direction: amplified
     # bias is not structurally silent (the simulation catches it there), fairness collapse is
     assert _silent(tax, [*FEDERATED_CONSTRAINTS, "no_attribute_use"], scope="any") == ["fairness_collapse"]
-    assert detectors_for(tax, "amplified_bias", [*FEDERATED_CONSTRAINTS, "no_attribute_use"]) == ["update_direction_monitor"]
+    assert detectors_for(tax, "amplified_bias", [*FEDERATED_CONSTRAINTS, "no_attribute_use"]) == [
+        "update_direction_monitor"
+    ]
 
 
 def test_dp_only_degrades_it_does_not_block(tax):
@@ -89,13 +93,17 @@ def test_detectors_for(tax):
     assert detectors_for(tax, "fairness_collapse", ["no_attribute_use"]) == ["central_audit"]
     assert detectors_for(tax, "fairness_collapse", FEDERATED_CONSTRAINTS) == ["group_stratified_monitor"]
     assert detectors_for(tax, "alignment_erosion", FEDERATED_CONSTRAINTS, scope="global") == [
-        "bayesian_changepoint", "cusum_detector", "server_probe_eval", "update_direction_monitor",
+        "bayesian_changepoint",
+        "cusum_detector",
+        "server_probe_eval",
+        "update_direction_monitor",
     ]
 
 
 def test_minimal_silencing_sets(tax):
     assert minimal_silencing_sets(tax, "fairness_collapse", scope="deployed") == [
-        ("no_attribute_use", "no_personal_model_access"), ("no_attribute_use", "no_raw_data_access"),
+        ("no_attribute_use", "no_personal_model_access"),
+        ("no_attribute_use", "no_raw_data_access"),
     ]
     # alignment erosion is watched through the public probe set (server probe, federated
     # evaluation) and the update direction: only taking the public data away as well silences it
@@ -121,7 +129,10 @@ def test_structural_divide(tax):
     assert all(not r.direct_usable for r in rows.values())
     assert rows["fairness_collapse"].direct == ("bench_leaf",)
     assert rows["alignment_erosion"].direct == (
-        "bench_decodingtrust", "bench_harmbench", "bench_jailbreakbench", "bench_trustllm",
+        "bench_decodingtrust",
+        "bench_harmbench",
+        "bench_jailbreakbench",
+        "bench_trustllm",
     )
     open_rows = structural_divide(tax, [])
     assert all(r.direct_usable == r.direct for r in open_rows)

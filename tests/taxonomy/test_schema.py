@@ -18,8 +18,11 @@ from silentfail.taxonomy.schema import (
 )
 from tests.conftest import make_node
 
-_ATTRS = {EdgeKind.INFLUENCES: {"strength": "primary"}, EdgeKind.COVERS: {"level": "direct"},
-          EdgeKind.DETECTS: {"scope": "deployed"}}
+_ATTRS = {
+    EdgeKind.INFLUENCES: {"strength": "primary"},
+    EdgeKind.COVERS: {"level": "direct"},
+    EdgeKind.DETECTS: {"scope": "deployed"},
+}
 
 
 def _pair_graph(sk: NodeKind, tk: NodeKind) -> Taxonomy:
@@ -49,7 +52,10 @@ def test_every_edge_is_accepted_iff_its_kind_pair_is_allowed(sk, tk, ek):
 
 def test_mistyped_edge_example_message():
     tax = _pair_graph(NodeKind.DETECTOR, NodeKind.SHIFT)
-    with pytest.raises(SchemaError, match=r"causes edge 'src_node' \(detector\) -> 'tgt_node' \(shift\) is not allowed; causes allows: .*mechanism->failure_mode"):
+    with pytest.raises(
+        SchemaError,
+        match=r"causes edge 'src_node' \(detector\) -> 'tgt_node' \(shift\) is not allowed; causes allows: .*mechanism->failure_mode",
+    ):
         tax.add_edge("src_node", "tgt_node", "causes")
 
 
@@ -94,10 +100,37 @@ def test_unknown_node_kind_is_rejected_with_known_kinds():
     [
         ({"id": "Bad-Id", "kind": "mechanism", "name": "x", "definition": "d"}, "id"),
         ({"id": "m", "kind": "mechanism", "name": "", "definition": "d"}, "name"),
-        ({"id": "m", "kind": "failure_mode", "name": "m", "definition": "d", "index": 0, "layer": "data", "metric": "x", "worse": "higher"}, "index"),
-        ({"id": "m", "kind": "failure_mode", "name": "m", "definition": "d", "index": 7, "layer": "cosmic", "metric": "x", "worse": "higher"}, "layer"),
+        (
+            {
+                "id": "m",
+                "kind": "failure_mode",
+                "name": "m",
+                "definition": "d",
+                "index": 0,
+                "layer": "data",
+                "metric": "x",
+                "worse": "higher",
+            },
+            "index",
+        ),
+        (
+            {
+                "id": "m",
+                "kind": "failure_mode",
+                "name": "m",
+                "definition": "d",
+                "index": 7,
+                "layer": "cosmic",
+                "metric": "x",
+                "worse": "higher",
+            },
+            "layer",
+        ),
         ({"id": "m", "kind": "shift", "name": "m", "definition": "d", "changes": []}, "changes"),
-        ({"id": "m", "kind": "mechanism", "name": "m", "definition": "d", "implementation": "not a path"}, "implementation"),
+        (
+            {"id": "m", "kind": "mechanism", "name": "m", "definition": "d", "implementation": "not a path"},
+            "implementation",
+        ),
         ({"id": "m", "kind": "mechanism", "name": "m", "definition": "d", "colour": "red"}, "colour"),
     ],
 )
@@ -109,8 +142,9 @@ def test_bad_node_fields_are_named(data, field):
 
 def test_reference_key_must_match_its_id():
     with pytest.raises(ValidationError, match="bibtex key 'other' must equal the node id 'mine'"):
-        node_from_dict({"id": "mine", "kind": "reference", "name": "r", "definition": "r",
-                        "bibtex": "@article{other, title={T}}"})
+        node_from_dict(
+            {"id": "mine", "kind": "reference", "name": "r", "definition": "r", "bibtex": "@article{other, title={T}}"}
+        )
 
 
 def test_nodes_are_immutable():

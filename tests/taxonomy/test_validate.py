@@ -14,9 +14,19 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 def test_broken_extension_reports_every_kind_of_violation():
     _, violations = load_extension(builtin_taxonomy(), DATA / "broken_extension.toml")
     codes = [v.code for v in violations]
-    for code in ("invalid-node", "duplicate-node", "dangling-edge", "mistyped-edge", "invalid-edge",
-                 "duplicate-edge", "unreachable-mode", "undetected-mode", "bad-annotation",
-                 "access-mismatch", "blind-detector"):
+    for code in (
+        "invalid-node",
+        "duplicate-node",
+        "dangling-edge",
+        "mistyped-edge",
+        "invalid-edge",
+        "duplicate-edge",
+        "unreachable-mode",
+        "undetected-mode",
+        "bad-annotation",
+        "access-mismatch",
+        "blind-detector",
+    ):
         assert code in codes, f"{code} not found in {codes}"
     text = "\n".join(map(str, violations))
     assert "field 'layer'" in text
@@ -45,8 +55,17 @@ def test_good_extension_adds_a_seventh_mode_without_editing_the_engine():
 
 def test_correct_annotation_is_accepted_and_a_false_one_is_flagged():
     base = builtin_taxonomy()
-    node = dict(id="hidden_mode", kind="failure_mode", name="Hidden", definition="d", index=7, layer="model",
-                metric="m", worse="higher", no_detector_under=[["secure_aggregation"]])
+    node = dict(
+        id="hidden_mode",
+        kind="failure_mode",
+        name="Hidden",
+        definition="d",
+        index=7,
+        layer="model",
+        metric="m",
+        worse="higher",
+        no_detector_under=[["secure_aggregation"]],
+    )
     edges = [
         {"kind": "causes", "source": "personal_overfitting", "target": "hidden_mode"},
         {"kind": "masks", "source": "secure_aggregation", "target": "hidden_mode"},
@@ -78,10 +97,14 @@ def test_parse_errors_are_reported(tmp_path):
 
 def test_validate_flags_a_mode_unreachable_from_a_shift():
     tax = builtin_taxonomy()
-    tax.add_node(FailureMode(id="no_shift_mode", name="n", definition="d", index=7, layer="model", metric="m", worse="higher"))
+    tax.add_node(
+        FailureMode(id="no_shift_mode", name="n", definition="d", index=7, layer="model", metric="m", worse="higher")
+    )
     tax.add_edge("personal_overfitting", "no_shift_mode", "causes")  # overfitting has no shift cause...
     tax.add_edge("central_audit", "no_shift_mode", "detects", scope="deployed")
     found = [str(v) for v in validate(tax)]
     # ... except through label_shift's 'amplifies' edge, so only constraint reachability fails
-    assert found == ["[unreachable-mode] failure mode 'no_shift_mode' is not reachable from any constraint "
-                     "along causes/enables/amplifies/masks edges"]
+    assert found == [
+        "[unreachable-mode] failure mode 'no_shift_mode' is not reachable from any constraint "
+        "along causes/enables/amplifies/masks edges"
+    ]
