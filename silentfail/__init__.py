@@ -2,7 +2,16 @@
 personalization of foundation models (Oh & Bui, KDD '26).
 
 The front door: re-exports the public API of the subpackages
-``silentfail.taxonomy``, ``silentfail.sim`` and ``silentfail.proofs``.
+``silentfail.taxonomy``, ``silentfail.sim`` and ``silentfail.proofs``::
+
+    import silentfail as sf
+    sc = sf.preset("default")
+    tr = sf.run(sc, seed=0)
+    v = sf.verdict(tr, sf.calibrate(sc))
+    ds = sf.sweep(sc, {"personalization.lam": [0.01, 0.1, 1.0]}, seeds=8)
+    est, fits = sf.estimate(two_axis_sweep)
+
+The simulation entries are imported on first use (``import silentfail`` does not load JAX).
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -25,7 +34,36 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
+#: front-door name -> (module, attribute), imported on first use
+_LAZY = {
+    "preset": ("silentfail.sim.scenario", "preset"),
+    "preset_names": ("silentfail.sim.scenario", "preset_names"),
+    "load_scenario": ("silentfail.sim.scenario", "load_scenario"),
+    "Scenario": ("silentfail.sim.scenario", "Scenario"),
+    "run": ("silentfail.sim.run", "run"),
+    "calibrate": ("silentfail.sim.verdict", "calibrate"),
+    "verdict": ("silentfail.sim.verdict", "verdict"),
+    "sweep": ("silentfail.sim.sweep", "sweep"),
+    "estimate": ("silentfail.sim.estimate", "estimate"),
+    "check": ("silentfail.hypothesis", "check"),
+    "scenario_fields": ("silentfail.sim.scenario", "scenario_fields"),
+}
+
+
+def __getattr__(name: str):
+    """The simulation's front-door names (:data:`_LAZY`), imported on first use."""
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'silentfail' has no attribute {name!r}")
+
+
 __all__ = [
+    *_LAZY,
     "SchemaError",
     "Taxonomy",
     "builtin_taxonomy",

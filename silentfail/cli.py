@@ -698,6 +698,29 @@ def bench_cmd(
     bench(smoke=smoke, output=output, flower=flower, log=lambda line: err_console.print(line, highlight=False))
 
 
+@app.command("fields")
+def fields_cmd(
+    section: Optional[str] = typer.Argument(
+        None, help="One section: world, fm, shifts, population, personalization, federation, thresholds, monitor."
+    ),
+) -> None:
+    """Every scenario field with its type, allowed range, default and description (what
+    --set FIELD=VALUE and a scenario TOML accept).
+
+    Example: silentfail fields thresholds
+    """
+    from .sim.scenario import scenario_fields
+
+    rows = [[f.path, f.type, f.range or "-", f.default, f.description] for f in scenario_fields(section)]
+    console.print(
+        _table(
+            f"scenario fields{f' ({section})' if section else ''}: {len(rows)}",
+            ["field", "type", "range", "default", "description"],
+            rows,
+        )
+    )
+
+
 @app.command("report")
 def report(
     path: Path = typer.Argument(

@@ -8,16 +8,18 @@ def clear_caches() -> None:
     of mappings a process may hold)."""
     import jax
 
-    from . import batch, federate, population, verdict
+    from . import batch, estimate, federate, literature, population, verdict
 
     for fn in (
         batch._compiled,
         batch._traceable,
         federate._compiled,
+        literature._compiled,
         population._compiled_build,
         verdict._calibration,
         verdict._compiled_statistics,
         verdict._null_attribution,
     ):
         fn.cache_clear()
+    estimate.clear_cache()  # the compiled NUTS samplers
     jax.clear_caches()

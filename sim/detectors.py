@@ -343,7 +343,11 @@ def audit_statistic(obs: dict, pub: Public, sc: Scenario) -> Array:
     return obs["obs_audit"]
 
 
-_B, _C, _F, _M, _O, _E = MODES
+# the modes the channels watch, by name (not by position in MODES: a mode added there
+# leaves these untouched)
+_B, _C, _F = "amplified_bias", "confidence_miscalibration", "fairness_collapse"
+_M, _O, _E = "adaptation_misalignment", "out_of_domain_degradation", "alignment_erosion"
+assert {_B, _C, _F, _M, _O, _E} <= set(MODES)
 
 REGISTRY: dict[str, Detector] = {
     d.name: d

@@ -14,9 +14,11 @@ from __future__ import annotations
 import json
 import math
 import tomllib
+import types
+import typing
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -521,6 +523,77 @@ class Scenario(_Section):
                 raise ScenarioError(f"unknown scenario field {path!r}")
             node[parts[-1]] = value
         return scenario_from_dict(data)
+
+
+class FieldDoc(NamedTuple):
+    """One scenario field: its dotted path, type, allowed range, default and description."""
+
+    path: str
+    type: str
+    range: str
+    default: str
+    description: str
+
+
+_BOUNDS = (("gt", "> "), ("ge", ">= "), ("lt", "< "), ("le", "<= "))
+
+
+def _range(metadata: list, annotation: Any) -> str:
+    """The bounds of a field from its constraints (also those inside Optional[Annotated[...]])."""
+    parts = [
+        f"{sym}{getattr(m, attr)}" for m in metadata for attr, sym in _BOUNDS if getattr(m, attr, None) is not None
+    ]
+    for arg in typing.get_args(annotation):
+        for m in getattr(arg, "__metadata__", ()):
+            for inner in getattr(m, "metadata", ()):
+                parts += [
+                    f"{sym}{getattr(inner, attr)}" for attr, sym in _BOUNDS if getattr(inner, attr, None) is not None
+                ]
+    return ", ".join(parts)
+
+
+def _type_name(annotation: Any) -> str:
+    """A readable type: float, int | None, tuple[float, ...], Literal['a', 'b'], ..."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is Annotated:
+        return _type_name(args[0])
+    if origin is Literal:
+        return " | ".join(repr(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join("None" if a is type(None) else _type_name(a) for a in args)
+    if origin is not None:
+        inner = ", ".join("..." if a is Ellipsis else _type_name(a) for a in args)
+        return f"{getattr(origin, '__name__', str(origin))}[{inner}]"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def _is_section(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _fields_of(model: type[BaseModel], prefix: str) -> list[FieldDoc]:
+    out = []
+    for name, f in model.model_fields.items():
+        path = f"{prefix}.{name}"
+        if _is_section(f.annotation):
+            out += _fields_of(f.annotation, path)
+            continue
+        default = f.default_factory() if f.default_factory is not None else f.default
+        shown = repr(default) if isinstance(default, str) or default is None else json.dumps(default)
+        out.append(
+            FieldDoc(path, _type_name(f.annotation), _range(f.metadata, f.annotation), shown, f.description or "")
+        )
+    return out
+
+
+def scenario_fields(section: str | None = None) -> list[FieldDoc]:
+    """Every field of a scenario (or of one section: world, fm, shifts, population,
+    personalization, federation, thresholds, monitor) with its type, range, default and
+    description, in declaration order (``silentfail fields``)."""
+    sections = {k: f.annotation for k, f in Scenario.model_fields.items() if _is_section(f.annotation)}
+    if section is not None and section not in sections:
+        raise ScenarioError(f"unknown section {section!r}; sections: {', '.join(sections)}")
+    return [d for name, model in sections.items() if section in (None, name) for d in _fields_of(model, name)]
 
 
 def _describe(exc: ValidationError) -> str:

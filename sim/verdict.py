@@ -38,7 +38,8 @@ import numpy as np
 import xarray as xr
 
 from .batch import NULL_STRENGTH, run_batch
-from .detectors import Calibration, Layout, Public, calibrate, deployed, first_over, layout, statistics
+from .detectors import Calibration, Layout, Public, deployed, first_over, layout, statistics
+from .detectors import calibrate as calibrate_thresholds
 from .scenario import MODES, Scenario, scenario_from_dict
 from .seeds import NULL_SEED0
 from .trace import Trace, scenario_of
@@ -99,7 +100,7 @@ def calibrate_on_null(stat_max: np.ndarray, failure_round: np.ndarray, lay: Layo
     which no mode fails (``"no_failure"``), with the null failure rate of each mode."""
     failed = np.asarray(failure_round) >= 0
     keep = ~failed.any(axis=1) if sc.monitor.null == "no_failure" else np.ones(len(failed), bool)
-    cal = calibrate(np.asarray(stat_max)[keep], lay.owner, len(lay.detectors), sc.monitor.alpha)
+    cal = calibrate_thresholds(np.asarray(stat_max)[keep], lay.owner, len(lay.detectors), sc.monitor.alpha)
     return cal._replace(null_failure_rate=failed.mean(axis=0), null_runs=len(failed), null_rejected=int((~keep).sum()))
 
 
@@ -233,17 +234,57 @@ def trace_statistics(trace: Trace) -> np.ndarray:
     return np.asarray(_compiled_statistics(sc.to_json(), tuple(dets))(obs, pub))
 
 
-def verdict(trace: Trace) -> xr.Dataset:
+class Calibrated(NamedTuple):
+    """A scenario's detector calibration as a value: the scenario (JSON) it is for, the
+    deployed detectors' channel layout, the thresholds and false-alarm rates
+    (:class:`~silentfail.sim.detectors.Calibration`, with the null runs' failure rates),
+    and who causes the null failures (:func:`attribute_null`: the rate with every cause
+    lifted, and the cause per mode). Inspect it, and pass it to :func:`verdict` to judge
+    many runs of the scenario without recalibrating."""
+
+    scenario: str
+    layout: Layout
+    calibration: Calibration
+    null_failure_rate_lifted: np.ndarray
+    null_cause: np.ndarray
+
+
+def calibrate(sc: Scenario) -> Calibrated:
+    """Calibrate the deployed detectors of ``sc`` on ``monitor.calibration_seeds`` null
+    runs (:func:`calibration`) and attribute the null failures (:func:`attribute_null`);
+    cached per scenario."""
+    lay, cal = calibration(sc)
+    lifted, cause = _null_attribution(sc.to_json())
+    return Calibrated(sc.to_json(), lay, cal, lifted, cause)
+
+
+def verdict(trace: Trace, calibrated: Calibrated | None = None) -> xr.Dataset:
     """The Verdict of one run (mode x detector): T_f, each deployed detector's detection
-    round, T_d, detected, silent and delay, with the calibration it used in attrs."""
+    round, T_d, detected, silent and delay, with the calibration it used in attrs.
+
+    Args:
+        trace: a run (:func:`silentfail.sim.run.run`).
+        calibrated: the scenario's calibration (:func:`calibrate`); by default it is
+            computed (and cached) here. One made for another scenario is refused.
+
+    Returns:
+        The verdict Dataset over (mode, detector, channel).
+    """
     if "transient_crossings" not in trace:
         raise ValueError(
             "this trace was written by an older silentfail, whose failure rounds are first crossings (no persistence, "
             "thresholds.persist); simulate it again to judge it under the current rules"
         )
     sc = scenario_of(trace)
-    lay, cal = calibration(sc)
-    attr = _null_attribution(sc.to_json())
+    if calibrated is None:
+        calibrated = calibrate(sc)
+    elif calibrated.scenario != sc.to_json():
+        raise ValueError(
+            f"the calibration is for another scenario ({scenario_from_dict(json.loads(calibrated.scenario)).name!r}, "
+            f"not this trace's {sc.name!r}); calibrate(scenario_of(trace)) makes the right one"
+        )
+    lay, cal = calibrated.layout, calibrated.calibration
+    attr = (calibrated.null_failure_rate_lifted, calibrated.null_cause)
     stats = trace_statistics(trace)
     alarm = np.asarray(first_over(jnp.asarray(stats), jnp.asarray(cal.thresholds, jnp.float32)))
     det = detection_rounds(alarm, lay, sc.monitor.attribution)

@@ -475,3 +475,12 @@ def test_a_diverging_seed_is_named_and_left_out_of_the_summary(capsys):
     cells = [c.strip() for c in row.split("│") if c.strip()]
     assert cells[1] != "-"  # P(fail) over the six stable seeds
     assert "constraints in force:" in out and "detectors deployed:" in out
+
+
+def test_fields_lists_every_field_of_a_section_and_refuses_an_unknown_one(capsys):
+    code, out, _ = run(capsys, "fields", "thresholds")
+    assert code == 0
+    flat = " ".join(out.split())
+    assert "thresholds.persist" in flat and "thresholds.fairness_metric" in flat and "monitor.alpha" not in flat
+    code, _, err = run(capsys, "fields", "nosuch")
+    assert code == 2 and err.startswith("error: unknown section 'nosuch'") and len(err.strip().splitlines()) == 1

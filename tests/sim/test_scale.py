@@ -183,3 +183,34 @@ def test_sharded_sweeps_equal_the_unsharded_sweep(sharded):
     for key, diffs in sharded["sweep"].items():
         worst = max(diffs, key=diffs.get)
         assert diffs[worst] < 2e-5, (key, worst, diffs[worst])
+
+
+def test_clear_caches_clears_every_compiled_program_cache():
+    """Every lru_cache of compiled programs in silentfail.sim, and the compiled NUTS
+    samplers, are emptied by sim.clear_caches (two were missed)."""
+    import functools
+    import importlib
+    import pkgutil
+
+    import silentfail.sim as sim_pkg
+    from silentfail.sim import estimate
+
+    caches = []
+    for info in pkgutil.iter_modules(sim_pkg.__path__):
+        mod = importlib.import_module(f"silentfail.sim.{info.name}")
+        for obj in vars(mod).values():
+            if isinstance(obj, functools._lru_cache_wrapper) and obj.__module__ == mod.__name__:
+                caches.append(obj)
+    assert len(caches) >= 8
+    estimate._MCMC["probe"] = object()
+    sim_pkg.clear_caches()
+    assert all(c.cache_info().currsize == 0 for c in caches), [
+        c.__qualname__ for c in caches if c.cache_info().currsize
+    ]
+    assert not estimate._MCMC
+    import inspect
+
+    src = inspect.getsource(sim_pkg.clear_caches)
+    missing = [f"{c.__module__.rsplit('.', 1)[-1]}.{c.__name__}" for c in caches]
+    missing = [m for m in missing if m not in src]
+    assert not missing, missing

@@ -113,3 +113,29 @@ def test_diverging_learning_rate_is_rejected():
         ScenarioError, match=r"personalization.eta = 3 makes local gradient descent diverge: .* choose eta < "
     ):
         run(sc, 0)
+
+
+def test_every_scenario_field_is_listed_with_type_range_default_and_description():
+    """`silentfail fields`: every leaf field of a scenario, its bounds and its default as
+    the model declares them."""
+    from silentfail.sim.scenario import Scenario, ScenarioError, scenario_fields
+
+    fields = {f.path: f for f in scenario_fields()}
+    leaves = set(Scenario().to_dict()) - {"name", "description"}
+
+    def walk(d, prefix):
+        for k, v in d.items():
+            if isinstance(v, dict) and k not in ("persist_by_mode",):
+                yield from walk(v, f"{prefix}{k}.")
+            else:
+                yield f"{prefix}{k}"
+
+    expected = set(walk({k: Scenario().to_dict()[k] for k in leaves}, ""))
+    assert set(fields) == expected
+    assert all(f.description for f in fields.values()), [p for p, f in fields.items() if not f.description]
+    assert fields["thresholds.persist"].range == ">= 1, <= 1000" and fields["thresholds.persist"].default == "3"
+    assert fields["federation.dropout"].range == ">= 0.0, < 1.0"
+    assert fields["shifts.label_alpha"].type == "float | None" and fields["shifts.label_alpha"].range == "> 0.0"
+    assert [f.path for f in scenario_fields("monitor")] == [p for p in fields if p.startswith("monitor.")]
+    with pytest.raises(ScenarioError, match="unknown section 'nosuch'"):
+        scenario_fields("nosuch")

@@ -209,3 +209,27 @@ def test_a_trace_from_before_persistence_is_refused_not_misjudged():
     old = run(sc, 0).drop_vars(["transient_crossings", "persist"])
     with pytest.raises(ValueError, match="older silentfail"):
         verdict(old)
+
+
+def test_calibration_is_a_value_verdict_takes_and_checks():
+    """calibrate(scenario) is inspectable and reusable; verdict(trace, calibrated) uses
+    it (same verdict as the default path) and refuses one made for another scenario;
+    all through the front door (sf.preset, sf.run, sf.calibrate, sf.verdict)."""
+    import silentfail as sf
+    from silentfail.sim.verdict import calibrate, verdict
+
+    assert sf.calibrate is calibrate and sf.verdict is verdict
+    small = {
+        "population.num_clients": 40,
+        "federation.clients_per_round": 10,
+        "federation.rounds": 4,
+        "population.ood_subset": 4,
+    }
+    sc = sf.preset("default").replace(**small)
+    cal = sf.calibrate(sc)
+    assert len(cal.calibration.thresholds) == len(cal.layout.channel) and cal.calibration.null_runs == 100
+    tr = sf.run(sc, seed=0)
+    assert sf.verdict(tr, cal).equals(verdict(tr))
+    other = sf.calibrate(sc.replace(**{"federation.rounds": 5}))
+    with pytest.raises(ValueError, match="another scenario"):
+        sf.verdict(tr, other)
