@@ -669,7 +669,14 @@ def _preset_data(name: str) -> dict[str, Any]:
 
 
 def preset(name: str) -> Scenario:
-    """A named preset (``silentfail simulate --list-presets``)."""
+    """A named preset (``silentfail simulate --list-presets``).
+
+    Args:
+        name: one of :func:`preset_names`.
+
+    Returns:
+        The validated scenario (its promise is :func:`preset_exhibits`).
+    """
     data = _preset_data(name)
     data.pop("exhibits", None)
     return _from_toml_data(data)

@@ -303,13 +303,26 @@ def sweep(
     max_runs: int | None = MAX_RUNS,
     attribute_nulls: bool = True,
 ) -> xr.Dataset:
-    """The verdicts of ``sc`` over the grid ``axes`` (dotted field path -> values) and
-    ``seeds`` seeds per point (see the module docstring). ``devices`` shards the runs of
-    each device call over that many devices (``sim.scale``); the numbers do not depend
-    on it, nor on ``chunk``, beyond float round-off. A request of more than ``max_runs``
-    runs is refused before any work (None: no limit). ``attribute_nulls=False`` skips the
-    extra null runs that name who causes a null failure (``null_cause`` is then "" and
-    ``null_failure_rate_lifted`` NaN)."""
+    """The verdicts of ``sc`` over a grid of parameters and seeds (module docstring).
+
+    Args:
+        sc: the scenario every grid point starts from.
+        axes: dotted field path -> values, e.g. {"personalization.lam": [0.01, 0.1]};
+            none: one point, the scenario itself.
+        seeds: seeds 0..seeds-1 per grid point.
+        store: a folder for the chunks (atomic NetCDF) and the manifest; None: in memory.
+        resume: reuse the finished chunks in ``store`` (their SHA-256 is checked).
+        chunk: runs per stored chunk (rounded up to a device call).
+        progress: called with (runs done, runs in all) after each chunk.
+        devices: shard each device call's runs over this many devices (``sim.scale``).
+        max_runs: refuse a request of more runs before any work (None: no limit).
+        attribute_nulls: run the extra null runs that name who causes a null failure
+            (False: ``null_cause`` is "" and ``null_failure_rate_lifted`` NaN).
+
+    Returns:
+        A Dataset over (*axes, seed, mode, detector, channel). The numbers do not depend on
+        ``chunk`` or ``devices`` beyond float round-off.
+    """
     if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
         raise ValueError(f"chunk must be an integer >= 1, got {chunk!r}")
     chunk = -(-chunk // CALL) * CALL
