@@ -53,14 +53,16 @@ def _mean(ds: xr.Dataset, var: str, m: str) -> str:
 
 def caused_text(ds: xr.Dataset, mode: str) -> str:
     """The flag of a mode the null runs already show: '' when none of ``ds``'s points
-    has it caused without shift, else ' (caused without shift, by: the constraints)' with
-    every cause its points name (``null_cause``; older results without it: no cause)."""
+    has it caused without shift, else ' (caused without shift, by: the constraints; its
+    detectors, calibrated on those null runs, cannot separate it)' with every cause its
+    points name (``null_cause``; older results without it: no cause)."""
     if not bool(ds["caused_without_shift"].sel(mode=mode).any()):
         return ""
     causes = (
         sorted({str(c) for c in np.ravel(ds["null_cause"].sel(mode=mode).values)} - {""}) if "null_cause" in ds else []
     )
-    return " (caused without shift" + (f", by: {' / '.join(causes)}" if causes else "") + ")"
+    by = f", by: {' / '.join(causes)}" if causes else ""
+    return f" (caused without shift{by}; its detectors, calibrated on those null runs, cannot separate it)"
 
 
 def panel_note(ds: xr.Dataset, mode: str) -> str:

@@ -65,11 +65,11 @@ def simulate(sc: Scenario, paths: tuple[str, ...], values, seed):
     return view, ctx, pop, lam_max, _make_run(view)(ctx, pop, krun)
 
 
-def _one(sc: Scenario, paths: tuple[str, ...], detectors: tuple[str, ...], values, seed, thresholds):
-    view, ctx, pop, lam_max, out = simulate(sc, paths, values, seed)
-    rounds = out.rounds
-    pub = Public(alignment_score(ctx.theta0, ctx.world), mt.base_accuracy(ctx.theta0, ctx.world))
-    metric, (t_f, transients) = mode_failures(
+def run_failures(view, ctx, pop, rounds):
+    """The mode metrics relative to the FM and the failures of a traced run
+    (:func:`~silentfail.sim.trace.mode_failures` with the population's FM references):
+    what every reducer of the scan's outputs shares."""
+    return mode_failures(
         rounds["mode_metric"],
         rounds["acc_mean"],
         fm_fairness(view, ctx, pop),
@@ -77,6 +77,13 @@ def _one(sc: Scenario, paths: tuple[str, ...], detectors: tuple[str, ...], value
         view.thresholds,
         xp=jnp,
     )
+
+
+def _one(sc: Scenario, paths: tuple[str, ...], detectors: tuple[str, ...], values, seed, thresholds):
+    view, ctx, pop, lam_max, out = simulate(sc, paths, values, seed)
+    rounds = out.rounds
+    pub = Public(alignment_score(ctx.theta0, ctx.world), mt.base_accuracy(ctx.theta0, ctx.world))
+    metric, (t_f, transients) = run_failures(view, ctx, pop, rounds)
     stats = statistics(rounds, pub, view, detectors)
     return dict(
         failure_round=t_f,

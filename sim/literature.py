@@ -43,12 +43,10 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from .batch import LANES, simulate, traceable
+from .batch import LANES, run_failures, simulate, traceable
 from .federate import check_supported
-from .population import fm_fairness
 from .privacy import dp_epsilon, max_participation
 from .scenario import MODES, Scenario, ScenarioError, preset, scenario_from_dict
-from .trace import mode_failures
 
 #: Run quantities in the order of :func:`_quantities`' output.
 TRACE_QUANTITIES = (
@@ -370,14 +368,7 @@ def client_drift(pop) -> jax.Array:
 
 
 def _quantities(view, ctx, pop, rounds, theta_final) -> jax.Array:
-    metric, (t_f, _) = mode_failures(
-        rounds["mode_metric"],
-        rounds["acc_mean"],
-        fm_fairness(view, ctx, pop),
-        pop.fm_acc.mean(),
-        view.thresholds,
-        xp=jnp,
-    )
+    metric, (t_f, _) = run_failures(view, ctx, pop, rounds)
     drift = client_drift(pop)
     vals = (
         [late(metric[:, i]) for i in range(len(MODES))]
