@@ -687,15 +687,14 @@ def bench_cmd(
 
     Example: silentfail bench -o benchmarks/results/bench.json
     """
-    from .bench import RESULTS, BenchError, bench, require_checkout
+    from .bench import RESULTS, BenchError, bench
 
-    try:
-        require_checkout()
-    except BenchError as exc:
-        raise UserError(str(exc)) from None
     if output is None and not smoke:
         output = RESULTS / "bench.json"
-    bench(smoke=smoke, output=output, flower=flower, log=lambda line: err_console.print(line, highlight=False))
+    try:  # bench() first checks for the checkout (require_checkout)
+        bench(smoke=smoke, output=output, flower=flower, log=lambda line: err_console.print(line, highlight=False))
+    except BenchError as exc:
+        raise UserError(str(exc)) from None
 
 
 @app.command("fields")
