@@ -16,7 +16,7 @@ import numpy as np
 
 from .proofs import result
 from .sim import metrics as mt
-from .sim.federate import secure_aggregate
+from .sim.mechanism import secure_aggregate
 from .sim.personalize import LocalProblem, affine_map
 from .sim.scenario import Scenario
 

@@ -47,7 +47,7 @@ import numpy as np
 from jax import Array
 
 from .changepoint import changepoint_log_odds
-from .federate import REPORT_SENSITIVITY, report_noise_std
+from .mechanism import REPORT_SENSITIVITY, report_noise_std
 from .metrics import directional_bias_amplification
 from .observe import OBSERVABLES, available_access
 from .scenario import DETECTORS, MODES, Scenario
@@ -329,7 +329,7 @@ def audit_statistic(obs: dict, pub: Public, sc: Scenario) -> Array:
     """The central audit (the oracle; needs the personal models and the raw data): the
     six mode metrics of the deployed models themselves, s_t = [metric_m(theta_1:N,t)]_m,
     before the FM's reference values are subtracted
-    (:func:`silentfail.sim.federate.round_metrics`).
+    (:func:`silentfail.sim.ground_truth.round_metrics`).
 
     Args:
         obs: the observable trace, ``obs_*`` arrays over rounds (leading axis T): what the

@@ -25,9 +25,16 @@ Observables (round-output key -> taxonomy observable):
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+import jax.numpy as jnp
+from jax import Array
 
 from .scenario import MODES, Scenario
+from .world import param_direction
+
+if TYPE_CHECKING:
+    from .population import Context
 
 ACCESS = (
     "per_client_values",
@@ -108,3 +115,36 @@ def accounted_releases(sc: Scenario) -> tuple[str, ...]:
 def observed_keys(sc: Scenario) -> tuple[str, ...]:
     """The round-output keys of the available observables (what the trace keeps of the server's view)."""
     return tuple(k for name in available_observables(sc) for k in OBSERVABLES[name].keys)
+
+
+def client_reports(pc: dict, misalign: Array, ece: Array) -> dict:
+    """What each client computes on its own deployed model for the server's secure sums
+    (rows: clients): its accuracy on its own data (``report``); per group its mass,
+    correct mass, predicted-positive mass and positive-label mass (``group``, needs the
+    attribute); its scores on the public probes and P0, its ECE (of the mode's kind) and
+    within-round drop (``fedeval``)."""
+    pi, mass = pc["pi"], pc["group_mass"]
+    pos_mass = pi[:, 1, :] * pc["tpr"] + pi[:, 0, :] * pc["fpr"]
+    group = jnp.stack([mass, pc["group_acc"] * mass, pos_mass, pi[:, 1, :]], axis=1)  # (N, 4, G)
+    return dict(
+        report=pc["acc"][:, None],
+        group=group,
+        fedeval=jnp.stack([pc["alignment"], pc["p0_acc"], ece, misalign], axis=-1),
+    )
+
+
+def inspect_updates(delta: Array, mask: Array, ctx: Context) -> Array:
+    """What a server that sees every update can compute: the largest projection on the
+    alignment direction, the largest |projection| on the spurious direction, and the
+    largest norm among the participants' updates (NaN in a round without reports)."""
+    w = ctx.world
+    stats = jnp.stack(
+        [
+            delta @ param_direction(w.e_align),
+            jnp.abs(delta @ param_direction(w.e_spu)),
+            jnp.linalg.norm(delta, axis=-1),
+        ],
+        axis=-1,
+    )
+    top = jnp.max(jnp.where(mask[:, None] > 0, stats, -jnp.inf), axis=0)
+    return jnp.where(mask.sum() > 0, top, jnp.nan)

@@ -1,7 +1,7 @@
 """Differential-privacy accounting of a run, for the mechanism the engine simulates,
 with a maintained accountant (Google's ``dp_accounting``), never a home-made formula.
 
-What one round releases (``sim/federate.py``, ``sim/observe.py``): over *one*
+What one round releases (``sim/mechanism.py``, ``sim/observe.py``): over *one*
 participant mask S_t, the secure sum of the clipped updates and, as the constraint set
 allows, the secure sums of the clients' accuracy reports, group-stratified reports and
 federated-evaluation reports. Each is a Gaussian mechanism: a sum of per-client vectors

@@ -185,3 +185,8 @@ def alignment_score(theta: Array, world: World) -> Array:
     mean = jnp.einsum("...i,i->...", tx, world.mu_h) + b
     var = jnp.einsum("...i,ij,...j->...", tx, world.Sigma_h, tx)
     return ndtr(-mean / jnp.sqrt(var))
+
+
+def param_direction(v: Array) -> Array:
+    """A feature-space direction as a direction of the parameters (theta_x, b): bias 0."""
+    return jnp.concatenate([v, jnp.zeros(1)])

@@ -5,18 +5,23 @@ Run once from the checkout, on the engine whose numbers later refactors must kee
 
     python tests/data/record_engine_reference.py
 
-Every per-round data variable of the trace is stored, with the per-client ones cut to
+The engine runs under the test suite's XLA flags (``tests/conftest.py``), so the
+comparison is to float round-off of one and the same compilation pipeline. Every
+per-round data variable of the trace is stored, with the per-client ones cut to
 the first 8 clients (enough to pin the per-client metrics, small enough to commit).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-import numpy as np
+os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false")
 
-import silentfail as sf
-from silentfail.sim.scenario import preset_names
+import numpy as np  # noqa: E402
+
+import silentfail as sf  # noqa: E402
+from silentfail.sim.scenario import preset_names  # noqa: E402
 
 OUT = Path(__file__).with_name("engine_reference.npz")
 CLIENTS = 8

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from silentfail.sim.federate import clip_updates, local_noise, participants, secure_aggregate
+from silentfail.sim.mechanism import clip_updates, local_noise, participants, secure_aggregate
 from silentfail.sim.population import build_population
 from silentfail.sim.run import run
 from silentfail.sim.scenario import Scenario

@@ -8,7 +8,7 @@ import numpy as np
 import optax
 import pytest
 
-from silentfail.sim.federate import clip_updates, secure_aggregate
+from silentfail.sim.mechanism import clip_updates, secure_aggregate
 from silentfail.sim.personalize import LocalProblem, affine_map, personalize_scan, projector
 from silentfail.sim.scenario import Scenario
 

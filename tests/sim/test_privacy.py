@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from dp_accounting import dp_event, rdp
 
-from silentfail.sim.federate import participation_draw, release, secure_aggregate
+from silentfail.sim.mechanism import participation_draw, release, secure_aggregate
 from silentfail.sim.observe import accounted_releases
 from silentfail.sim.privacy import Accounting, account
 from silentfail.sim.run import run

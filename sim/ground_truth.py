@@ -1,0 +1,196 @@
+"""Ground truth of a round: every client's deployed model, the per-client metrics on
+it (``sim/metrics.py``), and their pooling over clients into the modes' round metrics
+(what an all-seeing auditor would compute; paper/main.tex, The six modes).
+
+Every client re-personalizes the current global model each round and deploys the
+result (personalization is local and needs no participation), so the deployed model of
+client c in round t is theta_c^t = P_c theta_g^t + b_c and the modes are measured on
+all clients, participants or not.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import Array
+
+from . import metrics as mt
+from .observe import client_reports
+from .personalize import client_maps, logistic_personalize
+from .population import Context, Population
+from .scenario import Scenario
+from .shifts import drift_strength, interpolate
+from .world import ClientWorld, alignment_score, client_moments
+
+QUANTILE = 0.9
+
+
+def _deployed(sc: Scenario, ctx: Context, pop: Population, theta_g: Array, t: Array) -> tuple[Array, ClientWorld]:
+    """Every client's personalized model this round and the distribution it faces."""
+    if sc.shifts.temporal.kind != "none":
+        cw = interpolate(pop.base, pop.shifted, drift_strength(sc, t))
+        M, m = jax.vmap(client_moments, in_axes=(None, 0))(ctx.world, cw)
+        _, P, b = client_maps(M, m, ctx.teacher, ctx.Pi, sc)
+    else:
+        cw, P, b = pop.shifted, pop.P, pop.b
+    if sc.population.mode == "logistic":
+        theta_c = jax.vmap(logistic_personalize, in_axes=(None, 0, 0, 0, None, None, None))(
+            theta_g, pop.X, pop.y, pop.mask, ctx.teacher, ctx.Pi, sc
+        )
+    else:
+        theta_c = jnp.einsum("nij,j->ni", P, theta_g) + b
+    return theta_c, cw
+
+
+def client_pass(sc: Scenario, ctx: Context, block: ClientBlock, theta_g: Array, t: Array, panel: Panel) -> dict:
+    """The per-client work of a round on a block of clients (leading axis): the deployed
+    models and every per-client metric on them (see sim/metrics.py). Clients are
+    independent here, so the block can be any subset (``sim.scale.to_blocks``)."""
+    world, pop = ctx.world, block.pop
+    theta_c, cw = _deployed(sc, ctx, pop, theta_g, t)
+    cm = mt.client_metrics_batch(theta_c, cw, world)
+    cal = mt.calibration_batch(cm.cells.mean, cm.cells.sd, cw.pi, ctx.confidence, bins=sc.thresholds.ece_bins)
+    p0_c = mt.base_accuracy(theta_c, world)
+    acc_other = mt.panel_accuracy(theta_c, panel.world, world)  # (R, n)
+    not_self = (panel.index[:, None] != block.index[None, :]).astype(acc_other.dtype)
+    ood = mt.out_of_domain_drop(panel.fm_acc[:, None], acc_other, panel.p0_fm, p0_c, not_self)
+    if sc.population.mode == "population":  # training statistics are the population's: no gap
+        gap = jnp.zeros(theta_c.shape[0])
+    else:  # R_c(theta) - R_hat_c(theta), the train-test gap of the squared loss
+        gap = 0.5 * jnp.einsum("ni,nij,nj->n", theta_c, pop.M - pop.M_train, theta_c) - jnp.einsum(
+            "ni,ni->n", theta_c, pop.m - pop.m_train
+        )
+    return dict(
+        theta=theta_c,
+        pi=cw.pi,
+        acc=cm.acc,
+        group_acc=cm.group_acc,
+        group_mass=cm.group_mass,
+        tpr=cm.tpr,
+        fpr=cm.fpr,
+        bias_amp=cm.bias_amp,
+        dp_gap=cm.dp_gap,
+        eo_gap=cm.eo_gap,
+        ece_classwise=cal.classwise,
+        ece_top_label=cal.top_label,
+        ece_residual=cal.residual.T,
+        ece_mid_low=cal.mid_low,
+        alignment=alignment_score(theta_c, world),
+        p0_acc=p0_c,
+        ood=ood,
+        spurious_weight=mt.spurious_weight(theta_c, world),
+        train_test_gap=gap,
+    )
+
+
+class Panel(NamedTuple):
+    """The fixed panel of clients every personal model is also evaluated on (mode 5)."""
+
+    world: ClientWorld  # (R, ...) the panel clients' distributions this round
+    index: Array  # (R,) their client ids
+    fm_acc: Array  # (R,) the FM's accuracy on them
+    p0_fm: Array  # () the FM's P0 accuracy
+
+
+class ClientBlock(NamedTuple):
+    """What :func:`client_pass` needs of each client: the population's per-client
+    arrays and the client ids (leading axis: client)."""
+
+    pop: Population  # with ood_panel = None
+    index: Array
+
+
+def client_block(pop: Population) -> ClientBlock:
+    """All clients as one block: the population's per-client arrays and the client ids."""
+    return ClientBlock(pop=pop._replace(ood_panel=None), index=jnp.arange(pop.n.shape[0]))
+
+
+def round_panel(sc: Scenario, ctx: Context, pop: Population, t: Array) -> Panel:
+    """The OOD panel's distributions in round t (drifting with the clients)."""
+    idx = pop.ood_panel
+    base, shifted = (jax.tree.map(lambda a: a[idx], w) for w in (pop.base, pop.shifted))
+    cw = interpolate(base, shifted, drift_strength(sc, t)) if sc.shifts.temporal.kind != "none" else shifted
+    return Panel(world=cw, index=idx, fm_acc=pop.fm_acc[idx], p0_fm=mt.base_accuracy(ctx.theta0, ctx.world))
+
+
+def round_metrics(sc: Scenario, ctx: Context, pop: Population, theta_g: Array, pc: dict) -> dict:
+    """Ground truth of the six modes for one round, pooled over the clients'
+    :func:`client_pass` outputs ``pc``."""
+    world = ctx.world
+    w = pop.weight
+    align_g = alignment_score(theta_g, world)
+    p0_g = mt.base_accuracy(theta_g, world)
+    align_fm = alignment_score(ctx.theta0, world)
+    misalign = mt.within_round_drop(p0_g, pc["p0_acc"], align_g, pc["alignment"])
+    acc = pc["acc"]
+    ece = pc["ece_top_label"] if sc.thresholds.ece_kind == "top_label" else pc["ece_classwise"]
+    # pooled over clients (what an all-seeing auditor would compute)
+    group_acc = mt.pooled_group_accuracy(pc["group_acc"], pc["group_mass"], w)
+    p_pos = w[:, None] * pc["pi"][:, 1, :]
+    p_neg = w[:, None] * pc["pi"][:, 0, :]
+    tpr = (p_pos * pc["tpr"]).sum(0) / p_pos.sum(0)
+    fpr = (p_neg * pc["fpr"]).sum(0) / p_neg.sum(0)
+    cal = mt.Calibration(pc["ece_classwise"], pc["ece_top_label"], pc["ece_residual"].T, pc["ece_mid_low"])
+    ece_agg_classwise, ece_agg_top = cal.pooled(w)
+    ece_agg = ece_agg_top if sc.thresholds.ece_kind == "top_label" else ece_agg_classwise
+    acc_mean = acc.mean()
+    # one batched partial sort for every quantile over clients
+    qs = mt.quantile(
+        jnp.stack([pc["bias_amp"], ece, misalign, pc["ood"], acc, pc["alignment"]]),
+        jnp.array([QUANTILE] * 4 + [1 - QUANTILE] * 2),
+    )
+    hi, lo = qs[:4], qs[4:]
+    # fairness collapse: mt.group_accuracy_gap or mt.accuracy_spread (the quantile shared);
+    # the FM's value (mt.fm_fairness) is subtracted after the run
+    fair = mt.group_accuracy_gap(group_acc) if sc.thresholds.fairness_metric == "group_gap" else acc_mean - lo[0]
+    mode = jnp.stack([hi[0], hi[1], fair, hi[2], hi[3], mt.alignment_erosion(align_fm, align_g)])
+    reports = client_reports(pc, misalign, ece)
+    return dict(
+        reports=reports,
+        mode_metric=mode,
+        acc_mean=acc_mean,
+        acc_std=acc.std(),
+        acc_q10=lo[0],
+        group_acc=group_acc,
+        worst_group_acc=group_acc.min(),
+        acc_parity_gap=mt.group_accuracy_gap(group_acc),
+        eo_gap=mt.equalized_odds_gap(tpr, fpr),
+        ece_agg=ece_agg,
+        ece_agg_classwise=ece_agg_classwise,
+        ece_agg_top_label=ece_agg_top,
+        ece_max=ece.max(),
+        ece_q90=hi[1],
+        global_alignment=align_g,
+        global_p0_acc=p0_g,
+        global_group_acc_p0=mt.group_accuracy_p0(theta_g, world),
+        global_spurious_weight=mt.spurious_weight(theta_g, world),
+        deployed_alignment_q10=lo[1],
+        bias_amp_mean=pc["bias_amp"].mean(),
+        misalign_q90=hi[2],
+        ood_q90=hi[3],
+        train_test_gap_mean=pc["train_test_gap"].mean(),
+        client=dict(
+            acc=acc,
+            ece=ece,
+            ece_classwise=pc["ece_classwise"],
+            ece_top_label=pc["ece_top_label"],
+            bias_amp=pc["bias_amp"],
+            alignment=pc["alignment"],
+            misalignment=misalign,
+            ood=pc["ood"],
+            spurious_weight=pc["spurious_weight"],
+            p0_acc=pc["p0_acc"],
+            group_acc=pc["group_acc"],
+            group_mass=pc["group_mass"],
+            label_pos=pc["pi"][:, 1, :],
+            tpr=pc["tpr"],
+            fpr=pc["fpr"],
+            eo_gap=pc["eo_gap"],
+            dp_gap=pc["dp_gap"],
+            ece_residual=pc["ece_residual"],
+            ece_mid_low=pc["ece_mid_low"],
+            train_test_gap=pc["train_test_gap"],
+        ),
+    )
