@@ -43,8 +43,17 @@ from jax import Array
 from . import metrics as mt
 from . import scale
 from .adversary import crafted_updates
+from .aggregators import Aggregator, aggregator
 from .ground_truth import client_block, client_pass, round_metrics, round_panel
-from .mechanism import REPORT_SENSITIVITY, clip_updates, local_noise, participation_draw, release, secure_aggregate
+from .mechanism import (
+    REPORT_SENSITIVITY,
+    Aggregate,
+    clip_updates,
+    local_noise,
+    participation_draw,
+    release,
+    secure_aggregate,
+)
 from .observe import inspect_updates
 from .population import Context, Population
 from .scenario import Scenario, ScenarioError
@@ -67,6 +76,27 @@ def server_optimizer(sc: Scenario) -> optax.GradientTransformation:
         "yogi": lambda: optax.yogi(f.server_lr),
         "adagrad": lambda: optax.adagrad(f.server_lr),
     }[f.server_optimizer]()
+
+
+def read_aggregate(rule: Aggregator, delta: Array, mask: Array, weight: Array, federation) -> Aggregate:
+    """A rule that reads every update (``rule.secure`` False), in the shape of what a
+    secure sum releases: the rule's mean update times the weight sum, so that
+    update_sum / weight_sum is the rule's update; count = the number of reports.
+
+    Args:
+        rule: the aggregation rule.
+        delta: (N, D) clipped (and locally noised) updates.
+        mask: (N,) participation mask.
+        weight: (N,) FedAvg weights.
+        federation: the scenario's federation section (the rule's parameters).
+
+    Returns:
+        The Aggregate; zeros in a round without reports (the server keeps its model).
+    """
+    count = jnp.sum(mask)
+    weight_sum = jnp.sum(mask * weight)
+    mean = jnp.where(count > 0, rule.combine(delta, mask, weight, federation), 0.0)
+    return Aggregate(update_sum=mean * weight_sum, weight_sum=weight_sum, count=count)
 
 
 class RunOutput(NamedTuple):
@@ -100,6 +130,7 @@ def _make_run(sc: Scenario, chunk: int | None = None):
     N = sc.population.num_clients
     C = min(sc.population.trace_clients, N)
     dp_weights = f.dp != "none"
+    rule = aggregator(f.aggregator)
 
     def run(ctx: Context, pop: Population, key: Array) -> RunOutput:
         if f.public_schedule != "never":
@@ -125,7 +156,10 @@ def _make_run(sc: Scenario, chunk: int | None = None):
                 delta = jnp.where(pop.byzantine[:, None], crafted_updates(sc, ctx, delta, kbyz), delta)
             delta = local_noise(clip_updates(delta, f.clip), kldp, sc)
             weight = jnp.ones_like(pop.weight) if dp_weights else pop.weight
-            agg = secure_aggregate(delta, mask, weight, kcdp, sc)
+            if rule.secure:
+                agg = secure_aggregate(delta, mask, weight, kcdp, sc)
+            else:  # the server reads every update (no secure aggregation, no central DP)
+                agg = read_aggregate(rule, delta, mask, weight, f)
             mean_update = agg.update_sum / jnp.maximum(agg.weight_sum, 1.0 if f.dp == "central" else 1e-12)
             updates, new_state = opt.update(-mean_update, opt_state, theta_g)
             released = (

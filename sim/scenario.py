@@ -263,6 +263,15 @@ class Federation(_Section):
         "alignment", description="crafted update: push along -alignment or +spurious direction, flip, or noise"
     )
     byzantine_scale: Pos = Field(1.0, description="norm of the crafted update (before clipping)")
+    aggregator: str = Field(
+        "fedavg",
+        description="server aggregation rule (sim/aggregators.py): fedavg, median, trimmed_mean, norm_bounded or a "
+        "plugin's; a rule other than fedavg reads every update (secure_aggregation = false, no central DP)",
+    )
+    trim_fraction: Annotated[float, Field(ge=0.0, lt=0.5)] = Field(
+        0.1, description="trimmed_mean rule: fraction beta trimmed from each end of every coordinate"
+    )
+    norm_bound: Pos | None = Field(None, description="norm_bounded rule: bound M on the norm of each update")
     secure_aggregation: bool = Field(
         True,
         description="the server sees only secure sums, never a single client's update or report (blocks per-client values)",
@@ -309,6 +318,25 @@ class Federation(_Section):
             raise ValueError(
                 f"federation.public_schedule = {self.public_schedule!r} needs public data on the server: set federation.public_probe = true"
             )
+        if self.aggregator != "fedavg":
+            from .aggregators import AGGREGATORS  # the registry (plugins add to it)
+
+            rule = AGGREGATORS.get(self.aggregator)
+            if rule is None:
+                raise ValueError(
+                    f"federation.aggregator: unknown rule {self.aggregator!r}; registered: {', '.join(AGGREGATORS)}"
+                )
+            if not rule.secure and self.secure_aggregation:
+                raise ValueError(
+                    f"federation.aggregator = {self.aggregator!r} reads every update: set federation.secure_aggregation = false"
+                )
+            if not rule.secure and self.dp == "central":
+                raise ValueError(
+                    f"federation.aggregator = {self.aggregator!r} reads every update, which central DP noises only as a sum: "
+                    "use federation.dp = 'local' or 'none'"
+                )
+        if self.aggregator == "norm_bounded" and self.norm_bound is None:
+            raise ValueError("federation.norm_bound must be set (> 0) for federation.aggregator = 'norm_bounded'")
         if self.secagg_min > self.clients_per_round:
             raise ValueError(
                 f"federation.secagg_min ({self.secagg_min}) must be <= federation.clients_per_round ({self.clients_per_round})"

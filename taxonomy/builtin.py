@@ -803,9 +803,10 @@ def _mitigations() -> list[tuple]:
             Mitigation(
                 id="robust_aggregation",
                 name="Byzantine-robust aggregation",
-                definition="Aggregate with a robust rule (Krum, median), which needs the individual updates.",
+                definition="Aggregate with a robust rule (coordinate-wise median, trimmed mean, norm bounding, Krum), "
+                "which needs the individual updates.",
             ),
-            ["blanchard2017machine"],
+            ["blanchard2017machine", "yin2018byzantine", "sun2019can"],
             ["universal_evasion"],
             ["per_client_values"],
         ),
@@ -1016,6 +1017,7 @@ IMPLEMENTATIONS: dict[str, str] = {
     "no_attribute_use": _SIM + "mechanism.Aggregate",
     "no_public_probe": _SIM + "observe.available_access",
     "byzantine_clients": _SIM + "adversary.crafted_updates",
+    "robust_aggregation": _SIM + "aggregators.AGGREGATORS",
     "external_fm_poisoning": _SIM + "personalize.teacher_moments",
     "universal_evasion": _SIM + "adversary.crafted_updates",
     "amplified_bias": _SIM + "metrics.directional_bias_amplification",

@@ -141,6 +141,18 @@ BIBTEX: dict[str, str] = {
   booktitle = {Advances in Neural Information Processing Systems},
   year = {2017}
 }""",
+    "yin2018byzantine": """@inproceedings{yin2018byzantine,
+  title = {Byzantine-Robust Distributed Learning: Towards Optimal Statistical Rates},
+  author = {Yin, Dong and Chen, Yudong and Kannan, Ramchandran and Bartlett, Peter},
+  booktitle = {Proceedings of the 35th International Conference on Machine Learning},
+  year = {2018}
+}""",
+    "sun2019can": """@article{sun2019can,
+  title = {Can You Really Backdoor Federated Learning?},
+  author = {Sun, Ziteng and Kairouz, Peter and Suresh, Ananda Theertha and McMahan, H. Brendan},
+  journal = {arXiv preprint arXiv:1911.07963},
+  year = {2019}
+}""",
     "li2024position": """@article{li2024position,
   title = {Position Paper: Assessing Robustness, Privacy, and Fairness in Federated Learning Integrated with Foundation Models},
   author = {Li, Xi and Wang, Jiaqi},
