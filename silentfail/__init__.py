@@ -40,6 +40,7 @@ _LAZY = {
     "preset_names": ("silentfail.sim.scenario", "preset_names"),
     "load_scenario": ("silentfail.sim.scenario", "load_scenario"),
     "Scenario": ("silentfail.sim.scenario", "Scenario"),
+    "ScenarioError": ("silentfail.sim.scenario", "ScenarioError"),
     "run": ("silentfail.sim.run", "run"),
     "calibrate": ("silentfail.sim.verdict", "calibrate"),
     "verdict": ("silentfail.sim.verdict", "verdict"),

@@ -87,14 +87,33 @@ class UserError(Exception):
     """A problem with what the user asked for; printed as one line."""
 
 
-@app.callback()
-def _root(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors.")) -> None:
-    _STATE["debug"] = debug
-
-
 # ------------------------------------------------------------------ helpers
 
 ExtOption = typer.Option(None, "--file", "-f", help="An extension file (JSON/TOML) applied to the built-in graph.")
+PluginOption = typer.Option(
+    None,
+    "--plugin",
+    help="A Python file that registers modes, detectors, aggregators or taxonomy nodes (silentfail.plugins); "
+    "repeatable. It is code and runs: name only files you trust.",
+)
+
+
+def _load_plugins(paths: Optional[list[Path]]) -> None:
+    """Run the plugin files the user named (each once per process)."""
+    if paths:
+        from .plugins import load_plugin
+
+        for path in paths:
+            load_plugin(path)
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+    plugin: Optional[list[Path]] = PluginOption,
+) -> None:
+    _STATE["debug"] = debug
+    _load_plugins(plugin)
 
 
 def _load(file: Optional[Path]) -> Taxonomy:
@@ -411,11 +430,13 @@ def simulate(
         "--client-chunk",
         help="Clients per block of a round's per-client work (bounds memory): a number, 'auto' or 'none'.",
     ),
+    plugin: Optional[list[Path]] = PluginOption,
 ) -> None:
     """Simulate a scenario, print a per-mode table of failures, and optionally save the trace.
 
     Example: silentfail simulate --preset label-shift --seed 1 -o trace.nc
     """
+    _load_plugins(plugin)
     from .sim.run import run
     from .sim.scenario import exhibits_text, preset, preset_exhibits, preset_names
     from .sim.trace import save_trace, summary
@@ -597,12 +618,14 @@ def phase(
         None, "--set", help="Override a field, e.g. --set federation.rounds=20 (repeatable)."
     ),
     devices: int = typer.Option(1, "--devices", min=1, help="Shard the runs over this many devices (a divisor of 32)."),
+    plugin: Optional[list[Path]] = PluginOption,
 ) -> None:
     """Sweep two axes, calibrate the detectors on null runs, and draw the six-panel phase
     diagram of no failure / failure detected / silent failure.
 
     Example: silentfail phase --x personalization.lam=log:0.01:10:8 --y shifts.strength=0:1:8 --seeds 8 -o phase
     """
+    _load_plugins(plugin)
     import time
 
     from .constraints import scenario_constraints, with_constraints
@@ -728,11 +751,13 @@ def report(
     output: Optional[Path] = typer.Option(
         None, "--output", "-o", help="Write a self-contained Markdown report here (figures beside it)."
     ),
+    plugin: Optional[list[Path]] = PluginOption,
 ) -> None:
     """Summarize what failed, what was caught by which detector, and what stayed silent.
 
     Example: silentfail report phase/store/sweep.nc -o report.md
     """
+    _load_plugins(plugin)
     import numpy as np
 
     from .report import sweep_markdown, trace_markdown
@@ -871,6 +896,7 @@ def literature_cmd(
         None, "--seeds", "-s", min=2, max=2**30, help="Seeds per arm (default: each claim's own)."
     ),
     list_: bool = typer.Option(False, "--list", help="List the claims and exit."),
+    plugin: Optional[list[Path]] = PluginOption,
 ) -> None:
     """Run the founding literature's claims in the stylized world and say which hold: one
     NetCDF per claim (written as each finishes; a rerun reuses the finished ones), a figure
@@ -878,6 +904,7 @@ def literature_cmd(
 
     Example: silentfail literature -c teacher_bias,byzantine -o literature
     """
+    _load_plugins(plugin)
     from .figures import literature_figure, switching_figure
     from .report import literature_markdown, literature_rows
     from .sim.literature import CLAIM_KEYS, CLAIMS, get_claim, run_claims
@@ -960,11 +987,13 @@ def check_cmd(
         None, "--output", "-o", help="Folder for the per-cell posterior (cells.nc) and the sweep."
     ),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="Override a field (repeatable)."),
+    plugin: Optional[list[Path]] = PluginOption,
 ) -> None:
     """The posterior probability that a hypothesis holds over its whole region, and where it fails.
 
     Example: silentfail check "for all lambda <= 0.1 and shift >= 0.5, P(silent fairness collapse) >= 0.9"
     """
+    _load_plugins(plugin)
     from .hypothesis import CELL_MODELS, check, parse_hypothesis
     from .sim.trace import save_netcdf
 
@@ -1194,9 +1223,46 @@ def cite(
 # ------------------------------------------------------------------ entry point
 
 
+def compilation_cache_dir() -> Path | None:
+    """Where the CLI keeps JAX's persistent compilation cache: ``$SILENTFAIL_CACHE_DIR``,
+    else ``$XDG_CACHE_HOME/silentfail/jax`` (``~/.cache/silentfail/jax``); None when
+    ``SILENTFAIL_CACHE_DIR`` is empty (no cache) or the user set ``JAX_COMPILATION_CACHE_DIR``
+    (theirs is used). A cached program is keyed by the program and the compiler, so it
+    never changes a number; a second run of the same scenario loads its programs
+    instead of compiling them (``benchmarks/README.md``, compile cache)."""
+    import os
+
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return None
+    chosen = os.environ.get("SILENTFAIL_CACHE_DIR")
+    if chosen == "":
+        return None
+    if chosen:
+        return Path(chosen)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "silentfail" / "jax"
+
+
+def _enable_compilation_cache() -> None:
+    """Point JAX's persistent compilation cache at :func:`compilation_cache_dir` (before
+    JAX is imported: JAX reads these variables when it starts)."""
+    import os
+
+    path = compilation_cache_dir()
+    if path is None:
+        return
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:  # a read-only home: run without the cache
+        return
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = str(path)
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     """Console entry point: run the app, turning errors into one line and exit code 2."""
     from pydantic import ValidationError
+
+    _enable_compilation_cache()
 
     _STATE["debug"] = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:

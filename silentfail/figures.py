@@ -41,6 +41,46 @@ LABELS = {
 
 TITLES = {m: m.replace("_", " ").capitalize() for m in MODES}
 
+
+def mode_title(mode: str) -> str:
+    """A panel title for ``mode``: the built-in title, else the registered mode's name."""
+    from .sim.registry import MODE_REGISTRY
+
+    return TITLES.get(mode) or (MODE_REGISTRY[mode].name if mode in MODE_REGISTRY else mode.replace("_", " "))
+
+
+def mode_panels(n: int, *, width: float = 3.5, height: float = 3.2, extra: float = 0.6, **kwargs):
+    """A grid of panels for ``n`` modes, three to a row (two rows for the six built-in
+    modes; a seventh mode starts a third row); the panels past ``n`` are hidden.
+
+    Args:
+        n: number of modes (panels).
+        width, height: inches per panel; extra: inches added to the height (legend).
+        **kwargs: passed to ``matplotlib.pyplot.subplots`` (sharex, sharey, ...).
+
+    Returns:
+        (figure, panels (rows, columns) array).
+    """
+    import matplotlib.pyplot as plt
+
+    ncol = min(3, max(n, 1))
+    nrow = -(-max(n, 1) // ncol)
+    fig, panels = plt.subplots(
+        nrow, ncol, figsize=(width * ncol, height * nrow + extra), constrained_layout=True, squeeze=False, **kwargs
+    )
+    for ax in panels.flat[n:]:
+        ax.set_visible(False)
+    for ax in bottom_panels(panels, n):  # the lowest panel of each column keeps its x tick labels
+        ax.xaxis.set_tick_params(labelbottom=True)
+    return fig, panels
+
+
+def bottom_panels(panels: np.ndarray, n: int) -> list:
+    """The lowest of the first ``n`` panels in each column of a :func:`mode_panels` grid."""
+    nrow, ncol = panels.shape
+    return [panels[min(nrow - 1, (n - 1 - c) // ncol), c] for c in range(ncol) if c < n]
+
+
 Overlay = Callable[[xr.Dataset, str], "tuple[np.ndarray, np.ndarray] | None"]
 
 
@@ -66,7 +106,7 @@ def _edges(v: np.ndarray, log: bool) -> np.ndarray:
 def phase_figure(
     ds: xr.Dataset, out: str | Path, *, overlay: Overlay | None = None, title: str | None = None
 ) -> list[Path]:
-    """Six panels (one per mode) of the regimes over the sweep's two axes; writes
+    """One panel per mode (three to a row) of the regimes over the sweep's two axes; writes
     ``out``.pdf and ``out``.png and returns their paths."""
     import matplotlib
 
@@ -85,9 +125,10 @@ def phase_figure(
 
     reg = regimes(ds)
     cmap = ListedColormap(("#FFFFFF",) + COLOURS)  # -1 (invalid) white
-    fig, panels = plt.subplots(2, 3, figsize=(10.5, 6.6), sharex=True, sharey=True, constrained_layout=True)
+    modes = list(ds["mode"].values)
+    fig, panels = mode_panels(len(modes), width=3.5, height=3.0, extra=0.6, sharex=True, sharey=True)
     X, Y = np.meshgrid(_edges(xv, xlog), _edges(yv, ylog), indexing="ij")
-    for ax, mode in zip(panels.flat, MODES):
+    for ax, mode in zip(panels.flat, modes):
         r = reg.sel(mode=mode).transpose(xname, yname).values
         ax.pcolormesh(X, Y, r + 1, cmap=cmap, vmin=0, vmax=3, shading="flat")
         if len(xv) > 1 and len(yv) > 1:
@@ -104,7 +145,7 @@ def phase_figure(
                     )
         if overlay is not None and (line := overlay(ds, mode)) is not None:
             ax.plot(*line, color="#009E73", lw=2, label="theory")
-        ax.set_title(TITLES[mode], fontsize=10)
+        ax.set_title(mode_title(mode), fontsize=10)
         if note := panel_note(ds, mode):
             ax.text(
                 0.5,
@@ -121,7 +162,7 @@ def phase_figure(
             ax.set_xscale("log")
         if ylog:
             ax.set_yscale("log")
-    for ax in panels[-1]:
+    for ax in bottom_panels(panels, len(modes)):
         ax.set_xlabel(LABELS.get(xname, xname), fontsize=8)
     for ax in panels[:, 0]:
         ax.set_ylabel(LABELS.get(yname, yname), fontsize=8)
@@ -188,17 +229,7 @@ def boundary_figure(
     xlog, ylog = is_log_axis(xv), is_log_axis(yv)
     X, Y = np.meshgrid(_edges(xv, xlog), _edges(yv, ylog), indexing="ij")
     modes = list(est["mode"].values)
-    ncol = min(3, len(modes))
-    nrow = -(-len(modes) // ncol)
-    fig, panels = plt.subplots(
-        nrow,
-        ncol,
-        figsize=(3.5 * ncol, 3.2 * nrow + 0.6),
-        sharex=True,
-        sharey=True,
-        constrained_layout=True,
-        squeeze=False,
-    )
+    fig, panels = mode_panels(len(modes), sharex=True, sharey=True)
     mesh = None
     for ax, mode in zip(panels.flat, modes):
         e = est.sel(mode=mode, quantity=quantity)
@@ -212,14 +243,13 @@ def boundary_figure(
         ax.set_xlim(X.min(), X.max())
         ax.set_ylim(Y.min(), Y.max())
         flag = " [flagged]" if bool(e["flagged"]) else ""
-        ax.set_title(TITLES.get(mode, mode) + flag, fontsize=10)
+        ax.set_title(mode_title(mode) + flag, fontsize=10)
         if xlog:
             ax.set_xscale("log")
         if ylog:
             ax.set_yscale("log")
-    for ax in panels.flat[len(modes) :]:
-        ax.set_visible(False)
-    panels[-1, ncol // 2].set_xlabel(LABELS.get(xname, xname), fontsize=9)  # one label, centred (long labels overlap)
+    low = bottom_panels(panels, len(modes))
+    low[len(low) // 2].set_xlabel(LABELS.get(xname, xname), fontsize=9)  # one label, centred (long labels overlap)
     fig.supylabel(LABELS.get(yname, yname), fontsize=9)
     if mesh is not None:
         fig.colorbar(mesh, ax=panels, shrink=0.8, label=f"empirical {QUANTITY_LABELS.get(quantity, quantity)}")

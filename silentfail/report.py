@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from .figures import mode_panels
 from .sim.scenario import MODES
 
 
@@ -76,7 +77,7 @@ def panel_note(ds: xr.Dataset, mode: str) -> str:
     notes = []
     pf = ds["p_fail"].sel(mode=mode).values
     if not np.any(pf >= 0.5):
-        thr = getattr(scenario_from_dict(json.loads(ds.attrs["scenario"])).thresholds, mode)
+        thr = scenario_from_dict(json.loads(ds.attrs["scenario"])).thresholds.threshold(mode)
         top = float(np.nanmax(ds["final_value_mean"].sel(mode=mode).values))
         notes.append(
             f"no cell fails: P(fail) <= {_fmt(float(np.nanmax(pf)))}, mean final metric <= {_fmt(top, 3)} "
@@ -276,8 +277,9 @@ def trace_markdown(trace: xr.Dataset, verdict: xr.Dataset) -> str:
         for d in verdict.detector.values
     ]
     out += ["## Detector calibration", "", _md_table(["detector", "achieved false-alarm rate", "SE"], far_rows), ""]
-    fig, axes = plt.subplots(2, 3, figsize=(10, 5.5), sharex=True, constrained_layout=True)
-    for ax, m in zip(axes.flat, MODES):
+    modes = list(trace["mode"].values)
+    fig, axes = mode_panels(len(modes), width=3.33, height=2.75, extra=0.0, sharex=True)
+    for ax, m in zip(axes.flat, modes):
         ax.plot(trace["round"], trace["mode_metric"].sel(mode=m), color="#0072B2", lw=1.5)
         ax.axhline(float(trace["threshold"].sel(mode=m)), color="black", ls=":", lw=1)
         tf = int(verdict["failure_round"].sel(mode=m))

@@ -50,7 +50,8 @@ from .changepoint import changepoint_log_odds
 from .mechanism import REPORT_SENSITIVITY, report_noise_std
 from .metrics import directional_bias_amplification
 from .observe import OBSERVABLES, available_access
-from .scenario import DETECTORS, MODES, Scenario
+from .registry import DETECTOR_NAMES, DETECTORS, MODES
+from .scenario import Scenario
 from .world import ALIGN_AXIS, SPU_AXIS
 
 CUSUM_K = 0.5  # reference value (drift allowance) in noise standard deviations
@@ -327,7 +328,7 @@ def inspection_statistic(obs: dict, pub: Public, sc: Scenario) -> Array:
 
 def audit_statistic(obs: dict, pub: Public, sc: Scenario) -> Array:
     """The central audit (the oracle; needs the personal models and the raw data): the
-    six mode metrics of the deployed models themselves, s_t = [metric_m(theta_1:N,t)]_m,
+    mode metrics of the deployed models themselves, s_t = [metric_m(theta_1:N,t)]_m,
     before the FM's reference values are subtracted
     (:func:`silentfail.sim.ground_truth.round_metrics`).
 
@@ -338,7 +339,7 @@ def audit_statistic(obs: dict, pub: Public, sc: Scenario) -> Array:
         sc: the scenario (for the public DP noise scale and the horizon).
 
     Returns:
-        (T, 6) one channel per mode.
+        (T, modes) one channel per registered mode.
     """
     return obs["obs_audit"]
 
@@ -413,10 +414,53 @@ REGISTRY: dict[str, Detector] = {
             ),
             inspection_statistic,
         ),
-        Detector("central_audit", ("personal_model_audit",), tuple(Channel(m, (m,)) for m in MODES), audit_statistic),
+        Detector("central_audit", ("personal_model_audit",), (), audit_statistic),  # channels: refresh_audit
     )
 }
-assert tuple(REGISTRY) == DETECTORS
+
+
+def refresh_audit() -> None:
+    """Give the central audit one channel per registered mode (it watches every mode;
+    called again whenever a mode is registered)."""
+    REGISTRY["central_audit"] = REGISTRY["central_audit"]._replace(channels=tuple(Channel(m, (m,)) for m in MODES))
+
+
+refresh_audit()
+assert tuple(REGISTRY) == tuple(DETECTORS)
+
+
+def register_detector(detector: Detector) -> Detector:
+    """Add ``detector`` to the registry: it is calibrated like the built-in ones (split
+    conformal on the scenario's null runs) and enters every verdict of a scenario whose
+    access it survives (``monitor.detectors`` may name it).
+
+    Args:
+        detector: a new identifier name, observables of :data:`~silentfail.sim.observe.OBSERVABLES`
+            (its required access follows from them), channels watching registered modes,
+            and a statistic ``(obs, pub, scenario) -> (T, len(channels))``, higher = more
+            alarming, traceable by JAX.
+
+    Returns:
+        The detector.
+
+    Raises:
+        ValueError: naming what is wrong with the record.
+    """
+    if not detector.name.isidentifier():
+        raise ValueError(f"detector name {detector.name!r} must be an identifier")
+    if detector.name in REGISTRY:
+        raise ValueError(f"detector {detector.name!r} is already registered")
+    if bad := [o for o in detector.observables if o not in OBSERVABLES]:
+        raise ValueError(f"detector {detector.name!r}: unknown observable(s) {bad}; known: {', '.join(OBSERVABLES)}")
+    if not detector.channels:
+        raise ValueError(f"detector {detector.name!r} has no channels")
+    if bad := sorted({m for ch in detector.channels for m in ch.watches} - set(MODES)):
+        raise ValueError(f"detector {detector.name!r} watches unknown mode(s) {bad}; modes: {', '.join(MODES)}")
+    if not callable(detector.statistic):
+        raise ValueError(f"detector {detector.name!r}: statistic must be callable")
+    REGISTRY[detector.name] = detector
+    DETECTOR_NAMES.append(detector.name)
+    return detector
 
 
 def watched(name: str) -> tuple[str, ...]:

@@ -20,6 +20,7 @@ from . import metrics as mt
 from .observe import client_reports
 from .personalize import client_maps, logistic_personalize
 from .population import Context, Population
+from .registry import RoundView, plugin_modes
 from .scenario import Scenario
 from .shifts import drift_strength, interpolate
 from .world import ClientWorld, alignment_score, client_moments
@@ -116,8 +117,9 @@ def round_panel(sc: Scenario, ctx: Context, pop: Population, t: Array) -> Panel:
 
 
 def round_metrics(sc: Scenario, ctx: Context, pop: Population, theta_g: Array, pc: dict) -> dict:
-    """Ground truth of the six modes for one round, pooled over the clients'
-    :func:`client_pass` outputs ``pc``."""
+    """Ground truth of the modes for one round, pooled over the clients'
+    :func:`client_pass` outputs ``pc``: the six built-in modes' kernels, then each
+    plugin mode's round metric on the same outputs (``sim/registry.py``)."""
     world = ctx.world
     w = pop.weight
     align_g = alignment_score(theta_g, world)
@@ -145,7 +147,9 @@ def round_metrics(sc: Scenario, ctx: Context, pop: Population, theta_g: Array, p
     # fairness collapse: mt.group_accuracy_gap or mt.accuracy_spread (the quantile shared);
     # the FM's value (mt.fm_fairness) is subtracted after the run
     fair = mt.group_accuracy_gap(group_acc) if sc.thresholds.fairness_metric == "group_gap" else acc_mean - lo[0]
-    mode = jnp.stack([hi[0], hi[1], fair, hi[2], hi[3], mt.alignment_erosion(align_fm, align_g)])
+    builtin = [hi[0], hi[1], fair, hi[2], hi[3], mt.alignment_erosion(align_fm, align_g)]
+    view = RoundView(sc, ctx, pop, theta_g, pc)
+    mode = jnp.stack(builtin + [jnp.asarray(m.metric(view), builtin[0].dtype).reshape(()) for m in plugin_modes()])
     reports = client_reports(pc, misalign, ece)
     return dict(
         reports=reports,

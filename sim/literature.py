@@ -58,12 +58,19 @@ TRACE_QUANTITIES = (
     "bias_amp_mean",
     "global_spurious_weight",
 )
-QUANTITIES = (
-    tuple(f"mode:{m}" for m in MODES)
-    + tuple(f"failed:{m}" for m in MODES)
-    + TRACE_QUANTITIES
-    + ("minority_acc", "global_minority_acc_p0", "drift", "public_rounds")
-)
+
+
+def quantities() -> tuple[str, ...]:
+    """The quantities :func:`measure` returns per run: each registered mode's late
+    metric and failure, the trace quantities, and the claim-specific ones."""
+    return (
+        tuple(f"mode:{m}" for m in MODES)
+        + tuple(f"failed:{m}" for m in MODES)
+        + TRACE_QUANTITIES
+        + ("minority_acc", "global_minority_acc_p0", "drift", "public_rounds")
+    )
+
+
 #: The reduced size every literature scenario runs at (a claim may override it).
 SMALL = {
     "population.num_clients": 300,
@@ -401,7 +408,7 @@ def _compiled(scenario_json: str, paths: tuple[str, ...]):
 
 
 def measure(sc: Scenario, arms: tuple[dict[str, Any], ...], seeds: int) -> np.ndarray:
-    """QUANTITIES of ``seeds`` runs (seeds 0..S-1, the seeds of :func:`~silentfail.sim.run.run`)
+    """The :func:`quantities` of ``seeds`` runs (seeds 0..S-1, the seeds of :func:`~silentfail.sim.run.run`)
     of each arm of ``sc``: array (arms, seeds, quantities). Arms that step one traceable float
     field share one compiled program; otherwise each arm compiles its own."""
     scenarios = [sc.replace(**arm) for arm in arms]  # validates every arm
@@ -430,14 +437,16 @@ def _silence(claim: Claim, seeds: int) -> np.ndarray:
 
     path = next(iter(claim.arms[0]))
     ds = sweep(claim.scenario(), {path: [arm[path] for arm in claim.arms]}, seeds=seeds)
-    out = np.full((len(claim.arms), seeds, len(SILENCE_QUANTITIES)), np.nan, np.float32)
+    out = np.full((len(claim.arms), seeds, len(silence_quantities())), np.nan, np.float32)
     out[..., : len(MODES)] = ds["silent"].values
     out[..., len(MODES) :] = ds["failure_round"].values >= 0
     out[~ds["valid_run"].values] = np.nan
     return out
 
 
-SILENCE_QUANTITIES = tuple(f"silent:{m}" for m in MODES) + tuple(f"failed:{m}" for m in MODES)
+def silence_quantities() -> tuple[str, ...]:
+    """The quantities of a silence claim per run: each registered mode's silence and failure."""
+    return tuple(f"silent:{m}" for m in MODES) + tuple(f"failed:{m}" for m in MODES)
 
 
 def run_claim(claim: Claim | str, seeds: int | None = None) -> xr.Dataset:
@@ -449,9 +458,9 @@ def run_claim(claim: Claim | str, seeds: int | None = None) -> xr.Dataset:
     if seeds < 2:
         raise ValueError(f"seeds must be >= 2 (a standard error needs two), got {seeds}")
     if claim.kind == "silence":
-        values, names = _silence(claim, seeds), SILENCE_QUANTITIES
+        values, names = _silence(claim, seeds), silence_quantities()
     else:
-        values, names = measure(claim.scenario(), claim.arms, seeds), QUANTITIES
+        values, names = measure(claim.scenario(), claim.arms, seeds), quantities()
     x = [str(v) for v in claim.x] if isinstance(claim.x[0], str) else list(claim.x)
     ds = xr.Dataset(
         {"value": (("arm", "seed", "quantity"), values)},

@@ -73,7 +73,7 @@ OBS_COORDS = {
     "probe_score": ["alignment", "p0_acc"],
     "fedeval_stat": ["alignment", "p0_acc", "ece", "misalignment"],
     "inspect_stat": ["align_proj_max", "spu_proj_max", "norm_max"],
-    "mode": list(MODES),
+    "mode": MODES,  # live: every registered mode
 }
 
 #: DP-noised secure sums released each round, for the privacy accounting.

@@ -22,6 +22,8 @@ from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .registry import BUILTIN_MODES, DETECTORS, MODE_REGISTRY, MODES
+
 #: The largest magnitude of a number in a scenario (squares stay finite in float32).
 MAX_MAGNITUDE = 1e15
 
@@ -164,6 +166,23 @@ class Shifts(_Section):
         description="overall shift strength f: every client sits at f between its base and its fully shifted distribution (shifts.interpolate); 0 = no shift",
     )
     temporal: Temporal = Field(default_factory=Temporal, description="temporal drift of all the above")
+    by_family: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="parameters of plugin shift families, e.g. {prior_tilt = {delta = 0.2}}; a family named here is on",
+    )
+
+    @model_validator(mode="after")
+    def _known_families(self) -> Shifts:
+        if self.by_family:
+            from .shifts import SHIFT_FAMILIES  # the registry (plugins add to it)
+
+            builtin = {"label_shift", "attribute_imbalance", "spurious_correlation", "covariate_shift", "concept_shift"}
+            if bad := sorted(set(self.by_family) - (set(SHIFT_FAMILIES) - builtin)):
+                raise ValueError(
+                    f"shifts.by_family: {bad} are not plugin shift families; registered: "
+                    f"{', '.join(sorted(set(SHIFT_FAMILIES) - builtin)) or 'none'} (the built-in ones have their own fields)"
+                )
+        return self
 
 
 class Population(_Section):
@@ -344,16 +363,6 @@ class Federation(_Section):
         return self
 
 
-MODES = (
-    "amplified_bias",
-    "confidence_miscalibration",
-    "fairness_collapse",
-    "adaptation_misalignment",
-    "out_of_domain_degradation",
-    "alignment_erosion",
-)
-
-
 class Thresholds(_Section):
     """Failure thresholds of the six modes' round metrics (see sim/metrics.py)."""
 
@@ -401,9 +410,13 @@ class Thresholds(_Section):
         "3 excludes the one- and two-round excursions that resampling the participants causes while any failure "
         "lasting a tenth of a 30-round horizon counts",
     )
-    persist_by_mode: dict[Literal[MODES], Annotated[int, Field(ge=1, le=1000)]] = Field(
+    persist_by_mode: dict[str, Annotated[int, Field(ge=1, le=1000)]] = Field(
         default_factory=dict,
         description="per-mode persistence overriding persist, e.g. {alignment_erosion = 5}",
+    )
+    by_mode: dict[str, Pos] = Field(
+        default_factory=dict,
+        description="thresholds of plugin modes, overriding their registered defaults, e.g. {memorization = 0.02}",
     )
     ece_bins: int = Field(15, ge=2, le=100, description="bins of the calibration error")
     ece_kind: Literal["classwise", "top_label"] = Field(
@@ -412,23 +425,26 @@ class Thresholds(_Section):
         "the taxonomy's definition) or 'top_label' (Guo et al.: confidence max(p, 1-p) against accuracy); both are in the trace",
     )
 
+    @model_validator(mode="after")
+    def _known_modes(self) -> Thresholds:
+        for field in ("persist_by_mode", "by_mode"):
+            if bad := sorted(set(getattr(self, field)) - set(MODES)):
+                raise ValueError(f"thresholds.{field}: unknown mode(s) {bad}; modes: {', '.join(MODES)}")
+        if builtin := sorted(set(self.by_mode) & set(BUILTIN_MODES)):
+            raise ValueError(f"thresholds.by_mode: {builtin} are built-in modes: set thresholds.<mode> instead")
+        return self
+
+    def threshold(self, mode: str) -> float:
+        """The failure threshold of ``mode``: the field of a built-in mode, else
+        ``by_mode`` or the plugin mode's registered default."""
+        if mode in BUILTIN_MODES:
+            return getattr(self, mode)
+        return self.by_mode.get(mode, MODE_REGISTRY[mode].threshold)
+
     def persistence(self) -> tuple[int, ...]:
-        """Rounds of persistence of each mode (MODES order)."""
-        return tuple(self.persist_by_mode.get(m, self.persist) for m in MODES)
-
-
-#: The detectors of sim/detectors.py (taxonomy ids).
-DETECTORS = (
-    "aggregate_monitor",
-    "group_stratified_monitor",
-    "server_probe_eval",
-    "federated_evaluation",
-    "update_direction_monitor",
-    "cusum_detector",
-    "bayesian_changepoint",
-    "update_inspection",
-    "central_audit",
-)
+        """Rounds of persistence of each mode (MODES order): ``persist_by_mode``, else a
+        plugin mode's registered persist, else ``persist``."""
+        return tuple(self.persist_by_mode.get(m, MODE_REGISTRY[m].persist or self.persist) for m in MODES)
 
 
 class Monitor(_Section):

@@ -14,6 +14,7 @@ References:
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -120,21 +121,143 @@ def compose(*fns: ShiftFn) -> ShiftFn:
     return f
 
 
+class ShiftFamily(NamedTuple):
+    """A shift family in the registry :func:`from_scenario` composes.
+
+    Attributes:
+        id: the taxonomy node id (an identifier).
+        build: ``(world, scenario) -> ShiftFn | None``: the family's shift function at the
+            scenario's parameters, None when the scenario leaves it off.
+        changes: what the family changes (one line).
+        keeps: the invariant it keeps (one line).
+        invariant: ``(base, shifted) -> ()`` the largest violation of the invariant by a
+            shifted client (0 when it holds; ``tests/sim/test_shifts.py`` checks it on draws).
+        reference: the family's citation.
+    """
+
+    id: str
+    build: Callable[[World, Scenario], ShiftFn | None]
+    changes: str
+    keeps: str
+    invariant: Callable[[ClientWorld, ClientWorld], Array]
+    reference: str = ""
+
+
+def _a_given_y(pi: Array) -> Array:
+    return pi / pi.sum(-1, keepdims=True)
+
+
+def _y_given_a(pi: Array) -> Array:
+    return pi / pi.sum(-2, keepdims=True)
+
+
+def _gap(a: Array, b: Array) -> Array:
+    return jnp.max(jnp.abs(a - b))
+
+
+def _same_cells(base: ClientWorld, shifted: ClientWorld) -> Array:
+    """Violation of P(x | y, a) unchanged: the cell means and the covariance scale."""
+    return jnp.maximum(_gap(base.mu, shifted.mu), _gap(base.scale, shifted.scale))
+
+
+_MT = "Moreno-Torres et al. (2012), A unifying view on dataset shift in classification"
+_YANG = "Yang, Zhang, Katabi, Ghassemi (2023), Change is Hard: A Closer Look at Subpopulation Shift, ICML"
+
+#: The shift families, in the order :func:`from_scenario` applies them (each with its own
+#: key: ``compose`` splits one per active family, so the order fixes the numbers).
+SHIFT_FAMILIES: dict[str, ShiftFamily] = {
+    f.id: f
+    for f in (
+        ShiftFamily(
+            "label_shift",
+            lambda w, sc: None if sc.shifts.label_alpha is None else label_shift(w, alpha=sc.shifts.label_alpha),
+            "P(y)",
+            "P(x | y, a) and P(a | y)",
+            lambda b, s: jnp.maximum(_same_cells(b, s), _gap(_a_given_y(b.pi), _a_given_y(s.pi))),
+            _MT,
+        ),
+        ShiftFamily(
+            "attribute_imbalance",
+            lambda w, sc: (
+                None if sc.shifts.attribute_alpha is None else attribute_imbalance(w, alpha=sc.shifts.attribute_alpha)
+            ),
+            "P(a)",
+            "P(x | y, a) and P(y | a)",
+            lambda b, s: jnp.maximum(_same_cells(b, s), _gap(_y_given_a(b.pi), _y_given_a(s.pi))),
+            _YANG,
+        ),
+        ShiftFamily(
+            "spurious_correlation",
+            lambda w, sc: (
+                None
+                if sc.shifts.spurious_mean is None
+                else spurious_correlation(w, mean=sc.shifts.spurious_mean, spread=sc.shifts.spurious_spread)
+            ),
+            "P(y | a)",
+            "P(x | y, a) and P(a)",
+            lambda b, s: jnp.maximum(_same_cells(b, s), _gap(b.pi.sum(-2), s.pi.sum(-2))),
+            _YANG,
+        ),
+        ShiftFamily(
+            "covariate_shift",
+            lambda w, sc: (
+                covariate_shift(w, scale=sc.shifts.covariate_scale, var_spread=sc.shifts.covariate_var_spread)
+                if (sc.shifts.covariate_scale > 0 or sc.shifts.covariate_var_spread > 0)
+                else None
+            ),
+            "P(x) and P(x | y, a)",
+            "P(y, a)",
+            lambda b, s: _gap(b.pi, s.pi),
+            _MT,
+        ),
+        ShiftFamily(
+            "concept_shift",
+            lambda w, sc: concept_shift(w, angle=sc.shifts.concept_angle) if sc.shifts.concept_angle > 0 else None,
+            "P(y | x) and P(x | y)",
+            "P(y, a) and the norm of each group's causal direction",
+            lambda b, s: jnp.maximum(
+                _gap(b.pi, s.pi),
+                _gap(jnp.linalg.norm(b.mu[1] - b.mu[0], axis=-1), jnp.linalg.norm(s.mu[1] - s.mu[0], axis=-1)),
+            ),
+            _MT,
+        ),
+    )
+}
+
+
+def register_shift_family(family: ShiftFamily) -> ShiftFamily:
+    """Add ``family`` after the registered ones (``silentfail.plugins.register_shift_family``
+    is the public way); its parameters are ``shifts.by_family.<id>`` of a scenario.
+
+    Args:
+        family: a family with a new identifier id.
+
+    Returns:
+        The family.
+
+    Raises:
+        ValueError: the id is taken or not an identifier.
+    """
+    if not family.id.isidentifier():
+        raise ValueError(f"shift family id {family.id!r} must be an identifier")
+    if family.id in SHIFT_FAMILIES:
+        raise ValueError(f"shift family {family.id!r} is already registered")
+    SHIFT_FAMILIES[family.id] = family
+    return family
+
+
 def from_scenario(world: World, sc: Scenario) -> ShiftFn:
-    """The composition of the scenario's active shift families, in the fixed order
-    label -> attribute -> spurious -> covariate -> concept."""
-    s = sc.shifts
-    fns: list[ShiftFn] = []
-    if s.label_alpha is not None:
-        fns.append(label_shift(world, alpha=s.label_alpha))
-    if s.attribute_alpha is not None:
-        fns.append(attribute_imbalance(world, alpha=s.attribute_alpha))
-    if s.spurious_mean is not None:
-        fns.append(spurious_correlation(world, mean=s.spurious_mean, spread=s.spurious_spread))
-    if s.covariate_scale > 0 or s.covariate_var_spread > 0:
-        fns.append(covariate_shift(world, scale=s.covariate_scale, var_spread=s.covariate_var_spread))
-    if s.concept_angle > 0:
-        fns.append(concept_shift(world, angle=s.concept_angle))
+    """The composition of the scenario's active shift families, in registry order
+    (label -> attribute -> spurious -> covariate -> concept -> the plugins').
+
+    Args:
+        world: the base world.
+        sc: the scenario (or a traced view of it).
+
+    Returns:
+        The composed shift function (``identity`` when no family is active).
+    """
+    fns = [fn for fam in SHIFT_FAMILIES.values() if (fn := fam.build(world, sc)) is not None]
     return compose(*fns) if fns else identity
 
 

@@ -102,7 +102,7 @@ def mode_failures(mode_metric, acc_mean, fm_fairness, fm_acc_mean, thresholds, x
     Returns (metric (T, modes), Failures)."""
     fair = xp.asarray([m == "fairness_collapse" for m in MODES])
     metric = mode_metric - fm_fairness * fair[None, :]
-    thr = xp.stack([xp.asarray(getattr(thresholds, m), dtype=metric.dtype) for m in MODES])
+    thr = xp.stack([xp.asarray(thresholds.threshold(m), dtype=metric.dtype) for m in MODES])
     holds = acc_mean >= fm_acc_mean - thresholds.fairness_mean_tolerance
     cond = xp.where(fair[None, :], holds[:, None], True)
     return metric, failure_rounds(metric, thr, cond, xp.asarray(thresholds.persistence()), xp=xp)
@@ -142,7 +142,7 @@ def build_trace(sc: Scenario, seed: int, rounds: dict, *, fm: dict, accounting: 
         fm["acc_mean"],
         th,
     )
-    thr = np.array([getattr(th, m) for m in MODES])
+    thr = np.array([th.threshold(m) for m in MODES])
     client = rounds["client"]
     C = np.asarray(client["acc"]).shape[1]
     coords = {
@@ -174,7 +174,7 @@ def build_trace(sc: Scenario, seed: int, rounds: dict, *, fm: dict, accounting: 
         spec = OBSERVABLES[ob]
         for key, dims in zip(spec.keys, spec.dims):
             data[key] = (("round",) + dims, np.asarray(rounds[key]))
-            coords.update({d: OBS_COORDS[d] for d in dims if d in OBS_COORDS})
+            coords.update({d: list(OBS_COORDS[d]) for d in dims if d in OBS_COORDS})
     for k, v in client.items():
         arr = np.asarray(v)
         dims = ("round", "client", _CLIENT_THIRD_DIM.get(k, "group")) if arr.ndim == 3 else ("round", "client")

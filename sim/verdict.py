@@ -40,6 +40,7 @@ import xarray as xr
 from .batch import NULL_STRENGTH, run_batch
 from .detectors import Calibration, Layout, Public, deployed, first_over, layout, statistics
 from .detectors import calibrate as calibrate_thresholds
+from .registry import DETECTORS
 from .scenario import MODES, Scenario, scenario_from_dict
 from .seeds import NULL_SEED0
 from .trace import Trace, scenario_of
@@ -276,6 +277,11 @@ def verdict(trace: Trace, calibrated: Calibrated | None = None) -> xr.Dataset:
             "thresholds.persist); simulate it again to judge it under the current rules"
         )
     sc = scenario_of(trace)
+    if (modes := [str(m) for m in trace["mode"].values]) != list(MODES):
+        raise ValueError(
+            f"this trace's modes {modes} are not the registered ones {list(MODES)}: "
+            "load the plugins it was simulated with (--plugin), and only those"
+        )
     if calibrated is None:
         calibrated = calibrate(sc)
     elif calibrated.scenario != sc.to_json():
@@ -284,6 +290,11 @@ def verdict(trace: Trace, calibrated: Calibrated | None = None) -> xr.Dataset:
             f"not this trace's {sc.name!r}); calibrate(scenario_of(trace)) makes the right one"
         )
     lay, cal = calibrated.layout, calibrated.calibration
+    if lay.watches.shape[1] != len(MODES) or any(d not in DETECTORS for d in lay.detectors):
+        raise ValueError(
+            "the calibration was made under other registered modes or detectors (a plugin loaded or unloaded since): "
+            "calibrate again"
+        )
     attr = (calibrated.null_failure_rate_lifted, calibrated.null_cause)
     stats = trace_statistics(trace)
     alarm = np.asarray(first_over(jnp.asarray(stats), jnp.asarray(cal.thresholds, jnp.float32)))

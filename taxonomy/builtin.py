@@ -1106,6 +1106,24 @@ def _builtin() -> Taxonomy:
     return tax
 
 
+#: Taxonomy extensions registered by plugins (``silentfail.plugins.register_taxonomy_extension``),
+#: applied in order on top of the built-in graph by :func:`builtin_taxonomy`.
+PLUGIN_EXTENSIONS: list[dict] = []
+
+
+@lru_cache(maxsize=4)
+def _with_plugins(extensions: tuple[int, ...]) -> Taxonomy:
+    from .validate import extend
+
+    tax = _builtin()
+    for data in PLUGIN_EXTENSIONS:
+        tax, _ = extend(tax, data)  # validated when it was registered
+    return tax
+
+
 def builtin_taxonomy() -> Taxonomy:
-    """A fresh copy of the built-in taxonomy (safe to extend)."""
-    return _builtin().copy()
+    """A fresh copy of the built-in taxonomy (safe to extend), with the nodes and edges
+    of every plugin's registered extension."""
+    if not PLUGIN_EXTENSIONS:
+        return _builtin().copy()
+    return _with_plugins(tuple(id(e) for e in PLUGIN_EXTENSIONS)).copy()

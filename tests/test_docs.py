@@ -29,6 +29,12 @@ def test_the_docs_site_builds_strict(tmp_path):
     api = (site / "api" / "index.html").read_text()
     assert "group_accuracy_gap" in api and "attribute_null" in api  # rendered from the docstrings
     assert "silentfail simulate" in (site / "cli" / "index.html").read_text()
+    # the examples are included by the snippets extension, not left as snippet lines
+    examples = (site / "examples" / "index.html").read_text()
+    assert "8&lt;" not in examples and "8 &lt;" not in examples and "--8<" not in examples
+    assert examples.count('<span class="nf">main</span>') >= 6  # every example's source, rendered
+    plugin_howto = (site / "howto" / "plugins" / "index.html").read_text()
+    assert "squared_loss_gap" in plugin_howto and "8&lt;" not in plugin_howto
 
 
 def test_no_reference_to_a_file_outside_the_repository():

@@ -61,12 +61,12 @@ def test_claim_quantities_are_the_engines_trace_values():
     tr = run(claim.scenario().replace(**arm), 3)
     late = lambda v: float(tr[v].values[-8:].mean())  # noqa: E731 - 30 rounds: the last quarter is 8 rounds
     for name in ("global_p0_acc", "acc_parity_gap", "global_alignment", "acc_mean"):
-        np.testing.assert_allclose(values[L.QUANTITIES.index(name)], late(name), rtol=2e-5, atol=2e-6)
+        np.testing.assert_allclose(values[L.quantities().index(name)], late(name), rtol=2e-5, atol=2e-6)
     for i, m in enumerate(tr.mode.values):
         np.testing.assert_allclose(
-            values[L.QUANTITIES.index(f"mode:{m}")], float(tr.mode_metric.values[-8:, i].mean()), rtol=2e-5, atol=2e-6
+            values[L.quantities().index(f"mode:{m}")], float(tr.mode_metric.values[-8:, i].mean()), rtol=2e-5, atol=2e-6
         )
-        assert values[L.QUANTITIES.index(f"failed:{m}")] == float(tr.failed.values[i])
+        assert values[L.quantities().index(f"failed:{m}")] == float(tr.failed.values[i])
 
 
 def test_client_drift_is_fedavgs_fixed_point():

@@ -94,3 +94,56 @@ def test_composition_and_interpolation():
 def test_drift_strength(kind, expect):
     sc = Scenario(shifts={"temporal": {"kind": kind, "ramp_rounds": 4}})
     assert np.allclose(np.asarray(sh.drift_strength(sc, jnp.array([0, 2, 4, 8]))), expect)
+
+
+FAMILY_DRAWS = {
+    "label_shift": lambda: sh.label_shift(WORLD, alpha=1.0),
+    "attribute_imbalance": lambda: sh.attribute_imbalance(WORLD, alpha=1.0),
+    "spurious_correlation": lambda: sh.spurious_correlation(WORLD, mean=0.8, spread=0.1),
+    "covariate_shift": lambda: sh.covariate_shift(WORLD, scale=0.5, var_spread=0.3),
+    "concept_shift": lambda: sh.concept_shift(WORLD, angle=0.5),
+}
+
+
+def _violation(family: str, fn) -> float:
+    base = jax.tree.map(lambda a: jnp.broadcast_to(a, (N,) + a.shape), BASE)
+    return float(jnp.max(jax.vmap(sh.SHIFT_FAMILIES[family].invariant)(base, draw(fn))))
+
+
+@pytest.mark.parametrize("family", sorted(FAMILY_DRAWS))
+def test_registered_invariant_holds_for_its_family_and_not_for_the_others(family):
+    assert list(sh.SHIFT_FAMILIES)[:5] == list(FAMILY_DRAWS)  # the application order fixes the numbers
+    assert _violation(family, FAMILY_DRAWS[family]()) < 1e-5
+    broken = [other for other, make in FAMILY_DRAWS.items() if _violation(family, make()) > 1e-3]
+    assert broken, f"no other family violates {family}'s invariant: it says nothing"
+
+
+def test_plugin_shift_family_is_applied_with_its_scenario_parameters():
+    from silentfail import plugins
+    from silentfail.sim.scenario import ScenarioError, preset
+
+    def prior_tilt(world, sc):
+        params = sc.shifts.by_family.get("prior_tilt")
+        if params is None:
+            return None
+
+        def f(client, key):  # P(y = +1) up by delta, P(a | y) kept
+            py = client.pi.sum(axis=1)
+            new = jnp.array([py[0] - params["delta"], py[1] + params["delta"]])
+            return client._replace(pi=new[:, None] * client.pi / py[:, None])
+
+        return f
+
+    with plugins.isolated():
+        plugins.register_shift_family(
+            sh.ShiftFamily(
+                "prior_tilt", prior_tilt, "P(y)", "P(x | y, a) and P(a | y)", sh.SHIFT_FAMILIES["label_shift"].invariant
+            )
+        )
+        sc = Scenario(shifts={"by_family": {"prior_tilt": {"delta": 0.1}}})
+        c = draw(sh.from_scenario(WORLD, sc))
+        np.testing.assert_allclose(np.asarray(c.pi.sum(-1))[:, 1], float(BASE.pi.sum(-1)[1]) + 0.1, atol=1e-6)
+        assert _violation("prior_tilt", sh.from_scenario(WORLD, sc)) < 1e-5
+        assert sh.from_scenario(WORLD, Scenario()) is sh.identity  # off unless named
+    with pytest.raises(ScenarioError, match="shifts.by_family: \\['prior_tilt'\\] are not plugin shift families"):
+        preset("default").replace(**{"shifts.by_family": {"prior_tilt": {"delta": 0.1}}})
