@@ -289,7 +289,27 @@ def check(
     fit_options: dict | None = None,
 ) -> CheckResult:
     """Check a hypothesis on ``scenario`` (default: the 'phase' preset) by sweeping its
-    region (module docstring)."""
+    region (module docstring).
+
+    Args:
+        hypothesis: the text (or a parsed Hypothesis), e.g. ``for all lambda <= 0.1 and
+            shift >= 0.5, P(silent fairness collapse) >= 0.9 under secure aggregation + central DP``.
+        scenario: the scenario swept (default: the ``phase`` preset).
+        seeds: seeds per grid cell.
+        points: grid values per bounded axis.
+        model: ``cell`` (independent Jeffreys posteriors per cell), ``probit`` or ``gp``.
+        seed: the seed of the posterior draws.
+        store: optional folder for the sweep and the per-cell posterior.
+        progress: optional progress callback of the sweep.
+        fit_options: passed to the boundary fit (probit, gp).
+
+    Returns:
+        CheckResult: the posterior probability that the hypothesis holds at every cell
+        of its region, the per-cell posteriors, the failing cells and the sweep.
+
+    Raises:
+        HypothesisError: text the grammar does not accept, naming the unknown word.
+    """
     from .constraints import with_constraints
     from .sim.sweep import sweep
 

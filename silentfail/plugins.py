@@ -63,6 +63,16 @@ def _changed() -> None:
     clear_caches()
 
 
+def _register(add, record):
+    """``add(record)`` with its ValueError as a PluginError, then drop the compiled programs."""
+    try:
+        add(record)
+    except ValueError as exc:
+        raise PluginError(str(exc)) from None
+    _changed()
+    return record
+
+
 def register_mode(mode: Mode) -> Mode:
     """Register a failure mode: the engine computes its round metric every round, the
     trace, verdicts, sweeps, phase figures and reports carry it, and the central audit
@@ -104,12 +114,7 @@ def register_detector(detector: Detector) -> Detector:
     """
     from .sim.detectors import register_detector as add
 
-    try:
-        add(detector)
-    except ValueError as exc:
-        raise PluginError(str(exc)) from None
-    _changed()
-    return detector
+    return _register(add, detector)
 
 
 def register_aggregator(aggregator: Aggregator) -> Aggregator:
@@ -126,12 +131,7 @@ def register_aggregator(aggregator: Aggregator) -> Aggregator:
     """
     from .sim.aggregators import register_aggregator as add
 
-    try:
-        add(aggregator)
-    except ValueError as exc:
-        raise PluginError(str(exc)) from None
-    _changed()
-    return aggregator
+    return _register(add, aggregator)
 
 
 def register_shift_family(family: ShiftFamily) -> ShiftFamily:
@@ -152,12 +152,7 @@ def register_shift_family(family: ShiftFamily) -> ShiftFamily:
     """
     from .sim.shifts import register_shift_family as add
 
-    try:
-        add(family)
-    except ValueError as exc:
-        raise PluginError(str(exc)) from None
-    _changed()
-    return family
+    return _register(add, family)
 
 
 def register_taxonomy_extension(data: dict) -> None:

@@ -20,7 +20,21 @@ from .world import param_direction
 
 def crafted_updates(sc: Scenario, ctx: Context, delta: Array, key: Array) -> Array:
     """Byzantine clients' updates: along +alignment direction (erodes refusal), along
-    +spurious direction (amplifies bias), the honest update flipped, or noise."""
+    +spurious direction (amplifies bias), the honest update flipped, or noise.
+
+    The ``alignment`` and ``spurious`` attacks are the universal evasion of the taxonomy:
+    every Byzantine client sends s e (norm s = ``byzantine_scale``), the same vector, so
+    the secure sum moves by s e times their share of the reports.
+
+    Args:
+        sc: the scenario (``byzantine_kind``, ``byzantine_scale``).
+        ctx: the world (its alignment and spurious directions).
+        delta: (N, D) the honest updates.
+        key: a JAX PRNG key (the noise attack).
+
+    Returns:
+        (N, D) the crafted updates (the engine uses them for the Byzantine clients only).
+    """
     f = sc.federation
     D = delta.shape[-1]
     if f.byzantine_kind == "alignment":

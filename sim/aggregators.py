@@ -36,6 +36,8 @@ from typing import NamedTuple
 import jax.numpy as jnp
 from jax import Array
 
+from .registry import check_new_id
+
 #: combine(delta (N, D), mask (N,), weight (N,), federation) -> mean update (D,)
 Combine = Callable[[Array, Array, Array, object], Array]
 
@@ -148,10 +150,7 @@ def register_aggregator(aggregator: Aggregator) -> Aggregator:
     Raises:
         ValueError: the id is taken or is not an identifier.
     """
-    if not aggregator.id.isidentifier():
-        raise ValueError(f"aggregator id {aggregator.id!r} must be an identifier")
-    if aggregator.id in AGGREGATORS:
-        raise ValueError(f"aggregator {aggregator.id!r} is already registered")
+    check_new_id("aggregator", aggregator.id, AGGREGATORS)
     AGGREGATORS[aggregator.id] = aggregator
     return aggregator
 

@@ -50,7 +50,7 @@ from .changepoint import changepoint_log_odds
 from .mechanism import REPORT_SENSITIVITY, report_noise_std
 from .metrics import directional_bias_amplification
 from .observe import OBSERVABLES, available_access
-from .registry import DETECTOR_NAMES, DETECTORS, MODES
+from .registry import DETECTOR_NAMES, DETECTORS, MODES, check_new_id
 from .scenario import Scenario
 from .world import ALIGN_AXIS, SPU_AXIS
 
@@ -89,7 +89,14 @@ class Detector(NamedTuple):
 
 def ffill(x: Array) -> Array:
     """Carry the last released value over rounds that released nothing (NaN) along axis
-    0; leading NaNs take the first released value."""
+    0; leading NaNs take the first released value.
+
+    Args:
+        x: (T, ...) values over rounds, NaN where nothing was released.
+
+    Returns:
+        x with every NaN replaced by the last released value (all NaN stays NaN).
+    """
     finite = jnp.isfinite(x)
     first = jnp.take_along_axis(x, jnp.argmax(finite, axis=0)[None], axis=0)[0]
 
@@ -225,7 +232,19 @@ def direction_statistic(obs: dict, pub: Public, sc: Scenario) -> Array:
 
 def cusum(v: Array, sigma: Array, k: float = CUSUM_K) -> Array:
     """One-sided CUSUM for a decrease of the stream v_t: S_0 = 0,
-    S_t = max(0, S_{t-1} + (v_{t-1} - v_t) / sigma_t - k)."""
+    S_t = max(0, S_{t-1} + (v_{t-1} - v_t) / sigma_t - k).
+
+    Args:
+        v: (T,) or (T, k) the stream (NaN-free: carried forward by :func:`ffill`).
+        sigma: its noise standard deviation per round (broadcast against ``v``).
+        k: the reference value (drift allowance) in noise standard deviations.
+
+    Returns:
+        S_t over rounds, the shape of ``v``.
+
+    Reference:
+        Page (1954), Continuous Inspection Schemes, Biometrika 41.
+    """
     x = jnp.concatenate([jnp.zeros(1), (v[:-1] - v[1:]) / sigma[1:]]) - k
 
     def step(s, xt):
@@ -446,10 +465,7 @@ def register_detector(detector: Detector) -> Detector:
     Raises:
         ValueError: naming what is wrong with the record.
     """
-    if not detector.name.isidentifier():
-        raise ValueError(f"detector name {detector.name!r} must be an identifier")
-    if detector.name in REGISTRY:
-        raise ValueError(f"detector {detector.name!r} is already registered")
+    check_new_id("detector", detector.name, REGISTRY)
     if bad := [o for o in detector.observables if o not in OBSERVABLES]:
         raise ValueError(f"detector {detector.name!r}: unknown observable(s) {bad}; known: {', '.join(OBSERVABLES)}")
     if not detector.channels:
@@ -464,14 +480,28 @@ def register_detector(detector: Detector) -> Detector:
 
 
 def watched(name: str) -> tuple[str, ...]:
-    """The modes a detector watches (union over its channels), in mode order."""
+    """The modes a detector watches (union over its channels), in mode order.
+
+    Args:
+        name: a registered detector.
+
+    Returns:
+        The modes its channels watch.
+    """
     w = {m for ch in REGISTRY[name].channels for m in ch.watches}
     return tuple(m for m in MODES if m in w)
 
 
 def deployed(sc: Scenario) -> tuple[str, ...]:
     """The detectors that run: those the monitor names (default all) whose required
-    access the constraints leave."""
+    access the constraints leave.
+
+    Args:
+        sc: the scenario (its constraints and ``monitor.detectors``).
+
+    Returns:
+        The deployed detector names, in registry order.
+    """
     acc = available_access(sc)
     names = sc.monitor.detectors if sc.monitor.detectors is not None else DETECTORS
     return tuple(d for d in DETECTORS if d in names and set(REGISTRY[d].requires) <= acc)
@@ -487,7 +517,14 @@ class Layout(NamedTuple):
 
 
 def layout(detectors: tuple[str, ...]) -> Layout:
-    """The channels of these detectors, flattened, with their owners and watched modes."""
+    """The channels of these detectors, flattened, with their owners and watched modes.
+
+    Args:
+        detectors: detector names (e.g. :func:`deployed`).
+
+    Returns:
+        Layout(detectors, channel names "detector/channel", owner (K,), watches (K, modes)).
+    """
     names, owner, watches = [], [], []
     for i, d in enumerate(detectors):
         for ch in REGISTRY[d].channels:
@@ -500,14 +537,32 @@ def layout(detectors: tuple[str, ...]) -> Layout:
 
 
 def statistics(obs: dict, pub: Public, sc: Scenario, detectors: tuple[str, ...]) -> Array:
-    """(T, K) per-round statistics of every channel of ``detectors``."""
+    """(T, K) per-round statistics of every channel of ``detectors``.
+
+    Args:
+        obs: the observables over rounds (``obs_*`` arrays, leading axis T).
+        pub: what the server knows without clients (the FM's public scores).
+        sc: the scenario.
+        detectors: the detectors whose channels are computed, in this order.
+
+    Returns:
+        (T, K) the channels' statistics, detector by detector.
+    """
     if not detectors:
         return jnp.zeros((obs["obs_count"].shape[0], 0))
     return jnp.concatenate([REGISTRY[d].statistic(obs, pub, sc) for d in detectors], axis=-1)
 
 
 def first_over(stats: Array, thresholds: Array) -> Array:
-    """First round with s_t > h for each channel (-1 if never; NaN never alarms)."""
+    """First round with s_t > h for each channel (-1 if never; NaN never alarms).
+
+    Args:
+        stats: (T, K) per-round statistics.
+        thresholds: (K,) thresholds h.
+
+    Returns:
+        (K,) int, the first round t with s_t > h, or -1.
+    """
     over = stats > thresholds
     return jnp.where(over.any(0), jnp.argmax(over, axis=0), -1)
 
@@ -565,7 +620,18 @@ def calibrate(null_max: np.ndarray, owner: np.ndarray, n_detectors: int, alpha: 
     first quarter of the runs fixes the score function, the second quarter sets the
     conformal quantile (:func:`_split_conformal`), and the second half (held out)
     measures the achieved false-alarm rate. A detector with too few runs for alpha is
-    uncalibrated and never alarms (the scenario validator prevents it)."""
+    uncalibrated and never alarms (the scenario validator prevents it).
+
+    Args:
+        null_max: (S, K) each null run's horizon maximum of every channel (NaN: never released).
+        owner: (K,) the detector index of each channel.
+        n_detectors: the number of detectors.
+        alpha: the false-alarm rate per detector over the horizon.
+
+    Returns:
+        Calibration: per-channel thresholds (+inf where uncalibrated), and per detector the
+        achieved false-alarm rate on the held-out half with its binomial standard error.
+    """
     x = np.asarray(null_max, np.float64)
     x = np.where(np.isnan(x), -np.inf, x)
     x = np.where(np.isfinite(x), x, np.sign(x) * 1e30)

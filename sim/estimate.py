@@ -478,7 +478,24 @@ def fit_boundary(
     samples: int = 1000,
     seed: int = 0,
 ) -> BoundaryFit:
-    """Posterior of the phase boundary of ``counts`` (module docstring)."""
+    """Posterior of the phase boundary of ``counts`` (module docstring).
+
+    Args:
+        counts: the per-cell successes and trials over a two-axis grid (:func:`sweep_counts`).
+        model: ``probit`` (a smooth boundary y = b(x) in a basis of ``n_basis`` functions)
+            or ``gp`` (a Gaussian-process surface with a Hilbert-space basis).
+        link: ``probit`` or ``logit`` of the cell probability.
+        n_basis: basis functions of the boundary.
+        smooth: prior scale of the boundary's roughness.
+        direction: +1 when the probability grows with y, -1 when it falls, None to infer it.
+        chains, warmup, samples: NUTS chains and their warm-up and kept draws.
+        seed: the sampler's seed.
+
+    Returns:
+        BoundaryFit: posterior draws of the boundary on a fine x grid, the fitted surface,
+        and the diagnostics (R-hat, bulk and tail ESS, divergences) with ``flagged`` set
+        when they fail.
+    """
     if model not in MODELS:
         raise EstimateError(f"unknown model {model!r}; models: {', '.join(MODELS)}")
     if link not in LINKS:
@@ -648,7 +665,22 @@ def estimate(
 ) -> tuple[xr.Dataset, dict[tuple[str, str], BoundaryFit]]:
     """Boundary posteriors of every (mode, quantity) of a two-axis sweep, as one Dataset
     over (mode, quantity, x_fine) and (mode, quantity, x, y) with the diagnostics; also
-    the fits themselves."""
+    the fits themselves.
+
+    Args:
+        ds: a two-axis sweep (:func:`silentfail.sim.sweep.sweep`).
+        modes: the modes to fit (default: all).
+        quantities: ``fail`` (P(fail)) and/or ``silent`` (P(silent)).
+        model: ``probit`` or ``gp`` (:func:`fit_boundary`).
+        along: the axis the boundary is a function of (default: the sweep's first).
+        chains, warmup, samples, seed: NUTS settings.
+        progress: optional callback ``progress(done, total)``.
+        **kw: passed to :func:`fit_boundary`.
+
+    Returns:
+        (Dataset of the boundaries' medians and 90% bands, the posterior surfaces and the
+        diagnostics, {(mode, quantity): BoundaryFit}).
+    """
     modes = tuple(modes or MODES)
     fits: dict[tuple[str, str], BoundaryFit] = {}
     jobs = [(m, q) for m in modes for q in quantities]
@@ -824,7 +856,25 @@ def fit_onset(
     docstring). ``mask``: observed rounds (default: the finite values). ``threshold``:
     with it, draws of the failure round T_f = the first round whose mean is below it
     (``below=True``) or above it. ``scale`` = (loc, scale) standardizes y (default: each
-    trajectory's own mean and std)."""
+    trajectory's own mean and std).
+
+    Args:
+        y: (T,) or (N, T) trajectories.
+        kind: ``hinge`` (b_0 + b_1 t/T + b_2 (t - tau)_+/T: the slope changes at tau)
+            or ``level`` (b_0 + b_1 1[t >= tau]: the mean steps at tau).
+        threshold: optional level that defines the failure round.
+        below: the failure is the mean going below (True) or above ``threshold``.
+        mask: (T,) or (N, T) observed rounds.
+        scale: (loc, scale) to standardize with.
+        prior: the coefficient and noise priors.
+        draws: posterior draws of the change point.
+        seed: the draws' seed.
+
+    Returns:
+        OnsetPosterior: the exact posterior p_tau (N, T) over the change round
+        (coefficients marginalized in closed form, the noise scale on a grid), the draws
+        of the failure round T_f when ``threshold`` is given, and the log evidence.
+    """
     y = np.atleast_2d(np.asarray(y, float))
     N, T = y.shape
     X = onset_design(T, kind)

@@ -28,8 +28,19 @@ from .world import ClientWorld, alignment_score, client_moments
 QUANTILE = 0.9
 
 
-def _deployed(sc: Scenario, ctx: Context, pop: Population, theta_g: Array, t: Array) -> tuple[Array, ClientWorld]:
-    """Every client's personalized model this round and the distribution it faces."""
+def deployed_models(sc: Scenario, ctx: Context, pop: Population, theta_g: Array, t: Array) -> tuple[Array, ClientWorld]:
+    """Every client's personalized model this round and the distribution it faces.
+
+    Args:
+        sc: the scenario.
+        ctx: the world, the FM and the teacher.
+        pop: the clients (their maps P_c, b_c, or their data in logistic mode).
+        theta_g: (D,) the global model.
+        t: the round (for the temporal drift).
+
+    Returns:
+        (theta_c (N, D) = P_c theta_g + b_c, the clients' distributions this round).
+    """
     if sc.shifts.temporal.kind != "none":
         cw = interpolate(pop.base, pop.shifted, drift_strength(sc, t))
         M, m = jax.vmap(client_moments, in_axes=(None, 0))(ctx.world, cw)
@@ -50,7 +61,7 @@ def client_pass(sc: Scenario, ctx: Context, block: ClientBlock, theta_g: Array, 
     models and every per-client metric on them (see sim/metrics.py). Clients are
     independent here, so the block can be any subset (``sim.scale.to_blocks``)."""
     world, pop = ctx.world, block.pop
-    theta_c, cw = _deployed(sc, ctx, pop, theta_g, t)
+    theta_c, cw = deployed_models(sc, ctx, pop, theta_g, t)
     cm = mt.client_metrics_batch(theta_c, cw, world)
     cal = mt.calibration_batch(cm.cells.mean, cm.cells.sd, cw.pi, ctx.confidence, bins=sc.thresholds.ece_bins)
     p0_c = mt.base_accuracy(theta_c, world)

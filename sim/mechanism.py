@@ -34,7 +34,15 @@ class Aggregate(NamedTuple):
 
 
 def clip_updates(delta: Array, clip: float | None) -> Array:
-    """Delta_c * min(1, C / |Delta_c|)."""
+    """Delta_c * min(1, C / |Delta_c|).
+
+    Args:
+        delta: (N, D) updates.
+        clip: the norm bound C (None: no clipping).
+
+    Returns:
+        (N, D) the clipped updates.
+    """
     if clip is None:
         return delta
     norm = jnp.linalg.norm(delta, axis=-1, keepdims=True)
@@ -42,7 +50,16 @@ def clip_updates(delta: Array, clip: float | None) -> Array:
 
 
 def local_noise(delta: Array, key: Array, sc: Scenario) -> Array:
-    """Local DP: each client adds N(0, (z C)^2 I) to its clipped update before it leaves."""
+    """Local DP: each client adds N(0, (z C)^2 I) to its clipped update before it leaves.
+
+    Args:
+        delta: (N, D) clipped updates.
+        key: a JAX PRNG key.
+        sc: the scenario (``federation.dp``, ``noise_multiplier`` z, ``clip`` C).
+
+    Returns:
+        (N, D) the updates as they leave the clients (unchanged without local DP).
+    """
     f = sc.federation
     if f.dp != "local":
         return delta
@@ -58,7 +75,18 @@ def secure_aggregate(delta: Array, mask: Array, weight: Array, key: Array, sc: S
     the count is exact. Under central DP the round always releases: the contributions are
     withheld below m, the noise never is, and the count (= the weight sum: the DP weights
     are 1) is released with N(0, z^2) noise (sensitivity 1), an accounted release of its
-    own (``sim/privacy.py``), so nothing leaves the round unnoised."""
+    own (``sim/privacy.py``), so nothing leaves the round unnoised.
+
+    Args:
+        delta: (N, D) clipped (and locally noised) updates.
+        mask: (N,) this round's reports.
+        weight: (N,) FedAvg weights (1 under DP).
+        key: a JAX PRNG key (the central noise).
+        sc: the scenario.
+
+    Returns:
+        Aggregate(update_sum (D,), weight_sum (), count ()): what the server receives.
+    """
     f = sc.federation
     count = jnp.sum(mask)
     released = count >= f.secagg_min
@@ -77,7 +105,16 @@ def secure_aggregate(delta: Array, mask: Array, weight: Array, key: Array, sc: S
 def participation_draw(sc: Scenario, q: Array, key: Array) -> tuple[Array, Array]:
     """This round's reports: the mask (N,) of clients that joined, did not drop out and
     got a slot, and the number that joined and did not drop out (the slots cut the
-    difference; with ``clients_per_round >= N``, as DP requires, they cut nothing)."""
+    difference; with ``clients_per_round >= N``, as DP requires, they cut nothing).
+
+    Args:
+        sc: the scenario (``dropout``, ``clients_per_round``).
+        q: (N,) the clients' participation probabilities.
+        key: a JAX PRNG key.
+
+    Returns:
+        (mask (N,) float 0/1, the number of volunteers ()).
+    """
     f = sc.federation
     k1, k2, k3 = jax.random.split(key, 3)
     N = q.shape[0]
@@ -91,7 +128,16 @@ def participation_draw(sc: Scenario, q: Array, key: Array) -> tuple[Array, Array
 
 
 def participants(sc: Scenario, q: Array, key: Array) -> Array:
-    """Mask (N,) of this round's reports: joined, not dropped, within the slots."""
+    """Mask (N,) of this round's reports: joined, not dropped, within the slots.
+
+    Args:
+        sc: the scenario.
+        q: (N,) participation probabilities.
+        key: a JAX PRNG key.
+
+    Returns:
+        (N,) float 0/1 mask.
+    """
     return participation_draw(sc, q, key)[0]
 
 
@@ -104,7 +150,16 @@ REPORT_SENSITIVITY = {"report": 1.0, "group": 2.0, "fedeval": (1.0 + 1.0 + 1.0 +
 
 def report_noise_std(sc: Scenario, sensitivity: float, count: Array) -> Array:
     """Std of the DP noise on a secure sum of per-client vectors of L2 norm <= sensitivity:
-    z s on the sum (central), z s sqrt(count) (local: each client noises its own), 0 without DP."""
+    z s on the sum (central), z s sqrt(count) (local: each client noises its own), 0 without DP.
+
+    Args:
+        sc: the scenario.
+        sensitivity: the L2 bound s of one client's report vector.
+        count: the number of reports.
+
+    Returns:
+        The noise standard deviation per coordinate of the released sum.
+    """
     f = sc.federation
     if f.dp == "central":
         return f.noise_multiplier * sensitivity * jnp.ones_like(count)
@@ -117,7 +172,19 @@ def release(values: Array, mask: Array, sensitivity: float, key: Array, sc: Scen
     """Secure sum over the participants of per-client report vectors, DP-noised like the
     updates. Below the secure-aggregation threshold: NaN (nothing released) without
     central DP; under central DP the contributions are withheld and the noise is
-    released, as for the updates (:func:`secure_aggregate`)."""
+    released, as for the updates (:func:`secure_aggregate`).
+
+    Args:
+        values: (N, ...) each client's report vector.
+        mask: (N,) this round's reports.
+        sensitivity: the vectors' L2 bound (:data:`REPORT_SENSITIVITY`).
+        key: a JAX PRNG key.
+        sc: the scenario.
+
+    Returns:
+        (...) the released sum, sum_c mask_c values_c + noise; NaN below the threshold
+        without central DP (under it, only the noise).
+    """
     count = jnp.sum(mask)
     released = count >= sc.federation.secagg_min
     total = jnp.tensordot(mask, values, axes=(0, 0))

@@ -125,6 +125,9 @@ def directional_bias_amplification(
 
     Reference:
         Wang, Russakovsky (2021), Directional Bias Amplification, ICML.
+
+    Returns:
+        BA, shape (...): positive when the model exaggerates the data's disparity.
     """
     present = present_groups(mass) if present is None else present
     w = jnp.where(present, mass, 0.0)
@@ -523,7 +526,16 @@ def pooled_group_accuracy(group_acc: Array, group_mass: Array, weight: Array) ->
 
         Acc_a = sum_c w_c P_c(a) Acc_c(a) / sum_c w_c P_c(a),
 
-    ``group_acc`` and ``group_mass`` (N, G), ``weight`` (N,) the pooling weights n_c / mean(n)."""
+    ``group_acc`` and ``group_mass`` (N, G), ``weight`` (N,) the pooling weights n_c / mean(n).
+
+    Args:
+        group_acc: (N, G) each client's accuracy in each group, Acc_c(a).
+        group_mass: (N, G) the group masses P_c(a) (0 where a group is absent).
+        weight: (N,) the clients' pooling weights.
+
+    Returns:
+        (G,) the pooled group accuracies Acc_a.
+    """
     gm = weight[:, None] * group_mass
     return (gm * group_acc).sum(0) / gm.sum(0)
 
@@ -533,14 +545,29 @@ def group_accuracy_gap(pooled: Array) -> Array:
     max_a Acc_a - min_a Acc_a of the pooled group accuracies (:func:`pooled_group_accuracy`).
     The mode's metric is its growth over the FM's gap on the same clients while mean
     accuracy holds (Oh & Bui: aggregation widens the performance gap while the mean
-    holds; this package's formalization)."""
+    holds; this package's formalization).
+
+    Args:
+        pooled: (G,) pooled group accuracies.
+
+    Returns:
+        () max_a Acc_a - min_a Acc_a.
+    """
     return pooled.max() - pooled.min()
 
 
 def accuracy_spread(acc: Array, q: float = 0.1) -> Array:
     """Fairness collapse measured across clients (``fairness_metric = "client_spread"``):
     mean client accuracy minus its q-quantile (the worst-decile gap); its growth over the
-    FM's spread while mean accuracy holds (this package's formalization)."""
+    FM's spread while mean accuracy holds (this package's formalization).
+
+    Args:
+        acc: (N,) the clients' accuracies.
+        q: the quantile (0.1: the worst decile).
+
+    Returns:
+        () mean(acc) - quantile_q(acc).
+    """
     return acc.mean() - quantile(acc, q)
 
 
@@ -568,7 +595,19 @@ def fm_fairness(kind: str, theta0: Array, shifted: ClientWorld, weight: Array, w
 def within_round_drop(p0_start: Array, p0_end: Array, align_start: Array, align_end: Array) -> Array:
     """Adaptation misalignment (mode 4): the larger of the drops of base-world accuracy
     and probe alignment from the model a round starts from to the model after the K
-    local steps (this package's formalization)."""
+    local steps (this package's formalization).
+
+        max(acc_P0(theta_start) - acc_P0(theta_end), A(theta_start) - A(theta_end))
+
+    Args:
+        p0_start: base-world accuracy of the model the round starts from (the global model).
+        p0_end: base-world accuracy after the local steps (per client).
+        align_start: probe alignment A of the starting model.
+        align_end: probe alignment after the local steps (per client).
+
+    Returns:
+        The drop per client (broadcast shape of the inputs).
+    """
     return jnp.maximum(p0_start - p0_end, align_start - align_end)
 
 
@@ -598,14 +637,35 @@ def out_of_domain_drop(
 ) -> Array:
     """Out-of-domain degradation (mode 5): the larger of the mean accuracy drop on other
     clients' distributions (axis 0, ``mask`` selecting the other clients) and the P0
-    accuracy drop, both relative to the FM (this package's formalization)."""
+    accuracy drop, both relative to the FM (this package's formalization).
+
+        max( sum_r mask_r (Acc_FM(r) - Acc_theta(r)) / sum_r mask_r, acc_P0(theta_0) - acc_P0(theta) )
+
+    Args:
+        fm_acc_other: (R, ...) the FM's accuracy on the panel clients.
+        acc_other: (R, N) each personal model's accuracy on the panel clients.
+        p0_fm: () the FM's P0 accuracy.
+        p0: (N,) each personal model's P0 accuracy.
+        mask: (R, N) 1 where the panel client is another client (default: all).
+
+    Returns:
+        (N,) the out-of-domain drop of each personal model.
+    """
     mask = jnp.ones_like(acc_other) if mask is None else mask
     drop = ((fm_acc_other - acc_other) * mask).sum(0) / jnp.maximum(mask.sum(0), 1.0)
     return jnp.maximum(drop, p0_fm - p0)
 
 
 def alignment_erosion(align_fm: Array, align: Array) -> Array:
-    """Alignment erosion (mode 6): A(theta_0) - A(theta_t) (this package's formalization)."""
+    """Alignment erosion (mode 6): A(theta_0) - A(theta_t) (this package's formalization).
+
+    Args:
+        align_fm: () the FM's probe alignment A(theta_0).
+        align: the alignment of the model(s) at round t.
+
+    Returns:
+        A(theta_0) - A(theta_t), positive when the alignment erodes.
+    """
     return align_fm - align
 
 

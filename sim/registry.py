@@ -142,6 +142,23 @@ MODES = LiveNames(lambda: tuple(MODE_REGISTRY))
 DETECTORS = LiveNames(lambda: DETECTOR_NAMES)
 
 
+def check_new_id(kind: str, ident: str, registry) -> None:
+    """Refuse a registration whose id is not an identifier or is taken.
+
+    Args:
+        kind: what is registered ("mode", "detector", ...), for the message.
+        ident: the new id.
+        registry: the ids registered so far (a dict or list).
+
+    Raises:
+        ValueError: naming the id and what is wrong with it.
+    """
+    if not (isinstance(ident, str) and ident.isidentifier()):
+        raise ValueError(f"{kind} id {ident!r} must be an identifier")
+    if ident in registry:
+        raise ValueError(f"{kind} {ident!r} is already registered")
+
+
 def plugin_modes() -> tuple[Mode, ...]:
     """The registered modes that are not built in, in registration order."""
     return tuple(m for m in MODE_REGISTRY.values() if not m.builtin)
@@ -159,10 +176,7 @@ def add_mode(mode: Mode) -> Mode:
     Raises:
         ValueError: naming what is wrong with the record.
     """
-    if not mode.id.isidentifier():
-        raise ValueError(f"mode id {mode.id!r} must be an identifier")
-    if mode.id in MODE_REGISTRY:
-        raise ValueError(f"mode {mode.id!r} is already registered")
+    check_new_id("mode", mode.id, MODE_REGISTRY)
     if mode.metric is None or not callable(mode.metric):
         raise ValueError(f"mode {mode.id!r}: metric must be a function of a RoundView")
     if not (isinstance(mode.threshold, (int, float)) and mode.threshold > 0):

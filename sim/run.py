@@ -45,9 +45,12 @@ def run(
     devices: int | None = None,
 ) -> Trace:
     """Simulate ``scenario`` with ``seed``: build the population, scan the rounds, and
-    return the Trace (ground truth of the six modes, observables, DP epsilon).
+    return the Trace (ground truth of the registered modes, observables, DP epsilon).
 
     Args:
+        scenario: the scenario (validated; ``sf.preset(name)`` or ``sf.load_scenario(path)``).
+        seed: an integer in [0, 2**30 - 1]; the population and the rounds draw from
+            ``jax.random.key(seed)`` split in two.
         on_nonfinite: ``"raise"`` (default) raises SimulationError naming the first
             non-finite round; ``"flag"`` returns the trace with ``attrs["nonfinite_round"]``.
         chunk: clients per block of the per-client work (bounds memory); ``"auto"``
@@ -57,6 +60,16 @@ def run(
             ``population.num_clients`` must be divisible by it.
 
     The numbers do not depend on ``chunk`` or ``devices`` beyond float round-off.
+
+    Returns:
+        The Trace, an ``xarray.Dataset`` over (round, mode, client, group, param, ...):
+        each mode's metric, threshold, failure round and transients, the pooled ground
+        truth, the observables the constraints allow, the per-client metrics of the first
+        ``population.trace_clients`` clients, and the scenario, seed and privacy
+        accounting in its attrs.
+
+    Raises:
+        SimulationError: a non-finite or diverging run with ``on_nonfinite="raise"``.
     """
     seed = check_seed(seed)
     if on_nonfinite not in ("raise", "flag"):

@@ -633,7 +633,17 @@ def _fields_of(model: type[BaseModel], prefix: str) -> list[FieldDoc]:
 def scenario_fields(section: str | None = None) -> list[FieldDoc]:
     """Every field of a scenario (or of one section: world, fm, shifts, population,
     personalization, federation, thresholds, monitor) with its type, range, default and
-    description, in declaration order (``silentfail fields``)."""
+    description, in declaration order (``silentfail fields``).
+
+    Args:
+        section: one section's name, or None for every field.
+
+    Returns:
+        One ``FieldDoc(path, type, range, default, description)`` per leaf field.
+
+    Raises:
+        ScenarioError: an unknown section.
+    """
     sections = {k: f.annotation for k, f in Scenario.model_fields.items() if _is_section(f.annotation)}
     if section is not None and section not in sections:
         raise ScenarioError(f"unknown section {section!r}; sections: {', '.join(sections)}")
@@ -734,7 +744,18 @@ EXHIBIT_KINDS = ("fails", "silent", "detected")
 
 def preset_exhibits(name: str) -> dict[str, str]:
     """The modes a preset is built to show and how (its ``[exhibits]`` table: mode ->
-    one of :data:`EXHIBIT_KINDS`); a test holds every preset to its promise."""
+    one of :data:`EXHIBIT_KINDS`); a test holds every preset to its promise.
+
+    Args:
+        name: a preset name (:func:`preset_names`).
+
+    Returns:
+        ``{mode: "silent" | "detected"}`` for the modes the preset promises.
+
+    Raises:
+        ScenarioError: an unknown preset, or an ``[exhibits]`` table naming an unknown mode
+            or kind.
+    """
     table = _preset_data(name).get("exhibits", {})
     for mode, kind in table.items():
         if mode not in MODES:

@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
+from .registry import check_new_id
 from .scenario import Scenario
 from .world import ClientWorld, World, Y
 
@@ -238,10 +239,7 @@ def register_shift_family(family: ShiftFamily) -> ShiftFamily:
     Raises:
         ValueError: the id is taken or not an identifier.
     """
-    if not family.id.isidentifier():
-        raise ValueError(f"shift family id {family.id!r} must be an identifier")
-    if family.id in SHIFT_FAMILIES:
-        raise ValueError(f"shift family {family.id!r} is already registered")
+    check_new_id("shift family", family.id, SHIFT_FAMILIES)
     SHIFT_FAMILIES[family.id] = family
     return family
 

@@ -77,6 +77,10 @@ def failure_rounds(metric: Any, threshold: Any, condition: Any = None, persist: 
             must also hold (e.g. fairness collapse counts only while mean accuracy holds);
             persist: (modes,) ints (default 1).
         xp: ``numpy`` or ``jax.numpy`` (the sweep runs this inside ``jit``).
+
+    Returns:
+        Failures(round (modes,) T_f with -1 for never, transients (modes,) the number of
+        crossings shorter than ``persist`` that ended before the horizon).
     """
     over = metric > threshold[None, :]
     if condition is not None:

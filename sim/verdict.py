@@ -83,7 +83,19 @@ def judge(failure_round: np.ndarray, det_rounds: np.ndarray, grace: int, lead: i
     """Judge failures against the detectors' first counting alarms ``det_rounds``
     (..., modes, detectors): detected = failed and some alarm in [T_f - lead, T_f + grace];
     silent = failed and not detected; early warning = failed and some alarm before
-    T_f - lead (reported apart: it does not detect the failure)."""
+    T_f - lead (reported apart: it does not detect the failure).
+
+    Args:
+        failure_round: (..., modes) T_f, -1 where the mode does not fail.
+        det_rounds: (..., modes, detectors) each detector's first alarm counting for the
+            mode (-1: none).
+        grace: rounds after T_f within which an alarm still detects.
+        lead: rounds before T_f from which an alarm detects.
+
+    Returns:
+        Judgement of (..., modes) arrays: detection round T_d (first alarm in the
+        window, -1), detected, silent, delay T_d - T_f and early warning.
+    """
     t_f = failure_round[..., None]
     failed = failure_round >= 0
     alarmed = (det_rounds >= 0) & (t_f >= 0)
@@ -174,7 +186,20 @@ def attribute_null(
     """Who causes the failures of the null runs, tested by lifting each cause
     (:func:`liftable_causes`) and running the null again: (the null failure rate with
     every cause lifted, :func:`null_cause`) per mode. Extra runs happen only where a
-    mode is caused without shift and there is something to lift."""
+    mode is caused without shift and there is something to lift.
+
+    Args:
+        sc: the scenario (its null: ``shifts.strength`` = 0 unless ``paths`` say otherwise).
+        cal: its calibration (the null failure rates decide which modes are tested).
+        paths: the fields that make the null (set to ``values``).
+        values: their null values (default: 0 for the shift strength).
+
+    Returns:
+        (modes,) the null failure rate with every present cause lifted (the unlifted
+        rate when nothing is tested), and (modes,) the cause (:func:`null_cause`): the
+        lifted causes that clear the mode, or "personalization" when none does ("" where
+        the mode is not caused without shift).
+    """
     caused = caused_without_shift(cal, sc.monitor.alpha)
     rate = np.asarray(cal.null_failure_rate, float)
     causes = liftable_causes(sc)
@@ -214,7 +239,15 @@ def _null_attribution(scenario_json: str) -> tuple[np.ndarray, np.ndarray]:
 def calibration(sc: Scenario) -> tuple[Layout, Calibration]:
     """The deployed detectors' channel layout and their thresholds, calibrated on
     ``monitor.calibration_seeds`` null runs to false-alarm rate ``monitor.alpha``
-    (:func:`calibrate_on_null`; cached per scenario)."""
+    (:func:`calibrate_on_null`; cached per scenario).
+
+    Args:
+        sc: the scenario.
+
+    Returns:
+        (Layout of the deployed detectors' channels, Calibration with the thresholds h_k,
+        the achieved false-alarm rates and the null runs' failure rates).
+    """
     return _calibration(sc.to_json())
 
 
@@ -253,7 +286,16 @@ class Calibrated(NamedTuple):
 def calibrate(sc: Scenario) -> Calibrated:
     """Calibrate the deployed detectors of ``sc`` on ``monitor.calibration_seeds`` null
     runs (:func:`calibration`) and attribute the null failures (:func:`attribute_null`);
-    cached per scenario."""
+    cached per scenario.
+
+    Args:
+        sc: the scenario whose detectors are calibrated (its null is ``monitor.null``).
+
+    Returns:
+        The :class:`Calibrated` value :func:`verdict` takes: the layout, per-channel
+        thresholds, achieved false-alarm rates with their standard errors, and the null
+        runs' failure rates and causes.
+    """
     lay, cal = calibration(sc)
     lifted, cause = _null_attribution(sc.to_json())
     return Calibrated(sc.to_json(), lay, cal, lifted, cause)

@@ -131,7 +131,18 @@ def detectors_for(
     detectors: Iterable[str] | None = None,
 ) -> list[str]:
     """The detectors of ``mode`` (of ``scope``, among ``detectors`` if given) that survive
-    the constraint set."""
+    the constraint set.
+
+    Args:
+        tax: the taxonomy.
+        mode: a failure mode id.
+        constraints: the constraint ids in force.
+        scope: ``any``, ``deployed`` or ``global`` (see :func:`silent_modes`).
+        detectors: the detectors deployed (default: all).
+
+    Returns:
+        The surviving detector ids.
+    """
     pool = set(_check_ids(tax, detectors, NodeKind.DETECTOR, "detector")) if detectors is not None else None
     cons = tuple(constraints)
     return [
@@ -160,6 +171,9 @@ def silent_modes(
         detectors: the detectors deployed (default: all in the taxonomy).
         scope: ``any`` (default: a detector of either scope), ``deployed`` (only detectors
             of the personalized models' failures) or ``global`` (of the global model's).
+
+    Returns:
+        One SilentMode(mode, blocks, undeployed) per structurally silent mode.
     """
     cons = _check_ids(tax, constraints, NodeKind.CONSTRAINT, "constraint")
     pool = (
@@ -210,7 +224,18 @@ def causes_of(tax: Taxonomy, mode: str) -> dict[str, list[str]]:
 def paths(tax: Taxonomy, cause: str, mode: str, *, cutoff: int = 6, influences: bool = False) -> list[list[str]]:
     """All simple causal paths from ``cause`` to ``mode`` (sorted by length, then ids);
     with ``influences`` they may continue along mode-to-mode influence edges (a cause of
-    amplified bias reaching fairness collapse through the influence between them)."""
+    amplified bias reaching fairness collapse through the influence between them).
+
+    Args:
+        tax: the taxonomy.
+        cause: a shift, personalization, threat or constraint id.
+        mode: a failure mode id.
+        cutoff: the longest path (edges).
+        influences: follow influence edges between modes too.
+
+    Returns:
+        Each path as the list of node ids from ``cause`` to ``mode``.
+    """
     for i in (cause, mode):
         if i not in tax:
             raise SchemaError(f"unknown node {i!r}")
@@ -284,7 +309,17 @@ def minimal_silencing_sets(
     tax: Taxonomy, mode: str, *, scope: Scope = "any", max_size: int = 3
 ) -> list[tuple[str, ...]]:
     """The inclusion-minimal constraint sets (up to ``max_size``) that make ``mode``
-    structurally silent with every detector deployed."""
+    structurally silent with every detector deployed.
+
+    Args:
+        tax: the taxonomy.
+        mode: a failure mode id.
+        scope: ``any``, ``deployed`` or ``global``.
+        max_size: the largest set searched.
+
+    Returns:
+        The minimal constraint sets, smallest first.
+    """
     cons = tax.ids(NodeKind.CONSTRAINT)
     found: list[tuple[str, ...]] = []
     for k in range(0, max_size + 1):

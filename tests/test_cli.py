@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -484,3 +485,47 @@ def test_fields_lists_every_field_of_a_section_and_refuses_an_unknown_one(capsys
     assert "thresholds.persist" in flat and "thresholds.fairness_metric" in flat and "monitor.alpha" not in flat
     code, _, err = run(capsys, "fields", "nosuch")
     assert code == 2 and err.startswith("error: unknown section 'nosuch'") and len(err.strip().splitlines()) == 1
+
+
+def test_compilation_cache_dir_follows_the_environment(monkeypatch, tmp_path):
+    from silentfail.cli import compilation_cache_dir
+
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+    monkeypatch.delenv("SILENTFAIL_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert compilation_cache_dir() == tmp_path / "silentfail" / "jax"
+    monkeypatch.setenv("SILENTFAIL_CACHE_DIR", str(tmp_path / "mine"))
+    assert compilation_cache_dir() == tmp_path / "mine"
+    monkeypatch.setenv("SILENTFAIL_CACHE_DIR", "")
+    assert compilation_cache_dir() is None  # switched off
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "theirs"))
+    monkeypatch.delenv("SILENTFAIL_CACHE_DIR")
+    assert compilation_cache_dir() is None  # the user's own JAX cache is left alone
+
+
+def test_simulate_fills_the_persistent_compilation_cache(tmp_path):
+    """A second simulate of the same scenario finds its compiled programs on disk."""
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("JAX_PERSISTENT") and k != "JAX_COMPILATION_CACHE_DIR"
+    }
+    env["SILENTFAIL_CACHE_DIR"] = str(tmp_path / "cache")
+    args = [
+        sys.executable,
+        "-m",
+        "silentfail",
+        "simulate",
+        "--no-verdict",
+        "--set",
+        "population.num_clients=30",
+        "--set",
+        "federation.clients_per_round=30",
+        "--set",
+        "federation.rounds=3",
+    ]
+    proc = subprocess.run(args, capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    entries = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    assert entries, "no compiled program was cached"
+    again = subprocess.run(args, capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert again.returncode == 0 and again.stdout == proc.stdout  # same numbers from the cached programs
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == entries  # nothing new compiled

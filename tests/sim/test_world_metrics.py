@@ -193,7 +193,7 @@ def test_quantile_selection_equals_numpy():
 def test_calibration_quadrature_matches_a_16_point_rule_on_a_population(monkeypatch):
     """The 4-point Gauss-Legendre rule per bin against 16 points per bin, on the deployed
     models of 2,000 clients of two presets at three model scales: ECE within 2e-4."""
-    from silentfail.sim import federate as fd
+    from silentfail.sim import ground_truth as gt
     from silentfail.sim.population import build_population
     from silentfail.sim.scenario import preset
 
@@ -201,7 +201,7 @@ def test_calibration_quadrature_matches_a_16_point_rule_on_a_population(monkeypa
         sc = preset(name).replace(**{"population.num_clients": 2000, "federation.clients_per_round": 200})
         ctx, pop = build_population(sc, jax.random.key(0))
         for scale in (0.3, 1.0, 3.0):
-            theta_c, cw = fd._deployed(sc, ctx, pop, ctx.theta0 * scale, 0)
+            theta_c, cw = gt.deployed_models(sc, ctx, pop, ctx.theta0 * scale, 0)
             cm = mt.client_metrics_batch(theta_c, cw, ctx.world)
             args = (cm.cells.mean, cm.cells.sd, cw.pi, ctx.confidence)
             cal = mt.calibration_batch(*args, bins=15)
