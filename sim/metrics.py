@@ -41,7 +41,16 @@ class CellScores(NamedTuple):
 
 
 def cell_scores(theta: Array, cw: ClientWorld, world: World) -> CellScores:
-    """Mean and std of theta^T x~ in each cell of a client's distribution."""
+    """Mean and std of theta^T x~ in each cell of a client's distribution.
+
+    Args:
+        theta: (D,) the model (theta_x, b).
+        cw: the client's distribution (cell priors pi, means mu, covariance scale).
+        world: the base world (its cell covariances Sigma_a).
+
+    Returns:
+        CellScores: m_{y,a} = theta_x^T mu_{y,a} + b (2, G) and s_a = sqrt(scale theta_x^T Sigma_a theta_x) (G,).
+    """
     tx, b = theta[:-1], theta[-1]
     mean = jnp.einsum("yad,d->ya", cw.mu, tx) + b
     var = cw.scale * jnp.einsum("i,aij,j->a", tx, world.Sigma, tx)
@@ -49,17 +58,40 @@ def cell_scores(theta: Array, cw: ClientWorld, world: World) -> CellScores:
 
 
 def positive_rate(cs: CellScores) -> Array:
-    """P(yhat = +1 | y, a), shape (2, G)."""
+    """P(yhat = +1 | y, a), shape (2, G).
+
+    Args:
+        cs: the cell scores (:func:`cell_scores`).
+
+    Returns:
+        (2, G) Phi(m_{y,a} / s_a).
+    """
     return phi(cs.mean / cs.sd[None, :])
 
 
 def correct_rate(cs: CellScores) -> Array:
-    """P(correct | y, a) = Phi(y m_{y,a} / s_a), shape (2, G)."""
+    """P(correct | y, a) = Phi(y m_{y,a} / s_a), shape (2, G).
+
+    Args:
+        cs: the cell scores (:func:`cell_scores`).
+
+    Returns:
+        (2, G) the accuracy in each (label, group) cell.
+    """
     return phi(Y[:, None] * cs.mean / cs.sd[None, :])
 
 
 def accuracy(theta: Array, cw: ClientWorld, world: World) -> Array:
-    """Accuracy of theta on a client's distribution: sum_{y,a} pi(y,a) Phi(y m_{y,a} / s_a)."""
+    """Accuracy of theta on a client's distribution: sum_{y,a} pi(y,a) Phi(y m_{y,a} / s_a).
+
+    Args:
+        theta: (D,) the model.
+        cw: the client's distribution.
+        world: the base world.
+
+    Returns:
+        () the exact accuracy.
+    """
     return jnp.sum(cw.pi * correct_rate(cell_scores(theta, cw, world)))
 
 
@@ -89,7 +121,14 @@ GAP_TOL = 1e-6
 
 
 def present_groups(mass: Array) -> Array:
-    """Which groups a client has: P_c(a) >= :data:`GROUP_MASS_MIN` (bool, same shape)."""
+    """Which groups a client has: P_c(a) >= :data:`GROUP_MASS_MIN` (bool, same shape).
+
+    Args:
+        mass: group masses P_c(a), any shape.
+
+    Returns:
+        bool array of ``mass``'s shape.
+    """
     return mass >= GROUP_MASS_MIN
 
 
@@ -139,7 +178,15 @@ def directional_bias_amplification(
 
 
 def group_gap(rate: Array, present: Array) -> Array:
-    """max_a - min_a of ``rate`` (G, ...) over the groups present (0 with fewer than two)."""
+    """max_a - min_a of ``rate`` (G, ...) over the groups present (0 with fewer than two).
+
+    Args:
+        rate: (G, ...) a per-group rate.
+        present: (G, ...) bool, the groups present.
+
+    Returns:
+        (...) the range over the present groups.
+    """
     hi = jnp.max(jnp.where(present, rate, -jnp.inf), axis=0)
     lo = jnp.min(jnp.where(present, rate, jnp.inf), axis=0)
     return jnp.where(jnp.sum(present, axis=0) >= 2, hi - lo, 0.0)
@@ -163,7 +210,17 @@ class Confidence(NamedTuple):
 def fit_confidence(fm_cells: CellScores, pi: Array, *, grid: int = 4001, iters: int = 50) -> Confidence:
     """Platt-scale the FM: (alpha, beta) minimizing the expected log loss of
     sigmoid(alpha s + beta) for y on P0, by Newton's method on a fine score quadrature.
-    For one group with equal class variances this is the exact posterior (LDA)."""
+    For one group with equal class variances this is the exact posterior (LDA).
+
+    Args:
+        fm_cells: the FM's cell scores on P0.
+        pi: (2, G) P0's cell priors.
+        grid: points of the score quadrature.
+        iters: Newton iterations.
+
+    Returns:
+        Confidence(alpha, beta), the Platt map p(s) = sigmoid(alpha s + beta).
+    """
     sd_max = jnp.max(fm_cells.sd)
     s = jnp.linspace(jnp.min(fm_cells.mean) - 10 * sd_max, jnp.max(fm_cells.mean) + 10 * sd_max, grid)
     z = (s[:, None, None] - fm_cells.mean[None]) / fm_cells.sd[None, None, :]
@@ -189,7 +246,14 @@ _GL_NODES, _GL_WEIGHTS = (jnp.asarray(a, jnp.float32) for a in np.polynomial.leg
 
 
 def phi(z: Array) -> Array:
-    """Standard normal CDF, Phi(z) = erfc(-z / sqrt 2) / 2 (accurate in both tails)."""
+    """Standard normal CDF, Phi(z) = erfc(-z / sqrt 2) / 2 (accurate in both tails).
+
+    Args:
+        z: any array.
+
+    Returns:
+        Phi(z), the shape of ``z``.
+    """
     return 0.5 * jax.lax.erfc(-z * 0.7071067811865476)
 
 
@@ -211,6 +275,12 @@ def phi_fast(z: Array) -> Array:
     Reference:
         Abramowitz, Stegun (1964), Handbook of Mathematical Functions, formula 7.1.26
         (after Hastings 1955).
+
+    Args:
+        z: any array.
+
+    Returns:
+        Phi(z) to 1.5e-7 absolute, the shape of ``z``.
     """
     x = jnp.abs(z) * 0.7071067811865476
     t = 1.0 / (1.0 + _AS_P * x)
@@ -224,7 +294,15 @@ def phi_fast(z: Array) -> Array:
 def calibration_points(conf: Confidence, bins: int) -> tuple[Array, Array, Array, Array]:
     """The score points every client's calibration integral is evaluated at, shared by
     all clients since the confidence map is the FM's: the B + 1 bin edges a_b and their
-    scores s(a_b), and GL_ORDER Gauss-Legendre nodes u per bin and their scores s(u)."""
+    scores s(a_b), and GL_ORDER Gauss-Legendre nodes u per bin and their scores s(u).
+
+    Args:
+        conf: the FM's confidence map.
+        bins: the number B of equal bins of p.
+
+    Returns:
+        (edges a_b (B + 1,), their scores s(a_b), nodes u (B, GL_ORDER), their scores s(u)).
+    """
     edges = jnp.linspace(0.0, 1.0, bins + 1)
     lo, hi = edges[:-1], edges[1:]
     u = 0.5 * (hi - lo)[:, None] * (_GL_NODES[None, :] + 1.0) + lo[:, None]  # (B, GL_ORDER)
@@ -236,7 +314,14 @@ def client_last(*arrays: Array) -> list[Array]:
     concatenated per-client entries. XLA:CPU otherwise fuses a transpose into every
     consumer as strided reads, which keeps the CDF loops from vectorizing (12% of a
     round at 1e4 clients, measured). The matmul mixes a client's entries only with
-    themselves (a non-finite entry spoils just its own client)."""
+    themselves (a non-finite entry spoils just its own client).
+
+    Args:
+        *arrays: arrays with the client axis first, (n, ...).
+
+    Returns:
+        The same arrays as (..., n).
+    """
     n = arrays[0].shape[0]
     flat = jnp.concatenate([x.reshape(n, -1) for x in arrays], axis=1)  # (n, k)
     t = jnp.dot(jnp.eye(flat.shape[1], dtype=flat.dtype), flat.T, precision=jax.lax.Precision.HIGHEST)
@@ -301,7 +386,15 @@ def top_label_ece(residual: Array, mid_low: Array) -> Array:
 
         ECE_top = sum_{k > (B-1)/2} |e_k - e_{B-1-k}|  (+ |e_hi - e_lo| for odd B),
 
-    e_lo and e_hi the residuals of the middle bin's halves below and above 1/2."""
+    e_lo and e_hi the residuals of the middle bin's halves below and above 1/2.
+
+    Args:
+        residual: (B, ...) the signed residuals e_b of the B bins of p.
+        mid_low: (...) the residual of the lower half of the middle bin (odd B).
+
+    Returns:
+        (...) the top-label ECE.
+    """
     B = residual.shape[0]
     hi = jnp.arange(B // 2 + B % 2, B)
     pairs = jnp.abs(residual[hi] - residual[B - 1 - hi]).sum(0)
@@ -347,6 +440,16 @@ def calibration_batch(mean: Array, sd: Array, pi: Array, conf: Confidence, *, bi
         Scaling: Obtaining Well-Calibrated Multiclass Probabilities with Dirichlet
         Calibration, NeurIPS.  Nixon, Dusenberry, Zhang, Jerfel, Tran (2019), Measuring
         Calibration in Deep Learning, CVPR Workshops.
+
+    Args:
+        mean: (n, 2, G) score means per cell.
+        sd: (n, G) score standard deviations per group.
+        pi: (n, 2, G) the clients' cell priors.
+        conf: the FM's confidence map.
+        bins: the number B of equal bins of p.
+
+    Returns:
+        Calibration(classwise (n,), top_label (n,), residual (B, n), mid_low (n,)).
     """
     edges, s_edges, _, s_nodes = calibration_points(conf, bins)
     mean_t, inv_t, pi_t = client_last(mean, 1.0 / sd, pi)
@@ -389,13 +492,33 @@ def calibration_batch(mean: Array, sd: Array, pi: Array, conf: Confidence, *, bi
 
 
 def calibration(cs: CellScores, pi: Array, conf: Confidence, *, bins: int) -> Calibration:
-    """:func:`calibration_batch` for one client (client axis dropped)."""
+    """:func:`calibration_batch` for one client (client axis dropped).
+
+    Args:
+        cs: the client's cell scores.
+        pi: (2, G) its cell priors.
+        conf: the FM's confidence map.
+        bins: the number of bins.
+
+    Returns:
+        Calibration of one client (scalars and (B,) residuals).
+    """
     return jax.tree.map(lambda a: a[..., 0], calibration_batch(cs.mean[None], cs.sd[None], pi[None], conf, bins=bins))
 
 
 def client_metrics(theta: Array, cw: ClientWorld, world: World) -> ClientMetrics:
     """All per-client metrics (but calibration) of a deployed model on its client's own
-    distribution (one client; :func:`client_metrics_batch` for many)."""
+    distribution (one client; :func:`client_metrics_batch` for many).
+
+    Args:
+        theta: (D,) the deployed model.
+        cw: the client's distribution.
+        world: the base world.
+
+    Returns:
+        ClientMetrics: accuracy, per-group accuracy and mass, TPR / FPR per group, bias
+        amplification, demographic-parity and equalized-odds gaps, and the cell scores.
+    """
     cm = client_metrics_batch(theta[None], jax.tree.map(lambda a: a[None], cw), world)
     return jax.tree.map(lambda a: a[0], cm)
 
@@ -414,7 +537,16 @@ def _scores_t(theta: Array, mu: Array, scale: Array, world: World) -> tuple[Arra
 def client_metrics_batch(theta: Array, cw: ClientWorld, world: World) -> ClientMetrics:
     """:func:`client_metrics` of n models ``theta`` (n, D) on n clients ``cw`` (batched
     over its leading axis), computed with the client axis innermost; same shapes as a
-    vmap of the one-client function."""
+    vmap of the one-client function.
+
+    Args:
+        theta: (n, D) the deployed models.
+        cw: the n clients' distributions (leading axis n).
+        world: the base world.
+
+    Returns:
+        ClientMetrics with a leading client axis.
+    """
     mean, sd = _scores_t(theta, cw.mu, cw.scale, world)
     pi = jnp.moveaxis(cw.pi, 0, -1)  # (2, G, n)
     z = mean / sd[None]
@@ -445,7 +577,15 @@ def client_metrics_batch(theta: Array, cw: ClientWorld, world: World) -> ClientM
 
 
 def base_accuracy(theta: Array, world: World) -> Array:
-    """Accuracy on the base world P0 of one model (D,) or of each row of (n, D)."""
+    """Accuracy on the base world P0 of one model (D,) or of each row of (n, D).
+
+    Args:
+        theta: (D,) or (n, D) models.
+        world: the base world (P0's priors and cells).
+
+    Returns:
+        () or (n,) accuracy on P0.
+    """
     th = jnp.atleast_2d(theta)
     mean, sd = _scores_t(th, world.mu, jnp.asarray(1.0), world)
     acc = jnp.sum(world.pi0[..., None] * phi(Y[:, None, None] * mean / sd[None]), axis=(0, 1))
@@ -453,18 +593,45 @@ def base_accuracy(theta: Array, world: World) -> Array:
 
 
 def group_accuracy_p0(theta: Array, world: World) -> Array:
-    """Accuracy per group on P0, shape (G,)."""
+    """Accuracy per group on P0, shape (G,).
+
+    Args:
+        theta: (D,) the model.
+        world: the base world.
+
+    Returns:
+        (G,) P0 accuracy in each group.
+    """
     correct = correct_rate(cell_scores(theta, base_client(world), world))
     return (world.pi0 * correct).sum(0) / world.pi0.sum(0)
 
 
 def spurious_weight(theta: Array, world: World) -> Array:
-    """<theta_x, e_spu>: the weight on the spurious direction."""
+    """<theta_x, e_spu>: the weight on the spurious direction.
+
+    Args:
+        theta: (D,) or (n, D) models.
+        world: the base world (its unit spurious direction e_spu).
+
+    Returns:
+        () or (n,) <theta_x, e_spu>.
+    """
     return theta[..., :-1] @ world.e_spu
 
 
 def equalized_odds_gap(tpr: Array, fpr: Array) -> Array:
-    """max(range of TPR over groups, range of FPR over groups) (Hardt et al. 2016)."""
+    """max(range of TPR over groups, range of FPR over groups) (Hardt et al. 2016).
+
+    Args:
+        tpr: (G,) P(yhat = +1 | y = +1, a).
+        fpr: (G,) P(yhat = +1 | y = -1, a).
+
+    Returns:
+        () the equalized odds difference.
+
+    Reference:
+        Hardt, Price, Srebro (2016), Equality of Opportunity in Supervised Learning, NeurIPS.
+    """
     return jnp.maximum(tpr.max(-1) - tpr.min(-1), fpr.max(-1) - fpr.min(-1))
 
 
@@ -478,7 +645,15 @@ def kth_smallest(x: Array, k: Array) -> Array:
     """The k-th smallest (0-based) value of each row of float32 ``x`` (last axis), exact:
     bisection over the 2^32 order keys, one counting pass per bit (32 passes of O(n),
     branch-free and vectorized; a partial sort by ``lax.top_k`` was 6-10x slower on CPU
-    for k ~ n/10, measured). ``k``: an int per row (broadcast against x.shape[:-1])."""
+    for k ~ n/10, measured). ``k``: an int per row (broadcast against x.shape[:-1]).
+
+    Args:
+        x: (..., n) float32.
+        k: (...) int, 0 <= k < n.
+
+    Returns:
+        (...) the k-th smallest value of each row.
+    """
     key = _order_key(x)
     k = jnp.broadcast_to(jnp.asarray(k, jnp.int32), x.shape[:-1])
     lo = jnp.full(x.shape[:-1], jnp.iinfo(jnp.int32).min, jnp.int32)
@@ -498,7 +673,15 @@ def quantile(x: Array, q: float | Array) -> Array:
     """The q-quantile of each row of ``x`` (last axis), equal to ``jnp.quantile`` with
     linear interpolation: order statistic i = floor(q (n - 1)) by exact selection
     (:func:`kth_smallest`; ``q`` may differ per row), statistic i + 1 from one more pass
-    (equal to it, or the smallest value above it)."""
+    (equal to it, or the smallest value above it).
+
+    Args:
+        x: (..., n) values.
+        q: (...) or () quantile levels in [0, 1].
+
+    Returns:
+        (...) x_(i) + (q (n - 1) - i) (x_(i+1) - x_(i)) per row.
+    """
     n = x.shape[-1]
     pos = jnp.asarray(q, jnp.float32) * (n - 1)
     i = jnp.floor(pos).astype(jnp.int32)
@@ -573,7 +756,19 @@ def accuracy_spread(acc: Array, q: float = 0.1) -> Array:
 
 def fairness_value(kind: str, acc: Array, group_acc: Array, group_mass: Array, weight: Array) -> Array:
     """The fairness-collapse measure ``kind`` (one of :data:`FAIRNESS_METRICS`) of models
-    with client accuracies ``acc`` (N,) and per-client group accuracies and masses (N, G)."""
+    with client accuracies ``acc`` (N,) and per-client group accuracies and masses (N, G).
+
+    Args:
+        kind: ``group_gap`` or ``client_spread``.
+        acc: (N,) client accuracies.
+        group_acc: (N, G) per-client group accuracies.
+        group_mass: (N, G) per-client group masses.
+        weight: (N,) pooling weights.
+
+    Returns:
+        () the measure (:func:`group_accuracy_gap` of the pooled group accuracies, or
+        :func:`accuracy_spread`).
+    """
     if kind == "group_gap":
         return group_accuracy_gap(pooled_group_accuracy(group_acc, group_mass, weight))
     if kind == "client_spread":
@@ -584,7 +779,19 @@ def fairness_value(kind: str, acc: Array, group_acc: Array, group_mass: Array, w
 def fm_fairness(kind: str, theta0: Array, shifted: ClientWorld, weight: Array, world: World, fm_acc: Array) -> Array:
     """The foundation model's fairness measure ``kind`` (:func:`fairness_value`) on the
     clients' (shifted) distributions, against which fairness collapse is measured;
-    ``fm_acc`` (N,) its client accuracies (``Population.fm_acc``)."""
+    ``fm_acc`` (N,) its client accuracies (``Population.fm_acc``).
+
+    Args:
+        kind: ``group_gap`` or ``client_spread``.
+        theta0: (D,) the FM.
+        shifted: the clients' shifted distributions (leading axis N).
+        weight: (N,) pooling weights.
+        world: the base world.
+        fm_acc: (N,) the FM's client accuracies.
+
+    Returns:
+        () the FM's fairness measure.
+    """
     if kind == "client_spread":
         return accuracy_spread(fm_acc, 0.1)
     n = weight.shape[0]
@@ -620,7 +827,16 @@ def panel_accuracy(theta: Array, panel: ClientWorld, world: World) -> Array:
     One matmul for the score means; the score variance is theta_x^T Sigma_a theta_x
     scaled per panel client. The CDFs are :func:`phi_fast` (absolute error <= 3e-7 per
     accuracy); the 2G cells are summed explicitly, (R, n) each, client axis innermost
-    (a reduction over the cell axes ran 6% slower inside the round, measured)."""
+    (a reduction over the cell axes ran 6% slower inside the round, measured).
+
+    Args:
+        theta: (n, D) models.
+        panel: R clients' distributions (leading axis R).
+        world: the base world.
+
+    Returns:
+        (R, n) accuracies.
+    """
     tx, b = theta[:, :-1], theta[:, -1]
     mean = jnp.einsum("ryad,nd->ryan", panel.mu, tx) + b  # (R, 2, G, n)
     quad = jnp.einsum("ni,aij,nj->an", tx, world.Sigma, tx)  # (G, n)

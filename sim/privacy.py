@@ -122,7 +122,14 @@ class Accounting:
 
 
 def describe_attrs(attrs: dict) -> str:
-    """:meth:`Accounting.describe` of a trace's attributes (older traces carry only epsilon)."""
+    """:meth:`Accounting.describe` of a trace's attributes (older traces carry only epsilon).
+
+    Args:
+        attrs: a trace's ``attrs``.
+
+    Returns:
+        One line: epsilon, delta, the adjacency, sampling and releases accounted.
+    """
     if "dp_mode" in attrs:
         return Accounting.from_attrs(attrs).describe()
     eps = float(attrs["dp_epsilon"])
@@ -130,13 +137,28 @@ def describe_attrs(attrs: dict) -> str:
 
 
 def sampling_probability(sc: Scenario, q_max: float) -> float:
-    """The accountant's q: the largest probability that a client's report enters a round."""
+    """The accountant's q: the largest probability that a client's report enters a round.
+
+    Args:
+        sc: the scenario.
+        q_max: max_c q_c, the largest participation probability.
+
+    Returns:
+        min(1, q_max (1 - dropout)).
+    """
     return min(1.0, float(q_max) * (1.0 - sc.federation.dropout))
 
 
 def releases(sc: Scenario) -> tuple[str, ...]:
     """The accounted releases of one round (taxonomy observable ids): the noised sums the
-    access allows, and under central DP the noised participant count."""
+    access allows, and under central DP the noised participant count.
+
+    Args:
+        sc: the scenario (its DP mode and the access its constraints leave).
+
+    Returns:
+        The released observables' ids.
+    """
     f = sc.federation
     if f.dp == "none":
         return ()
@@ -144,7 +166,14 @@ def releases(sc: Scenario) -> tuple[str, ...]:
 
 
 def noise_multipliers(sc: Scenario) -> tuple[float, ...]:
-    """Accounted noise multiplier (noise std over sensitivity) of each release of a round."""
+    """Accounted noise multiplier (noise std over sensitivity) of each release of a round.
+
+    Args:
+        sc: the scenario.
+
+    Returns:
+        One multiplier per :func:`releases` entry.
+    """
     f = sc.federation
     if f.dp == "none":
         return ()
@@ -153,7 +182,16 @@ def noise_multipliers(sc: Scenario) -> tuple[float, ...]:
 
 
 def round_event(sc: Scenario, q: float):
-    """The ``dp_accounting`` event of one round (None without DP)."""
+    """The ``dp_accounting`` event of one round (None without DP).
+
+    Args:
+        sc: the scenario.
+        q: the sampling probability (:func:`sampling_probability`).
+
+    Returns:
+        The composed Gaussian releases (``dp_accounting`` events), Poisson-sampled with
+        probability q under central DP, unsampled under local DP; None without DP.
+    """
     from dp_accounting import dp_event
 
     f = sc.federation
@@ -166,7 +204,15 @@ def round_event(sc: Scenario, q: float):
 
 
 def run_event(sc: Scenario, q: float):
-    """T rounds of :func:`round_event`."""
+    """T rounds of :func:`round_event`.
+
+    Args:
+        sc: the scenario (``federation.rounds`` = T).
+        q: the sampling probability.
+
+    Returns:
+        ``dp_accounting.SelfComposedDpEvent(round_event, T)``, or None without DP.
+    """
     from dp_accounting import dp_event
 
     one = round_event(sc, q)
@@ -174,7 +220,14 @@ def run_event(sc: Scenario, q: float):
 
 
 def effective_multiplier(multipliers: tuple[float, ...]) -> float:
-    """The one Gaussian equivalent to composed Gaussians on the same input: (sum_i z_i^-2)^(-1/2)."""
+    """The one Gaussian equivalent to composed Gaussians on the same input: (sum_i z_i^-2)^(-1/2).
+
+    Args:
+        multipliers: the noise multipliers z_i (at least one) of releases of one input.
+
+    Returns:
+        The equivalent single multiplier.
+    """
     return sum(z**-2 for z in multipliers) ** -0.5
 
 
@@ -204,7 +257,17 @@ def _epsilon(sc: Scenario, q: float, accountant: str) -> float:
 
 def account(sc: Scenario, q_max: float, accountant: str = "rdp") -> Accounting:
     """The privacy guarantee of a run of ``sc`` whose largest participation probability
-    is ``q_max`` (``max_c q_c``, before dropout)."""
+    is ``q_max`` (``max_c q_c``, before dropout).
+
+    Args:
+        sc: the scenario.
+        q_max: the largest participation probability.
+        accountant: ``rdp`` or ``pld`` (dp_accounting's accountants).
+
+    Returns:
+        Accounting: epsilon at ``dp_delta``, and what was accounted (adjacency, sampling,
+        q, rounds, releases and their multipliers, the count release).
+    """
     f = sc.federation
     if f.dp == "central":
         q = sampling_probability(sc, q_max)
@@ -235,7 +298,15 @@ def account(sc: Scenario, q_max: float, accountant: str = "rdp") -> Accounting:
 
 
 def dp_epsilon(sc: Scenario, q_max: float) -> float:
-    """epsilon at the scenario's delta (inf without DP): :func:`account`'s RDP epsilon."""
+    """epsilon at the scenario's delta (inf without DP): :func:`account`'s RDP epsilon.
+
+    Args:
+        sc: the scenario.
+        q_max: the largest participation probability.
+
+    Returns:
+        epsilon.
+    """
     return account(sc, q_max).epsilon
 
 
@@ -244,7 +315,15 @@ def max_participation(sc: Scenario, seed: int = 0) -> float:
     clients, max_c q_c (``population.participation``). Without participation disparity
     that is ``federation.participation``; with it, q_c depends on each client's minority
     share and the maximum is that of the population of ``seed`` (what ``run(sc, seed)``
-    accounts)."""
+    accounts).
+
+    Args:
+        sc: the scenario.
+        seed: the population's seed.
+
+    Returns:
+        max_c q_c.
+    """
     if sc.federation.participation_disparity == 0:
         return sc.federation.participation
     import jax
