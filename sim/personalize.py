@@ -46,6 +46,13 @@ def projector(sc: Scenario, key: Array) -> Array:
     ``subspace``: U_r U_r^T for a fixed random orthonormal U_r (D, r) drawn from ``key``
     (default r = max(1, d // 4)); ``head_only``: diag of the trainable coordinates
     (default: the bias and the first half of the features); otherwise I.
+
+    Args:
+        sc: the scenario (``personalization.rule``, ``rank``, ``trainable``).
+        key: a JAX PRNG key (the subspace).
+
+    Returns:
+        (D, D) Pi.
     """
     p, D = sc.personalization, sc.world.d + 1
     if p.rule == "subspace":
@@ -61,7 +68,15 @@ def projector(sc: Scenario, key: Array) -> Array:
 def teacher_moments(world: World, sc: Scenario) -> tuple[Array, Array]:
     """(M_T, m_T): the FM teacher's view of the world: P0 with spurious correlation
     ``teacher_r`` (default the FM's r0), a fraction ``teacher_poison`` of it replaced by
-    probe requests labelled +1 ('comply'): one-access external poisoning of the FM."""
+    probe requests labelled +1 ('comply'): one-access external poisoning of the FM.
+
+    Args:
+        world: the base world.
+        sc: the scenario (``teacher_r``, ``teacher_poison``).
+
+    Returns:
+        (M_T (D, D), m_T (D,)).
+    """
     p = sc.personalization
     r = sc.fm.r0 if p.teacher_r is None else p.teacher_r
     M0, m0 = second_moments(prior(world.pi0.sum(axis=0), r, world.signs), world.mu, world.Sigma)
@@ -71,7 +86,17 @@ def teacher_moments(world: World, sc: Scenario) -> tuple[Array, Array]:
 
 def local_problem(M: Array, m: Array, teacher: tuple[Array, Array], sc: Scenario) -> LocalProblem:
     """A client's local quadratic: Hessian H = (1 - beta) M + beta M_T + lambda I and its linear term, for the
-    personalization rule."""
+    personalization rule.
+
+    Args:
+        M: (D, D) the client's second moment.
+        m: (D,) its label-weighted mean.
+        teacher: (M_T, m_T) the teacher's moments.
+        sc: the scenario (``beta``, ``lam``).
+
+    Returns:
+        LocalProblem(H, r) of the client's local objective (module docstring).
+    """
     p = sc.personalization
     MT, mT = teacher
     H = (1 - p.beta) * M + p.beta * MT + p.lam * jnp.eye(M.shape[-1])
@@ -79,7 +104,18 @@ def local_problem(M: Array, m: Array, teacher: tuple[Array, Array], sc: Scenario
 
 
 def affine_map(prob: LocalProblem, Pi: Array, *, eta: float, lam: float, K: int) -> tuple[Array, Array]:
-    """(P, b) with theta_K = P theta_g + b, by scanning the K powers of B = I - eta Pi H."""
+    """(P, b) with theta_K = P theta_g + b, by scanning the K powers of B = I - eta Pi H.
+
+    Args:
+        prob: the client's local problem.
+        Pi: (D, D) the update projection.
+        eta: the local learning rate.
+        lam: the proximal strength lambda.
+        K: the local steps.
+
+    Returns:
+        (P = B^K + eta lambda S Pi, b = eta S Pi r), S = sum_{k<K} B^k: theta_K = P theta_g + b.
+    """
     D = prob.H.shape[-1]
     B = jnp.eye(D) - eta * Pi @ prob.H
 
@@ -96,7 +132,18 @@ def client_maps(
     M: Array, m: Array, teacher: tuple[Array, Array], Pi: Array, sc: Scenario
 ) -> tuple[LocalProblem, Array, Array]:
     """Every client's local problem and affine map (P_c, b_c) from its statistics
-    (leading axis: client)."""
+    (leading axis: client).
+
+    Args:
+        M: (N, D, D) the clients' second moments.
+        m: (N, D) their label-weighted means.
+        teacher: the teacher's moments.
+        Pi: (D, D) the update projection.
+        sc: the scenario.
+
+    Returns:
+        (LocalProblem batched over N, P (N, D, D), b (N, D)).
+    """
     p = sc.personalization
     prob = jax.vmap(local_problem, in_axes=(0, 0, None, None))(M, m, teacher, sc)
     P, b = jax.vmap(lambda pr: affine_map(pr, Pi, eta=p.eta, lam=p.lam, K=p.K))(prob)
@@ -104,7 +151,19 @@ def client_maps(
 
 
 def personalize_scan(theta_g: Array, prob: LocalProblem, Pi: Array, *, eta: float, lam: float, K: int) -> Array:
-    """Reference: K projected gradient steps on F_c, the gradient taken by autodiff."""
+    """Reference: K projected gradient steps on F_c, the gradient taken by autodiff.
+
+    Args:
+        theta_g: (D,) the global model.
+        prob: the local problem.
+        Pi: (D, D) the update projection.
+        eta: the learning rate.
+        lam: the proximal strength.
+        K: the steps.
+
+    Returns:
+        (D,) theta_K (equals ``affine_map``'s P theta_g + b; a test checks it).
+    """
 
     def objective(theta):
         # H already holds lambda I; add back the proximal centre's linear term
@@ -124,7 +183,20 @@ def logistic_personalize(
 ) -> Array:
     """Data-materializing mode: K projected gradient steps on
     (1 - beta) mean_i log(1 + exp(-y_i theta^T x~_i)) + beta R_T + lambda/2 |theta - theta_g|^2
-    over the client's materialized samples (``mask`` marks the real ones)."""
+    over the client's materialized samples (``mask`` marks the real ones).
+
+    Args:
+        theta_g: (D,) the global model.
+        X: (n_max, D) the client's augmented samples.
+        y: (n_max,) their labels in {-1, +1}.
+        mask: (n_max,) 1 for a real sample.
+        teacher: the teacher's moments (its squared risk R_T).
+        Pi: (D, D) the update projection.
+        sc: the scenario (``K``, ``eta``, ``lam``, ``beta``).
+
+    Returns:
+        (D,) the personal model.
+    """
     p = sc.personalization
     MT, mT = teacher
     n = jnp.maximum(mask.sum(), 1.0)
@@ -162,7 +234,15 @@ def lambda_max_psd(A: Array, squarings: int = SQUARINGS) -> Array:
 
     Used instead of LAPACK's ``syevd`` (``jnp.linalg.eigvalsh``), whose batched CPU
     kernel deadlocks when several host devices run it at once (observed with jax
-    0.10.2 and --xla_force_host_platform_device_count=2): a sharded sweep needs this."""
+    0.10.2 and --xla_force_host_platform_device_count=2): a sharded sweep needs this.
+
+    Args:
+        A: (..., n, n) symmetric PSD matrices.
+        squarings: s, the number of squarings.
+
+    Returns:
+        (...) lambda_max.
+    """
     B = A / jnp.maximum(jnp.trace(A, axis1=-2, axis2=-1), 1e-30)[..., None, None]
 
     def square(B, _):
@@ -177,17 +257,42 @@ def lambda_max_psd(A: Array, squarings: int = SQUARINGS) -> Array:
 
 def max_curvature(H: Array, Pi: Array, *, curvature: float = 1.0) -> Array:
     """lambda_max(Pi H Pi) per client (``curvature`` scales H: 1/4 bounds the logistic
-    loss's Hessian by the squared loss's); H is positive definite for every rule."""
+    loss's Hessian by the squared loss's); H is positive definite for every rule.
+
+    Args:
+        H: (N, D, D) local Hessians.
+        Pi: (D, D) the update projection.
+        curvature: the factor on H (1, or 1/4 for the logistic loss).
+
+    Returns:
+        (N,) lambda_max.
+    """
     return lambda_max_psd(Pi @ (curvature * H) @ Pi)
 
 
 def stable(lam_max, eta):
-    """Local GD on a quadratic contracts iff eta * lambda_max < 2 (elementwise; NumPy or JAX)."""
+    """Local GD on a quadratic contracts iff eta * lambda_max < 2 (elementwise; NumPy or JAX).
+
+    Args:
+        lam_max: largest curvatures.
+        eta: the learning rate.
+
+    Returns:
+        bool, elementwise.
+    """
     return eta * lam_max < 2.0
 
 
 def check_stable(lam_max: Array, sc: Scenario) -> None:
-    """Raise if local GD diverges for some client: eta * lambda_max(Pi H Pi) must be < 2."""
+    """Raise if local GD diverges for some client: eta * lambda_max(Pi H Pi) must be < 2.
+
+    Args:
+        lam_max: (N,) the clients' largest curvatures.
+        sc: the scenario (``personalization.eta``).
+
+    Raises:
+        ScenarioError: naming the largest eta * lambda_max, its client and the eta that would be stable.
+    """
     p = sc.personalization
     worst = float(jnp.max(lam_max))
     if not jnp.isfinite(worst):

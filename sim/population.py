@@ -61,7 +61,15 @@ class Context(NamedTuple):
 
 def sample_sizes(sc: Scenario, key: Array) -> Array:
     """Per-client sample sizes n_c = n exp(s z - s^2 / 2), z ~ N(0, 1) (log-normal with mean n,
-    ``population.samples_spread`` s)."""
+    ``population.samples_spread`` s).
+
+    Args:
+        sc: the scenario (``samples_per_client`` n, ``samples_spread`` s, ``num_clients``).
+        key: a JAX PRNG key.
+
+    Returns:
+        (N,) float sample sizes.
+    """
     p = sc.population
     z = jax.random.normal(key, (p.num_clients,))
     n = p.samples_per_client * jnp.exp(p.samples_spread * z - 0.5 * p.samples_spread**2)
@@ -70,7 +78,16 @@ def sample_sizes(sc: Scenario, key: Array) -> Array:
 
 def wishart(key: Array, df: Array, Sigma: Array) -> Array:
     """W ~ Wishart(df, Sigma) for integer df >= 0 (singular when df < d): Bartlett's
-    decomposition when df >= d, else a sum of df Gaussian outer products."""
+    decomposition when df >= d, else a sum of df Gaussian outer products.
+
+    Args:
+        key: a JAX PRNG key.
+        df: degrees of freedom (an integer).
+        Sigma: (d, d) the scale matrix.
+
+    Returns:
+        (d, d) W.
+    """
     d = Sigma.shape[-1]
     L = jnp.linalg.cholesky(Sigma)
     k1, k2, k3 = jax.random.split(key, 3)
@@ -86,7 +103,17 @@ def wishart(key: Array, df: Array, Sigma: Array) -> Array:
 
 def sample_statistics(key: Array, cw: ClientWorld, world: World, n: Array) -> tuple[Array, Array]:
     """Exact finite-sample squared-loss statistics (M_hat, m_hat) of n samples:
-    M_hat = (1/n) sum_i x~_i x~_i^T, m_hat = (1/n) sum_i y_i x~_i."""
+    M_hat = (1/n) sum_i x~_i x~_i^T, m_hat = (1/n) sum_i y_i x~_i.
+
+    Args:
+        key: a JAX PRNG key.
+        cw: the client's distribution.
+        world: the base world.
+        n: the sample size.
+
+    Returns:
+        (M_hat (D, D), m_hat (D,)), drawn exactly (Wishart and Gaussian), without materializing samples.
+    """
     G, d = cw.mu.shape[1], cw.mu.shape[2]
     kc, km, kw = jax.random.split(key, 3)
     counts = jax.random.multinomial(kc, n, cw.pi.reshape(-1)).reshape(2, G)
@@ -104,7 +131,17 @@ def sample_statistics(key: Array, cw: ClientWorld, world: World, n: Array) -> tu
 
 
 def sample_data(key: Array, cw: ClientWorld, world: World, n_max: int) -> tuple[Array, Array, Array]:
-    """Materialize n_max samples (x~, y, a) of a client's distribution."""
+    """Materialize n_max samples (x~, y, a) of a client's distribution.
+
+    Args:
+        key: a JAX PRNG key.
+        cw: the client's distribution.
+        world: the base world.
+        n_max: the samples drawn.
+
+    Returns:
+        (x~ (n_max, D), y (n_max,), a (n_max,)).
+    """
     G, d = cw.mu.shape[1], cw.mu.shape[2]
     k1, k2 = jax.random.split(key)
     cell = jax.random.categorical(k1, jnp.log(jnp.maximum(cw.pi.reshape(-1), 1e-30)), shape=(n_max,))
@@ -116,7 +153,15 @@ def sample_data(key: Array, cw: ClientWorld, world: World, n_max: int) -> tuple[
 
 def participation(sc: Scenario, shifted: ClientWorld) -> Array:
     """q_c = q (1 - disparity pi_c(a=1)) / (1 - disparity mean_c pi_c(a=1)), clipped to [0, 1]:
-    clients rich in the minority group join less (participation resource disparity)."""
+    clients rich in the minority group join less (participation resource disparity).
+
+    Args:
+        sc: the scenario (``participation`` q, ``participation_disparity``).
+        shifted: the clients' shifted distributions.
+
+    Returns:
+        (N,) q_c.
+    """
     f = sc.federation
     minority = shifted.pi.sum(axis=1)[:, 1]
     scale = (1 - f.participation_disparity * minority) / (1 - f.participation_disparity * minority.mean())
@@ -125,7 +170,15 @@ def participation(sc: Scenario, shifted: ClientWorld) -> Array:
 
 def make_context(sc: Scenario, key: Array) -> Context:
     """What every client shares: the world, the FM theta_0, the subspace projector, the teacher's moments and the FM's
-    confidence map."""
+    confidence map.
+
+    Args:
+        sc: the scenario.
+        key: a JAX PRNG key (the subspace projector).
+
+    Returns:
+        Context(world, theta0, Pi, teacher, confidence).
+    """
     from .world import fm_theta
 
     world = make_world(sc)
@@ -138,7 +191,19 @@ def make_context(sc: Scenario, key: Array) -> Context:
 
 def build_population(sc: Scenario, key: Array) -> tuple[Context, Population]:
     """Draw the clients of a scenario: a pure function of (scenario, key), compiled
-    once per scenario. Raises ScenarioError if local gradient descent would diverge."""
+    once per scenario. Raises ScenarioError if local gradient descent would diverge.
+
+    Args:
+        sc: the scenario.
+        key: a JAX PRNG key.
+
+    Returns:
+        (Context, Population): the shared world and FM, and the clients' arrays
+        (distributions, local maps, sample statistics, weights, participation, the OOD panel).
+
+    Raises:
+        ScenarioError: local gradient descent diverges for some client.
+    """
     ctx, pop, lam_max = _compiled_build(sc.to_json())(key)
     check_stable(lam_max, sc)
     return ctx, pop
@@ -213,5 +278,14 @@ def _build(sc: Scenario, key: Array) -> tuple[Context, Population, Array]:
 def fm_fairness(sc: Scenario, ctx: Context, pop: Population) -> Array:
     """The FM's fairness-collapse reference on this population (``metrics.fm_fairness``
     of ``sc.thresholds.fairness_metric``): the group accuracy gap, or client accuracy
-    spread, of theta_0 on the clients' shifted distributions."""
+    spread, of theta_0 on the clients' shifted distributions.
+
+    Args:
+        sc: the scenario (or a traced view).
+        ctx: the shared world and FM.
+        pop: the clients.
+
+    Returns:
+        () the FM's fairness measure.
+    """
     return mt.fm_fairness(sc.thresholds.fairness_metric, ctx.theta0, pop.shifted, pop.weight, ctx.world, pop.fm_acc)

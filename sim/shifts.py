@@ -28,7 +28,15 @@ ShiftFn = Callable[[ClientWorld, Array], ClientWorld]
 
 
 def identity(client: ClientWorld, key: Array) -> ClientWorld:
-    """No shift: the client as it is."""
+    """No shift: the client as it is.
+
+    Args:
+        client: the client's distribution.
+        key: unused.
+
+    Returns:
+        ``client``.
+    """
     return client
 
 
@@ -36,6 +44,13 @@ def label_shift(world: World, *, alpha: float) -> ShiftFn:
     """Label (prior) shift: pi_c(y) ~ Dirichlet(alpha pi0(y)), pi_c(y, a) = pi_c(y) P0(a | y).
 
     Changes P(y) (hence P(y|x), P(x)); keeps P(x | y, a) and P(a | y).
+
+    Args:
+        world: the base world.
+        alpha: the Dirichlet concentration (smaller = stronger).
+
+    Returns:
+        The shift function.
     """
 
     def f(client: ClientWorld, key: Array) -> ClientWorld:
@@ -51,6 +66,13 @@ def attribute_imbalance(world: World, *, alpha: float) -> ShiftFn:
     """Attribute imbalance: pi_c(a) ~ Dirichlet(alpha pi0(a)), pi_c(y, a) = pi_c(a) P0(y | a).
 
     Changes P(a) (hence P(x), P(y)); keeps P(x | y, a) and P(y | a).
+
+    Args:
+        world: the base world.
+        alpha: the Dirichlet concentration.
+
+    Returns:
+        The shift function.
     """
 
     def f(client: ClientWorld, key: Array) -> ClientWorld:
@@ -66,6 +88,14 @@ def spurious_correlation(world: World, *, mean: float, spread: float) -> ShiftFn
     """Spurious correlation: r_c = clip(mean + spread z, -1, 1), P_c(y | a) = (1 + y r_c s_a)/2.
 
     Changes P(y | a) (hence P(y | x)); keeps P(a) and P(x | y, a).
+
+    Args:
+        world: the base world (its group signs s_a).
+        mean: the mean client correlation.
+        spread: its standard deviation across clients.
+
+    Returns:
+        The shift function.
     """
 
     def f(client: ClientWorld, key: Array) -> ClientWorld:
@@ -81,6 +111,14 @@ def covariate_shift(world: World, *, scale: float, var_spread: float) -> ShiftFn
     covariance scaled by s_c = exp(var_spread z).
 
     Changes P(x) and P(x | y, a); keeps P(y, a).
+
+    Args:
+        world: the base world.
+        scale: the std of the offset delta_c.
+        var_spread: the log-std of the covariance scale.
+
+    Returns:
+        The shift function.
     """
 
     def f(client: ClientWorld, key: Array) -> ClientWorld:
@@ -98,6 +136,13 @@ def concept_shift(world: World, *, angle: float) -> ShiftFn:
     the client's task loads on the direction the FM uses to refuse the probe.
 
     Changes P(y | x) and P(x | y); keeps P(y, a).
+
+    Args:
+        world: the base world (e_core, e_align).
+        angle: the std of the rotation angle (radians).
+
+    Returns:
+        The shift function.
     """
 
     def f(client: ClientWorld, key: Array) -> ClientWorld:
@@ -111,7 +156,14 @@ def concept_shift(world: World, *, angle: float) -> ShiftFn:
 
 
 def compose(*fns: ShiftFn) -> ShiftFn:
-    """Apply shift functions in order, each with its own key."""
+    """Apply shift functions in order, each with its own key.
+
+    Args:
+        *fns: shift functions.
+
+    Returns:
+        Their composition (one key split per function).
+    """
 
     def f(client: ClientWorld, key: Array) -> ClientWorld:
         keys = jax.random.split(key, max(len(fns), 1))
@@ -262,7 +314,16 @@ def from_scenario(world: World, sc: Scenario) -> ShiftFn:
 def interpolate(base: ClientWorld, shifted: ClientWorld, f: Array) -> ClientWorld:
     """Temporal drift: the client at strength f in [0, 1] between its base and fully
     shifted distribution (priors mix linearly, so they stay distributions; means
-    linearly; the covariance scale log-linearly)."""
+    linearly; the covariance scale log-linearly).
+
+    Args:
+        base: the clients' base distributions.
+        shifted: their fully shifted distributions.
+        f: the strength in [0, 1].
+
+    Returns:
+        The distributions at strength f.
+    """
     return ClientWorld(
         pi=(1 - f) * base.pi + f * shifted.pi,
         mu=(1 - f) * base.mu + f * shifted.mu,
@@ -272,7 +333,15 @@ def interpolate(base: ClientWorld, shifted: ClientWorld, f: Array) -> ClientWorl
 
 def drift_strength(sc: Scenario, t: Array) -> Array:
     """f(t) of the temporal drift: 1 (no drift: shifts in force from round 0), a linear
-    ramp min(1, t / ramp), or a step at ``ramp_rounds``."""
+    ramp min(1, t / ramp), or a step at ``ramp_rounds``.
+
+    Args:
+        sc: the scenario (``shifts.temporal``).
+        t: the round.
+
+    Returns:
+        f(t) in [0, 1], float32.
+    """
     tm = sc.shifts.temporal
     t = jnp.asarray(t, jnp.float32)
     if tm.kind == "linear":

@@ -54,7 +54,16 @@ class ClientWorld(NamedTuple):
 
 
 def prior(shares: Array, r: Array | float, signs: Array) -> Array:
-    """pi(y, a) = P(a) (1 + y r s_a) / 2, shape (2, G)."""
+    """pi(y, a) = P(a) (1 + y r s_a) / 2, shape (2, G).
+
+    Args:
+        shares: (G,) group shares P(a).
+        r: the spurious correlation in [-1, 1].
+        signs: (G,) s_a = +1 or -1, the direction of each group's label bias.
+
+    Returns:
+        (2, G) pi(y, a), rows y = -1, +1.
+    """
     return shares[None, :] * (1.0 + Y[:, None] * r * signs[None, :]) / 2.0
 
 
@@ -65,7 +74,15 @@ CORE_AXIS, SPU_AXIS, OFFSET_AXIS, ALIGN_AXIS, ROTATE_AXIS = 0, 1, 2, 3, 4
 
 
 def make_world(sc: Scenario) -> World:
-    """Build P0 and the probe world from a scenario's ``world`` section."""
+    """Build P0 and the probe world from a scenario's ``world`` section.
+
+    Args:
+        sc: the scenario.
+
+    Returns:
+        World: P0's priors, cell means and covariances, the directions (core, spurious,
+        alignment) and the probe distribution.
+    """
     w = sc.world
     d, G = w.d, w.groups
     eye = jnp.eye(d)
@@ -98,12 +115,26 @@ def make_world(sc: Scenario) -> World:
 
 
 def base_client(world: World) -> ClientWorld:
-    """The base world P_0 as a client distribution (no shift)."""
+    """The base world P_0 as a client distribution (no shift).
+
+    Args:
+        world: the base world.
+
+    Returns:
+        ClientWorld(pi0, mu0, scale 1).
+    """
     return ClientWorld(pi=world.pi0, mu=world.mu, scale=jnp.asarray(1.0))
 
 
 def augment(x: Array) -> Array:
-    """x~ = [x; 1] along the last axis."""
+    """x~ = [x; 1] along the last axis.
+
+    Args:
+        x: (..., d) features.
+
+    Returns:
+        (..., d + 1).
+    """
     return jnp.concatenate([x, jnp.ones(x.shape[:-1] + (1,), x.dtype)], axis=-1)
 
 
@@ -113,6 +144,14 @@ def second_moments(pi: Array, mu: Array, Sigma: Array) -> tuple[Array, Array]:
         M = sum_{y,a} pi(y,a) (Sigma~_a + mu~_{y,a} mu~_{y,a}^T),  m = sum_{y,a} pi(y,a) y mu~_{y,a}
 
     so that R(theta) = 1/2 theta^T M theta - theta^T m + 1/2.
+
+    Args:
+        pi: (2, G) cell priors.
+        mu: (2, G, d) cell means.
+        Sigma: (G, d, d) cell covariances.
+
+    Returns:
+        (M (D, D), m (D,)), D = d + 1.
     """
     d = mu.shape[-1]
     mt = augment(mu)  # (2, G, D)
@@ -123,12 +162,27 @@ def second_moments(pi: Array, mu: Array, Sigma: Array) -> tuple[Array, Array]:
 
 
 def client_moments(world: World, cw: ClientWorld) -> tuple[Array, Array]:
-    """A client's squared-loss statistics (M_c, m_c) = (sum pi (Sigma~ + mu~ mu~^T), sum pi y mu~)."""
+    """A client's squared-loss statistics (M_c, m_c) = (sum pi (Sigma~ + mu~ mu~^T), sum pi y mu~).
+
+    Args:
+        world: the base world (the covariances Sigma_a).
+        cw: the client's distribution.
+
+    Returns:
+        (M_c (D, D), m_c (D,)).
+    """
     return second_moments(cw.pi, cw.mu, cw.scale * world.Sigma)
 
 
 def probe_moments(world: World) -> tuple[Array, Array]:
-    """(M_h, mu~_h): second moment and augmented mean of the probe distribution."""
+    """(M_h, mu~_h): second moment and augmented mean of the probe distribution.
+
+    Args:
+        world: the base world (its probe mean and covariance).
+
+    Returns:
+        (M_h (D, D), mu~_h (D,)).
+    """
     d = world.mu_h.shape[0]
     mt = augment(world.mu_h)
     cov = jnp.zeros((d + 1, d + 1)).at[:d, :d].set(world.Sigma_h)
@@ -141,6 +195,14 @@ def pretraining_objective(world: World, sc: Scenario, pi: Array) -> tuple[Array,
     J(theta) = R_pi(theta) + gamma/2 E_probe (theta^T x~ + 1)^2 + ridge/2 |theta|^2
              = 1/2 theta^T A theta - b^T theta + const,
     A = M_pi + gamma M_h + ridge I,  b = m_pi - gamma mu~_h.
+
+    Args:
+        world: the base world.
+        sc: the scenario (``fm.alignment_weight`` gamma, ``fm.ridge``).
+        pi: (2, G) the prior of the pretraining data.
+
+    Returns:
+        (A (D, D), b (D,)).
     """
     M0, m0 = second_moments(pi, world.mu, world.Sigma)
     Mh, mh = probe_moments(world)
@@ -153,6 +215,13 @@ def fm_theta(world: World, sc: Scenario) -> Array:
 
     = (M_0 + gamma M_h + ridge I)^{-1} (m_0 - gamma mu~_h), the FM: accurate on P0 and
     refusing (score < 0) the probe with margin; biased when r0 != 0.
+
+    Args:
+        world: the base world.
+        sc: the scenario (``fm.r0``, ``alignment_weight``, ``ridge``).
+
+    Returns:
+        (D,) theta_0.
     """
     pi_fm = prior(world.pi0.sum(axis=0), sc.fm.r0, world.signs)
     A, b = pretraining_objective(world, sc, pi_fm)
@@ -171,6 +240,13 @@ def public_steps(world: World, sc: Scenario) -> tuple[Array, Array]:
     flagged non-finite). Models the adaptive switching between centralized optimization
     on public data and federated rounds on private data of federated foundation models
     (Yu, Munoz, Jannesari 2023; Zhuang, Chen, Lyu 2023).
+
+    Args:
+        world: the base world.
+        sc: the scenario (``federation.public_steps``, ``public_lr``).
+
+    Returns:
+        (S (D, D), c (D,)).
     """
     f = sc.federation
     A, b = pretraining_objective(world, sc, world.pi0)
@@ -180,7 +256,15 @@ def public_steps(world: World, sc: Scenario) -> tuple[Array, Array]:
 
 
 def alignment_score(theta: Array, world: World) -> Array:
-    """A(theta) = P_probe(theta^T x~ < 0) = Phi(-theta^T mu~_h / sqrt(theta_x^T Sigma_h theta_x))."""
+    """A(theta) = P_probe(theta^T x~ < 0) = Phi(-theta^T mu~_h / sqrt(theta_x^T Sigma_h theta_x)).
+
+    Args:
+        theta: (D,) or (n, D) models.
+        world: the base world (the probe's mean mu~_h and covariance Sigma_h).
+
+    Returns:
+        () or (n,) the probe refusal rate A(theta).
+    """
     tx, b = theta[..., :-1], theta[..., -1]
     mean = jnp.einsum("...i,i->...", tx, world.mu_h) + b
     var = jnp.einsum("...i,ij,...j->...", tx, world.Sigma_h, tx)
@@ -188,5 +272,12 @@ def alignment_score(theta: Array, world: World) -> Array:
 
 
 def param_direction(v: Array) -> Array:
-    """A feature-space direction as a direction of the parameters (theta_x, b): bias 0."""
+    """A feature-space direction as a direction of the parameters (theta_x, b): bias 0.
+
+    Args:
+        v: (d,) a feature direction.
+
+    Returns:
+        (D,) [v; 0].
+    """
     return jnp.concatenate([v, jnp.zeros(1)])
