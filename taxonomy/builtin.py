@@ -55,7 +55,11 @@ STANDARD_DETECTORS = ("aggregate_monitor", "server_probe_eval", "update_directio
 
 
 def benchmark_matrix_csv() -> str:
-    """The benchmark landscape of Oh & Bui (Table 1), as shipped with the package."""
+    """The benchmark landscape of Oh & Bui (Table 1), as shipped with the package.
+
+    Returns:
+        The CSV text (package data).
+    """
     return resources.files(__package__).joinpath("benchmark_matrix.csv").read_text()
 
 
@@ -1039,7 +1043,14 @@ IMPLEMENTATIONS: dict[str, str] = {
 
 
 def benchmark_id(name: str) -> str:
-    """Node id of a benchmark name, e.g. 'FedLLM-Bench' -> 'bench_fedllm_bench'."""
+    """Node id of a benchmark name, e.g. 'FedLLM-Bench' -> 'bench_fedllm_bench'.
+
+    Args:
+        name: the benchmark's name.
+
+    Returns:
+        The node id.
+    """
     return "bench_" + "".join(ch if ch.isalnum() else "_" for ch in name.lower())
 
 
@@ -1123,7 +1134,11 @@ def _with_plugins(extensions: tuple[int, ...]) -> Taxonomy:
 
 def builtin_taxonomy() -> Taxonomy:
     """A fresh copy of the built-in taxonomy (safe to extend), with the nodes and edges
-    of every plugin's registered extension."""
+    of every plugin's registered extension.
+
+    Returns:
+        A Taxonomy the caller may modify.
+    """
     if not PLUGIN_EXTENSIONS:
         return _builtin().copy()
     return _with_plugins(tuple(id(e) for e in PLUGIN_EXTENSIONS)).copy()

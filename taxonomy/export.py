@@ -21,7 +21,14 @@ FORMATS = ("json", "graphml", "dot", "mermaid", "latex", "png", "svg", "pdf")
 
 
 def to_node_link(tax: Taxonomy) -> dict:
-    """A JSON-ready node-link document: ``schema_version``, ``nodes``, ``links``."""
+    """A JSON-ready node-link document: ``schema_version``, ``nodes``, ``links``.
+
+    Args:
+        tax: the taxonomy.
+
+    Returns:
+        The document.
+    """
     return {
         "schema_version": SCHEMA_VERSION,
         "directed": True,
@@ -32,7 +39,14 @@ def to_node_link(tax: Taxonomy) -> dict:
 
 
 def from_node_link(data: dict) -> Taxonomy:
-    """Rebuild a taxonomy from :func:`to_node_link` output (schema-checked)."""
+    """Rebuild a taxonomy from :func:`to_node_link` output (schema-checked).
+
+    Args:
+        data: a node-link document.
+
+    Returns:
+        The taxonomy.
+    """
     version = data.get("schema_version")
     if version is None:
         raise SchemaError("node-link document has no 'schema_version'")
@@ -47,12 +61,26 @@ def from_node_link(data: dict) -> Taxonomy:
 
 
 def to_json(tax: Taxonomy) -> str:
-    """The taxonomy as node-link JSON."""
+    """The taxonomy as node-link JSON.
+
+    Args:
+        tax: the taxonomy.
+
+    Returns:
+        The JSON text.
+    """
     return json.dumps(to_node_link(tax), indent=1, ensure_ascii=False) + "\n"
 
 
 def from_json(text: str) -> Taxonomy:
-    """A taxonomy from node-link JSON (validated)."""
+    """A taxonomy from node-link JSON (validated).
+
+    Args:
+        text: node-link JSON.
+
+    Returns:
+        The taxonomy.
+    """
     return from_node_link(json.loads(text))
 
 
@@ -66,7 +94,14 @@ def _flat(value) -> str | int | float | bool:
 
 
 def to_graphml(tax: Taxonomy) -> str:
-    """GraphML with scalar attributes (tuples are JSON-encoded strings)."""
+    """GraphML with scalar attributes (tuples are JSON-encoded strings).
+
+    Args:
+        tax: the taxonomy.
+
+    Returns:
+        The GraphML text.
+    """
     g = nx.MultiDiGraph()
     for n in tax.nodes():
         g.add_node(n.id, **{k: _flat(v) for k, v in n.model_dump(mode="json").items() if k != "id"})
@@ -127,7 +162,15 @@ def _without_references(tax: Taxonomy, include_references: bool):
 
 
 def to_dot(tax: Taxonomy, *, include_references: bool = False) -> str:
-    """Graphviz DOT, one cluster per node kind."""
+    """Graphviz DOT, one cluster per node kind.
+
+    Args:
+        tax: the taxonomy.
+        include_references: keep the reference nodes and ``cites`` edges.
+
+    Returns:
+        The DOT text.
+    """
     nodes, edges = _without_references(tax, include_references)
     lines = ["digraph silentfail {", "  rankdir=LR;", '  node [fontname="Helvetica"];']
     for kind in NodeKind:
@@ -149,7 +192,15 @@ def to_dot(tax: Taxonomy, *, include_references: bool = False) -> str:
 
 
 def to_mermaid(tax: Taxonomy, *, include_references: bool = False) -> str:
-    """A Mermaid flowchart (renders on GitHub)."""
+    """A Mermaid flowchart (renders on GitHub).
+
+    Args:
+        tax: the taxonomy.
+        include_references: keep the reference nodes and ``cites`` edges.
+
+    Returns:
+        The Mermaid text.
+    """
     nodes, edges = _without_references(tax, include_references)
     lines = ["flowchart LR"]
     for kind in NodeKind:
@@ -182,7 +233,14 @@ def _tex(text: str) -> str:
 
 def to_latex(tax: Taxonomy) -> str:
     """A booktabs table: for each mode, its layer, its causes (shifts, personalization
-    rules, constraints, mechanisms) and its detectors (scope in brackets)."""
+    rules, constraints, mechanisms) and its detectors (scope in brackets).
+
+    Args:
+        tax: the taxonomy.
+
+    Returns:
+        The LaTeX table.
+    """
     from .queries import causes_of
 
     def names(ids):
@@ -242,6 +300,13 @@ def figure(tax: Taxonomy, *, width: float = 7.0):
     Causal edges are grey, ``detects`` edges green (dashed when they see only the
     global model); ``influences``, ``mitigates`` and access edges are omitted for
     legibility (they are in every other export).
+
+    Args:
+        tax: the taxonomy.
+        width: the figure width in inches.
+
+    Returns:
+        The matplotlib Figure.
     """
     import matplotlib
 
@@ -321,6 +386,17 @@ def write(tax: Taxonomy, fmt: str, path: str | Path | None = None) -> str | None
     """Render ``tax`` in ``fmt``; write to ``path`` if given, else return the text.
 
     Figures (png, svg, pdf) need a path.
+
+    Args:
+        tax: the taxonomy.
+        fmt: json, graphml, dot, mermaid, latex, png, svg or pdf.
+        path: the output file, or None to return the text.
+
+    Returns:
+        The text when ``path`` is None, else None.
+
+    Raises:
+        SchemaError: an unknown format, or a figure format without a path.
     """
     if fmt not in FORMATS:
         raise SchemaError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")

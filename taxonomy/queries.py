@@ -91,7 +91,15 @@ def _check_scope(scope: str) -> None:
 
 
 def blocked_access(tax: Taxonomy, constraints: Iterable[str]) -> dict[str, tuple[str, ...]]:
-    """Access id -> the constraints of the set that block it."""
+    """Access id -> the constraints of the set that block it.
+
+    Args:
+        tax: the taxonomy.
+        constraints: the constraint ids in force.
+
+    Returns:
+        ``{access id: (blocking constraint ids)}`` for every blocked access.
+    """
     cons = _check_ids(tax, constraints, NodeKind.CONSTRAINT, "constraint")
     out: dict[str, list[str]] = {}
     for c in cons:
@@ -101,7 +109,18 @@ def blocked_access(tax: Taxonomy, constraints: Iterable[str]) -> dict[str, tuple
 
 
 def detector_status(tax: Taxonomy, detector: str, constraints: Iterable[str]) -> DetectorStatus:
-    """Whether a detector survives a constraint set, and why not."""
+    """Whether a detector survives a constraint set, and why not.
+
+    Args:
+        tax: the taxonomy.
+        detector: a detector id.
+        constraints: the constraint ids in force.
+
+    Returns:
+        DetectorStatus: the blocking paths (access and the constraints that block it)
+        and the (observable, constraint) pairs that only degrade it; ``survives`` when
+        nothing blocks it.
+    """
     (det,) = _check_ids(tax, [detector], NodeKind.DETECTOR, "detector")
     cons = _check_ids(tax, constraints, NodeKind.CONSTRAINT, "constraint")
     blocked = blocked_access(tax, cons)
@@ -116,7 +135,16 @@ def detector_status(tax: Taxonomy, detector: str, constraints: Iterable[str]) ->
 
 
 def mode_detectors(tax: Taxonomy, mode: str, scope: Scope = "deployed") -> list[str]:
-    """All detectors with a ``detects`` edge of this scope (``any``: either) to the mode."""
+    """All detectors with a ``detects`` edge of this scope (``any``: either) to the mode.
+
+    Args:
+        tax: the taxonomy.
+        mode: a failure mode id.
+        scope: ``any``, ``deployed`` or ``global``.
+
+    Returns:
+        The detector ids.
+    """
     _check_scope(scope)
     (m,) = _check_ids(tax, [mode], NodeKind.FAILURE_MODE, "failure mode")
     return list(dict.fromkeys(e.source for e in tax.in_edges(m, EdgeKind.DETECTS) if scope in ("any", e.scope)))
@@ -202,7 +230,15 @@ def silent_modes(
 
 def causal_graph(tax: Taxonomy, *, influences: bool = False) -> nx.DiGraph:
     """The subgraph of causal edges (causes, enables, amplifies, masks) as a DiGraph;
-    with ``influences`` also the mode-to-mode influence edges."""
+    with ``influences`` also the mode-to-mode influence edges.
+
+    Args:
+        tax: the taxonomy.
+        influences: include the influence edges.
+
+    Returns:
+        A networkx DiGraph over the node ids.
+    """
     kinds = CAUSAL_EDGES | {EdgeKind.INFLUENCES} if influences else CAUSAL_EDGES
     g = nx.DiGraph()
     g.add_nodes_from(n.id for n in tax.nodes())
@@ -211,7 +247,15 @@ def causal_graph(tax: Taxonomy, *, influences: bool = False) -> nx.DiGraph:
 
 
 def causes_of(tax: Taxonomy, mode: str) -> dict[str, list[str]]:
-    """Every node with a causal path to ``mode``, grouped by kind (kind order, then id)."""
+    """Every node with a causal path to ``mode``, grouped by kind (kind order, then id).
+
+    Args:
+        tax: the taxonomy.
+        mode: a failure mode id.
+
+    Returns:
+        ``{kind: [node ids]}``.
+    """
     (m,) = _check_ids(tax, [mode], NodeKind.FAILURE_MODE, "failure mode")
     anc = nx.ancestors(causal_graph(tax), m)
     out: dict[str, list[str]] = {}
@@ -246,7 +290,14 @@ def paths(tax: Taxonomy, cause: str, mode: str, *, cutoff: int = 6, influences: 
 
 def default_constraint_sets(tax: Taxonomy) -> dict[str, tuple[str, ...]]:
     """Named constraint sets for the coverage matrix: none, each constraint alone, the
-    standard federated set, with central DP, and all constraints."""
+    standard federated set, with central DP, and all constraints.
+
+    Args:
+        tax: the taxonomy.
+
+    Returns:
+        ``{set name: constraint ids}``.
+    """
     cons = tax.ids(NodeKind.CONSTRAINT)
     sets: dict[str, tuple[str, ...]] = {"none": ()}
     sets.update({c: (c,) for c in cons})
@@ -268,15 +319,35 @@ class CoverageMatrix:
     cells: dict[tuple[str, str], tuple[DetectorStatus, ...]] = field(repr=False)
 
     def surviving(self, mode: str, set_name: str) -> tuple[str, ...]:
-        """The detectors of ``mode`` that survive the constraint set ``set_name``."""
+        """The detectors of ``mode`` that survive the constraint set ``set_name``.
+
+        Args:
+            mode: a failure mode id.
+            set_name: a constraint set of the matrix.
+
+        Returns:
+            The surviving detector ids.
+        """
         return tuple(s.detector for s in self.cells[(mode, set_name)] if s.survives)
 
     def silent(self, mode: str, set_name: str) -> bool:
-        """Whether no detector of ``mode`` survives ``set_name``."""
+        """Whether no detector of ``mode`` survives ``set_name``.
+
+        Args:
+            mode: a failure mode id.
+            set_name: a constraint set of the matrix.
+
+        Returns:
+            True when the mode is structurally silent under the set.
+        """
         return not self.surviving(mode, set_name)
 
     def rows(self) -> list[list[str]]:
-        """Table rows: mode, then per set the surviving detectors ('*' = degraded)."""
+        """Table rows: mode, then per set the surviving detectors ('*' = degraded).
+
+        Returns:
+            One row per mode.
+        """
         out = []
         for m in self.modes:
             row = [m]
@@ -293,7 +364,16 @@ def coverage_matrix(
     *,
     scope: Scope = "deployed",
 ) -> CoverageMatrix:
-    """Which detectors survive for each mode under each constraint set."""
+    """Which detectors survive for each mode under each constraint set.
+
+    Args:
+        tax: the taxonomy.
+        constraint_sets: ``{name: constraint ids}`` (default: :func:`default_constraint_sets`).
+        scope: ``any``, ``deployed`` or ``global``.
+
+    Returns:
+        CoverageMatrix over (mode, set).
+    """
     _check_scope(scope)
     sets = {k: tuple(v) for k, v in (constraint_sets or default_constraint_sets(tax)).items()}
     modes = tuple(_modes(tax))
@@ -336,7 +416,14 @@ def minimal_silencing_sets(
 
 def benchmark_table(tax: Taxonomy) -> list[dict[str, str]]:
     """The paper's benchmark table (Oh & Bui, Table 1) regenerated from the graph:
-    one row per benchmark in the paper's order, each mode rated direct|proxy|none."""
+    one row per benchmark in the paper's order, each mode rated direct|proxy|none.
+
+    Args:
+        tax: the taxonomy.
+
+    Returns:
+        One ``{benchmark, category, mode: level}`` dict per benchmark.
+    """
     rows = []
     for b in tax.nodes(NodeKind.BENCHMARK):
         levels = {e.target: e.level for e in tax.out_edges(b.id, EdgeKind.COVERS)}
@@ -359,7 +446,16 @@ class DivideRow:
 
 def structural_divide(tax: Taxonomy, constraints: Iterable[str] = FEDERATED_CONSTRAINTS) -> list[DivideRow]:
     """The paper's central finding, from the graph: under the federated constraints no
-    benchmark both covers a mode directly and works with the access they leave."""
+    benchmark both covers a mode directly and works with the access they leave.
+
+    Args:
+        tax: the taxonomy.
+        constraints: the federated constraint set.
+
+    Returns:
+        One DivideRow per mode: the benchmarks that cover it directly, those of them whose
+        access survives the constraints, and the usable proxies.
+    """
     blocked = blocked_access(tax, constraints)
     usable = {
         b.id

@@ -106,7 +106,14 @@ CAUSAL_EDGES = frozenset({EdgeKind.CAUSES, EdgeKind.ENABLES, EdgeKind.AMPLIFIES,
 
 
 def allowed_pairs_text(kind: EdgeKind) -> str:
-    """The allowed (source, target) kind pairs of an edge kind, sorted, as text."""
+    """The allowed (source, target) kind pairs of an edge kind, sorted, as text.
+
+    Args:
+        kind: the edge kind.
+
+    Returns:
+        "source -> target" pairs, comma-separated.
+    """
     return ", ".join(f"{s.value}->{t.value}" for s, t in sorted(ALLOWED[kind]))
 
 
@@ -253,7 +260,17 @@ NODE_ADAPTER: TypeAdapter[Node] = TypeAdapter(Node)
 
 
 def node_from_dict(data: dict) -> Node:
-    """Build a typed node from a plain mapping (``kind`` selects the class)."""
+    """Build a typed node from a plain mapping (``kind`` selects the class).
+
+    Args:
+        data: the node's fields.
+
+    Returns:
+        The typed node.
+
+    Raises:
+        SchemaError: an unknown kind; pydantic.ValidationError: a bad field.
+    """
     if not isinstance(data, dict):
         raise SchemaError(f"a node must be a table/object, got {type(data).__name__}")
     kind = data.get("kind")
@@ -307,7 +324,17 @@ class Edge(BaseModel):
 
 
 def edge_from_dict(data: dict) -> Edge:
-    """Build an edge from a plain mapping, naming the unknown kind if there is one."""
+    """Build an edge from a plain mapping, naming the unknown kind if there is one.
+
+    Args:
+        data: the edge's fields.
+
+    Returns:
+        The edge.
+
+    Raises:
+        SchemaError: an unknown kind; pydantic.ValidationError: a bad field.
+    """
     if not isinstance(data, dict):
         raise SchemaError(f"an edge must be a table/object, got {type(data).__name__}")
     kind = data.get("kind")
@@ -320,7 +347,16 @@ def edge_from_dict(data: dict) -> Edge:
 
 
 def check_edge_kinds(edge: Edge, source_kind: NodeKind, target_kind: NodeKind) -> None:
-    """Raise SchemaError naming both ends and the allowed pairs if the edge is mistyped."""
+    """Raise SchemaError naming both ends and the allowed pairs if the edge is mistyped.
+
+    Args:
+        edge: the edge.
+        source_kind: its source's kind.
+        target_kind: its target's kind.
+
+    Raises:
+        MistypedEdgeError: the pair is not allowed for the edge kind.
+    """
     if (source_kind, target_kind) not in ALLOWED[edge.kind]:
         raise MistypedEdgeError(
             f"{edge.kind.value} edge {edge.source!r} ({source_kind.value}) -> "
@@ -330,7 +366,15 @@ def check_edge_kinds(edge: Edge, source_kind: NodeKind, target_kind: NodeKind) -
 
 
 def describe_validation_error(exc: Exception, what: str) -> str:
-    """One line per problem of a pydantic ValidationError, each naming the field."""
+    """One line per problem of a pydantic ValidationError, each naming the field.
+
+    Args:
+        exc: the ValidationError.
+        what: the label of the object validated.
+
+    Returns:
+        The message.
+    """
     errors = getattr(exc, "errors", None)
     if not callable(errors):
         return f"{what}: {exc}"

@@ -64,6 +64,12 @@ def validate(tax: Taxonomy) -> list[Violation]:
       annotation, whose constraint sets exist and indeed leave it silent;
     - every detector observes something and requires at least the access its
       observables require.
+
+    Args:
+        tax: the taxonomy.
+
+    Returns:
+        Every violation, sorted (empty when the taxonomy is sound).
     """
     from .queries import causal_graph, silent_modes  # local: queries imports builtin
 
@@ -138,7 +144,18 @@ def validate(tax: Taxonomy) -> list[Violation]:
 
 
 def read_extension(path: str | Path) -> dict:
-    """Parse a JSON or TOML extension file into ``{"nodes": [...], "edges": [...]}``."""
+    """Parse a JSON or TOML extension file into ``{"nodes": [...], "edges": [...]}``.
+
+    Args:
+        path: a .json or .toml file.
+
+    Returns:
+        The parsed mapping.
+
+    Raises:
+        SchemaError: a missing or unreadable file, another suffix than .json/.toml, a
+            parse error or a top level that is not an object, naming the file.
+    """
     p = Path(path)
     if not p.exists():
         raise SchemaError(f"extension file {str(p)!r} does not exist")
@@ -171,7 +188,15 @@ def read_extension(path: str | Path) -> dict:
 
 def check_schema_version(version, where: str) -> None:
     """A schema version this package reads: the same major version, a minor version no
-    newer than :data:`SCHEMA_VERSION` (a newer file may use what this package lacks)."""
+    newer than :data:`SCHEMA_VERSION` (a newer file may use what this package lacks).
+
+    Args:
+        version: the file's ``schema_version``.
+        where: the file, for the message.
+
+    Raises:
+        SchemaError: a missing, malformed or unsupported version.
+    """
     try:
         major, minor = (int(x) for x in str(version).split("."))
     except ValueError:
@@ -185,7 +210,15 @@ def check_schema_version(version, where: str) -> None:
 
 def extend(base: Taxonomy, data: dict) -> tuple[Taxonomy, list[Violation]]:
     """Add an extension's nodes and edges to a copy of ``base``, collecting every
-    violation (schema ones while adding, structural ones after)."""
+    violation (schema ones while adding, structural ones after).
+
+    Args:
+        base: the taxonomy to extend (left unchanged).
+        data: the extension mapping.
+
+    Returns:
+        (the extended copy, the violations).
+    """
     tax = base.copy()
     out: list[Violation] = []
     for i, raw in enumerate(data.get("nodes", []) or []):
@@ -216,7 +249,15 @@ def extend(base: Taxonomy, data: dict) -> tuple[Taxonomy, list[Violation]]:
 
 
 def load_extension(base: Taxonomy, path: str | Path) -> tuple[Taxonomy, list[Violation]]:
-    """Read an extension file and apply it to ``base`` (see :func:`extend`)."""
+    """Read an extension file and apply it to ``base`` (see :func:`extend`).
+
+    Args:
+        base: the taxonomy to extend.
+        path: the extension file.
+
+    Returns:
+        (the extended copy, the violations; a parse error is one violation).
+    """
     try:
         data = read_extension(path)
     except SchemaError as exc:
