@@ -58,7 +58,15 @@ def simulate(sc: Scenario, paths: tuple[str, ...], values, seed):
     the (traced) ``values``, its population and its round scan, keyed like
     :func:`~silentfail.sim.run.run` so the numbers are that function's.
 
-    Returns (view, ctx, pop, lam_max, RunOutput)."""
+    Args:
+        sc: the scenario.
+        paths: the traced fields.
+        values: their (traced) values.
+        seed: the run's seed (traced).
+
+    Returns:
+        (view, ctx, pop, lam_max, RunOutput).
+    """
     view = ScenarioView(sc, {**dict(zip(paths, values)), "population.trace_clients": 0})
     kpop, krun = jax.random.split(jax.random.key(seed))
     ctx, pop, lam_max = _build(view, kpop)
@@ -68,7 +76,17 @@ def simulate(sc: Scenario, paths: tuple[str, ...], values, seed):
 def run_failures(view, ctx, pop, rounds):
     """The mode metrics relative to the FM and the failures of a traced run
     (:func:`~silentfail.sim.trace.mode_failures` with the population's FM references):
-    what every reducer of the scan's outputs shares."""
+    what every reducer of the scan's outputs shares.
+
+    Args:
+        view: the (traced) scenario.
+        ctx: the shared world and FM.
+        pop: the clients.
+        rounds: the scan's per-round outputs.
+
+    Returns:
+        (metric (T, modes), Failures).
+    """
     return mode_failures(
         rounds["mode_metric"],
         rounds["acc_mean"],
@@ -141,7 +159,20 @@ def run_batch(
 
     Every path must be a float field the engine uses only as a number (see
     :func:`traceable`); the rest of the scenario is compiled in. ``devices`` shards the
-    runs of each call over that many devices (CALL must be divisible by it)."""
+    runs of each call over that many devices (CALL must be divisible by it).
+
+    Args:
+        sc: the scenario.
+        paths: the traced fields.
+        detectors: the detectors whose channels are computed.
+        values: (B, len(paths)).
+        seeds: (B,).
+        thresholds: (B, K).
+        devices: the device count, or None.
+
+    Returns:
+        Outcome of B runs.
+    """
     check_supported(sc)
     if devices not in (None, 1):
         grid_mesh(devices)  # validates the count against the visible devices
@@ -178,7 +209,15 @@ def _traceable(scenario_json: str, path: str) -> bool:
 
 def traceable(sc: Scenario, path: str) -> bool:
     """Whether ``path`` can vary inside one compiled program (a float field used only as
-    a number); found by tracing the run with that field as a JAX value."""
+    a number); found by tracing the run with that field as a JAX value.
+
+    Args:
+        sc: the scenario.
+        path: a dotted field path.
+
+    Returns:
+        True when the field can be traced.
+    """
     from .params import is_float_field, numeric_field
 
     value = numeric_field(sc, path)

@@ -44,7 +44,17 @@ def changepoint_log_odds(y: Array, var: Array, scale: float | Array, hazard: flo
     """Per round t, the log posterior odds log P(tau <= t | y_0..t) / P(tau > t | y_0..t)
     of a downward change (module docstring). ``y``, ``var``: (T,); returns (T,), -inf at t = 0.
     A monotone function of the posterior probability, kept in log space so that odds
-    near certainty stay distinct in float32."""
+    near certainty stay distinct in float32.
+
+    Args:
+        y: (T,) the stream.
+        var: (T,) its noise variances v_i.
+        scale: s, the prior scale of the change.
+        hazard: h, the per-round hazard.
+
+    Returns:
+        (T,) log odds.
+    """
     T = y.shape[0]
     w = 1.0 / var
     W, S = jnp.cumsum(w), jnp.cumsum(w * y)
@@ -69,6 +79,16 @@ def changepoint_log_odds(y: Array, var: Array, scale: float | Array, hazard: flo
 
 
 def changepoint_probability(y: Array, var: Array, scale: float | Array, hazard: float | Array) -> Array:
-    """P(a downward change has happened by round t | y_0..t), each round t (0 at t = 0)."""
+    """P(a downward change has happened by round t | y_0..t), each round t (0 at t = 0).
+
+    Args:
+        y: (T,) the stream.
+        var: (T,) its noise variances.
+        scale: s, the prior scale of the change.
+        hazard: h, the per-round hazard.
+
+    Returns:
+        (T,) posterior probabilities.
+    """
     lo = changepoint_log_odds(y, var, scale, hazard)
     return jnp.where(jnp.isfinite(lo), 1.0 / (1.0 + jnp.exp(-lo)), 0.0)

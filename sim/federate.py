@@ -67,7 +67,14 @@ DIVERGENCE_FACTOR = 1e3
 
 
 def server_optimizer(sc: Scenario) -> optax.GradientTransformation:
-    """The optax server optimizer applied to the pseudo-gradient -mean(Delta)."""
+    """The optax server optimizer applied to the pseudo-gradient -mean(Delta).
+
+    Args:
+        sc: the scenario (``server_optimizer``, ``server_lr``).
+
+    Returns:
+        The optax transformation.
+    """
     f = sc.federation
     return {
         "sgd": lambda: optax.sgd(f.server_lr),
@@ -113,6 +120,16 @@ def public_round(sc: Scenario, t: Array, theta_g: Array, ctx: Context, fm_public
     global model on its public probe set and P0 sample (observables it has) and switches
     to a centralized round when either score is more than ``public_tolerance`` below the
     FM's: A(theta_0) - A(theta_g) > tol or acc_P0(theta_0) - acc_P0(theta_g) > tol.
+
+    Args:
+        sc: the scenario.
+        t: the round.
+        theta_g: (D,) the global model.
+        ctx: the world.
+        fm_public: the FM's (alignment, P0 accuracy).
+
+    Returns:
+        () bool.
     """
     f = sc.federation
     if f.public_schedule == "alternate":
@@ -215,7 +232,14 @@ def _compiled(scenario_json: str, chunk: int | None):
 
 
 def check_supported(sc: Scenario) -> None:
-    """Reject what the engine cannot run, before anything is compiled."""
+    """Reject what the engine cannot run, before anything is compiled.
+
+    Args:
+        sc: the scenario.
+
+    Raises:
+        ScenarioError: temporal drift outside population mode, or centralized steps that diverge.
+    """
     if sc.shifts.temporal.kind != "none" and sc.population.mode != "population":
         raise ScenarioError(
             "shifts.temporal requires population.mode = 'population' (finite-sample statistics are drawn once)"
@@ -235,6 +259,17 @@ def check_supported(sc: Scenario) -> None:
 
 def run_compiled(sc: Scenario, ctx: Context, pop: Population, key: Array, *, chunk: int | None = None) -> RunOutput:
     """Run the jitted round scan (compiled once per distinct scenario and block size).
-    Sharded inputs (``sim.scale.place``) give a sharded program (XLA's SPMD partitioner)."""
+    Sharded inputs (``sim.scale.place``) give a sharded program (XLA's SPMD partitioner).
+
+    Args:
+        sc: the scenario.
+        ctx: the shared world and FM.
+        pop: the clients.
+        key: a JAX PRNG key.
+        chunk: clients per block, or None.
+
+    Returns:
+        RunOutput(theta_final, rounds).
+    """
     check_supported(sc)
     return _compiled(sc.to_json(), chunk)(ctx, pop, key)

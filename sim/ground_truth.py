@@ -59,7 +59,19 @@ def deployed_models(sc: Scenario, ctx: Context, pop: Population, theta_g: Array,
 def client_pass(sc: Scenario, ctx: Context, block: ClientBlock, theta_g: Array, t: Array, panel: Panel) -> dict:
     """The per-client work of a round on a block of clients (leading axis): the deployed
     models and every per-client metric on them (see sim/metrics.py). Clients are
-    independent here, so the block can be any subset (``sim.scale.to_blocks``)."""
+    independent here, so the block can be any subset (``sim.scale.to_blocks``).
+
+    Args:
+        sc: the scenario.
+        ctx: the shared world and FM.
+        block: the block's clients.
+        theta_g: (D,) the global model.
+        t: the round.
+        panel: the OOD panel this round.
+
+    Returns:
+        ``{name: (n, ...)}`` per-client outputs (theta, acc, group_acc, ece_*, alignment, ood, train_test_gap, ...).
+    """
     world, pop = ctx.world, block.pop
     theta_c, cw = deployed_models(sc, ctx, pop, theta_g, t)
     cm = mt.client_metrics_batch(theta_c, cw, world)
@@ -115,12 +127,29 @@ class ClientBlock(NamedTuple):
 
 
 def client_block(pop: Population) -> ClientBlock:
-    """All clients as one block: the population's per-client arrays and the client ids."""
+    """All clients as one block: the population's per-client arrays and the client ids.
+
+    Args:
+        pop: the population.
+
+    Returns:
+        ClientBlock(pop without the panel, ids 0..N-1).
+    """
     return ClientBlock(pop=pop._replace(ood_panel=None), index=jnp.arange(pop.n.shape[0]))
 
 
 def round_panel(sc: Scenario, ctx: Context, pop: Population, t: Array) -> Panel:
-    """The OOD panel's distributions in round t (drifting with the clients)."""
+    """The OOD panel's distributions in round t (drifting with the clients).
+
+    Args:
+        sc: the scenario.
+        ctx: the shared world and FM.
+        pop: the population (its panel ids).
+        t: the round.
+
+    Returns:
+        Panel(world, index, fm_acc, p0_fm).
+    """
     idx = pop.ood_panel
     base, shifted = (jax.tree.map(lambda a: a[idx], w) for w in (pop.base, pop.shifted))
     cw = interpolate(base, shifted, drift_strength(sc, t)) if sc.shifts.temporal.kind != "none" else shifted
@@ -130,7 +159,18 @@ def round_panel(sc: Scenario, ctx: Context, pop: Population, t: Array) -> Panel:
 def round_metrics(sc: Scenario, ctx: Context, pop: Population, theta_g: Array, pc: dict) -> dict:
     """Ground truth of the modes for one round, pooled over the clients'
     :func:`client_pass` outputs ``pc``: the six built-in modes' kernels, then each
-    plugin mode's round metric on the same outputs (``sim/registry.py``)."""
+    plugin mode's round metric on the same outputs (``sim/registry.py``).
+
+    Args:
+        sc: the scenario.
+        ctx: the shared world and FM.
+        pop: the population (its pooling weights).
+        theta_g: (D,) the global model.
+        pc: the clients' :func:`client_pass` outputs.
+
+    Returns:
+        ``{mode_metric: (modes,), reports, pooled summaries, client: {...}}``.
+    """
     world = ctx.world
     w = pop.weight
     align_g = alignment_score(theta_g, world)

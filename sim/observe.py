@@ -84,7 +84,14 @@ def available_access(sc: Scenario) -> frozenset[str]:
     """The access the scenario's constraints leave the server. The server always holds
     the global model and secure sums; each flag of ``federation`` adds or removes one
     (secure_aggregation blocks per-client values; no_attribute_use blocks group labels;
-    no_personal_model_access and no_raw_data_access block the rest)."""
+    no_personal_model_access and no_raw_data_access block the rest).
+
+    Args:
+        sc: the scenario.
+
+    Returns:
+        The access ids.
+    """
     f = sc.federation
     acc = {"global_model", "secure_sums"}
     if not f.secure_aggregation:
@@ -101,19 +108,40 @@ def available_access(sc: Scenario) -> frozenset[str]:
 
 
 def available_observables(sc: Scenario) -> tuple[str, ...]:
-    """The observables whose required access the scenario's constraints leave."""
+    """The observables whose required access the scenario's constraints leave.
+
+    Args:
+        sc: the scenario.
+
+    Returns:
+        The observable ids.
+    """
     acc = available_access(sc)
     return tuple(name for name, ob in OBSERVABLES.items() if set(ob.requires) <= acc)
 
 
 def accounted_releases(sc: Scenario) -> tuple[str, ...]:
     """The DP-noised secure sums one round releases (each a Gaussian mechanism, all over
-    the same participant mask): the observables of :data:`NOISED` the access allows."""
+    the same participant mask): the observables of :data:`NOISED` the access allows.
+
+    Args:
+        sc: the scenario.
+
+    Returns:
+        The observable ids.
+    """
     return tuple(name for name in available_observables(sc) if name in NOISED)
 
 
 def observed_keys(sc: Scenario) -> tuple[str, ...]:
-    """The round-output keys of the available observables (what the trace keeps of the server's view)."""
+    """The round-output keys of the available observables (what the trace keeps of the server's view).
+
+    Args:
+        sc: the scenario.
+
+    Returns:
+        The round-output keys.
+    """
     return tuple(k for name in available_observables(sc) for k in OBSERVABLES[name].keys)
 
 
@@ -122,7 +150,16 @@ def client_reports(pc: dict, misalign: Array, ece: Array) -> dict:
     (rows: clients): its accuracy on its own data (``report``); per group its mass,
     correct mass, predicted-positive mass and positive-label mass (``group``, needs the
     attribute); its scores on the public probes and P0, its ECE (of the mode's kind) and
-    within-round drop (``fedeval``)."""
+    within-round drop (``fedeval``).
+
+    Args:
+        pc: the per-client outputs of the round (``ground_truth.client_pass``).
+        misalign: (N,) the within-round drops.
+        ece: (N,) the clients' ECE of the mode's kind.
+
+    Returns:
+        ``{report: (N, 1), group: (N, 4, G), fedeval: (N, 4)}``.
+    """
     pi, mass = pc["pi"], pc["group_mass"]
     pos_mass = pi[:, 1, :] * pc["tpr"] + pi[:, 0, :] * pc["fpr"]
     group = jnp.stack([mass, pc["group_acc"] * mass, pos_mass, pi[:, 1, :]], axis=1)  # (N, 4, G)
@@ -136,7 +173,16 @@ def client_reports(pc: dict, misalign: Array, ece: Array) -> dict:
 def inspect_updates(delta: Array, mask: Array, ctx: Context) -> Array:
     """What a server that sees every update can compute: the largest projection on the
     alignment direction, the largest |projection| on the spurious direction, and the
-    largest norm among the participants' updates (NaN in a round without reports)."""
+    largest norm among the participants' updates (NaN in a round without reports).
+
+    Args:
+        delta: (N, D) the updates.
+        mask: (N,) the participants.
+        ctx: the world (its directions).
+
+    Returns:
+        (3,) the three maxima.
+    """
     w = ctx.world
     stats = jnp.stack(
         [

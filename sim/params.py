@@ -57,7 +57,15 @@ class ScenarioView:
 
 
 def numeric_field(sc: Scenario, path: str) -> Any:
-    """The current value of a dotted field path (ScenarioError if unknown)."""
+    """The current value of a dotted field path (ScenarioError if unknown).
+
+    Args:
+        sc: the scenario.
+        path: a dotted field path.
+
+    Returns:
+        The value.
+    """
     node: Any = sc
     for part in path.split("."):
         if not isinstance(node, BaseModel) or part not in type(node).model_fields:
@@ -67,7 +75,15 @@ def numeric_field(sc: Scenario, path: str) -> Any:
 
 
 def is_float_field(sc: Scenario, path: str) -> bool:
-    """Whether the field holds a real number (only those can be traced)."""
+    """Whether the field holds a real number (only those can be traced).
+
+    Args:
+        sc: the scenario.
+        path: a dotted field path.
+
+    Returns:
+        bool.
+    """
     node: Any = sc
     parts = path.split(".")
     for part in parts[:-1]:
@@ -79,7 +95,16 @@ def is_float_field(sc: Scenario, path: str) -> bool:
 def axis_value(sc: Scenario, path: str, value: Any) -> Any:
     """A sweep axis value for the field ``path``: an integral float (an axis written
     lo:hi:n is floats) becomes the int an integer field takes; anything else is left
-    for the scenario's strict validation to judge."""
+    for the scenario's strict validation to judge.
+
+    Args:
+        sc: the scenario.
+        path: a dotted field path.
+        value: the axis value.
+
+    Returns:
+        The value to set.
+    """
     node: Any = sc
     parts = path.split(".")
     for part in parts[:-1]:

@@ -160,7 +160,11 @@ def check_new_id(kind: str, ident: str, registry) -> None:
 
 
 def plugin_modes() -> tuple[Mode, ...]:
-    """The registered modes that are not built in, in registration order."""
+    """The registered modes that are not built in, in registration order.
+
+    Returns:
+        The Mode records.
+    """
     return tuple(m for m in MODE_REGISTRY.values() if not m.builtin)
 
 

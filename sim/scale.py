@@ -45,7 +45,16 @@ def resolve_chunk(chunk: int | str | None, num_clients: int, devices: int = 1) -
     fits in one block. ``"auto"`` keeps populations up to :data:`AUTO_MIN` clients in one
     block and splits larger ones into ceil(N / AUTO_CHUNK) equal blocks (the least
     padding). A block is rounded up to a multiple of the device count so that every
-    device holds the same rows of it."""
+    device holds the same rows of it.
+
+    Args:
+        chunk: clients per block, ``"auto"``, or None.
+        num_clients: N.
+        devices: the device count.
+
+    Returns:
+        The block size, or None for one block.
+    """
     if chunk is None:
         return None
     if chunk == "auto":
@@ -61,7 +70,15 @@ def resolve_chunk(chunk: int | str | None, num_clients: int, devices: int = 1) -
 def to_blocks(tree, chunk: int):
     """(N, ...) leaves -> (n_chunks, chunk, ...) with client i = k n_chunks + j at [j, k];
     the last rows are padded with copies of the last client (dropped by
-    :func:`from_blocks`)."""
+    :func:`from_blocks`).
+
+    Args:
+        tree: a PyTree of (N, ...) arrays.
+        chunk: the block size.
+
+    Returns:
+        The PyTree of (n_chunks, chunk, ...) arrays.
+    """
 
     def one(a):
         n = a.shape[0]
@@ -75,7 +92,15 @@ def to_blocks(tree, chunk: int):
 
 
 def from_blocks(tree, n: int):
-    """Inverse of :func:`to_blocks` for the (n_chunks, chunk, ...) outputs of a block map."""
+    """Inverse of :func:`to_blocks` for the (n_chunks, chunk, ...) outputs of a block map.
+
+    Args:
+        tree: a PyTree of (n_chunks, chunk, ...) arrays.
+        n: the number of clients N.
+
+    Returns:
+        The PyTree of (N, ...) arrays in client order.
+    """
 
     def one(a):
         flat = jnp.swapaxes(a, 0, 1)
@@ -85,12 +110,26 @@ def from_blocks(tree, n: int):
 
 
 def client_mesh(devices: int | None) -> Mesh | None:
-    """A 1-D mesh over the first ``devices`` devices (axis ``"clients"``); None for 1 device."""
+    """A 1-D mesh over the first ``devices`` devices (axis ``"clients"``); None for 1 device.
+
+    Args:
+        devices: the device count (None or 1: no mesh).
+
+    Returns:
+        The mesh, or None.
+    """
     return _mesh(devices, CLIENTS)
 
 
 def grid_mesh(devices: int | None) -> Mesh | None:
-    """A 1-D mesh over the first ``devices`` devices (axis ``"grid"``); None for 1 device."""
+    """A 1-D mesh over the first ``devices`` devices (axis ``"grid"``); None for 1 device.
+
+    Args:
+        devices: the device count (None or 1: no mesh).
+
+    Returns:
+        The mesh, or None.
+    """
     return _mesh(devices, GRID)
 
 
@@ -109,7 +148,16 @@ def _mesh(devices: int | None, axis: str) -> Mesh | None:
 
 
 def check_divisible(n: int, mesh: Mesh | None, what: str) -> None:
-    """The sharded axis must split evenly over the mesh's devices."""
+    """The sharded axis must split evenly over the mesh's devices.
+
+    Args:
+        n: the axis length.
+        mesh: the mesh (None: nothing to check).
+        what: the axis' name, for the message.
+
+    Raises:
+        ValueError: n is not a multiple of the device count.
+    """
     if mesh is not None and n % mesh.size:
         raise ValueError(f"{what} = {n} is not divisible by the {mesh.size} devices it is sharded over")
 
@@ -117,7 +165,16 @@ def check_divisible(n: int, mesh: Mesh | None, what: str) -> None:
 def plan(num_clients: int, chunk: int | str | None, devices: int | None) -> tuple[Mesh | None, int | None]:
     """The client mesh and the block size of a run of ``num_clients`` clients, checked
     before anything is built: the device count against the visible devices, the clients
-    against the devices, then :func:`resolve_chunk`."""
+    against the devices, then :func:`resolve_chunk`.
+
+    Args:
+        num_clients: N.
+        chunk: clients per block, ``"auto"`` or None.
+        devices: the device count, or None.
+
+    Returns:
+        (the mesh or None, the block size or None).
+    """
     mesh = client_mesh(devices)
     check_divisible(num_clients, mesh, "population.num_clients")
     return mesh, resolve_chunk(chunk, num_clients, mesh.size if mesh is not None else 1)
@@ -125,7 +182,16 @@ def plan(num_clients: int, chunk: int | str | None, devices: int | None) -> tupl
 
 def leading_sharding(tree, mesh: Mesh, n: int):
     """A sharding per leaf: split the leading axis over the mesh when it has length n
-    (a per-client or per-run array), replicate the rest."""
+    (a per-client or per-run array), replicate the rest.
+
+    Args:
+        tree: a PyTree of arrays.
+        mesh: the mesh.
+        n: the length of the sharded leading axis.
+
+    Returns:
+        The PyTree of NamedShardings.
+    """
     axis = mesh.axis_names[0]
 
     def one(a):
@@ -137,7 +203,16 @@ def leading_sharding(tree, mesh: Mesh, n: int):
 
 
 def place(tree, mesh: Mesh | None, n: int):
-    """``jax.device_put`` with :func:`leading_sharding` (a no-op without a mesh)."""
+    """``jax.device_put`` with :func:`leading_sharding` (a no-op without a mesh).
+
+    Args:
+        tree: a PyTree of arrays.
+        mesh: the mesh, or None.
+        n: the length of the sharded leading axis.
+
+    Returns:
+        The placed PyTree.
+    """
     if mesh is None:
         return tree
     return jax.device_put(tree, leading_sharding(tree, mesh, n))

@@ -117,13 +117,21 @@ class World(_Section):
         return self
 
     def shares(self) -> tuple[float, ...]:
-        """The group shares P_0(a) (default 0.7 / 0.3 for two groups, uniform otherwise)."""
+        """The group shares P_0(a) (default 0.7 / 0.3 for two groups, uniform otherwise).
+
+        Returns:
+            (G,) shares summing to 1.
+        """
         if self.group_shares is not None:
             return tuple(self.group_shares)
         return (0.7, 0.3) if self.groups == 2 else tuple([1.0 / self.groups] * self.groups)
 
     def stds(self) -> tuple[float, ...]:
-        """The per-group noise standard deviations."""
+        """The per-group noise standard deviations.
+
+        Returns:
+            (G,) ``noise_std`` per group (one value repeated for every group).
+        """
         return self.noise_std if isinstance(self.noise_std, tuple) else (self.noise_std,) * self.groups
 
 
@@ -436,14 +444,25 @@ class Thresholds(_Section):
 
     def threshold(self, mode: str) -> float:
         """The failure threshold of ``mode``: the field of a built-in mode, else
-        ``by_mode`` or the plugin mode's registered default."""
+        ``by_mode`` or the plugin mode's registered default.
+
+        Args:
+            mode: a registered mode id.
+
+        Returns:
+            The threshold.
+        """
         if mode in BUILTIN_MODES:
             return getattr(self, mode)
         return self.by_mode.get(mode, MODE_REGISTRY[mode].threshold)
 
     def persistence(self) -> tuple[int, ...]:
         """Rounds of persistence of each mode (MODES order): ``persist_by_mode``, else a
-        plugin mode's registered persist, else ``persist``."""
+        plugin mode's registered persist, else ``persist``.
+
+        Returns:
+            One integer per registered mode.
+        """
         return tuple(self.persist_by_mode.get(m, MODE_REGISTRY[m].persist or self.persist) for m in MODES)
 
 
@@ -545,16 +564,34 @@ class Scenario(_Section):
 
     # ------------------------------------------------------------------ helpers
     def to_dict(self) -> dict[str, Any]:
-        """The scenario as plain JSON-able data."""
+        """The scenario as plain JSON-able data.
+
+        Returns:
+            Nested dicts of the sections and their fields.
+        """
         return self.model_dump(mode="json")
 
     def to_json(self) -> str:
-        """The scenario as canonical JSON (sorted keys): the key of every cache and store."""
+        """The scenario as canonical JSON (sorted keys): the key of every cache and store.
+
+        Returns:
+            The JSON text.
+        """
         return json.dumps(self.to_dict(), sort_keys=True)
 
     def replace(self, **updates: Any) -> Scenario:
         """A copy with dotted-path fields replaced, e.g. ``replace(**{"federation.rounds": 5})``;
-        the result is validated again."""
+        the result is validated again.
+
+        Args:
+            **changes: ``{"section.field": value}`` (nested sections by more dots).
+
+        Returns:
+            The new Scenario.
+
+        Raises:
+            ScenarioError: an unknown field path, or a value the validation refuses.
+        """
         data = self.to_dict()
         for path, value in updates.items():
             node = data
@@ -662,7 +699,17 @@ def _describe(exc: ValidationError) -> str:
 
 
 def scenario_from_dict(data: dict[str, Any]) -> Scenario:
-    """Validate a mapping into a Scenario, raising ScenarioError naming each bad field."""
+    """Validate a mapping into a Scenario, raising ScenarioError naming each bad field.
+
+    Args:
+        data: the scenario's sections and fields.
+
+    Returns:
+        The Scenario.
+
+    Raises:
+        ScenarioError: naming every bad field.
+    """
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
@@ -670,7 +717,17 @@ def scenario_from_dict(data: dict[str, Any]) -> Scenario:
 
 
 def load_scenario(path: str | Path) -> Scenario:
-    """Load a scenario from a TOML file (a ``preset = "NAME"`` key starts from a preset)."""
+    """Load a scenario from a TOML file (a ``preset = "NAME"`` key starts from a preset).
+
+    Args:
+        path: a .toml file.
+
+    Returns:
+        The Scenario.
+
+    Raises:
+        ScenarioError: a missing or unreadable file, invalid TOML, an unknown preset or a bad field.
+    """
     p = Path(path)
     if not p.exists():
         raise ScenarioError(f"scenario file {str(p)!r} does not exist")
@@ -710,7 +767,11 @@ def _merge(base: dict, over: dict) -> dict:
 
 
 def preset_names() -> list[str]:
-    """Names of the presets shipped with the package."""
+    """Names of the presets shipped with the package.
+
+    Returns:
+        The names, sorted.
+    """
     files = resources.files(__package__).joinpath("presets")
     return sorted(f.name[:-5] for f in files.iterdir() if f.name.endswith(".toml"))
 
@@ -766,5 +827,12 @@ def preset_exhibits(name: str) -> dict[str, str]:
 
 
 def exhibits_text(exhibits: dict[str, str]) -> str:
-    """One line of a preset's promise, e.g. 'fairness_collapse (silent), alignment_erosion (fails)'."""
+    """One line of a preset's promise, e.g. 'fairness_collapse (silent), alignment_erosion (fails)'.
+
+    Args:
+        exhibits: ``{mode: kind}`` (:func:`preset_exhibits`).
+
+    Returns:
+        The line.
+    """
     return ", ".join(f"{m} ({k})" for m, k in exhibits.items()) or "no mode promised"

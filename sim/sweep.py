@@ -97,12 +97,27 @@ class Plan:
         self.null_rep = [self.null_of.index(i) for i in range(len(self.null_keys))]  # a point per null key
 
     def combo_scenario(self, c: int) -> Scenario:
-        """The scenario of static combination ``c`` (the values of the static axes)."""
+        """The scenario of static combination ``c`` (the values of the static axes).
+
+        Args:
+            c: the combination's index.
+
+        Returns:
+            The scenario.
+        """
         first = self.points[self.combo_of.index(c)]
         return self.sc.replace(**{a: first[a] for a in self.static})
 
     def values(self, point: int, null: bool) -> list[float]:
-        """The traced fields' values at grid point ``point`` (the shift off for a null run)."""
+        """The traced fields' values at grid point ``point`` (the shift off for a null run).
+
+        Args:
+            point: the grid point's index.
+            null: the null run of that point.
+
+        Returns:
+            One value per traced field.
+        """
         p = self.points[point]
         return [
             NULL_STRENGTH if (null and path == STRENGTH) else float(p.get(path, numeric_field(self.sc, path)))
@@ -110,7 +125,14 @@ class Plan:
         ]
 
     def spec(self, chunk: int) -> dict:
-        """What identifies the sweep in its store: scenario, axes, seeds, chunk size and version."""
+        """What identifies the sweep in its store: scenario, axes, seeds, chunk size and version.
+
+        Args:
+            chunk: runs per stored chunk.
+
+        Returns:
+            The JSON-able spec (a resume refuses a store with another).
+        """
         return dict(
             scenario=json.loads(self.sc.to_json()),
             axes={k: [_jsonable(v) for v in vs] for k, vs in self.axes.items()},
@@ -130,7 +152,20 @@ CLIENT_ROUNDS_PER_S = 4e5
 
 def check_size(sc: Scenario, axes: Mapping[str, Sequence[Any]], seeds: int, max_runs: int | None) -> int:
     """The number of runs a sweep asks for (its grid's seeds and the null runs that
-    calibrate it), checked against ``max_runs`` before anything is built or computed."""
+    calibrate it), checked against ``max_runs`` before anything is built or computed.
+
+    Args:
+        sc: the scenario.
+        axes: ``{field: values}``.
+        seeds: seeds per grid point.
+        max_runs: the largest allowed (None: no limit).
+
+    Returns:
+        The number of runs.
+
+    Raises:
+        ScenarioError: axes that are not sequences, or more than ``max_runs`` runs.
+    """
     sizes = {path: len(values) if hasattr(values, "__len__") else None for path, values in axes.items()}
     if None in sizes.values():
         raise ScenarioError(f"sweep axes must be sequences of values, got {axes!r}")
@@ -205,12 +240,30 @@ class Store:
         tmp.replace(manifest)
 
     def path(self, name: str) -> Path:
-        """The file of chunk ``name``."""
+        """The file of chunk ``name``.
+
+        Args:
+            name: the chunk's name.
+
+        Returns:
+            Its path in the store.
+        """
         assert self.root is not None
         return self.root / "chunks" / f"{name}.nc"
 
     def load(self, name: str) -> Outcome | None:
-        """A stored chunk, checked against its recorded SHA-256 (None when absent)."""
+        """A stored chunk, checked against its recorded SHA-256 (None when absent).
+
+        Args:
+            name: the chunk's name.
+
+        Returns:
+            The chunk's Outcome, or None.
+
+        Raises:
+            ScenarioError: the file's hash differs from the manifest's (a swapped or
+                corrupted chunk) or it cannot be read, naming it.
+        """
         if self.root is None or not self.path(name).exists():
             return None
         p = self.path(name)
@@ -230,7 +283,12 @@ class Store:
             raise ScenarioError(f"chunk file {str(p)!r} cannot be read ({type(exc).__name__}); {fix}") from None
 
     def save(self, name: str, out: Outcome) -> None:
-        """Write a chunk atomically and record its SHA-256 in the manifest."""
+        """Write a chunk atomically and record its SHA-256 in the manifest.
+
+        Args:
+            name: the chunk's name.
+            out: its Outcome.
+        """
         if self.root is None:
             return
         dims = {
@@ -366,7 +424,18 @@ def assemble(
     plan: Plan, main: Outcome, cals: list[Calibration], null: Outcome, attrs: list[tuple[np.ndarray, np.ndarray]]
 ) -> xr.Dataset:
     """The sweep Dataset from the per-run outcomes (grid order, seeds innermost) and the
-    null attribution of each null key (:func:`_attribute`)."""
+    null attribution of each null key (:func:`_attribute`).
+
+    Args:
+        plan: the sweep's plan (axes, seeds, layout).
+        main: the grid runs' outcomes.
+        cals: one calibration per null key.
+        null: the null runs' outcomes.
+        attrs: per null key, the null attribution (lifted rates, causes).
+
+    Returns:
+        The sweep Dataset over the axes, seed, mode, detector and channel.
+    """
     sc, lay = plan.sc, plan.layout
     shape = tuple(len(v) for v in plan.axes.values())
     dims = tuple(plan.axes)

@@ -103,7 +103,19 @@ def mode_failures(mode_metric, acc_mean, fm_fairness, fm_acc_mean, thresholds, x
     group accuracy gap, or the clients' accuracy spread) over the FM's value
     ``fm_fairness`` (``metrics.fm_fairness``), and counts only while mean accuracy stays
     within ``fairness_mean_tolerance`` of the FM's.
-    Returns (metric (T, modes), Failures)."""
+    Returns (metric (T, modes), Failures).
+
+    Args:
+        mode_metric: (T, modes) the round metrics.
+        acc_mean: (T,) mean client accuracy.
+        fm_fairness: the FM's fairness measure.
+        fm_acc_mean: the FM's mean client accuracy.
+        thresholds: the scenario's thresholds section.
+        xp: ``numpy`` or ``jax.numpy``.
+
+    Returns:
+        (metric (T, modes) with fairness relative to the FM, Failures).
+    """
     fair = xp.asarray([m == "fairness_collapse" for m in MODES])
     metric = mode_metric - fm_fairness * fair[None, :]
     thr = xp.stack([xp.asarray(thresholds.threshold(m), dtype=metric.dtype) for m in MODES])
@@ -135,7 +147,19 @@ _CLIENT_DOCS = {
 
 def build_trace(sc: Scenario, seed: int, rounds: dict, *, fm: dict, accounting: Accounting, weights) -> Trace:
     """Assemble the Dataset from the scan's per-round outputs (numpy-converted);
-    ``weights`` are the clients' pooling weights (the first trace_clients are kept)."""
+    ``weights`` are the clients' pooling weights (the first trace_clients are kept).
+
+    Args:
+        sc: the scenario.
+        seed: the run's seed.
+        rounds: the scan's per-round outputs as NumPy arrays.
+        fm: the FM's reference values (alignment, P0 accuracy, mean accuracy, fairness, spurious weight).
+        accounting: the run's privacy accounting.
+        weights: (N,) the clients' pooling weights.
+
+    Returns:
+        The Trace.
+    """
     T = sc.federation.rounds
     d, G = sc.world.d, sc.world.groups
     th = sc.thresholds
@@ -231,13 +255,28 @@ def _version() -> str:
 
 
 def scenario_of(trace: Trace) -> Scenario:
-    """The scenario a trace was produced with."""
+    """The scenario a trace was produced with.
+
+    Args:
+        trace: a trace (or sweep) Dataset.
+
+    Returns:
+        The Scenario in its ``scenario`` attribute.
+    """
     return scenario_from_dict(json.loads(trace.attrs["scenario"]))
 
 
 def save_netcdf(ds: xr.Dataset, path: str | Path) -> Path:
     """Write NetCDF atomically (temporary file in the same folder, then rename): a reader
-    sees the old file or the complete new one, never a partial write."""
+    sees the old file or the complete new one, never a partial write.
+
+    Args:
+        ds: the Dataset.
+        path: the target file.
+
+    Returns:
+        The path written.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -263,7 +302,14 @@ KINDS = {"trace": "silentfail.trace", "sweep": "silentfail.sweep"}
 
 
 def kind_of(ds: xr.Dataset) -> str | None:
-    """'trace', 'sweep', another silentfail kind (e.g. 'literature'), or None (not silentfail's)."""
+    """'trace', 'sweep', another silentfail kind (e.g. 'literature'), or None (not silentfail's).
+
+    Args:
+        ds: a Dataset.
+
+    Returns:
+        The kind, or None.
+    """
     kind = ds.attrs.get("kind")
     if isinstance(kind, str) and kind.startswith("silentfail."):
         return kind.split(".", 1)[1]
@@ -276,7 +322,15 @@ def read_dataset(path: str | Path, want: tuple[str, ...] = ("trace", "sweep")) -
     """Load a silentfail NetCDF file of one of the kinds ``want``; every other case is a
     ValueError (FileNotFoundError if missing) that names the file, what was expected and
     what was found: not a file, not NetCDF, a truncated or corrupted file, a NetCDF file
-    from another tool, or the other silentfail kind."""
+    from another tool, or the other silentfail kind.
+
+    Args:
+        path: the file.
+        want: the kinds accepted.
+
+    Returns:
+        (kind, Dataset).
+    """
     p = Path(path)
     expected = " or ".join(f"a silentfail {w}" for w in want)
     if not p.exists():
@@ -310,12 +364,26 @@ def read_dataset(path: str | Path, want: tuple[str, ...] = ("trace", "sweep")) -
 
 
 def load_trace(path: str | Path) -> Trace:
-    """Load a NetCDF trace written by :func:`save_trace` (:func:`read_dataset`'s errors)."""
+    """Load a NetCDF trace written by :func:`save_trace` (:func:`read_dataset`'s errors).
+
+    Args:
+        path: the file.
+
+    Returns:
+        The Trace.
+    """
     return read_dataset(path, ("trace",))[1]
 
 
 def summary(trace: Trace) -> list[dict]:
-    """Per mode: failed?, failure round, worst value and threshold."""
+    """Per mode: failed?, failure round, worst value and threshold.
+
+    Args:
+        trace: a run's trace.
+
+    Returns:
+        One dict per mode: mode, failed, failure_round, worst_value, final_value, threshold.
+    """
     return [
         {
             "mode": m,

@@ -47,7 +47,15 @@ from .trace import Trace, scenario_of
 
 
 def earliest(rounds: np.ndarray, axis: int = -1) -> np.ndarray:
-    """The earliest round along ``axis``, where -1 means never (and stays -1 if all are)."""
+    """The earliest round along ``axis``, where -1 means never (and stays -1 if all are).
+
+    Args:
+        rounds: int rounds, -1 for never.
+        axis: the axis reduced.
+
+    Returns:
+        The minimum over the non-negative entries, -1 where there are none.
+    """
     never = np.iinfo(np.int64).max
     first = np.where(rounds < 0, never, rounds).astype(np.int64).min(axis=axis, initial=never)
     return np.where(first == never, -1, first)
@@ -55,7 +63,16 @@ def earliest(rounds: np.ndarray, axis: int = -1) -> np.ndarray:
 
 def detection_rounds(alarm: np.ndarray, lay: Layout, attribution: str = "watch") -> np.ndarray:
     """(..., K) channel alarm rounds -> (..., modes, detectors): each detector's first
-    alarm that counts for each mode (-1 = none)."""
+    alarm that counts for each mode (-1 = none).
+
+    Args:
+        alarm: (..., K) each channel's first alarm round.
+        lay: the channel layout (owners, watched modes).
+        attribution: ``watch`` (only channels watching the mode count) or ``any``.
+
+    Returns:
+        (..., modes, detectors) int.
+    """
     out = np.empty(alarm.shape[:-1] + (len(MODES), len(lay.detectors)), np.int64)
     for d in range(len(lay.detectors)):
         for m in range(len(MODES)):
@@ -65,7 +82,15 @@ def detection_rounds(alarm: np.ndarray, lay: Layout, attribution: str = "watch")
 
 
 def detector_alarms(alarm: np.ndarray, lay: Layout) -> np.ndarray:
-    """(..., K) -> (..., detectors): each detector's first alarm on any channel (-1 = none)."""
+    """(..., K) -> (..., detectors): each detector's first alarm on any channel (-1 = none).
+
+    Args:
+        alarm: (..., K) each channel's first alarm round.
+        lay: the channel layout.
+
+    Returns:
+        (..., detectors) int.
+    """
     return detection_rounds(alarm, lay, "any")[..., 0, :]
 
 
@@ -110,7 +135,17 @@ def judge(failure_round: np.ndarray, det_rounds: np.ndarray, grace: int, lead: i
 def calibrate_on_null(stat_max: np.ndarray, failure_round: np.ndarray, lay: Layout, sc: Scenario) -> Calibration:
     """Thresholds from null runs' horizon maxima ``stat_max`` (S, K) and the null runs'
     failure rounds (S, modes): all of them (``monitor.null = "no_shift"``) or those in
-    which no mode fails (``"no_failure"``), with the null failure rate of each mode."""
+    which no mode fails (``"no_failure"``), with the null failure rate of each mode.
+
+    Args:
+        stat_max: (S, K) the null runs' horizon maxima of every channel.
+        failure_round: (S, modes) the null runs' failure rounds.
+        lay: the channel layout.
+        sc: the scenario (``monitor.null``, ``monitor.alpha``).
+
+    Returns:
+        Calibration with the null failure rates and the number of null runs used and rejected.
+    """
     failed = np.asarray(failure_round) >= 0
     keep = ~failed.any(axis=1) if sc.monitor.null == "no_failure" else np.ones(len(failed), bool)
     cal = calibrate_thresholds(np.asarray(stat_max)[keep], lay.owner, len(lay.detectors), sc.monitor.alpha)
@@ -118,7 +153,15 @@ def calibrate_on_null(stat_max: np.ndarray, failure_round: np.ndarray, lay: Layo
 
 
 def caused_without_shift(cal: Calibration, alpha: float) -> np.ndarray:
-    """(modes,) bool: the mode fails in more than ``alpha`` of the null runs."""
+    """(modes,) bool: the mode fails in more than ``alpha`` of the null runs.
+
+    Args:
+        cal: the calibration (its null failure rates).
+        alpha: the detectors' false-alarm rate.
+
+    Returns:
+        (modes,) bool.
+    """
     return np.asarray(cal.null_failure_rate) > alpha
 
 
@@ -135,14 +178,29 @@ PERSONALIZATION = "personalization"
 
 
 def liftable_causes(sc: Scenario) -> tuple[str, ...]:
-    """The :data:`LIFTABLE` causes present in ``sc``."""
+    """The :data:`LIFTABLE` causes present in ``sc``.
+
+    Args:
+        sc: the scenario.
+
+    Returns:
+        The cause names (keys of :data:`LIFTABLE`).
+    """
     f = sc.federation
     present = {"the constraints": f.dp != "none" or f.clip is not None, "byzantine clients": f.byzantine_fraction > 0}
     return tuple(c for c in LIFTABLE if present[c])
 
 
 def lifted(sc: Scenario, causes: tuple[str, ...]) -> Scenario:
-    """``sc`` without these :data:`LIFTABLE` causes."""
+    """``sc`` without these :data:`LIFTABLE` causes.
+
+    Args:
+        sc: the scenario.
+        causes: names of :data:`LIFTABLE`.
+
+    Returns:
+        The scenario with those causes' fields set to their lifted values.
+    """
     return sc.replace(**{k: v for c in causes for k, v in LIFTABLE[c].items()})
 
 
@@ -150,7 +208,17 @@ def null_cause(caused: np.ndarray, single: dict[str, np.ndarray], all_lifted: np
     """(modes,) str naming who causes a mode's failures in the null runs: the lifted
     causes whose removal alone brings its null failure rate to at most ``alpha``
     (``single``: cause -> rates without it), else all of them "together" if removing them
-    all does (``all_lifted``), else "personalization"; "" for a mode not caused without shift."""
+    all does (``all_lifted``), else "personalization"; "" for a mode not caused without shift.
+
+    Args:
+        caused: (modes,) bool, caused without shift.
+        single: cause -> (modes,) null failure rates with that cause lifted.
+        all_lifted: (modes,) the rates with every cause lifted.
+        alpha: the false-alarm rate (the bar a lifted rate must reach).
+
+    Returns:
+        (modes,) str.
+    """
     out = []
     for m, c in enumerate(np.asarray(caused)):
         alone = [name for name, rate in single.items() if rate[m] <= alpha]
@@ -167,7 +235,16 @@ def null_cause(caused: np.ndarray, single: dict[str, np.ndarray], all_lifted: np
 
 def null_failure_rate(sc: Scenario, paths: tuple[str, ...], values: np.ndarray) -> np.ndarray:
     """(modes,) the failure rate of each mode over ``monitor.calibration_seeds`` null runs
-    of ``sc`` (the traced ``paths`` at ``values``, shift strength at the null's)."""
+    of ``sc`` (the traced ``paths`` at ``values``, shift strength at the null's).
+
+    Args:
+        sc: the scenario.
+        paths: the traced fields (the null's shift strength among them).
+        values: their values.
+
+    Returns:
+        (modes,) failure rates.
+    """
     S, dets = sc.monitor.calibration_seeds, deployed(sc)
     out = run_batch(
         sc,
@@ -260,7 +337,14 @@ def _compiled_statistics(scenario_json: str, detectors: tuple[str, ...]):
 
 
 def trace_statistics(trace: Trace) -> np.ndarray:
-    """(T, K) detector-channel statistics recomputed from the observables in a trace."""
+    """(T, K) detector-channel statistics recomputed from the observables in a trace.
+
+    Args:
+        trace: a run's trace (its ``obs_*`` variables).
+
+    Returns:
+        (T, K) float32, the deployed detectors' channels in layout order.
+    """
     sc = scenario_of(trace)
     dets = deployed(sc)
     obs = {k: jnp.asarray(trace[k].values) for k in trace.data_vars if k.startswith("obs_")}
@@ -387,7 +471,17 @@ def verdict(trace: Trace, calibrated: Calibrated | None = None) -> xr.Dataset:
 def summarize(failure_round: np.ndarray, j: Judgement, axis: int) -> dict[str, np.ndarray]:
     """Across seeds (``axis``): P(fail), P(early warning), P(detected | fail),
     P(silent | fail), P(silent), and the median and 10%/90% quantiles of the detection
-    delay over detected failures (NaN where nothing failed)."""
+    delay over detected failures (NaN where nothing failed).
+
+    Args:
+        failure_round: (..., modes) T_f per run (-1: no failure).
+        j: the runs' Judgement.
+        axis: the seed axis.
+
+    Returns:
+        ``{p_fail, p_early_warning, p_detected_given_fail, p_silent_given_fail, p_silent,
+        delay_q10, delay_median, delay_q90}``, each reduced over ``axis``.
+    """
     import warnings
 
     failed = failure_round >= 0
