@@ -55,7 +55,14 @@ class BenchError(RuntimeError):
 def require_checkout() -> Path:
     """The repository checkout the benchmark needs (its ``benchmarks/`` folder: the NumPy
     and Flower peers and the recorded results), or a clear error: an installed package
-    does not ship it."""
+    does not ship it.
+
+    Returns:
+        The checkout's root folder.
+
+    Raises:
+        BenchError: run from an installed package (no ``benchmarks/`` beside it).
+    """
     if not (ROOT / "benchmarks" / "numpy_reference.py").is_file():
         raise BenchError(
             f"silentfail bench needs the source checkout's benchmarks/ folder, which the installed package does not "
@@ -97,7 +104,11 @@ SMOKE = dict(
 
 
 def machine() -> dict:
-    """CPU model, cores, memory, Python, JAX and its devices."""
+    """CPU model, cores, memory, Python, JAX and its devices.
+
+    Returns:
+        ``{cpu, cores, memory_gib, python, jax, backend, devices, platform}``.
+    """
     import jax
 
     cpu = "unknown"
@@ -123,7 +134,15 @@ def machine() -> dict:
 
 
 def best_time(fn: Callable[[], Any], repeats: int) -> tuple[float, list[float]]:
-    """Best wall time of ``repeats`` calls of ``fn`` (blocked on its result), and all of them."""
+    """Best wall time of ``repeats`` calls of ``fn`` (blocked on its result), and all of them.
+
+    Args:
+        fn: the call to time.
+        repeats: how many times.
+
+    Returns:
+        (best seconds, every time).
+    """
     import jax
 
     times = []
@@ -135,7 +154,16 @@ def best_time(fn: Callable[[], Any], repeats: int) -> tuple[float, list[float]]:
 
 
 def peaks(repeats: int = 5, matmul: int = 2048, stream: int = 2**25) -> dict:
-    """Measured peaks of this machine: float32 matmul GFLOP/s, stream-triad GB/s, exp/s and erfc/s."""
+    """Measured peaks of this machine: float32 matmul GFLOP/s, stream-triad GB/s, exp/s and erfc/s.
+
+    Args:
+        repeats: timings per kernel (the best counts).
+        matmul: the matmul's size n (n x n).
+        stream: the triad's length.
+
+    Returns:
+        ``{matmul_gflops, triad_gbs, exp_per_s, erfc_per_s, method, ...}``.
+    """
     import jax
     import jax.numpy as jnp
 
@@ -173,7 +201,15 @@ def peaks(repeats: int = 5, matmul: int = 2048, stream: int = 2**25) -> dict:
 
 
 def scenario(clients: int, rounds: int):
-    """The default scenario at a size (10% report slots)."""
+    """The default scenario at a size (10% report slots).
+
+    Args:
+        clients: N.
+        rounds: T.
+
+    Returns:
+        The Scenario.
+    """
     from .sim.scenario import preset
 
     sc = preset("default")
@@ -189,7 +225,14 @@ def scenario(clients: int, rounds: int):
 
 def round_cost(clients: int) -> dict:
     """XLA's cost analysis of one round (the scan body is counted once) and the
-    compulsory bytes a round reads (every per-client array of the population, once)."""
+    compulsory bytes a round reads (every per-client array of the population, once).
+
+    Args:
+        clients: N.
+
+    Returns:
+        ``{flops, transcendentals, bytes_accessed, compulsory_bytes}`` of one round.
+    """
     import jax
 
     from .sim.federate import _compiled
@@ -214,7 +257,20 @@ def round_cost(clients: int) -> dict:
 def measure_run(
     clients: int, rounds: int, repeats: int, chunk: int | str | None = "auto", devices: int | None = None, sc=None
 ) -> dict:
-    """Compile and run the default scenario (or ``sc``) once per repeat; times, rates and peak RSS."""
+    """Compile and run the default scenario (or ``sc``) once per repeat; times, rates and peak RSS.
+
+    Args:
+        clients: N.
+        rounds: T.
+        repeats: timed runs (the best counts).
+        chunk: clients per block (``sim.run.run``'s).
+        devices: the device count.
+        sc: a scenario instead of the default one at this size.
+
+    Returns:
+        ``{clients, rounds, chunk, devices, population_s, compile_s, run_s, run_s_all,
+        client_rounds_per_s, local_steps_per_s, peak_rss_mb}``.
+    """
     import jax
 
     from .sim import scale
@@ -255,7 +311,15 @@ def measure_sweep(runs: int | None, smoke: bool) -> dict:
     """The default phase sweep's device program (CALL runs a call): trace and compile
     (the first call's time less a cached call's) apart from run time; with ``runs``
     only that many runs of the grid, else the whole default sweep (8 x 8 grid, 8 seeds,
-    80 null runs per lambda) end to end."""
+    80 null runs per lambda) end to end.
+
+    Args:
+        runs: runs to time (None: the default sweep's).
+        smoke: tiny sizes.
+
+    Returns:
+        The sweep row: compile and run times and runs per second.
+    """
     import jax
 
     from .sim import batch
@@ -326,7 +390,14 @@ def measure_sweep(runs: int | None, smoke: bool) -> dict:
 
 
 def numpy_peer(clients: int) -> dict:
-    """One round of the plain NumPy loop over clients (the floor)."""
+    """One round of the plain NumPy loop over clients (the floor).
+
+    Args:
+        clients: N.
+
+    Returns:
+        ``{clients, rounds, run_s, client_rounds_per_s}`` of the NumPy reference.
+    """
     import jax
 
     ref = _numpy_reference()
@@ -345,7 +416,15 @@ def numpy_peer(clients: int) -> dict:
 
 def fedavg_scenario(clients: int, rounds: int):
     """The default scenario as plain FedAvg: every client reports every round, no DP,
-    no clipping, no Byzantine clients, server SGD with rate 1 (the peers' workload)."""
+    no clipping, no Byzantine clients, server SGD with rate 1 (the peers' workload).
+
+    Args:
+        clients: N.
+        rounds: T.
+
+    Returns:
+        The Scenario.
+    """
     return scenario(clients, rounds).replace(
         **{
             "federation.participation": 1.0,
@@ -363,7 +442,15 @@ def fedavg_scenario(clients: int, rounds: int):
 
 def peer_clients(sc, path: Path) -> np.ndarray:
     """Write the local problems (H_c, r_c, n_c, Pi, eta, lam, K, theta_0) of ``sc``'s
-    clients (seed 0) for a peer; returns silentfail's own final global model."""
+    clients (seed 0) for a peer; returns silentfail's own final global model.
+
+    Args:
+        sc: the FedAvg scenario.
+        path: the .npz file written for the peer.
+
+    Returns:
+        (D,) silentfail's final global model.
+    """
     import jax
 
     from .sim.federate import run_compiled
@@ -391,7 +478,16 @@ def peer_clients(sc, path: Path) -> np.ndarray:
 
 def flower_peer(clients: int, rounds: int, venv: Path = FLOWER_VENV) -> dict:
     """FedAvg in Flower's simulation engine (its own venv) against silentfail on the same
-    clients: wall times, speed ratio and the largest difference of the final global model."""
+    clients: wall times, speed ratio and the largest difference of the final global model.
+
+    Args:
+        clients: N.
+        rounds: T.
+        venv: Flower's virtual environment.
+
+    Returns:
+        The peer row (or the reason it was skipped).
+    """
     python = venv / "bin" / "python"
     if not python.exists():
         return {"skipped": f"no Flower venv at {venv}; build it with: bash benchmarks/peers/build_flower_venv.sh"}
@@ -424,14 +520,32 @@ def flower_peer(clients: int, rounds: int, venv: Path = FLOWER_VENV) -> dict:
 
 
 def exponent(sizes: list[float], times: list[float]) -> float:
-    """Least-squares slope of log(time) on log(size): cost ~ size^exponent."""
+    """Least-squares slope of log(time) on log(size): cost ~ size^exponent.
+
+    Args:
+        sizes: the problem sizes.
+        times: their times.
+
+    Returns:
+        The slope.
+    """
     if len(set(sizes)) < 2:
         return float("nan")
     return float(np.polyfit(np.log(np.asarray(sizes, float)), np.log(np.asarray(times, float)), 1)[0])
 
 
 def roofline(row: dict, cost: dict, pk: dict) -> dict:
-    """Achieved rates of a run and its fraction of the roofline (module docstring)."""
+    """Achieved rates of a run and its fraction of the roofline (module docstring).
+
+    Args:
+        row: a run row (:func:`measure_run`).
+        cost: one round's cost (:func:`round_cost`).
+        pk: the machine's peaks (:func:`peaks`).
+
+    Returns:
+        ``{gflops, transcendentals_per_s, compulsory_gbs, xla_bytes_gbs, roofline_round_s,
+        round_s, fraction_of_roofline, binds}``.
+    """
     per_round = row["run_s"] / row["rounds"]
     scale = row["clients"] / cost["clients"]  # cost measured at one size, linear in clients
     flops, trans = cost["flops"] * scale, cost["transcendentals"] * scale
@@ -469,7 +583,15 @@ def _child(spec: dict) -> dict:
 
 
 def spawn(spec: dict, env: dict | None = None) -> dict:
-    """One measurement in a fresh process (its own peak RSS and compile caches)."""
+    """One measurement in a fresh process (its own peak RSS and compile caches).
+
+    Args:
+        spec: what to measure (``{"kind": ..., **arguments}``).
+        env: extra environment variables (e.g. the XLA device count).
+
+    Returns:
+        The child's result row.
+    """
     proc = subprocess.run(
         [sys.executable, "-m", "silentfail.bench", json.dumps(spec)],
         capture_output=True,
@@ -486,7 +608,17 @@ def bench(
 ) -> dict:
     """Run every measurement (module docstring); write JSON to ``output`` unless None.
     The smoke mode runs every measurement at tiny sizes in this process (no subprocess,
-    so its peak RSS is the process's) and makes no claim about its numbers."""
+    so its peak RSS is the process's) and makes no claim about its numbers.
+
+    Args:
+        smoke: tiny sizes, in this process.
+        output: the JSON file (None: not written).
+        flower: run the Flower peer.
+        log: a progress printer.
+
+    Returns:
+        Every measurement, with the machine description.
+    """
     require_checkout()
     cfg = SMOKE if smoke else FULL
     spawn_ = (lambda spec: _child(dict(spec))) if smoke else spawn

@@ -24,7 +24,14 @@ def scenario_nodes(scenario) -> list[str]:
     """The taxonomy nodes a simulated scenario exercises: its personalization rule, its
     active shift families, the constraints in force (:func:`silentfail.constraints.scenario_constraints`,
     the one mapping from a scenario to constraints), the threats it stages, and the six
-    failure modes it measures."""
+    failure modes it measures.
+
+    Args:
+        scenario: a Scenario.
+
+    Returns:
+        Taxonomy node ids.
+    """
     from .constraints import scenario_constraints
     from .sim.scenario import MODES
 

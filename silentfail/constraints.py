@@ -44,7 +44,14 @@ PHYSICAL_CONSTRAINTS = {
 
 
 def scenario_constraints(sc: Scenario) -> tuple[str, ...]:
-    """The taxonomy constraints in force in a scenario (taxonomy order)."""
+    """The taxonomy constraints in force in a scenario (taxonomy order).
+
+    Args:
+        sc: the scenario.
+
+    Returns:
+        The constraint ids.
+    """
     on = {c for c, (flag, value) in ACCESS_CONSTRAINTS.items() if getattr(sc.federation, flag) == value}
     on |= {c for c, (pred, _) in PHYSICAL_CONSTRAINTS.items() if pred(sc)}
     return tuple(c for c in builtin_taxonomy().ids(NodeKind.CONSTRAINT) if c in on)
@@ -64,7 +71,19 @@ def with_constraints(sc: Scenario, constraints: Iterable[str]) -> Scenario:
     """The scenario with these access constraints in force: EXACT_CONSTRAINTS exactly
     when named; the others when named, else as the scenario has them (so the baseline,
     BASELINE_CONSTRAINTS, is never lifted by omission). The physical constraints named
-    must be the scenario's own."""
+    must be the scenario's own.
+
+    Args:
+        sc: the scenario.
+        constraints: the constraint ids to put in force.
+
+    Returns:
+        The scenario.
+
+    Raises:
+        ScenarioError: an unknown constraint id (naming the known ones), or a physical
+            constraint the scenario must set itself (naming its field).
+    """
     names = [c.strip() for c in constraints if c.strip()]
     known = builtin_taxonomy().ids(NodeKind.CONSTRAINT)
     bad = [c for c in names if c not in known]

@@ -43,7 +43,14 @@ TITLES = {m: m.replace("_", " ").capitalize() for m in MODES}
 
 
 def mode_title(mode: str) -> str:
-    """A panel title for ``mode``: the built-in title, else the registered mode's name."""
+    """A panel title for ``mode``: the built-in title, else the registered mode's name.
+
+    Args:
+        mode: a mode id.
+
+    Returns:
+        The title.
+    """
     from .sim.registry import MODE_REGISTRY
 
     return TITLES.get(mode) or (MODE_REGISTRY[mode].name if mode in MODE_REGISTRY else mode.replace("_", " "))
@@ -76,7 +83,15 @@ def mode_panels(n: int, *, width: float = 3.5, height: float = 3.2, extra: float
 
 
 def bottom_panels(panels: np.ndarray, n: int) -> list:
-    """The lowest of the first ``n`` panels in each column of a :func:`mode_panels` grid."""
+    """The lowest of the first ``n`` panels in each column of a :func:`mode_panels` grid.
+
+    Args:
+        panels: the (rows, columns) grid.
+        n: the visible panels.
+
+    Returns:
+        One Axes per column.
+    """
     nrow, ncol = panels.shape
     return [panels[min(nrow - 1, (n - 1 - c) // ncol), c] for c in range(ncol) if c < n]
 
@@ -86,7 +101,14 @@ Overlay = Callable[[xr.Dataset, str], "tuple[np.ndarray, np.ndarray] | None"]
 
 def regimes(ds: xr.Dataset) -> xr.DataArray:
     """Regime index per cell and mode: the most probable of no failure (1 - P(fail)),
-    failure detected (P(fail) - P(silent)) and silent failure (P(silent)); -1 where invalid."""
+    failure detected (P(fail) - P(silent)) and silent failure (P(silent)); -1 where invalid.
+
+    Args:
+        ds: a sweep (``p_fail``, ``p_silent``).
+
+    Returns:
+        int DataArray over the sweep's axes and mode: 0 no failure, 1 detected, 2 silent, -1 invalid.
+    """
     p = np.stack([1 - ds["p_fail"], ds["p_fail"] - ds["p_silent"], ds["p_silent"]], axis=-1)
     idx = np.where(np.isnan(p).any(-1), -1, np.argmax(np.nan_to_num(p, nan=-1), axis=-1))
     return xr.DataArray(idx, dims=ds["p_fail"].dims, coords=ds["p_fail"].coords)
@@ -107,7 +129,20 @@ def phase_figure(
     ds: xr.Dataset, out: str | Path, *, overlay: Overlay | None = None, title: str | None = None
 ) -> list[Path]:
     """One panel per mode (three to a row) of the regimes over the sweep's two axes; writes
-    ``out``.pdf and ``out``.png and returns their paths."""
+    ``out``.pdf and ``out``.png and returns their paths.
+
+    Args:
+        ds: a two-axis sweep.
+        out: the path without suffix.
+        overlay: ``(ds, mode) -> (x, y) | None``, a theory curve drawn over a panel.
+        title: the figure's title (default: from the scenario).
+
+    Returns:
+        The PDF and PNG paths.
+
+    Raises:
+        ValueError: a sweep over other than two axes.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -183,7 +218,14 @@ def phase_figure(
 
 
 def setting_caption(ds: xr.Dataset) -> str:
-    """The constraint set in force and the verdict rules of a sweep, for its figure."""
+    """The constraint set in force and the verdict rules of a sweep, for its figure.
+
+    Args:
+        ds: a sweep.
+
+    Returns:
+        The caption text.
+    """
     from .constraints import scenario_constraints
     from .report import detection_window, persistence_text
     from .sim.scenario import scenario_from_dict
@@ -218,7 +260,17 @@ def boundary_figure(
     """Six panels (one per mode in ``est``) of the empirical rate per cell (k/n, sequential
     cividis scale) with the posterior median boundary (P = 1/2) and its 90% credible band
     from :func:`silentfail.sim.estimate.estimate`; a flagged fit says so in its panel title.
-    Writes ``out``.pdf and ``out``.png."""
+    Writes ``out``.pdf and ``out``.png.
+
+    Args:
+        est: a boundary estimate (:func:`silentfail.sim.estimate.estimate`).
+        out: the path without suffix.
+        quantity: ``fail`` or ``silent``.
+        title: the figure's title.
+
+    Returns:
+        The PDF and PNG paths.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -281,7 +333,16 @@ def _arm_positions(ds: xr.Dataset) -> tuple[np.ndarray, list[str] | None, bool]:
 def literature_figure(results: dict[str, xr.Dataset], out: str | Path, *, columns: int = 4) -> list[Path]:
     """One panel per literature claim (sim/literature.py): the claim's quantity per arm,
     mean and 2 SE over seeds; the title says whether the claim holds in the stylized
-    world. Writes ``out``.pdf and .png."""
+    world. Writes ``out``.pdf and .png.
+
+    Args:
+        results: ``{claim key: result Dataset}``.
+        out: the path without suffix.
+        columns: panels per row.
+
+    Returns:
+        The PDF and PNG paths.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -316,7 +377,15 @@ def literature_figure(results: dict[str, xr.Dataset], out: str | Path, *, column
 
 def switching_figure(ds: xr.Dataset, out: str | Path) -> list[Path]:
     """The adaptive-switching claim's effect on every mode: the late mode metric of each
-    schedule (mean and 2 SE over seeds), one group of bars per mode."""
+    schedule (mean and 2 SE over seeds), one group of bars per mode.
+
+    Args:
+        ds: the adaptive-switching claim's result.
+        out: the path without suffix.
+
+    Returns:
+        The PDF and PNG paths.
+    """
     import matplotlib
 
     matplotlib.use("Agg")

@@ -87,7 +87,14 @@ class Condition:
     hi_strict: bool = False
 
     def values(self, points: int) -> list[float]:
-        """``points`` grid values inside the bounds (the default range closes an open side)."""
+        """``points`` grid values inside the bounds (the default range closes an open side).
+
+        Args:
+            points: how many values.
+
+        Returns:
+            The grid values.
+        """
         dlo, dhi, log = DOMAINS.get(self.field, (None, None, False))
         lo = self.lo if self.lo is not None else dlo
         hi = self.hi if self.hi is not None else dhi
@@ -206,7 +213,17 @@ def _constraint(name: str) -> str:
 
 
 def parse_hypothesis(text: str) -> Hypothesis:
-    """Read a hypothesis (module docstring); an unreadable part is an error naming it."""
+    """Read a hypothesis (module docstring); an unreadable part is an error naming it.
+
+    Args:
+        text: the hypothesis.
+
+    Returns:
+        The parsed Hypothesis (region, quantity, mode, comparison, level, constraints).
+
+    Raises:
+        HypothesisError: naming the part it cannot read.
+    """
     t = " ".join(text.split())
     constraints: tuple[str, ...] = ()
     m = re.search(r"\s+under\s+(.+)$", t, flags=re.I)
@@ -245,7 +262,11 @@ class CheckResult:
     sweep: xr.Dataset
 
     def summary(self) -> str:
-        """A one-paragraph answer: P(holds), the region's cells and seeds, and the failing cells."""
+        """A one-paragraph answer: P(holds), the region's cells and seeds, and the failing cells.
+
+        Returns:
+            The paragraph.
+        """
         h = self.hypothesis
         n_cells = int(self.cells["n"].size)
         seeds = int(self.sweep.attrs.get("seeds", 0))
@@ -266,7 +287,17 @@ def beta_holds(k: np.ndarray, n: np.ndarray, op: str, level: float) -> tuple[flo
     p ~ Beta(k + 1/2, n - k + 1/2) gives P(p >= L) = 1 - I_L(a, b) and P(p <= L) = I_L(a, b)
     (I the regularized incomplete beta function; the posterior is continuous, so strict
     and non-strict comparisons agree), and cells are independent, so the probability that
-    it holds at every cell is the product. Identical cells get identical numbers."""
+    it holds at every cell is the product. Identical cells get identical numbers.
+
+    Args:
+        k: per cell, the runs with the outcome.
+        n: per cell, the runs.
+        op: ``>=`` or ``<=``.
+        level: L.
+
+    Returns:
+        (P(it holds at every cell) = prod of the cells', per cell P(it holds)).
+    """
     from scipy import special
 
     if op not in (">=", ">", "<=", "<"):

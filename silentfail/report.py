@@ -56,7 +56,15 @@ def caused_text(ds: xr.Dataset, mode: str) -> str:
     """The flag of a mode the null runs already show: '' when none of ``ds``'s points
     has it caused without shift, else ' (caused without shift, by: the constraints; its
     detectors, calibrated on those null runs, cannot separate it)' with every cause its
-    points name (``null_cause``; older results without it: no cause)."""
+    points name (``null_cause``; older results without it: no cause).
+
+    Args:
+        ds: a sweep or a verdict.
+        mode: the mode.
+
+    Returns:
+        The flag text.
+    """
     if not bool(ds["caused_without_shift"].sel(mode=mode).any()):
         return ""
     causes = (
@@ -69,7 +77,15 @@ def caused_text(ds: xr.Dataset, mode: str) -> str:
 def panel_note(ds: xr.Dataset, mode: str) -> str:
     """What a phase panel cannot show by colour: why it is empty (no cell fails: the
     largest P(fail) and the largest mean metric against the threshold) and whether the
-    null runs fail too (caused without shift, and by whom); '' when neither applies."""
+    null runs fail too (caused without shift, and by whom); '' when neither applies.
+
+    Args:
+        ds: a sweep.
+        mode: the mode.
+
+    Returns:
+        The note ('' when the colours say it all).
+    """
     import json
 
     from .sim.scenario import scenario_from_dict
@@ -95,7 +111,14 @@ def sweep_mode_table(ds: xr.Dataset) -> tuple[list[str], list[list[str]]]:
     """Per mode, over the grid: mean P(fail), P(early warning), P(detected | fail),
     P(silent | fail), P(silent), the null runs' failure rate (flagged where the mode
     fails without any shift in more than alpha of them), the share of cells failing /
-    silent (P >= 0.5) and the median delay."""
+    silent (P >= 0.5) and the median delay.
+
+    Args:
+        ds: a sweep.
+
+    Returns:
+        (header, rows).
+    """
     rows = []
     for m in MODES:
         pf, ps = ds["p_fail"].sel(mode=m).values, ds["p_silent"].sel(mode=m).values
@@ -121,7 +144,14 @@ def sweep_mode_table(ds: xr.Dataset) -> tuple[list[str], list[list[str]]]:
 
 def setting_text(sc) -> str:
     """The constraint set in force (every one, the federated baseline included) and the
-    detectors it leaves deployed, in one line."""
+    detectors it leaves deployed, in one line.
+
+    Args:
+        sc: the scenario.
+
+    Returns:
+        The line.
+    """
     from .constraints import scenario_constraints
     from .sim.detectors import deployed
 
@@ -132,18 +162,40 @@ def setting_text(sc) -> str:
 
 
 def detection_window(lead: int, grace: int) -> str:
-    """The window in which an alarm detects a failure, e.g. ``[T_f, T_f + 5]``."""
+    """The window in which an alarm detects a failure, e.g. ``[T_f, T_f + 5]``.
+
+    Args:
+        lead: ``monitor.lead``.
+        grace: ``monitor.grace``.
+
+    Returns:
+        The window in words.
+    """
     return f"[T_f - {int(lead)}, T_f + {int(grace)}]" if int(lead) else f"[T_f, T_f + {int(grace)}]"
 
 
 def persistence_text(thresholds) -> str:
-    """How long a crossing must last to be a failure, with the per-mode overrides."""
+    """How long a crossing must last to be a failure, with the per-mode overrides.
+
+    Args:
+        thresholds: the scenario's thresholds section.
+
+    Returns:
+        The text.
+    """
     extra = ", ".join(f"{m}: {n}" for m, n in thresholds.persist_by_mode.items())
     return f"{thresholds.persist} rounds over threshold" + (f" ({extra})" if extra else "")
 
 
 def window_text(attrs) -> str:
-    """The detection window and the null, in words."""
+    """The detection window and the null, in words.
+
+    Args:
+        attrs: a sweep's or verdict's attrs (lead, grace, null).
+
+    Returns:
+        The text.
+    """
     window = detection_window(attrs.get("lead", 0), attrs["grace"])
     null = "the null runs in which no mode fails" if attrs.get("null") == "no_failure" else "the null runs (no shift)"
     return (
@@ -154,7 +206,14 @@ def window_text(attrs) -> str:
 
 
 def sweep_detector_table(ds: xr.Dataset) -> tuple[list[str], list[list[str]]]:
-    """Per detector: achieved false-alarm rate, P(alarm) and the modes it ever caught."""
+    """Per detector: achieved false-alarm rate, P(alarm) and the modes it ever caught.
+
+    Args:
+        ds: a sweep.
+
+    Returns:
+        (header, rows).
+    """
     far = ds["false_alarm_rate"].values.reshape(-1, ds.sizes["detector"])
     rows = []
     for i, d in enumerate(ds.detector.values):
@@ -172,7 +231,15 @@ def sweep_detector_table(ds: xr.Dataset) -> tuple[list[str], list[list[str]]]:
 
 def sweep_markdown(ds: xr.Dataset, figure: str | Path | None = None) -> str:
     """A sweep's report: per mode the grid-averaged P(fail), P(silent), P(detected |
-    fail), median delay; the detectors' calibration; the phase figure embedded."""
+    fail), median delay; the detectors' calibration; the phase figure embedded.
+
+    Args:
+        ds: a sweep.
+        figure: the phase figure to embed (None: none).
+
+    Returns:
+        The Markdown.
+    """
     axes = json.loads(ds.attrs["axes"])
     sc = json.loads(ds.attrs["scenario"])
     out = [f"# silentfail sweep: {ds.attrs.get('scenario_name', '')}", ""]
@@ -212,7 +279,15 @@ def sweep_markdown(ds: xr.Dataset, figure: str | Path | None = None) -> str:
 
 def trace_markdown(trace: xr.Dataset, verdict: xr.Dataset) -> str:
     """One run's report: the verdict table and the mode metrics over rounds with their
-    thresholds, failure rounds and first detections."""
+    thresholds, failure rounds and first detections.
+
+    Args:
+        trace: the run's trace.
+        verdict: its verdict.
+
+    Returns:
+        The Markdown (figures embedded as data URIs).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -315,7 +390,14 @@ ESTIMATE_HEADER = [
 def estimate_rows(est: xr.Dataset) -> tuple[list[str], list[list[str]]]:
     """Per (mode, quantity): the posterior boundary at three x positions ("outside the
     grid" where the posterior puts less than half its mass inside the axis domain), the
-    chance it lies inside the grid, and the convergence diagnostics of the fit."""
+    chance it lies inside the grid, and the convergence diagnostics of the fit.
+
+    Args:
+        est: a boundary estimate.
+
+    Returns:
+        (header, rows).
+    """
     rows = []
     n = est.sizes["x_fine"]
     for m in est["mode"].values:
@@ -344,7 +426,14 @@ def estimate_rows(est: xr.Dataset) -> tuple[list[str], list[list[str]]]:
 
 
 def estimate_markdown(est: xr.Dataset) -> str:
-    """The diagnostics table of a boundary estimate as Markdown."""
+    """The diagnostics table of a boundary estimate as Markdown.
+
+    Args:
+        est: a boundary estimate.
+
+    Returns:
+        The Markdown.
+    """
     x, y = est.attrs["x_axis"], est.attrs["y_axis"]
     xv = est["x_fine"].values
     head = (
@@ -359,7 +448,14 @@ def estimate_markdown(est: xr.Dataset) -> str:
 
 def literature_rows(results: dict[str, xr.Dataset]) -> tuple[list[str], list[list[str]]]:
     """One row per literature claim: the claim, the quantity, its mean in the first and
-    last arm, the effect (signed so the claim predicts > 0) with its SE, and the verdict."""
+    last arm, the effect (signed so the claim predicts > 0) with its SE, and the verdict.
+
+    Args:
+        results: ``{claim key: result}``.
+
+    Returns:
+        (header, rows).
+    """
     header = ["claim", "quantity", "first arm", "last arm", "effect (SE)", "margin", "holds"]
     rows = []
     for ds in results.values():
@@ -381,7 +477,15 @@ def literature_rows(results: dict[str, xr.Dataset]) -> tuple[list[str], list[lis
 
 
 def literature_markdown(results: dict[str, xr.Dataset], figure: str | Path | None = None) -> str:
-    """The literature claims as a Markdown report: the table and every claim's statement."""
+    """The literature claims as a Markdown report: the table and every claim's statement.
+
+    Args:
+        results: ``{claim key: result}``.
+        figure: the claims figure to embed.
+
+    Returns:
+        The Markdown.
+    """
     header, rows = literature_rows(results)
     parts = [
         "# The literature's claims in the stylized world",
