@@ -41,21 +41,40 @@ class Result:
         return self.statement.rhs
 
     def numeric(self, module: str = "jax") -> Callable:
-        """The statement's right-hand side as a function of ``arguments``."""
+        """The statement's right-hand side as a function of ``arguments``.
+
+        Args:
+            module: ``jax`` or ``numpy`` (sympy's lambdify target).
+
+        Returns:
+            f(*arguments).
+        """
         if self.numeric_impl is not None:
             return self.numeric_impl
         return sp.lambdify(self.arguments, self.rhs, modules=_modules(module))
 
     def latex(self) -> str:
-        """The statement in LaTeX."""
+        """The statement in LaTeX.
+
+        Returns:
+            The LaTeX of lhs = rhs.
+        """
         return sp.latex(self.statement)
 
     def pretty(self) -> str:
-        """The statement, pretty-printed (unicode)."""
+        """The statement, pretty-printed (unicode).
+
+        Returns:
+            The text.
+        """
         return sp.pretty(self.statement, use_unicode=True)
 
     def latex_block(self) -> str:
-        """A LaTeX paragraph: the statement, its conditions, and the derivation steps."""
+        """A LaTeX paragraph: the statement, its conditions, and the derivation steps.
+
+        Returns:
+            The LaTeX paragraph.
+        """
         lines = [
             f"\\paragraph{{{self.title}.}}",
             f"\\begin{{equation}}\\label{{eq:{self.name}}}{self.latex()}\\end{{equation}}",

@@ -25,7 +25,11 @@ lam = sp.Symbol("lambda", nonnegative=True)
 
 def ditto() -> Result:
     """Result 2, derived: the mean squared error of the Ditto personal model (theta_local + lambda theta_g) / (1 +
-    lambda) and its minimizer lambda* = s2 / (n tau2)."""
+    lambda) and its minimizer lambda* = s2 / (n tau2).
+
+    Returns:
+        The Result.
+    """
     theta, t_local, t_g = sp.symbols("theta theta_local theta_g", real=True)
     objective = (theta - t_local) ** 2 / 2 + lam * (theta - t_g) ** 2 / 2
     (personal,) = sp.solve(sp.diff(objective, theta), theta)

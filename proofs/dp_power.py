@@ -36,12 +36,26 @@ mu = sp.Symbol("mu", positive=True)
 
 
 def Phi(x):
-    """The standard normal CDF, (1 + erf(x / sqrt 2)) / 2 (symbolic)."""
+    """The standard normal CDF, (1 + erf(x / sqrt 2)) / 2 (symbolic).
+
+    Args:
+        x: a sympy expression.
+
+    Returns:
+        The sympy expression of Phi(x).
+    """
     return (1 + sp.erf(x / sp.sqrt(2))) / 2
 
 
 def z_quantile(p):
-    """Phi^{-1}(p) = sqrt(2) erfinv(2p - 1)."""
+    """Phi^{-1}(p) = sqrt(2) erfinv(2p - 1).
+
+    Args:
+        p: a probability (sympy expression).
+
+    Returns:
+        The sympy expression of the quantile.
+    """
     return sp.sqrt(2) * sp.erfinv(2 * p - 1)
 
 
@@ -54,7 +68,11 @@ def _upper_tail() -> tuple[sp.Symbol, sp.Basic]:
 def dp_power() -> Result:
     """Result 4, derived: the power Phi(pi delta / sigma_T - z_{1-alpha}) of the level-alpha test on the noised mean,
     sigma_T = sqrt(s2 / M + z^2 C^2 / M^2), and the minimal detectable shift delta_min = (z_{1-alpha} + z_{1-beta})
-    sigma_T / pi."""
+    sigma_T / pi.
+
+    Returns:
+        The Result.
+    """
     sigma_T = sp.sqrt(s2 / M + z**2 * C**2 / M**2)
     za, zb = z_quantile(1 - alpha), z_quantile(1 - beta)
     w, tail = _upper_tail()
@@ -94,7 +112,11 @@ def dp_power() -> Result:
 
 
 def minimal_detectable_shift() -> Result:
-    """The inverse of dp_power: the smallest minority shift detected with power 1 - beta."""
+    """The inverse of dp_power: the smallest minority shift detected with power 1 - beta.
+
+    Returns:
+        The Result.
+    """
     r = dp_power()
     za, zb = z_quantile(1 - alpha), z_quantile(1 - beta)
     closed = sp.sqrt(s2 / M + z**2 * C**2 / M**2) * (za + zb) / pi
@@ -116,7 +138,11 @@ def minimal_detectable_shift() -> Result:
 
 def gdp_ceiling() -> Result:
     """The mu-GDP ceiling: no level-alpha test of a mu-GDP release has power above Phi(mu - z_{1-alpha}) (Dong, Roth,
-    Su 2022)."""
+    Su 2022).
+
+    Returns:
+        The Result.
+    """
     za = z_quantile(1 - alpha)
     r = dp_power()
     return Result(

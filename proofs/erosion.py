@@ -25,7 +25,11 @@ lam = sp.Symbol("lambda", positive=True)
 
 def erosion() -> Result:
     """Result 5, derived: the proximal fine-tuning optimum theta* = (H + lambda I)^{-1}(H theta_task + lambda theta_0),
-    its drift along each eigendirection h_i / (h_i + lambda) and the resulting alignment erosion."""
+    its drift along each eigendirection h_i / (h_i + lambda) and the resulting alignment erosion.
+
+    Returns:
+        The Result.
+    """
     h = sp.symbols(f"h1:{DIM + 1}", positive=True)
     delta = sp.Matrix(sp.symbols(f"Delta1:{DIM + 1}", real=True))  # <theta_task - theta_0, e_i>
     u = sp.Matrix(sp.symbols(f"u1:{DIM + 1}", real=True))  # <e_i, u>

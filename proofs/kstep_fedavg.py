@@ -28,7 +28,11 @@ N_CLIENTS = 3  # the derivation solves the fixed point for 3 symbolic clients
 
 
 def kstep() -> Result:
-    """Result 1, derived: K steps of rate eta on a/2 (x - c)^2 give x_K = c + (1 - eta a)^K (x - c)."""
+    """Result 1, derived: K steps of rate eta on a/2 (x - c)^2 give x_K = c + (1 - eta a)^K (x - c).
+
+    Returns:
+        The Result.
+    """
     x = sp.Function("x")
     recurrence = sp.Eq(
         x(k + 1), x(k) - eta * sp.diff(a / 2 * (sp.Symbol("z") - c) ** 2, sp.Symbol("z")).subs(sp.Symbol("z"), x(k))
@@ -54,7 +58,11 @@ def kstep() -> Result:
 
 def fedavg_fixed_point() -> Result:
     """Result 1, derived: FedAvg's fixed point with K local steps, sum_i p_i (1 - (1 - eta a_i)^K) c_i / sum_i p_i (1 -
-    (1 - eta a_i)^K), and its drift from the average-risk minimizer."""
+    (1 - eta a_i)^K), and its drift from the average-risk minimizer.
+
+    Returns:
+        The Result.
+    """
     p = sp.symbols(f"p1:{N_CLIENTS + 1}", positive=True)
     aa = sp.symbols(f"a1:{N_CLIENTS + 1}", positive=True)
     cc = sp.symbols(f"c1:{N_CLIENTS + 1}", real=True)
@@ -87,7 +95,11 @@ def fedavg_fixed_point() -> Result:
 
 
 def limits() -> dict[str, sp.Basic]:
-    """The fixed point at K = 1 and as K -> infinity (for 0 < eta a_i < 1)."""
+    """The fixed point at K = 1 and as K -> infinity (for 0 < eta a_i < 1).
+
+    Returns:
+        ``{"K=1": the fixed point at K = 1, "K=1 expected": its expected form, "K=oo": the limit, ...}``.
+    """
     fp = fedavg_fixed_point()
     formula, p, aa, cc = fp.extras["formula"], fp.extras["p"], fp.extras["a"], fp.extras["c"]
     at_one = sp.simplify(formula.subs(K, 1))

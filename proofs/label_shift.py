@@ -30,7 +30,11 @@ def _log_odds(prior):
 
 def label_shift() -> Result:
     """Result 6, derived: the Bayes log-odds under prior pi_c minus that under pi_0 is log(pi_c / (1 - pi_c)) -
-    log(pi_0 / (1 - pi_0)); the ECE of the uncorrected model is |pi_c - E_c[p_0(x)]|."""
+    log(pi_0 / (1 - pi_0)); the ECE of the uncorrected model is |pi_c - E_c[p_0(x)]|.
+
+    Returns:
+        The Result.
+    """
     lo_c, lo_0 = _log_odds(pi_c), _log_odds(pi_0)
     shift = sp.simplify(lo_c - lo_0)
     p0 = 1 / (1 + sp.exp(-lo_0))

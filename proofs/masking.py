@@ -18,7 +18,11 @@ h = sp.Symbol("h", positive=True)
 
 def masking() -> Result:
     """Result 3, derived: the aggregate optimum (1 - pi) theta_maj + pi theta_min and the minority's excess risk, (1 -
-    pi) / pi times the aggregate's."""
+    pi) / pi times the aggregate's.
+
+    Returns:
+        The Result.
+    """
     theta, t_maj, t_min = sp.symbols("theta theta_maj theta_min", real=True)
     R_maj = h / 2 * (theta - t_maj) ** 2
     R_min = h / 2 * (theta - t_min) ** 2

@@ -28,7 +28,11 @@ c1, c2 = sp.symbols("c_1 c_2", real=True)
 
 def qffl() -> Result:
     """Result 7, derived: the q-FFL optimum of two groups, FedAvg's weighted mean at q = 0 and the minimax midpoint as
-    q -> infinity."""
+    q -> infinity.
+
+    Returns:
+        The Result.
+    """
     theta = sp.Symbol("theta", real=True)
     d1, d2 = sp.symbols("d_1 d_2", positive=True)
     F1, F2 = a / 2 * (theta - c1) ** 2, a / 2 * (theta - c2) ** 2

@@ -62,7 +62,8 @@ def mode_panels(n: int, *, width: float = 3.5, height: float = 3.2, extra: float
 
     Args:
         n: number of modes (panels).
-        width, height: inches per panel; extra: inches added to the height (legend).
+        width, height: inches per panel.
+        extra: inches added to the height (the legend).
         **kwargs: passed to ``matplotlib.pyplot.subplots`` (sharex, sharey, ...).
 
     Returns:

@@ -57,7 +57,15 @@ def _fedavg_fixed_point(maps: np.ndarray, weights: np.ndarray) -> float:
 
 def verify_kstep(rng: np.random.Generator, draws: int = 20) -> float:
     """The largest relative error of the K-step closed form (result 1) against K explicit gradient steps on ``draws``
-    random quadratics."""
+    random quadratics.
+
+    Args:
+        rng: a NumPy generator (the random instances).
+        draws: random instances checked.
+
+    Returns:
+        The largest relative error.
+    """
     f = result("kstep").numeric("numpy")
     worst = 0.0
     for _ in range(draws):
@@ -69,7 +77,15 @@ def verify_kstep(rng: np.random.Generator, draws: int = 20) -> float:
 
 
 def verify_fedavg_fixed_point(rng: np.random.Generator, draws: int = 5) -> float:
-    """The fixed point of the simulation's FedAvg map x -> sum p_i (P_i x + b_i) / sum p_i."""
+    """The fixed point of the simulation's FedAvg map x -> sum p_i (P_i x + b_i) / sum p_i.
+
+    Args:
+        rng: a NumPy generator (the random instances).
+        draws: random instances checked.
+
+    Returns:
+        The largest relative error.
+    """
     f = result("fedavg_fixed_point").numeric()
     worst = 0.0
     for _ in range(draws):
@@ -83,7 +99,15 @@ def verify_fedavg_fixed_point(rng: np.random.Generator, draws: int = 5) -> float
 
 
 def verify_ditto(rng: np.random.Generator, draws: int = 10) -> float:
-    """The Ditto personal model equals the simulation's proximal rule run to convergence."""
+    """The Ditto personal model equals the simulation's proximal rule run to convergence.
+
+    Args:
+        rng: a NumPy generator (the random instances).
+        draws: random instances checked.
+
+    Returns:
+        The largest relative error.
+    """
     expr = result("ditto").extras["personal"]
     worst = 0.0
     for _ in range(draws):
@@ -96,7 +120,15 @@ def verify_ditto(rng: np.random.Generator, draws: int = 10) -> float:
 
 
 def verify_masking(rng: np.random.Generator, draws: int = 10) -> float:
-    """Minority / aggregate excess risk at the simulation's FedAvg fixed point (K = 1)."""
+    """Minority / aggregate excess risk at the simulation's FedAvg fixed point (K = 1).
+
+    Args:
+        rng: a NumPy generator (the random instances).
+        draws: random instances checked.
+
+    Returns:
+        The largest relative error.
+    """
     f = result("masking").numeric("numpy")
     worst = 0.0
     for _ in range(draws):
@@ -111,7 +143,15 @@ def verify_masking(rng: np.random.Generator, draws: int = 10) -> float:
 
 
 def verify_label_shift(rng: np.random.Generator, draws: int = 6) -> float:
-    """The bias shift equals the change of the simulation's Platt fit of the posterior."""
+    """The bias shift equals the change of the simulation's Platt fit of the posterior.
+
+    Args:
+        rng: a NumPy generator (the random instances).
+        draws: random instances checked.
+
+    Returns:
+        The largest relative error.
+    """
     f = result("label_shift").numeric("numpy")
     worst = 0.0
     for _ in range(draws):
@@ -129,7 +169,15 @@ def verify_label_shift(rng: np.random.Generator, draws: int = 6) -> float:
 
 def verify_erosion(rng: np.random.Generator, draws: int = 5) -> float:
     """The displacement along u of the simulation's proximal rule run to convergence
-    from theta_0, against the eigenbasis formula (a random task Hessian of rank 5 in D = 8)."""
+    from theta_0, against the eigenbasis formula (a random task Hessian of rank 5 in D = 8).
+
+    Args:
+        rng: a NumPy generator (the random instances).
+        draws: random instances checked.
+
+    Returns:
+        The largest relative error.
+    """
     f = result("erosion").numeric("numpy")
     worst = 0.0
     for _ in range(draws):
@@ -156,7 +204,22 @@ def simulated_power(
 ) -> float:
     """Empirical power of the one-sided aggregate z-test through the simulation's secure
     aggregation with central DP: M Gaussian reports (a fraction pi shifted by delta),
-    clipped to C, summed, noised with z C; reject when the mean exceeds z_{1-alpha} sigma_T."""
+    clipped to C, summed, noised with z C; reject when the mean exceeds z_{1-alpha} sigma_T.
+
+    Args:
+        pi: the minority's share of the reports.
+        delta: the minority's shift of the per-client statistic.
+        s2: the per-client variance.
+        M: the reports per round.
+        z: the DP noise multiplier.
+        C: the clip norm.
+        alpha: the test's level.
+        trials: Monte Carlo rounds.
+        key: a JAX PRNG key.
+
+    Returns:
+        The fraction of rounds the test rejects.
+    """
     from jax.scipy.special import ndtri
 
     sc = Scenario.model_validate(
@@ -179,7 +242,15 @@ def simulated_power(
 
 
 def verify_dp_power(rng: np.random.Generator, trials: int = 4000) -> Check:
-    """Monte Carlo power through the simulation vs the closed form, on a grid of delta."""
+    """Monte Carlo power through the simulation vs the closed form, on a grid of delta.
+
+    Args:
+        rng: a NumPy generator.
+        trials: Monte Carlo rounds per delta.
+
+    Returns:
+        Check(the largest |simulated - closed form| in binomial SE, tolerance 4).
+    """
     f = result("dp_power").numeric("numpy")
     pi, s2, M, z, C, alpha = 0.25, 1.0, 100, 1.0, 6.0, 0.05
     worst = 0.0
@@ -194,7 +265,15 @@ def verify_dp_power(rng: np.random.Generator, trials: int = 4000) -> Check:
 
 
 def verify_minimal_detectable_shift(rng: np.random.Generator, trials: int = 4000) -> Check:
-    """At delta_min the simulated power of the secure-aggregated DP test is 1 - beta."""
+    """At delta_min the simulated power of the secure-aggregated DP test is 1 - beta.
+
+    Args:
+        rng: a NumPy generator.
+        trials: Monte Carlo rounds.
+
+    Returns:
+        Check(|simulated power - (1 - beta)| in binomial SE, tolerance 4).
+    """
     mds = result("minimal_detectable_shift").numeric("numpy")
     worst = 0.0
     for z, beta in ((0.5, 0.2), (2.0, 0.1), (4.0, 0.5)):
@@ -209,7 +288,15 @@ def verify_minimal_detectable_shift(rng: np.random.Generator, trials: int = 4000
 
 def verify_qffl(rng: np.random.Generator, draws: int = 6) -> float:
     """The simulation's local steps (one step of rate eta per group) aggregated with q-FFL
-    weights p_g F_g^q, iterated to their fixed point, against the closed form."""
+    weights p_g F_g^q, iterated to their fixed point, against the closed form.
+
+    Args:
+        rng: a NumPy generator (the random instances).
+        draws: random instances checked.
+
+    Returns:
+        The largest relative error.
+    """
     f = result("qffl").numeric("numpy")
     worst = 0.0
     for _ in range(draws):

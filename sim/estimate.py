@@ -123,7 +123,14 @@ class EstimateError(ValueError):
 
 def is_log_axis(v: np.ndarray) -> bool:
     """A positive, geometrically spaced axis of >= 3 values (ratio > 1.5): drawn and
-    modelled in log10."""
+    modelled in log10.
+
+    Args:
+        v: the axis values.
+
+    Returns:
+        bool.
+    """
     v = np.asarray(v, float)
     if len(v) < 3 or np.any(v <= 0):
         return False
@@ -142,7 +149,15 @@ class Axis(NamedTuple):
 
     @classmethod
     def of(cls, name: str, values: Any) -> Axis:
-        """The axis of these values (log10 when geometrically spaced)."""
+        """The axis of these values (log10 when geometrically spaced).
+
+        Args:
+            name: the field path.
+            values: the axis values.
+
+        Returns:
+            The Axis (name, values, log flag, range).
+        """
         v = np.asarray(values, float)
         log = is_log_axis(v)
         t = np.log10(v) if log else v
@@ -152,12 +167,26 @@ class Axis(NamedTuple):
         return cls(name, v, log, lo, hi)
 
     def unit(self, v: Any) -> np.ndarray:
-        """Unit coordinates u = (t - lo) / (hi - lo), t = v or log10 v."""
+        """Unit coordinates u = (t - lo) / (hi - lo), t = v or log10 v.
+
+        Args:
+            v: values on the axis.
+
+        Returns:
+            u in [0, 1] over the axis' range.
+        """
         t = np.log10(np.asarray(v, float)) if self.log else np.asarray(v, float)
         return (t - self.lo) / (self.hi - self.lo)
 
     def value(self, u: Any) -> np.ndarray:
-        """The axis value at unit coordinate u (inverse of :meth:`unit`)."""
+        """The axis value at unit coordinate u (inverse of :meth:`unit`).
+
+        Args:
+            u: unit coordinates.
+
+        Returns:
+            The axis values.
+        """
         t = self.lo + np.asarray(u, float) * (self.hi - self.lo)
         return 10.0**t if self.log else t
 
@@ -186,7 +215,11 @@ class Counts:
             return np.where(self.n > 0, self.k / np.maximum(self.n, 1), np.nan)
 
     def direction(self) -> float:
-        """+1 when the outcome grows with y (failures above the boundary), else -1."""
+        """+1 when the outcome grows with y (failures above the boundary), else -1.
+
+        Returns:
+            +1.0 or -1.0 (the count-weighted correlation of the outcome rate with y).
+        """
         w = self.n.astype(float)
         if w.sum() == 0:
             return 1.0
@@ -200,7 +233,20 @@ class Counts:
 def sweep_counts(ds: xr.Dataset, mode: str, quantity: str = "fail", along: str | None = None) -> Counts:
     """The outcome counts of ``mode`` over a two-axis sweep. ``quantity`` "fail" counts
     failed runs, "silent" silently failed runs; invalid runs are left out. ``along`` names
-    the x axis (the boundary is y as a function of x; default the sweep's first axis)."""
+    the x axis (the boundary is y as a function of x; default the sweep's first axis).
+
+    Args:
+        ds: a two-axis sweep.
+        mode: the mode.
+        quantity: ``fail`` or ``silent``.
+        along: the x axis.
+
+    Returns:
+        Counts (k and n per (x, y) cell, and the two axes).
+
+    Raises:
+        EstimateError: a sweep not over two axes, an unknown mode, quantity or axis.
+    """
     axes = json.loads(ds.attrs.get("axes", "[]"))
     if len(axes) != 2:
         raise EstimateError(f"a phase boundary needs a sweep over exactly two axes, got {len(axes)}: {axes}")
@@ -228,7 +274,15 @@ def sweep_counts(ds: xr.Dataset, mode: str, quantity: str = "fail", along: str |
 
 def bspline_basis(u: np.ndarray, n_basis: int) -> np.ndarray:
     """(len(u), n_basis) clamped B-spline design matrix on [0, 1] (cubic when n_basis >= 4;
-    equally spaced interior knots)."""
+    equally spaced interior knots).
+
+    Args:
+        u: points in [0, 1].
+        n_basis: the number of basis functions.
+
+    Returns:
+        The design matrix (rows sum to 1).
+    """
     from scipy.interpolate import BSpline
 
     deg = min(3, n_basis - 1)
@@ -253,13 +307,33 @@ def _boundary_weights(zw, smooth):
 
 
 def boundary_of(eta):
-    """The boundary in unit coordinates from its logit: -MARGIN + (1 + 2 MARGIN) sigmoid(eta)."""
+    """The boundary in unit coordinates from its logit: -MARGIN + (1 + 2 MARGIN) sigmoid(eta).
+
+    Args:
+        eta: the boundary's logit (any shape).
+
+    Returns:
+        b in (-MARGIN, 1 + MARGIN): the axis' unit range with a margin either side.
+    """
     return -MARGIN + (1.0 + 2.0 * MARGIN) * jax.nn.sigmoid(eta)
 
 
 def probit_boundary_model(B, yu, k, n, direction, smooth, link="probit"):
     """Boundary model (module docstring) of R independent grids at once: B (nx, L) spline
-    basis at the data's x, yu (ny,), k and n (R, nx, ny), direction (R,)."""
+    basis at the data's x, yu (ny,), k and n (R, nx, ny), direction (R,).
+
+    Args:
+        B: (nx, L) the boundary's basis at the data's x.
+        yu: (ny,) the y values in unit coordinates.
+        k: (R, nx, ny) outcomes.
+        n: (R, nx, ny) runs.
+        direction: (R,) +1 or -1.
+        smooth: the prior scale of the coefficients' second differences.
+        link: ``probit`` or ``logit``.
+
+    Returns:
+        None: a numpyro model (it samples its sites and observes the data).
+    """
     import numpyro
     import numpyro.distributions as dist
 
@@ -288,7 +362,17 @@ def _gp_sqrt_spd(alpha, length):
 
 
 def gp_model(phi, k, n, link="probit"):
-    """GP classifier (module docstring): phi (cells, M) eigenfunctions, k, n flat (cells,)."""
+    """GP classifier (module docstring): phi (cells, M) eigenfunctions, k, n flat (cells,).
+
+    Args:
+        phi: (cells, M) the Hilbert-space basis at the cells.
+        k: (cells,) outcomes.
+        n: (cells,) runs.
+        link: ``probit`` or ``logit``.
+
+    Returns:
+        None: a numpyro model (it samples its sites and observes the data).
+    """
     import numpyro
     import numpyro.distributions as dist
 
@@ -338,7 +422,15 @@ class Diagnostics:
 
 def diagnose(samples: dict[str, np.ndarray], diverging: np.ndarray) -> Diagnostics:
     """Diagnostics from per-chain draws {site: (chains, draws, ...)} and (chains, draws)
-    divergence flags."""
+    divergence flags.
+
+    Args:
+        samples: per site, (chains, draws, ...) draws.
+        diverging: (chains, draws) bool.
+
+    Returns:
+        Diagnostics (worst R-hat, smallest bulk and tail ESS, divergences).
+    """
     import arviz as az
 
     rh, eb, et = [], [], []
@@ -385,7 +477,22 @@ def run_nuts(
     The probit boundary fits pass :data:`BOUNDARY_TARGET_ACCEPT` (0.99): a sharp
     transition makes the grid nearly separable, and the cliffs it puts in the posterior of
     (boundary, slope) made a 0.95 step size diverge (the out-of-domain P(fail) fit of the
-    default phase sweep: 2 divergent transitions at 0.95, none at 0.99, in no more time)."""
+    default phase sweep: 2 divergent transitions at 0.95, none at 0.99, in no more time).
+
+    Args:
+        model: the numpyro model.
+        key: the sampler cache's key (the model and its static settings).
+        args: the model's arguments.
+        chains: vectorized chains.
+        warmup: warm-up draws per chain.
+        samples: kept draws per chain.
+        seed: the PRNG seed.
+        target_accept: NUTS' target acceptance probability.
+        max_tree_depth: NUTS' largest tree depth.
+
+    Returns:
+        ({site: (chains, draws, ...)}, Diagnostics).
+    """
     from numpyro.infer import MCMC, NUTS
 
     if chains < 1 or warmup < 1 or samples < 1:
@@ -449,7 +556,11 @@ class BoundaryFit:
         return self.diagnostics.flagged
 
     def summary(self) -> dict[str, Any]:
-        """The fit's label, model, status, diagnostics and mean P(boundary in range), as a dict."""
+        """The fit's label, model, status, diagnostics and mean P(boundary in range), as a dict.
+
+        Returns:
+            The dict.
+        """
         d = self.diagnostics
         return dict(
             label=self.counts.label,
@@ -571,7 +682,19 @@ def fit_probit_boundaries(
     their joint posterior is the product of the independent ones, so each replication's
     draws are its own posterior (used for simulation-based calibration); R-hat and ESS
     are per grid, divergences are those of the joint run. Grids without a transition are
-    sampled too (:func:`fit_boundary` reports them instead)."""
+    sampled too (:func:`fit_boundary` reports them instead).
+
+    Args:
+        counts: grids of the same shape.
+        link: ``probit`` or ``logit``.
+        n_basis: the boundary's basis size.
+        smooth: the roughness prior scale.
+        direction: +1, -1 or None (each grid's own).
+        chains, warmup, samples, seed: NUTS settings.
+
+    Returns:
+        One BoundaryFit per grid.
+    """
     c0 = counts[0]
     if any(c.k.shape != c0.k.shape for c in counts):
         raise EstimateError("grids fitted together must have the same shape")
@@ -636,7 +759,15 @@ def _boundary_fit(
 
 def first_crossing(f: np.ndarray, grid: np.ndarray) -> np.ndarray:
     """Along the last axis, the first point of ``grid`` (linearly interpolated) where ``f``
-    changes sign from its value at grid[0]; NaN where it never does."""
+    changes sign from its value at grid[0]; NaN where it never does.
+
+    Args:
+        f: (..., G) values on the grid.
+        grid: (G,) the grid.
+
+    Returns:
+        (...) the crossing points.
+    """
     s = np.sign(f)
     change = s[..., 1:] != s[..., :1]
     has = change.any(-1)
@@ -696,7 +827,17 @@ def estimate(
 def boundary_dataset(
     fits: dict[tuple[str, str], BoundaryFit], modes, quantities, attrs: dict | None = None
 ) -> xr.Dataset:
-    """The fits as an xarray Dataset (coordinates in the sweep's units)."""
+    """The fits as an xarray Dataset (coordinates in the sweep's units).
+
+    Args:
+        fits: ``{(mode, quantity): BoundaryFit}``.
+        modes: the modes, in order.
+        quantities: the quantities, in order.
+        attrs: extra attributes.
+
+    Returns:
+        The Dataset (boundary quantiles on x_fine, surfaces on the cells, diagnostics).
+    """
     f0 = next(iter(fits.values()))
     cx, cy = f0.counts.x, f0.counts.y
     get = lambda fn: np.stack([np.stack([fn(fits[m, q]) for q in quantities]) for m in modes])  # noqa: E731
@@ -752,7 +893,18 @@ ONSET_KINDS = ("hinge", "level")
 
 
 def onset_design(T: int, kind: str) -> np.ndarray:
-    """(T-1, T, p) design matrices X_tau for tau = 1..T-1 (time scaled by 1/T)."""
+    """(T-1, T, p) design matrices X_tau for tau = 1..T-1 (time scaled by 1/T).
+
+    Args:
+        T: the rounds.
+        kind: ``hinge`` or ``level``.
+
+    Returns:
+        The design matrices.
+
+    Raises:
+        EstimateError: an unknown kind.
+    """
     if kind not in ONSET_KINDS:
         raise EstimateError(f"unknown onset kind {kind!r}; kinds: {', '.join(ONSET_KINDS)}")
     if T < 3:
@@ -776,7 +928,11 @@ class OnsetPrior:
     n_sigma: int = 48
 
     def sigmas(self) -> np.ndarray:
-        """The log-spaced grid of the noise standard deviation sigma."""
+        """The log-spaced grid of the noise standard deviation sigma.
+
+        Returns:
+            (n_sigma,) the grid, from sigma_lo to sigma_hi.
+        """
         return np.exp(np.linspace(np.log(self.sigma_lo), np.log(self.sigma_hi), self.n_sigma))
 
 
@@ -792,7 +948,14 @@ class OnsetPosterior:
     log_evidence: np.ndarray
 
     def credible_set(self, mass: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
-        """Highest-posterior set of tau with mass >= ``mass``: (N, T) bool and its mass (N,)."""
+        """Highest-posterior set of tau with mass >= ``mass``: (N, T) bool and its mass (N,).
+
+        Args:
+            mass: the credibility.
+
+        Returns:
+            ((N, T) bool set, (N,) its mass).
+        """
         order = np.argsort(-self.p_tau, axis=1)
         ps = np.take_along_axis(self.p_tau, order, 1)
         cum = np.cumsum(ps, 1)
@@ -802,7 +965,14 @@ class OnsetPosterior:
         return keep, (self.p_tau * keep).sum(1)
 
     def tau_quantiles(self, q=(0.05, 0.5, 0.95)) -> np.ndarray:
-        """Quantiles of the onset round tau per trajectory, from its exact posterior."""
+        """Quantiles of the onset round tau per trajectory, from its exact posterior.
+
+        Args:
+            q: the quantile levels.
+
+        Returns:
+            (N, len(q)) rounds.
+        """
         cdf = np.cumsum(self.p_tau, 1)
         return np.stack([(cdf < qq).sum(1) for qq in q], axis=-1)
 
@@ -916,7 +1086,19 @@ def fit_onset(
 
 def onset_nuts_model(X, y, m, coef_sd, log_sig_lo, log_sig_hi):
     """The onset model of :func:`fit_onset` in numpyro: b, log sigma sampled, tau
-    marginalized (uniform on 1..T-1) by log-sum-exp; ``y`` (N, T) standardized."""
+    marginalized (uniform on 1..T-1) by log-sum-exp; ``y`` (N, T) standardized.
+
+    Args:
+        X: (T-1, T, p) the design matrices of every tau.
+        y: (N, T) standardized trajectories.
+        m: (N, T) observed-round mask.
+        coef_sd: the coefficients' prior scale.
+        log_sig_lo: log of the smallest sigma.
+        log_sig_hi: log of the largest sigma.
+
+    Returns:
+        None: a numpyro model (it samples its sites and observes the data).
+    """
     import numpyro
     import numpyro.distributions as dist
 
@@ -941,7 +1123,18 @@ def fit_onset_nuts(
     seed: int = 0,
 ) -> tuple[np.ndarray, Diagnostics]:
     """p(tau | y) by NUTS with tau marginalized (Rao-Blackwellized over the draws), for
-    (N, T) complete trajectories; the cross-check of :func:`fit_onset`."""
+    (N, T) complete trajectories; the cross-check of :func:`fit_onset`.
+
+    Args:
+        y: (N, T) trajectories.
+        kind: ``hinge`` or ``level``.
+        scale: (loc, scale) to standardize with.
+        prior: the priors.
+        chains, warmup, samples, seed: NUTS settings.
+
+    Returns:
+        ((N, T) p(tau | y), Diagnostics).
+    """
     y = np.atleast_2d(np.asarray(y, float))
     N, T = y.shape
     X = onset_design(T, kind)
@@ -968,7 +1161,17 @@ def fit_onset_nuts(
 def region_probability(surface: np.ndarray, region: np.ndarray, op: str, level: float) -> tuple[float, np.ndarray]:
     """From posterior draws of a surface (S, *grid) and a boolean ``region`` mask (grid):
     the posterior probability that ``P op level`` holds at every cell of the region, and
-    per cell the posterior probability that it holds there."""
+    per cell the posterior probability that it holds there.
+
+    Args:
+        surface: (S, *grid) posterior draws of P.
+        region: (*grid) bool.
+        op: ``>=`` or ``<=``.
+        level: the level.
+
+    Returns:
+        (P(it holds everywhere in the region), (*grid) per-cell probabilities).
+    """
     ops = {">=": np.greater_equal, ">": np.greater, "<=": np.less_equal, "<": np.less}
     if op not in ops:
         raise EstimateError(f"unknown comparison {op!r}; use one of {', '.join(ops)}")

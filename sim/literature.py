@@ -62,7 +62,11 @@ TRACE_QUANTITIES = (
 
 def quantities() -> tuple[str, ...]:
     """The quantities :func:`measure` returns per run: each registered mode's late
-    metric and failure, the trace quantities, and the claim-specific ones."""
+    metric and failure, the trace quantities, and the claim-specific ones.
+
+    Returns:
+        The quantity names.
+    """
     return (
         tuple(f"mode:{m}" for m in MODES)
         + tuple(f"failed:{m}" for m in MODES)
@@ -104,11 +108,19 @@ class Claim:
     extra: tuple[str, ...] = field(default=())
 
     def scenario(self) -> Scenario:
-        """The claim's base scenario at the literature runs' size, with its overrides."""
+        """The claim's base scenario at the literature runs' size, with its overrides.
+
+        Returns:
+            The Scenario.
+        """
         return preset(self.base).replace(**{**SMALL, **self.overrides})
 
     def arm_scenarios(self) -> list[Scenario]:
-        """One scenario per arm, from 'cause absent' to 'cause strong'."""
+        """One scenario per arm, from 'cause absent' to 'cause strong'.
+
+        Returns:
+            The arms' Scenarios.
+        """
         sc = self.scenario()
         return [sc.replace(**arm) for arm in self.arms]
 
@@ -340,7 +352,14 @@ CLAIM_KEYS = tuple(c.key for c in CLAIMS)
 
 
 def get_claim(key: str) -> Claim:
-    """The claim with this key (a ScenarioError naming the keys otherwise)."""
+    """The claim with this key (a ScenarioError naming the keys otherwise).
+
+    Args:
+        key: a claim key.
+
+    Returns:
+        The Claim.
+    """
     for c in CLAIMS:
         if c.key == key:
             return c
@@ -349,7 +368,14 @@ def get_claim(key: str) -> Claim:
 
 # --------------------------------------------------------------------------- runs
 def late(x: jax.Array) -> jax.Array:
-    """Mean over the last quarter of the rounds (leading axis)."""
+    """Mean over the last quarter of the rounds (leading axis).
+
+    Args:
+        x: (T, ...) values over rounds.
+
+    Returns:
+        (...) the late mean.
+    """
     T = x.shape[0]
     return x[T - max(1, math.ceil(T / 4)) :].mean(0)
 
@@ -366,6 +392,12 @@ def client_drift(pop) -> jax.Array:
     theta* = (sum_c p_c M_c)^{-1} sum_c p_c m_c. They coincide for K = 1 or identical
     clients; drift = |x_K - theta*| / |theta*| (the silentfail reference paper (paper/main.tex), Theory, result 1; Karimireddy
     et al. 2020). A test checks x_K against a long FedAvg run.
+
+    Args:
+        pop: the population (its maps P_c, b_c, weights and participation).
+
+    Returns:
+        () |x_K - x*| / |x*|.
     """
     p = pop.weight * pop.q
     eye = jnp.eye(pop.P.shape[-1])
@@ -410,7 +442,16 @@ def _compiled(scenario_json: str, paths: tuple[str, ...]):
 def measure(sc: Scenario, arms: tuple[dict[str, Any], ...], seeds: int) -> np.ndarray:
     """The :func:`quantities` of ``seeds`` runs (seeds 0..S-1, the seeds of :func:`~silentfail.sim.run.run`)
     of each arm of ``sc``: array (arms, seeds, quantities). Arms that step one traceable float
-    field share one compiled program; otherwise each arm compiles its own."""
+    field share one compiled program; otherwise each arm compiles its own.
+
+    Args:
+        sc: the claim's scenario.
+        arms: the arms' field overrides.
+        seeds: seeds per arm.
+
+    Returns:
+        (arms, seeds, quantities) float32.
+    """
     scenarios = [sc.replace(**arm) for arm in arms]  # validates every arm
     for s in scenarios:
         check_supported(s)
@@ -445,14 +486,26 @@ def _silence(claim: Claim, seeds: int) -> np.ndarray:
 
 
 def silence_quantities() -> tuple[str, ...]:
-    """The quantities of a silence claim per run: each registered mode's silence and failure."""
+    """The quantities of a silence claim per run: each registered mode's silence and failure.
+
+    Returns:
+        The quantity names.
+    """
     return tuple(f"silent:{m}" for m in MODES) + tuple(f"failed:{m}" for m in MODES)
 
 
 def run_claim(claim: Claim | str, seeds: int | None = None) -> xr.Dataset:
     """Run a claim's experiment: Dataset ``value`` (arm, seed, quantity) with the claim,
     its scenario and (for DP scenarios) each arm's epsilon in the attrs, and the
-    assessment of :func:`assess` as variables."""
+    assessment of :func:`assess` as variables.
+
+    Args:
+        claim: a Claim or its key.
+        seeds: seeds per arm (default: the claim's).
+
+    Returns:
+        The claim's Dataset.
+    """
     claim = get_claim(claim) if isinstance(claim, str) else claim
     seeds = claim.seeds if seeds is None else seeds
     if seeds < 2:
@@ -495,7 +548,15 @@ def run_claim(claim: Claim | str, seeds: int | None = None) -> xr.Dataset:
 def assess(ds: xr.Dataset) -> xr.Dataset:
     """Add the mean and SE per arm of every quantity and the verdict on the claim:
     effect = direction * (mean_last - mean_first), se = sqrt(se_first^2 + se_last^2),
-    holds = effect > margin and effect > 3 se (1 or 0; NaN runs are dropped and counted)."""
+    holds = effect > margin and effect > 3 se (1 or 0; NaN runs are dropped and counted).
+
+    Args:
+        ds: a claim's raw values.
+
+    Returns:
+        ``ds`` with the variables mean, se and n_valid (per arm and quantity) and the
+        attributes effect, effect_se and holds.
+    """
     v = ds["value"]
     n = v.notnull().sum("seed")
     mean = v.mean("seed")
@@ -527,7 +588,17 @@ def run_claims(
     """:func:`run_claim` for several claims (all by default). With ``folder``, each
     claim's result is written there atomically as soon as it is done, and a claim whose
     saved result has the same scenario, arms and seeds is loaded instead of run again,
-    so an interrupted run loses nothing finished."""
+    so an interrupted run loses nothing finished.
+
+    Args:
+        keys: claim keys (default: all).
+        seeds: seeds per arm (default: each claim's).
+        progress: optional callback ``progress(key)`` per claim.
+        folder: where results are saved and reused.
+
+    Returns:
+        ``{key: Dataset}``.
+    """
     from pathlib import Path
 
     from .trace import save_netcdf
@@ -553,7 +624,14 @@ def run_claims(
 
 
 def load_claims(folder) -> dict[str, xr.Dataset]:
-    """The claim results saved by :func:`save_claims` (in CLAIMS order)."""
+    """The claim results saved by :func:`save_claims` (in CLAIMS order).
+
+    Args:
+        folder: the results folder.
+
+    Returns:
+        ``{key: Dataset}`` of the saved claims.
+    """
     from pathlib import Path
 
     folder = Path(folder)
@@ -568,7 +646,15 @@ def load_claims(folder) -> dict[str, xr.Dataset]:
 
 
 def save_claims(results: dict[str, xr.Dataset], folder) -> list:
-    """One NetCDF per claim (atomic writes), named by the claim's key."""
+    """One NetCDF per claim (atomic writes), named by the claim's key.
+
+    Args:
+        results: ``{key: Dataset}``.
+        folder: the results folder.
+
+    Returns:
+        The written paths.
+    """
     from pathlib import Path
 
     from .trace import save_netcdf

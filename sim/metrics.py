@@ -203,7 +203,14 @@ class Confidence(NamedTuple):
         return jax.nn.sigmoid(self.alpha * s + self.beta)
 
     def inverse(self, p: Array) -> Array:
-        """s(p) = (logit p - beta) / alpha, with s(0) = -inf and s(1) = +inf."""
+        """s(p) = (logit p - beta) / alpha, with s(0) = -inf and s(1) = +inf.
+
+        Args:
+            p: probabilities.
+
+        Returns:
+            The scores s(p).
+        """
         return (jnp.log(p) - jnp.log1p(-p) - self.beta) / self.alpha
 
 
@@ -370,7 +377,14 @@ class Calibration(NamedTuple):
 
     def pooled(self, w: Array) -> tuple[Array, Array]:
         """Classwise and top-label ECE of the w-weighted mixture of the clients'
-        distributions (the residuals are linear in the distribution)."""
+        distributions (the residuals are linear in the distribution).
+
+        Args:
+            w: (n,) the clients' pooling weights.
+
+        Returns:
+            (classwise ECE, top-label ECE) of the pooled distribution.
+        """
         res = self.residual @ w / w.sum()
         low = self.mid_low @ w / w.sum()
         return jnp.abs(res).sum(0), top_label_ece(res, low)

@@ -86,7 +86,11 @@ class Accounting:
     accountant: str
 
     def attrs(self) -> dict:
-        """Flat ``dp_*`` attributes for a NetCDF trace (tuples as JSON lists)."""
+        """Flat ``dp_*`` attributes for a NetCDF trace (tuples as JSON lists).
+
+        Returns:
+            ``{dp_epsilon, dp_delta, dp_mode, dp_releases, dp_noise_multipliers, ...}``.
+        """
         out = {f"dp_{k}": v for k, v in asdict(self).items() if k != "dp"}
         out["dp_mode"] = self.dp
         out["dp_releases"] = json.dumps(list(self.releases))
@@ -95,7 +99,14 @@ class Accounting:
 
     @classmethod
     def from_attrs(cls, attrs: dict) -> Accounting:
-        """The accounting a trace recorded (:meth:`attrs`)."""
+        """The accounting a trace recorded (:meth:`attrs`).
+
+        Args:
+            attrs: a trace's attrs.
+
+        Returns:
+            The Accounting.
+        """
         return cls(
             epsilon=float(attrs["dp_epsilon"]),
             delta=float(attrs["dp_delta"]),
@@ -111,7 +122,11 @@ class Accounting:
         )
 
     def describe(self) -> str:
-        """One line: epsilon, delta, adjacency, sampling and the releases."""
+        """One line: epsilon, delta, adjacency, sampling and the releases.
+
+        Returns:
+            The line.
+        """
         if self.dp == "none":
             return "DP: none (epsilon = inf); the participant count is released exactly"
         return (

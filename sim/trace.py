@@ -73,9 +73,11 @@ def failure_rounds(metric: Any, threshold: Any, condition: Any = None, persist: 
     such run. With persist = 1 every crossing is a failure (the first-crossing rule).
 
     Args:
-        metric: (T, modes); threshold: (modes,); condition: optional (T, modes) bool that
-            must also hold (e.g. fairness collapse counts only while mean accuracy holds);
-            persist: (modes,) ints (default 1).
+        metric: (T, modes) the round metrics.
+        threshold: (modes,) the thresholds.
+        condition: optional (T, modes) bool that must also hold (e.g. fairness collapse
+            counts only while mean accuracy holds).
+        persist: (modes,) ints (default 1).
         xp: ``numpy`` or ``jax.numpy`` (the sweep runs this inside ``jit``).
 
     Returns:

@@ -52,7 +52,11 @@ class SilentMode:
     undeployed: tuple[str, ...] = ()
 
     def explanation(self) -> str:
-        """Why the mode is silent: each blocking path, and the detectors not deployed."""
+        """Why the mode is silent: each blocking path, and the detectors not deployed.
+
+        Returns:
+            One line per blocking path, then the undeployed detectors.
+        """
         parts = [str(b) for b in self.blocks]
         if self.undeployed:
             parts.append("not deployed: " + ", ".join(self.undeployed))
@@ -195,6 +199,7 @@ def silent_modes(
     it requires, each with the blocking paths (and undeployed detectors) as explanation.
 
     Args:
+        tax: the taxonomy.
         constraints: constraint ids in force.
         detectors: the detectors deployed (default: all in the taxonomy).
         scope: ``any`` (default: a detector of either scope), ``deployed`` (only detectors
