@@ -12,9 +12,6 @@ from pathlib import Path
 
 import pytest
 
-#: one worker runs this module (its module-scoped fixture is computed once): --dist loadgroup
-pytestmark = pytest.mark.xdist_group("test_packaging")
-
 ROOT = Path(__file__).resolve().parents[1]
 
 

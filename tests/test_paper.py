@@ -14,9 +14,6 @@ import pytest
 
 from silentfail import paper
 
-#: one worker runs this module (its module-scoped fixture is computed once): --dist loadgroup
-pytestmark = pytest.mark.xdist_group("test_paper")
-
 HAVE_TEX = all(shutil.which(t) for t in ("latexmk", "pdflatex", "pdftoppm"))
 
 

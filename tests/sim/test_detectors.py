@@ -16,9 +16,6 @@ from silentfail.sim.verdict import verdict
 from silentfail.taxonomy import builtin_taxonomy
 from silentfail.taxonomy.schema import NodeKind
 
-#: one worker runs this module (its module-scoped fixture is computed once): --dist loadgroup
-pytestmark = pytest.mark.xdist_group("test_detectors")
-
 TAX = builtin_taxonomy()
 
 #: A small DP world: every secure sum the server sees is noised.

@@ -14,9 +14,6 @@ import pytest
 import silentfail as sf
 from silentfail.sim.scenario import preset_names
 
-#: one worker runs this module (its module-scoped fixture is computed once): --dist loadgroup
-pytestmark = pytest.mark.xdist_group("test_engine_equivalence")
-
 REFERENCE = Path(__file__).parents[1] / "data" / "engine_reference.npz"
 CLIENTS = 8  # the recorded per-client variables keep the first 8 clients
 

@@ -13,9 +13,6 @@ from silentfail.sim.changepoint import changepoint_log_odds, changepoint_probabi
 from silentfail.sim.run import run
 from silentfail.sim.scenario import preset
 
-#: one worker runs this module (its module-scoped fixture is computed once): --dist loadgroup
-pytestmark = pytest.mark.xdist_group("test_estimate")
-
 GRID = 8
 
 

@@ -14,9 +14,6 @@ from silentfail.sim.population import build_population
 from silentfail.sim.run import run
 from silentfail.sim.scenario import ScenarioError
 
-#: one worker runs this module (its module-scoped fixture is computed once): --dist loadgroup
-pytestmark = pytest.mark.xdist_group("test_literature")
-
 
 @pytest.mark.parametrize("key", L.CLAIM_KEYS)
 def test_each_claim_holds_with_fixed_seeds_and_margin(claim_results, key):

@@ -107,9 +107,6 @@ from silentfail.sim import scale
 from silentfail.sim.federate import _compiled
 from silentfail.sim.population import build_population
 
-#: one worker runs this module (its module-scoped fixture is computed once): --dist loadgroup
-pytestmark = pytest.mark.xdist_group("test_scale")
-
 out = {"devices": len(jax.devices())}
 sc = preset("label-shift").replace(**{"population.num_clients": 96, "federation.clients_per_round": 16,
                                       "federation.rounds": 5, "population.trace_clients": 96})

@@ -125,7 +125,7 @@ def test_every_scenario_field_is_listed_with_type_range_default_and_description(
 
     def walk(d, prefix):
         for k, v in d.items():
-            if isinstance(v, dict) and k not in ("persist_by_mode", "by_mode"):
+            if isinstance(v, dict) and k not in ("persist_by_mode", "by_mode", "by_family"):
                 yield from walk(v, f"{prefix}{k}.")
             else:
                 yield f"{prefix}{k}"

@@ -14,9 +14,6 @@ from silentfail.sim.scenario import MODES, ScenarioError, preset
 from silentfail.sim.sweep import Plan, sweep
 from silentfail.sim.verdict import verdict
 
-#: one worker runs this module (its module-scoped fixture is computed once): --dist loadgroup
-pytestmark = pytest.mark.xdist_group("test_sweep")
-
 TINY = preset("phase").replace(
     **{
         "population.num_clients": 40,

@@ -13,9 +13,6 @@ from silentfail.sim.sweep import sweep
 from silentfail.sim.trace import failure_rounds
 from silentfail.sim.verdict import judge, summarize
 
-#: one worker runs this module (its module-scoped fixture is computed once): --dist loadgroup
-pytestmark = pytest.mark.xdist_group("test_verdict_semantics")
-
 
 def _metric(*columns):
     return np.stack([np.asarray(c, float) for c in columns], axis=1)
