@@ -41,6 +41,7 @@ _LAZY = {
     "load_scenario": ("silentfail.sim.scenario", "load_scenario"),
     "Scenario": ("silentfail.sim.scenario", "Scenario"),
     "ScenarioError": ("silentfail.sim.scenario", "ScenarioError"),
+    "ClientWorld": ("silentfail.sim.world", "ClientWorld"),
     "run": ("silentfail.sim.run", "run"),
     "calibrate": ("silentfail.sim.verdict", "calibrate"),
     "verdict": ("silentfail.sim.verdict", "verdict"),

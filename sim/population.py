@@ -17,12 +17,13 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
 
 from . import metrics as mt
 from .metrics import Confidence, accuracy, cell_scores, fit_confidence
 from .personalize import check_stable, client_maps, max_curvature, projector, teacher_moments
-from .scenario import Scenario, scenario_from_dict
+from .scenario import Scenario, ScenarioError, scenario_from_dict
 from .shifts import from_scenario, interpolate
 from .world import ClientWorld, World, Y, augment, base_client, client_moments, make_world
 
@@ -189,13 +190,67 @@ def make_context(sc: Scenario, key: Array) -> Context:
     )
 
 
-def build_population(sc: Scenario, key: Array) -> tuple[Context, Population]:
+def check_clients(sc: Scenario, clients: ClientWorld) -> ClientWorld:
+    """Validate client distributions a user supplies in place of the shift families.
+
+    Each client c is a mixture over the (label y, group a) cells: priors pi_c(y, a),
+    means mu_c(y, a) (d,) and a covariance scale s_c on the world's Sigma_a; the engine
+    computes every metric of it exactly, as for the scenario's own clients.
+
+    Args:
+        sc: the scenario (``population.num_clients`` N, ``world.groups`` G, ``world.d``);
+            its shift families must be off (the supplied clients replace them).
+        clients: ``ClientWorld(pi (N, 2, G), mu (N, 2, G, d), scale (N,))``.
+
+    Returns:
+        The clients as float32 arrays.
+
+    Raises:
+        ScenarioError: naming the array whose shape or values are wrong, or the shift
+            family that is on.
+    """
+    N, G, d = sc.population.num_clients, sc.world.groups, sc.world.d
+    s = sc.shifts
+    on = [
+        name
+        for name, active in (
+            ("shifts.label_alpha", s.label_alpha is not None),
+            ("shifts.attribute_alpha", s.attribute_alpha is not None),
+            ("shifts.spurious_mean", s.spurious_mean is not None),
+            ("shifts.covariate_scale", s.covariate_scale > 0 or s.covariate_var_spread > 0),
+            ("shifts.concept_angle", s.concept_angle > 0),
+            ("shifts.by_family", bool(s.by_family)),
+        )
+        if active
+    ]
+    if on:
+        raise ScenarioError(f"clients are supplied, so the scenario's shift families must be off: {', '.join(on)}")
+    want = {"pi": (N, 2, G), "mu": (N, 2, G, d), "scale": (N,)}
+    out = {}
+    for name, shape in want.items():
+        a = np.asarray(getattr(clients, name), dtype=np.float64)
+        if a.shape != shape:
+            raise ScenarioError(f"clients.{name} has shape {a.shape}; expected {shape} (N, 2 labels, G groups, d)")
+        if not np.isfinite(a).all():
+            raise ScenarioError(f"clients.{name} has non-finite values")
+        out[name] = a
+    if (out["pi"] < 0).any() or not np.allclose(out["pi"].sum((1, 2)), 1.0, atol=1e-5):
+        raise ScenarioError("clients.pi must be non-negative and sum to 1 over (label, group) for every client")
+    if (out["scale"] <= 0).any():
+        raise ScenarioError("clients.scale must be > 0 (it scales the covariances)")
+    return ClientWorld(*(jnp.asarray(out[k], jnp.float32) for k in ("pi", "mu", "scale")))
+
+
+def build_population(sc: Scenario, key: Array, clients: ClientWorld | None = None) -> tuple[Context, Population]:
     """Draw the clients of a scenario: a pure function of (scenario, key), compiled
     once per scenario. Raises ScenarioError if local gradient descent would diverge.
 
     Args:
         sc: the scenario.
         key: a JAX PRNG key.
+        clients: client distributions to use instead of the scenario's shift families
+            (:func:`check_clients`); every other draw (sample sizes, statistics,
+            participation, the OOD panel) is the scenario's, from the same key.
 
     Returns:
         (Context, Population): the shared world and FM, and the clients' arrays
@@ -204,7 +259,9 @@ def build_population(sc: Scenario, key: Array) -> tuple[Context, Population]:
     Raises:
         ScenarioError: local gradient descent diverges for some client.
     """
-    ctx, pop, lam_max = _compiled_build(sc.to_json())(key)
+    if clients is not None:
+        clients = check_clients(sc, clients)
+    ctx, pop, lam_max = _compiled_build(sc.to_json())(key, clients)
     check_stable(lam_max, sc)
     return ctx, pop
 
@@ -215,7 +272,7 @@ def _compiled_build(scenario_json: str):
     return jax.jit(functools.partial(_build, sc))
 
 
-def _build(sc: Scenario, key: Array) -> tuple[Context, Population, Array]:
+def _build(sc: Scenario, key: Array, clients: ClientWorld | None = None) -> tuple[Context, Population, Array]:
     p = sc.population
     N = p.num_clients
     kctx, kshift, kn, kstat, kbyz, kood, kdata = jax.random.split(key, 7)
@@ -223,8 +280,11 @@ def _build(sc: Scenario, key: Array) -> tuple[Context, Population, Array]:
     world = ctx.world
     base1 = base_client(world)
     base = jax.tree.map(lambda a: jnp.broadcast_to(a, (N,) + a.shape), base1)
-    shift = from_scenario(world, sc)
-    shifted = jax.vmap(shift)(base, jax.random.split(kshift, N))
+    if clients is None:
+        shift = from_scenario(world, sc)
+        shifted = jax.vmap(shift)(base, jax.random.split(kshift, N))
+    else:  # supplied by the user (check_clients): they replace the shift families
+        shifted = clients
     f = jnp.asarray(sc.shifts.strength, jnp.float32)
     shifted = jax.tree.map(lambda full, part: jnp.where(f == 1.0, full, part), shifted, interpolate(base, shifted, f))
     M, m = jax.vmap(client_moments, in_axes=(None, 0))(world, shifted)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 
 import jax
 import jax.numpy as jnp
@@ -16,7 +17,7 @@ from .privacy import account
 from .scenario import Scenario
 from .seeds import check_seed
 from .trace import Trace, build_trace
-from .world import alignment_score
+from .world import ClientWorld, alignment_score
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -43,6 +44,7 @@ def run(
     on_nonfinite: str = "raise",
     chunk: int | str | None = "auto",
     devices: int | None = None,
+    clients: ClientWorld | None = None,
 ) -> Trace:
     """Simulate ``scenario`` with ``seed``: build the population, scan the rounds, and
     return the Trace (ground truth of the registered modes, observables, DP epsilon).
@@ -58,6 +60,13 @@ def run(
             about ``sim.scale.AUTO_CHUNK``; None: one block.
         devices: shard the client axis over this many devices (``sim.scale``);
             ``population.num_clients`` must be divisible by it.
+        clients: your own clients, ``ClientWorld(pi (N, 2, G), mu (N, 2, G, d), scale
+            (N,))``, in place of the scenario's shift families (which must be off;
+            ``shifts.strength`` still moves each from P0 to it): the run is then a pure
+            function of (scenario, seed, clients), and the trace's ``clients`` attribute
+            holds their SHA-256. The null runs the detectors are calibrated on are the
+            scenario's (every client at P0), so ``verdict(trace, calibrate(scenario))``
+            judges it as any other run.
 
     The numbers do not depend on ``chunk`` or ``devices`` beyond float round-off.
 
@@ -77,7 +86,7 @@ def run(
     N = scenario.population.num_clients
     mesh, block = scale.plan(N, chunk, devices)
     kpop, krun = jax.random.split(jax.random.key(seed))
-    ctx, pop = build_population(scenario, kpop)
+    ctx, pop = build_population(scenario, kpop, clients)
     ctx, pop = scale.place(ctx, mesh, -1), scale.place(pop, mesh, N)
     out = run_compiled(scenario, ctx, pop, krun, chunk=block)
     rounds = jax.tree.map(np.asarray, out.rounds)
@@ -87,6 +96,9 @@ def run(
     )
     bad = np.flatnonzero(~rounds["finite"])
     trace.attrs["nonfinite_round"] = int(bad[0]) if bad.size else -1
+    if clients is not None:
+        digest = hashlib.sha256(b"".join(np.asarray(a, np.float32).tobytes() for a in clients))
+        trace.attrs["clients"] = f"supplied (sha256 {digest.hexdigest()})"
     if bad.size and on_nonfinite == "raise":
         raise SimulationError(
             f"the run diverged at round {int(bad[0])}: parameters non-finite or the global model's norm above "
