@@ -21,6 +21,7 @@ Example (``examples/plugins/memorization.py`` is a complete one)::
 from __future__ import annotations
 
 import contextlib
+import copy
 import importlib.util
 import sys
 from collections.abc import Iterator
@@ -169,6 +170,7 @@ def register_taxonomy_extension(data: dict) -> None:
     from .taxonomy.builtin import PLUGIN_EXTENSIONS, builtin_taxonomy
     from .taxonomy.validate import extend
 
+    data = copy.deepcopy(data)  # what was validated is what is kept (a later change to the caller's dict is not)
     _, violations = extend(builtin_taxonomy(), data)
     if violations:
         raise PluginError("taxonomy extension rejected: " + "; ".join(str(v) for v in violations))

@@ -1122,14 +1122,10 @@ def _builtin() -> Taxonomy:
 PLUGIN_EXTENSIONS: list[dict] = []
 
 
-@lru_cache(maxsize=4)
-def _with_plugins(extensions: tuple[int, ...]) -> Taxonomy:
-    from .validate import extend
-
-    tax = _builtin()
-    for data in PLUGIN_EXTENSIONS:
-        tax, _ = extend(tax, data)  # validated when it was registered
-    return tax
+#: (the extensions it was built from, the extended taxonomy), rebuilt when the list
+#: changes. It holds the extension objects themselves, compared by identity: an id alone
+#: could be reused by a new extension once an unregistered one is freed.
+_plugin_taxonomy: tuple[tuple[dict, ...], Taxonomy] | None = None
 
 
 def builtin_taxonomy() -> Taxonomy:
@@ -1139,6 +1135,16 @@ def builtin_taxonomy() -> Taxonomy:
     Returns:
         A Taxonomy the caller may modify.
     """
+    global _plugin_taxonomy
     if not PLUGIN_EXTENSIONS:
         return _builtin().copy()
-    return _with_plugins(tuple(id(e) for e in PLUGIN_EXTENSIONS)).copy()
+    current = tuple(PLUGIN_EXTENSIONS)
+    cached = _plugin_taxonomy
+    if cached is None or len(cached[0]) != len(current) or any(a is not b for a, b in zip(cached[0], current)):
+        from .validate import extend
+
+        tax = _builtin()
+        for data in current:
+            tax, _ = extend(tax, data)  # validated when it was registered
+        cached = _plugin_taxonomy = (current, tax)
+    return cached[1].copy()

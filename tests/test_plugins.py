@@ -257,3 +257,33 @@ def test_the_plugin_example_runs(registry, capsys):
     module.main(argparse.Namespace(samples=20, clients=40, rounds=6, null_runs=76))
     printed = capsys.readouterr().out
     assert "memorization" in printed  # prints the seventh mode's verdict
+
+
+def test_the_plugin_taxonomy_follows_each_registration():
+    """The taxonomy every query sees is that of the extensions registered now: one
+    registered again after a change (a new registration, the same dict object) is seen
+    as it is now, and the caller changing its dict afterwards changes nothing."""
+    ext = {
+        "schema_version": "1.0",
+        "nodes": [
+            {
+                "id": "plug_ref_a",
+                "kind": "reference",
+                "name": "a plugin's reference",
+                "definition": "a plugin's reference",
+                "bibtex": "@misc{plug_ref_a, title = {T}}",
+            }
+        ],
+        "edges": [{"kind": "cites", "source": "fairness_collapse", "target": "plug_ref_a"}],
+    }
+    with plugins.isolated():
+        plugins.register_taxonomy_extension(ext)
+        assert "plug_ref_a" in builtin_taxonomy()
+    ext["nodes"][0]["id"] = ext["edges"][0]["target"] = "plug_ref_b"
+    ext["nodes"][0]["bibtex"] = "@misc{plug_ref_b, title = {T}}"
+    with plugins.isolated():
+        plugins.register_taxonomy_extension(ext)
+        tax = builtin_taxonomy()
+        assert "plug_ref_b" in tax and "plug_ref_a" not in tax
+        ext["nodes"][0]["id"] = "plug_ref_c"  # after registration: not seen
+        assert "plug_ref_b" in builtin_taxonomy()
