@@ -24,7 +24,7 @@ from . import metrics as mt
 from .metrics import Confidence, accuracy, cell_scores, fit_confidence
 from .personalize import check_stable, client_maps, max_curvature, projector, teacher_moments
 from .scenario import Scenario, ScenarioError, scenario_from_dict
-from .shifts import from_scenario, interpolate
+from .shifts import SHIFT_FAMILIES, from_scenario, interpolate
 from .world import ClientWorld, World, Y, augment, base_client, client_moments, make_world
 
 
@@ -210,19 +210,8 @@ def check_clients(sc: Scenario, clients: ClientWorld) -> ClientWorld:
             family that is on.
     """
     N, G, d = sc.population.num_clients, sc.world.groups, sc.world.d
-    s = sc.shifts
-    on = [
-        name
-        for name, active in (
-            ("shifts.label_alpha", s.label_alpha is not None),
-            ("shifts.attribute_alpha", s.attribute_alpha is not None),
-            ("shifts.spurious_mean", s.spurious_mean is not None),
-            ("shifts.covariate_scale", s.covariate_scale > 0 or s.covariate_var_spread > 0),
-            ("shifts.concept_angle", s.concept_angle > 0),
-            ("shifts.by_family", bool(s.by_family)),
-        )
-        if active
-    ]
+    world = make_world(sc)
+    on = [name for f in SHIFT_FAMILIES.values() if f.build(world, sc) is not None for name in f.field_names()]
     if on:
         raise ScenarioError(f"clients are supplied, so the scenario's shift families must be off: {', '.join(on)}")
     want = {"pi": (N, 2, G), "mu": (N, 2, G, d), "scale": (N,)}

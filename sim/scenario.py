@@ -182,9 +182,9 @@ class Shifts(_Section):
     @model_validator(mode="after")
     def _known_families(self) -> Shifts:
         if self.by_family:
-            from .shifts import SHIFT_FAMILIES  # the registry (plugins add to it)
+            from .shifts import BUILTIN_FAMILIES, SHIFT_FAMILIES  # the registry (plugins add to it)
 
-            builtin = {"label_shift", "attribute_imbalance", "spurious_correlation", "covariate_shift", "concept_shift"}
+            builtin = set(BUILTIN_FAMILIES)
             if bad := sorted(set(self.by_family) - (set(SHIFT_FAMILIES) - builtin)):
                 raise ValueError(
                     f"shifts.by_family: {bad} are not plugin shift families; registered: "

@@ -186,6 +186,8 @@ class ShiftFamily(NamedTuple):
         invariant: ``(base, shifted) -> ()`` the largest violation of the invariant by a
             shifted client (0 when it holds; ``tests/sim/test_shifts.py`` checks it on draws).
         reference: the family's citation.
+        fields: the scenario fields that set it (default ``shifts.by_family.<id>``, a
+            plugin family's parameters), for messages that name them.
     """
 
     id: str
@@ -194,6 +196,15 @@ class ShiftFamily(NamedTuple):
     keeps: str
     invariant: Callable[[ClientWorld, ClientWorld], Array]
     reference: str = ""
+    fields: tuple[str, ...] = ()
+
+    def field_names(self) -> tuple[str, ...]:
+        """The scenario fields that set the family.
+
+        Returns:
+            ``fields``, or ``("shifts.by_family.<id>",)`` when it names none.
+        """
+        return self.fields or (f"shifts.by_family.{self.id}",)
 
 
 def _a_given_y(pi: Array) -> Array:
@@ -228,6 +239,7 @@ SHIFT_FAMILIES: dict[str, ShiftFamily] = {
             "P(x | y, a) and P(a | y)",
             lambda b, s: jnp.maximum(_same_cells(b, s), _gap(_a_given_y(b.pi), _a_given_y(s.pi))),
             _MT,
+            ("shifts.label_alpha",),
         ),
         ShiftFamily(
             "attribute_imbalance",
@@ -238,6 +250,7 @@ SHIFT_FAMILIES: dict[str, ShiftFamily] = {
             "P(x | y, a) and P(y | a)",
             lambda b, s: jnp.maximum(_same_cells(b, s), _gap(_y_given_a(b.pi), _y_given_a(s.pi))),
             _YANG,
+            ("shifts.attribute_alpha",),
         ),
         ShiftFamily(
             "spurious_correlation",
@@ -250,6 +263,7 @@ SHIFT_FAMILIES: dict[str, ShiftFamily] = {
             "P(x | y, a) and P(a)",
             lambda b, s: jnp.maximum(_same_cells(b, s), _gap(b.pi.sum(-2), s.pi.sum(-2))),
             _YANG,
+            ("shifts.spurious_mean", "shifts.spurious_spread"),
         ),
         ShiftFamily(
             "covariate_shift",
@@ -262,6 +276,7 @@ SHIFT_FAMILIES: dict[str, ShiftFamily] = {
             "P(y, a)",
             lambda b, s: _gap(b.pi, s.pi),
             _MT,
+            ("shifts.covariate_scale", "shifts.covariate_var_spread"),
         ),
         ShiftFamily(
             "concept_shift",
@@ -273,9 +288,12 @@ SHIFT_FAMILIES: dict[str, ShiftFamily] = {
                 _gap(jnp.linalg.norm(b.mu[1] - b.mu[0], axis=-1), jnp.linalg.norm(s.mu[1] - s.mu[0], axis=-1)),
             ),
             _MT,
+            ("shifts.concept_angle",),
         ),
     )
 }
+#: The built-in families' ids (their parameters are fields of their own).
+BUILTIN_FAMILIES: tuple[str, ...] = tuple(SHIFT_FAMILIES)
 
 
 def register_shift_family(family: ShiftFamily) -> ShiftFamily:
