@@ -42,10 +42,11 @@ THRESHOLD = 0.01
 
 # --8<-- [start:mode]
 def squared_loss_gap(theta, pop):
-    """Per client, R_c(theta) - R_hat_c(theta) of a model per client (N, D) or one model (D,).
+    """Per client, R_c(theta) - R_hat_c(theta) of one model (D,) on every client (or one
+    model per client, (N, D)).
 
     Args:
-        theta: (N, D) one model per client, or (D,) one model for all.
+        theta: (D,) one model for all clients, or (N, D) one per client.
         pop: the population (its exact M, m and the samples' M_train, m_train).
 
     Returns:
@@ -60,13 +61,14 @@ def memorization(view: plugins.RoundView):
     """The round metric: pooled growth of the train-test gap over the FM's.
 
     Args:
-        view: the round (the deployed models are ``view.client["theta"]``).
+        view: the round (``view.client["train_test_gap"]``: the deployed models' gaps).
 
     Returns:
         () sum_c w_c [gap_c(theta_c) - gap_c(theta_0)] / sum_c w_c.
     """
     pop = view.pop
-    growth = squared_loss_gap(view.client["theta"], pop) - squared_loss_gap(view.ctx.theta0, pop)
+    # the deployed models' gaps are a per-client output of the round already; the FM's are the plugin's
+    growth = view.client["train_test_gap"] - squared_loss_gap(view.ctx.theta0, pop)
     return jnp.sum(pop.weight * growth) / jnp.sum(pop.weight)
 
 
