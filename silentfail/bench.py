@@ -20,7 +20,7 @@ and on the default phase sweep:
 * the cost exponents in clients, rounds and grid cells (least-squares slope of
   log time on log size);
 * the peers on the same work: the plain NumPy loop over clients
-  (``benchmarks/numpy_reference.py``) and, when its own virtual environment exists,
+  (``silentfail.sim.reference``) and, when its own virtual environment exists,
   Flower's simulation engine running FedAvg on the same clients
   (``benchmarks/peers/``), checked to reach the same global model.
 
@@ -29,6 +29,7 @@ Results go to ``benchmarks/results/bench.json`` with the machine description.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -63,23 +64,12 @@ def require_checkout() -> Path:
     Raises:
         BenchError: run from an installed package (no ``benchmarks/`` beside it).
     """
-    if not (ROOT / "benchmarks" / "numpy_reference.py").is_file():
+    if not (ROOT / "benchmarks" / "README.md").is_file():
         raise BenchError(
             f"silentfail bench needs the source checkout's benchmarks/ folder, which the installed package does not "
             f"ship (looked in {str(ROOT)!r}); run it from a clone of the repository (pip install -e .)"
         )
     return ROOT
-
-
-def _numpy_reference():
-    """benchmarks/numpy_reference.py, loaded from the checkout by path."""
-    import importlib.util
-
-    path = require_checkout() / "benchmarks" / "numpy_reference.py"
-    spec = importlib.util.spec_from_file_location("silentfail_numpy_reference", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 #: (clients, rounds) of the run benchmark, and the rounds of the rounds-scaling fit at 1e4 clients.
@@ -235,12 +225,13 @@ def round_cost(clients: int) -> dict:
     """
     import jax
 
-    from .sim.federate import _compiled
+    from .sim.config import Config
+    from .sim.federate import scan
     from .sim.population import build_population
 
     sc = scenario(clients, 1)
     ctx, pop = build_population(sc, jax.random.key(0))
-    cost = _compiled(sc.to_json(), None).lower(ctx, pop, jax.random.key(1)).compile().cost_analysis()
+    cost = scan.lower(Config(sc), ctx, pop, jax.random.key(1)).compile().cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
     used = pop._replace(
         M=None, m=None, M_train=None, m_train=None, n=None, base=None, ood_panel=None
@@ -274,7 +265,8 @@ def measure_run(
     import jax
 
     from .sim import scale
-    from .sim.federate import _compiled, check_supported
+    from .sim.config import Config
+    from .sim.federate import check_supported, scan
     from .sim.population import build_population
 
     sc = scenario(clients, rounds) if sc is None else sc
@@ -285,13 +277,13 @@ def measure_run(
     ctx, pop = scale.place(ctx, mesh, -1), scale.place(pop, mesh, clients)
     jax.block_until_ready(pop)
     t_pop = time.perf_counter() - t0
-    fn = _compiled(sc.to_json(), block)
+    cfg = Config(sc)
     t0 = time.perf_counter()
-    compiled = fn.lower(ctx, pop, jax.random.key(1)).compile()
+    compiled = scan.lower(cfg, ctx, pop, jax.random.key(1), chunk=block).compile()
     t_compile = time.perf_counter() - t0
-    jax.block_until_ready(compiled(ctx, pop, jax.random.key(1)))  # warm
+    jax.block_until_ready(compiled(cfg, ctx, pop, jax.random.key(1)))  # warm
     keys = iter(range(2, 2 + repeats))
-    best, times = best_time(lambda: compiled(ctx, pop, jax.random.key(next(keys))), repeats)
+    best, times = best_time(lambda: compiled(cfg, ctx, pop, jax.random.key(next(keys))), repeats)
     return {
         "clients": clients,
         "rounds": rounds,
@@ -345,14 +337,15 @@ def measure_sweep(runs: int | None, smoke: bool) -> dict:
     dets = deployed(sc)
     K = len(layout(dets).channel)
     paths = ("personalization.lam", "shifts.strength")
-    fn = batch._compiled(sc.to_json(), paths, dets, None)  # the key run_batch uses
+    statics = dict(paths=paths, detectors=tuple(dets), devices=None)  # the key run_batch uses
+    fn = functools.partial(batch.program, batch.batch_config(sc), **statics)
     args = (
         np.ones((batch.CALL, 2), np.float32),
         np.arange(batch.CALL, dtype=np.uint32),
         np.full((batch.CALL, K), np.inf, np.float32),
     )
     t0 = time.perf_counter()
-    fn.lower(*args)
+    batch.program.lower(batch.batch_config(sc), *args, **statics)
     t_trace = time.perf_counter() - t0
     t0 = time.perf_counter()
     jax.block_until_ready(fn(*args))  # trace (cached) + compile + one call; fills the cache the sweep uses
@@ -400,10 +393,8 @@ def numpy_peer(clients: int) -> dict:
     """
     import jax
 
-    ref = _numpy_reference()
-    arrays_from, round_numpy = ref.arrays_from, ref.round_numpy
-
     from .sim.population import build_population
+    from .sim.reference import arrays_from, round_numpy
 
     sc = scenario(clients, 1)
     ctx, pop = build_population(sc, jax.random.key(0))

@@ -1,5 +1,5 @@
-"""Plugins: new failure modes, detectors, aggregation rules, shift families and taxonomy
-nodes, without editing the engine.
+"""Plugins: new failure modes, detectors, aggregation rules, client models, shift
+families and taxonomy nodes, without editing the engine.
 
 A plugin is a Python file the user names explicitly (``--plugin FILE.py`` on the
 commands that run the engine, or :func:`load_plugin`); at import it calls the
@@ -30,19 +30,24 @@ from types import ModuleType
 
 from .sim.aggregators import Aggregator
 from .sim.detectors import Channel, Detector
+from .sim.models import ClientModel, GlobalMetrics, LinearModel
 from .sim.registry import DETECTOR_NAMES, MODE_REGISTRY, Mode, RoundView, add_mode
 from .sim.shifts import ShiftFamily
 
 __all__ = [
     "Aggregator",
     "Channel",
+    "ClientModel",
     "Detector",
+    "GlobalMetrics",
+    "LinearModel",
     "Mode",
     "PluginError",
     "RoundView",
     "isolated",
     "load_plugin",
     "register_aggregator",
+    "register_client_model",
     "register_detector",
     "register_mode",
     "register_shift_family",
@@ -135,6 +140,27 @@ def register_aggregator(aggregator: Aggregator) -> Aggregator:
     return _register(add, aggregator)
 
 
+def register_client_model(model: ClientModel) -> ClientModel:
+    """Register a client model that ``model.kind`` may name: the engine personalizes,
+    deploys and measures every client through it (``sim/models.py``).
+
+    Args:
+        model: an object with the :class:`~silentfail.sim.models.ClientModel` attributes
+            (``id``, ``description``, ``exact``) and methods (``personalize``,
+            ``client_metrics``, ``global_metrics``), all traceable by JAX; subclassing
+            :class:`~silentfail.sim.models.LinearModel` keeps what it does not override.
+
+    Returns:
+        The model.
+
+    Raises:
+        PluginError: naming what is wrong with the record.
+    """
+    from .sim.models import register_client_model as add
+
+    return _register(add, model)
+
+
 def register_shift_family(family: ShiftFamily) -> ShiftFamily:
     """Register a shift family: :func:`~silentfail.sim.shifts.from_scenario` applies it
     after the built-in ones whenever a scenario names it in ``shifts.by_family`` (its
@@ -220,11 +246,11 @@ def isolated() -> Iterator[None]:
     a plugin and go back to the built-in registries).
 
     Yields:
-        None; on exit the modes, detectors, aggregators, shift families, taxonomy
+        None; on exit the modes, detectors, aggregators, client models, shift families, taxonomy
         extensions and loaded plugins are what they were on entry, and the compiled
         programs are dropped.
     """
-    from .sim import aggregators, detectors, shifts
+    from .sim import aggregators, detectors, models, shifts
     from .taxonomy import builtin
 
     targets = (
@@ -232,6 +258,7 @@ def isolated() -> Iterator[None]:
         DETECTOR_NAMES,
         detectors.REGISTRY,
         aggregators.AGGREGATORS,
+        models.CLIENT_MODELS,
         shifts.SHIFT_FAMILIES,
         builtin.PLUGIN_EXTENSIONS,
         _LOADED,

@@ -2,24 +2,18 @@
 
 
 def clear_caches() -> None:
-    """Drop every compiled program (ours and JAX's). Each distinct scenario compiles its
-    own programs and keeps them for reuse; a process that works through many scenarios
-    can free them here (compiled code is mapped memory, and the kernel caps the number
-    of mappings a process may hold)."""
+    """Drop every compiled program and every cached result. The engine's compiled
+    programs live in JAX's own cache, one program per distinct scenario (a
+    :class:`~silentfail.sim.config.Config` argument) and shape; the NUTS samplers of
+    ``sim.estimate`` and the cached results (calibrations, null attributions, which
+    fields trace) are kept beside it. A process that works through many scenarios can
+    free them here (compiled code is mapped memory, and the kernel caps the number of
+    mappings a process may hold)."""
     import jax
 
-    from . import batch, estimate, federate, literature, population, verdict
+    from . import batch, estimate, verdict
 
-    for fn in (
-        batch._compiled,
-        batch._traceable,
-        federate._compiled,
-        literature._compiled,
-        population._compiled_build,
-        verdict._calibration,
-        verdict._compiled_statistics,
-        verdict._null_attribution,
-    ):
+    for fn in (batch._traceable, verdict._calibration, verdict._null_attribution):
         fn.cache_clear()
     estimate.clear_cache()  # the compiled NUTS samplers
     jax.clear_caches()

@@ -12,7 +12,6 @@ two agree (a test checks it).
 from __future__ import annotations
 
 import functools
-import json
 from typing import NamedTuple
 
 import jax
@@ -20,15 +19,15 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
-from . import metrics as mt
+from .config import Config, Static
 from .detectors import Public, first_over, statistics
-from .federate import _make_run, check_supported
-from .params import ScenarioView
-from .population import _build, fm_fairness
+from .engine import simulate
+from .federate import check_supported
+from .models import client_model
+from .population import fm_fairness
 from .scale import GRID, grid_mesh
-from .scenario import Scenario, scenario_from_dict
+from .scenario import Scenario
 from .trace import mode_failures
-from .world import alignment_score
 
 #: Runs vmapped together (``jax.lax.map(batch_size=LANES)``) and runs per device call
 #: (a multiple of LANES). Every call has the same shape, so a scenario compiles once
@@ -51,26 +50,6 @@ class Outcome(NamedTuple):
     alarm_round: np.ndarray  # (B, K) int, -1 = never
     finite: np.ndarray  # (B,) bool
     lam_max: np.ndarray  # (B,) largest local curvature (stability of local GD)
-
-
-def simulate(sc: Scenario, paths: tuple[str, ...], values, seed):
-    """One run inside a compiled program: the scenario with the fields ``paths`` set to
-    the (traced) ``values``, its population and its round scan, keyed like
-    :func:`~silentfail.sim.run.run` so the numbers are that function's.
-
-    Args:
-        sc: the scenario.
-        paths: the traced fields.
-        values: their (traced) values.
-        seed: the run's seed (traced).
-
-    Returns:
-        (view, ctx, pop, lam_max, RunOutput).
-    """
-    view = ScenarioView(sc, {**dict(zip(paths, values)), "population.trace_clients": 0})
-    kpop, krun = jax.random.split(jax.random.key(seed))
-    ctx, pop, lam_max = _build(view, kpop)
-    return view, ctx, pop, lam_max, _make_run(view)(ctx, pop, krun)
 
 
 def run_failures(view, ctx, pop, rounds):
@@ -97,10 +76,11 @@ def run_failures(view, ctx, pop, rounds):
     )
 
 
-def _one(sc: Scenario, paths: tuple[str, ...], detectors: tuple[str, ...], values, seed, thresholds):
-    view, ctx, pop, lam_max, out = simulate(sc, paths, values, seed)
+def _one(cfg: Config, paths: tuple[str, ...], detectors: tuple[str, ...], values, seed, thresholds):
+    view, ctx, pop, lam_max, out = simulate(cfg.with_values(paths, values), seed)
     rounds = out.rounds
-    pub = Public(alignment_score(ctx.theta0, ctx.world), mt.base_accuracy(ctx.theta0, ctx.world))
+    fm = client_model(view).global_metrics(ctx.theta0, ctx.world)
+    pub = Public(fm.alignment, fm.p0_acc)
     metric, (t_f, transients) = run_failures(view, ctx, pop, rounds)
     stats = statistics(rounds, pub, view, detectors)
     return dict(
@@ -115,33 +95,63 @@ def _one(sc: Scenario, paths: tuple[str, ...], detectors: tuple[str, ...], value
     )
 
 
-@functools.lru_cache(maxsize=16)
-def _compiled(scenario_json: str, paths: tuple[str, ...], detectors: tuple[str, ...], devices: int | None):
-    """One device call of CALL runs; with ``devices`` the runs are split over a
-    ``"grid"`` mesh: the call is laid out as (devices, CALL / devices) runs with the first
-    axis sharded, and XLA's SPMD partitioner gives each device its own runs to map over
-    (nothing is communicated)."""
-    sc = scenario_from_dict(json.loads(scenario_json))
+def batch_config(sc: Scenario) -> Config:
+    """The static part of a batch program's scenario: ``sc`` without per-client trace
+    outputs (``population.trace_clients = 0``; outcomes need none).
+
+    Args:
+        sc: the scenario.
+
+    Returns:
+        The Config (no traced paths).
+    """
+    return Config(sc, static={"population.trace_clients": 0})
+
+
+@functools.partial(jax.jit, static_argnames=("paths", "detectors", "devices"))
+def program(
+    cfg: Config,
+    values: jax.Array,
+    seeds: jax.Array,
+    thresholds: jax.Array,
+    *,
+    paths: tuple[str, ...],
+    detectors: tuple[str, ...],
+    devices: int | None,
+) -> dict:
+    """One device call of CALL runs, vmapped LANES at a time; with ``devices`` the runs
+    are split over a ``"grid"`` mesh: the call is laid out as (devices, CALL / devices)
+    runs with the first axis sharded, and XLA's SPMD partitioner gives each device its
+    own runs to map over (nothing is communicated).
+
+    Args:
+        cfg: the scenario's static part (:func:`batch_config`).
+        values: (CALL, len(paths)) the traced fields' values.
+        seeds: (CALL,) the runs' seeds.
+        thresholds: (CALL, K) the channels' alarm thresholds.
+        paths: the traced fields.
+        detectors: the detectors whose channels are computed.
+        devices: the device count, or None (no mesh).
+
+    Returns:
+        ``{Outcome field: (CALL, ...)}``.
+    """
+    one = functools.partial(_one, cfg, paths, detectors)
 
     def many(values, seeds, thresholds):
-        one = functools.partial(_one, sc, paths, detectors)
         return jax.lax.map(lambda a: one(*a), (values, seeds, thresholds), batch_size=LANES)
 
     mesh = grid_mesh(devices)
     if mesh is None:
-        return jax.jit(many)
+        return many(values, seeds, thresholds)
     D = mesh.size
     split = NamedSharding(mesh, PartitionSpec(GRID))
-
-    def sharded(values, seeds, thresholds):
-        args = jax.tree.map(
-            lambda a: jax.lax.with_sharding_constraint(a.reshape((D, -1) + a.shape[1:]), split),
-            (values, seeds, thresholds),
-        )
-        out = jax.vmap(many)(*args)
-        return jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:]), out)
-
-    return jax.jit(sharded)
+    args = jax.tree.map(
+        lambda a: jax.lax.with_sharding_constraint(a.reshape((D, -1) + a.shape[1:]), split),
+        (values, seeds, thresholds),
+    )
+    out = jax.vmap(many)(*args)
+    return jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:]), out)
 
 
 def run_batch(
@@ -187,15 +197,20 @@ def run_batch(
         values, seeds, thresholds = (
             np.concatenate([a, np.repeat(a[-1:], pad, axis=0)]) for a in (values, seeds, thresholds)
         )
-    fn = _compiled(sc.to_json(), tuple(paths), tuple(detectors), None if devices == 1 else devices)
+    fn = functools.partial(
+        program,
+        batch_config(sc),
+        paths=tuple(paths),
+        detectors=tuple(detectors),
+        devices=None if devices == 1 else devices,
+    )
     parts = [fn(values[i : i + CALL], seeds[i : i + CALL], thresholds[i : i + CALL]) for i in range(0, B + pad, CALL)]
     return Outcome(**{k: np.concatenate([np.asarray(p[k]) for p in parts])[:B] for k in Outcome._fields})
 
 
 @functools.lru_cache(maxsize=256)
-def _traceable(scenario_json: str, path: str) -> bool:
-    sc = scenario_from_dict(json.loads(scenario_json))
-    fn = functools.partial(_one, sc, (path,), ())
+def _traceable(static: Static, path: str) -> bool:
+    fn = functools.partial(_one, batch_config(static.scenario), (path,), ())
     try:
         jax.eval_shape(fn, jnp.zeros(1, jnp.float32), jnp.uint32(0), jnp.zeros(0, jnp.float32))
     except (
@@ -223,4 +238,4 @@ def traceable(sc: Scenario, path: str) -> bool:
     value = numeric_field(sc, path)
     if not is_float_field(sc, path) or value is None:
         return False
-    return _traceable(sc.to_json(), path)
+    return _traceable(Static(sc), path)

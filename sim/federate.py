@@ -40,10 +40,10 @@ import jax.numpy as jnp
 import optax
 from jax import Array
 
-from . import metrics as mt
 from . import scale
 from .adversary import crafted_updates
 from .aggregators import Aggregator, aggregator
+from .config import Config
 from .ground_truth import client_block, client_pass, round_metrics, round_panel
 from .mechanism import (
     REPORT_SENSITIVITY,
@@ -54,10 +54,11 @@ from .mechanism import (
     release,
     secure_aggregate,
 )
+from .models import client_model
 from .observe import inspect_updates
 from .population import Context, Population
 from .scenario import Scenario, ScenarioError
-from .world import alignment_score, public_steps
+from .world import public_steps
 
 #: A global model whose norm exceeds this many times (1 + |theta_0|) has diverged (the
 #: run's ``finite`` flag is off from that round): no fixed point of the personalized
@@ -135,7 +136,8 @@ def public_round(sc: Scenario, t: Array, theta_g: Array, ctx: Context, fm_public
     if f.public_schedule == "alternate":
         return (t + 1) % f.public_every == 0
     align_fm, p0_fm = fm_public
-    drop = jnp.maximum(align_fm - alignment_score(theta_g, ctx.world), p0_fm - mt.base_accuracy(theta_g, ctx.world))
+    glob = client_model(sc).global_metrics(theta_g, ctx.world)
+    drop = jnp.maximum(align_fm - glob.alignment, p0_fm - glob.p0_acc)
     return drop > f.public_tolerance
 
 
@@ -152,7 +154,8 @@ def _make_run(sc: Scenario, chunk: int | None = None):
     def run(ctx: Context, pop: Population, key: Array) -> RunOutput:
         if f.public_schedule != "never":
             S_pub, c_pub = public_steps(ctx.world, sc)
-            fm_public = (alignment_score(ctx.theta0, ctx.world), mt.base_accuracy(ctx.theta0, ctx.world))
+            fm = client_model(sc).global_metrics(ctx.theta0, ctx.world)
+            fm_public = (fm.alignment, fm.p0_acc)
         clients = client_block(pop)
         blocks = scale.to_blocks(clients, chunk) if chunk is not None else clients  # laid out once per run
 
@@ -222,13 +225,22 @@ def _make_run(sc: Scenario, chunk: int | None = None):
     return run
 
 
-@functools.lru_cache(maxsize=32)
-def _compiled(scenario_json: str, chunk: int | None):
-    import json
+@functools.partial(jax.jit, static_argnames=("chunk",))
+def scan(cfg: Config, ctx: Context, pop: Population, key: Array, chunk: int | None = None) -> RunOutput:
+    """The round scan of ``cfg.scenario`` as one compiled program (JAX's cache: one
+    program per distinct scenario, traced paths and block size).
 
-    from .scenario import scenario_from_dict
+    Args:
+        cfg: the scenario as a jit argument.
+        ctx: the shared world and FM.
+        pop: the clients.
+        key: a JAX PRNG key.
+        chunk: clients per block, or None.
 
-    return jax.jit(_make_run(scenario_from_dict(json.loads(scenario_json)), chunk))
+    Returns:
+        RunOutput(theta_final, rounds).
+    """
+    return _make_run(cfg.scenario, chunk)(ctx, pop, key)
 
 
 def check_supported(sc: Scenario) -> None:
@@ -272,4 +284,4 @@ def run_compiled(sc: Scenario, ctx: Context, pop: Population, key: Array, *, chu
         RunOutput(theta_final, rounds).
     """
     check_supported(sc)
-    return _compiled(sc.to_json(), chunk)(ctx, pop, key)
+    return scan(Config(sc), ctx, pop, key, chunk=chunk)

@@ -4,8 +4,9 @@ it (``sim/metrics.py``), and their pooling over clients into the modes' round me
 
 Every client re-personalizes the current global model each round and deploys the
 result (personalization is local and needs no participation), so the deployed model of
-client c in round t is theta_c^t = P_c theta_g^t + b_c and the modes are measured on
-all clients, participants or not.
+client c in round t is (for the linear model) theta_c^t = P_c theta_g^t + b_c and the
+modes are measured on all clients, participants or not. What a client deploys and the
+metrics of a deployed model are the scenario's client model's (``sim/models.py``).
 """
 
 from __future__ import annotations
@@ -17,19 +18,20 @@ import jax.numpy as jnp
 from jax import Array
 
 from . import metrics as mt
+from .models import client_model
 from .observe import client_reports
-from .personalize import client_maps, logistic_personalize
 from .population import Context, Population
 from .registry import RoundView, plugin_modes
 from .scenario import Scenario
 from .shifts import drift_strength, interpolate
-from .world import ClientWorld, alignment_score, client_moments
+from .world import ClientWorld
 
 QUANTILE = 0.9
 
 
 def deployed_models(sc: Scenario, ctx: Context, pop: Population, theta_g: Array, t: Array) -> tuple[Array, ClientWorld]:
-    """Every client's personalized model this round and the distribution it faces.
+    """Every client's personalized model this round and the distribution it faces (the
+    scenario's client model, ``sim/models.py``).
 
     Args:
         sc: the scenario.
@@ -39,27 +41,17 @@ def deployed_models(sc: Scenario, ctx: Context, pop: Population, theta_g: Array,
         t: the round (for the temporal drift).
 
     Returns:
-        (theta_c (N, D) = P_c theta_g + b_c, the clients' distributions this round).
+        (theta_c (N, D), the clients' distributions this round); for the linear model
+        theta_c = P_c theta_g + b_c.
     """
-    if sc.shifts.temporal.kind != "none":
-        cw = interpolate(pop.base, pop.shifted, drift_strength(sc, t))
-        M, m = jax.vmap(client_moments, in_axes=(None, 0))(ctx.world, cw)
-        _, P, b = client_maps(M, m, ctx.teacher, ctx.Pi, sc)
-    else:
-        cw, P, b = pop.shifted, pop.P, pop.b
-    if sc.population.mode == "logistic":
-        theta_c = jax.vmap(logistic_personalize, in_axes=(None, 0, 0, 0, None, None, None))(
-            theta_g, pop.X, pop.y, pop.mask, ctx.teacher, ctx.Pi, sc
-        )
-    else:
-        theta_c = jnp.einsum("nij,j->ni", P, theta_g) + b
-    return theta_c, cw
+    return client_model(sc).personalize(sc, ctx, pop, theta_g, t)
 
 
 def client_pass(sc: Scenario, ctx: Context, block: ClientBlock, theta_g: Array, t: Array, panel: Panel) -> dict:
     """The per-client work of a round on a block of clients (leading axis): the deployed
-    models and every per-client metric on them (see sim/metrics.py). Clients are
-    independent here, so the block can be any subset (``sim.scale.to_blocks``).
+    models and every per-client metric on them (the scenario's client model,
+    ``sim/models.py``). Clients are independent here, so the block can be any subset
+    (``sim.scale.to_blocks``).
 
     Args:
         sc: the scenario.
@@ -72,41 +64,9 @@ def client_pass(sc: Scenario, ctx: Context, block: ClientBlock, theta_g: Array, 
     Returns:
         ``{name: (n, ...)}`` per-client outputs (theta, acc, group_acc, ece_*, alignment, ood, train_test_gap, ...).
     """
-    world, pop = ctx.world, block.pop
-    theta_c, cw = deployed_models(sc, ctx, pop, theta_g, t)
-    cm = mt.client_metrics_batch(theta_c, cw, world)
-    cal = mt.calibration_batch(cm.cells.mean, cm.cells.sd, cw.pi, ctx.confidence, bins=sc.thresholds.ece_bins)
-    p0_c = mt.base_accuracy(theta_c, world)
-    acc_other = mt.panel_accuracy(theta_c, panel.world, world)  # (R, n)
-    not_self = (panel.index[:, None] != block.index[None, :]).astype(acc_other.dtype)
-    ood = mt.out_of_domain_drop(panel.fm_acc[:, None], acc_other, panel.p0_fm, p0_c, not_self)
-    if sc.population.mode == "population":  # training statistics are the population's: no gap
-        gap = jnp.zeros(theta_c.shape[0])
-    else:  # R_c(theta) - R_hat_c(theta), the train-test gap of the squared loss
-        gap = 0.5 * jnp.einsum("ni,nij,nj->n", theta_c, pop.M - pop.M_train, theta_c) - jnp.einsum(
-            "ni,ni->n", theta_c, pop.m - pop.m_train
-        )
-    return dict(
-        theta=theta_c,
-        pi=cw.pi,
-        acc=cm.acc,
-        group_acc=cm.group_acc,
-        group_mass=cm.group_mass,
-        tpr=cm.tpr,
-        fpr=cm.fpr,
-        bias_amp=cm.bias_amp,
-        dp_gap=cm.dp_gap,
-        eo_gap=cm.eo_gap,
-        ece_classwise=cal.classwise,
-        ece_top_label=cal.top_label,
-        ece_residual=cal.residual.T,
-        ece_mid_low=cal.mid_low,
-        alignment=alignment_score(theta_c, world),
-        p0_acc=p0_c,
-        ood=ood,
-        spurious_weight=mt.spurious_weight(theta_c, world),
-        train_test_gap=gap,
-    )
+    model = client_model(sc)
+    theta_c, cw = model.personalize(sc, ctx, block.pop, theta_g, t)
+    return model.client_metrics(sc, ctx, block, theta_c, cw, panel)
 
 
 class Panel(NamedTuple):
@@ -153,7 +113,8 @@ def round_panel(sc: Scenario, ctx: Context, pop: Population, t: Array) -> Panel:
     idx = pop.ood_panel
     base, shifted = (jax.tree.map(lambda a: a[idx], w) for w in (pop.base, pop.shifted))
     cw = interpolate(base, shifted, drift_strength(sc, t)) if sc.shifts.temporal.kind != "none" else shifted
-    return Panel(world=cw, index=idx, fm_acc=pop.fm_acc[idx], p0_fm=mt.base_accuracy(ctx.theta0, ctx.world))
+    p0_fm = client_model(sc).global_metrics(ctx.theta0, ctx.world).p0_acc
+    return Panel(world=cw, index=idx, fm_acc=pop.fm_acc[idx], p0_fm=p0_fm)
 
 
 def round_metrics(sc: Scenario, ctx: Context, pop: Population, theta_g: Array, pc: dict) -> dict:
@@ -171,11 +132,11 @@ def round_metrics(sc: Scenario, ctx: Context, pop: Population, theta_g: Array, p
     Returns:
         ``{mode_metric: (modes,), reports, pooled summaries, client: {...}}``.
     """
-    world = ctx.world
+    model = client_model(sc)
     w = pop.weight
-    align_g = alignment_score(theta_g, world)
-    p0_g = mt.base_accuracy(theta_g, world)
-    align_fm = alignment_score(ctx.theta0, world)
+    glob = model.global_metrics(theta_g, ctx.world)
+    align_g, p0_g = glob.alignment, glob.p0_acc
+    align_fm = model.global_metrics(ctx.theta0, ctx.world).alignment
     misalign = mt.within_round_drop(p0_g, pc["p0_acc"], align_g, pc["alignment"])
     acc = pc["acc"]
     ece = pc["ece_top_label"] if sc.thresholds.ece_kind == "top_label" else pc["ece_classwise"]
@@ -219,8 +180,8 @@ def round_metrics(sc: Scenario, ctx: Context, pop: Population, theta_g: Array, p
         ece_q90=hi[1],
         global_alignment=align_g,
         global_p0_acc=p0_g,
-        global_group_acc_p0=mt.group_accuracy_p0(theta_g, world),
-        global_spurious_weight=mt.spurious_weight(theta_g, world),
+        global_group_acc_p0=glob.group_acc_p0,
+        global_spurious_weight=glob.spurious_weight,
         deployed_alignment_q10=lo[1],
         bias_amp_mean=pc["bias_amp"].mean(),
         misalign_q90=hi[2],

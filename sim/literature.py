@@ -43,10 +43,12 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from .batch import LANES, run_failures, simulate, traceable
+from .batch import LANES, batch_config, run_failures, traceable
+from .config import Config
+from .engine import simulate
 from .federate import check_supported
 from .privacy import dp_epsilon, max_participation
-from .scenario import MODES, Scenario, ScenarioError, preset, scenario_from_dict
+from .scenario import MODES, Scenario, ScenarioError, preset
 
 #: Run quantities in the order of :func:`_quantities`' output.
 TRACE_QUANTITIES = (
@@ -424,19 +426,25 @@ def _quantities(view, ctx, pop, rounds, theta_final) -> jax.Array:
     return jnp.where(ok, jnp.stack([jnp.asarray(v, jnp.float32) for v in vals]), jnp.nan)
 
 
-def _one(sc: Scenario, paths: tuple[str, ...], values, seed):
-    view, ctx, pop, _, out = simulate(sc, paths, values, seed)
+def _one(cfg: Config, paths: tuple[str, ...], values, seed):
+    view, ctx, pop, _, out = simulate(cfg.with_values(paths, values), seed)
     return _quantities(view, ctx, pop, out.rounds, out.theta_final)
 
 
-@functools.lru_cache(maxsize=16)
-def _compiled(scenario_json: str, paths: tuple[str, ...]):
-    sc = scenario_from_dict(json.loads(scenario_json))
+@functools.partial(jax.jit, static_argnames=("paths",))
+def program(cfg: Config, values: jax.Array, seeds: jax.Array, *, paths: tuple[str, ...]) -> jax.Array:
+    """The claim quantities of a batch of runs, vmapped LANES at a time.
 
-    def many(values, seeds):
-        return jax.lax.map(lambda a: _one(sc, paths, *a), (values, seeds), batch_size=LANES)
+    Args:
+        cfg: the claim's scenario (:func:`~silentfail.sim.batch.batch_config`).
+        values: (B, len(paths)) the traced fields' values.
+        seeds: (B,) the runs' seeds.
+        paths: the traced fields.
 
-    return jax.jit(many)
+    Returns:
+        (B, quantities) float32.
+    """
+    return jax.lax.map(lambda a: _one(cfg, paths, *a), (values, seeds), batch_size=LANES)
 
 
 def measure(sc: Scenario, arms: tuple[dict[str, Any], ...], seeds: int) -> np.ndarray:
@@ -463,11 +471,13 @@ def measure(sc: Scenario, arms: tuple[dict[str, Any], ...], seeds: int) -> np.nd
     )
     seed_ids = np.arange(seeds, dtype=np.uint32)
     if shared:
-        fn = _compiled(sc.to_json(), tuple(paths))
+        fn = functools.partial(program, batch_config(sc), paths=tuple(paths))
         values = np.repeat(np.array([[arm[paths[0]]] for arm in arms], np.float32), seeds, axis=0)
         out = np.asarray(fn(values, np.tile(seed_ids, len(arms))))
         return out.reshape(len(arms), seeds, -1)
-    out = [np.asarray(_compiled(s.to_json(), ())(np.zeros((seeds, 0), np.float32), seed_ids)) for s in scenarios]
+    out = [
+        np.asarray(program(batch_config(s), np.zeros((seeds, 0), np.float32), seed_ids, paths=())) for s in scenarios
+    ]
     return np.stack(out)
 
 

@@ -11,8 +11,6 @@ are materialized (up to ``max_samples`` per client) for the logistic loss.
 
 from __future__ import annotations
 
-import functools
-import json
 from typing import NamedTuple
 
 import jax
@@ -21,9 +19,10 @@ import numpy as np
 from jax import Array
 
 from . import metrics as mt
+from .config import Config
 from .metrics import Confidence, accuracy, cell_scores, fit_confidence
 from .personalize import check_stable, client_maps, max_curvature, projector, teacher_moments
-from .scenario import Scenario, ScenarioError, scenario_from_dict
+from .scenario import Scenario, ScenarioError
 from .shifts import SHIFT_FAMILIES, from_scenario, interpolate
 from .world import ClientWorld, World, Y, augment, base_client, client_moments, make_world
 
@@ -250,15 +249,14 @@ def build_population(sc: Scenario, key: Array, clients: ClientWorld | None = Non
     """
     if clients is not None:
         clients = check_clients(sc, clients)
-    ctx, pop, lam_max = _compiled_build(sc.to_json())(key, clients)
+    ctx, pop, lam_max = _compiled_build(Config(sc), key, clients)
     check_stable(lam_max, sc)
     return ctx, pop
 
 
-@functools.lru_cache(maxsize=32)
-def _compiled_build(scenario_json: str):
-    sc = scenario_from_dict(json.loads(scenario_json))
-    return jax.jit(functools.partial(_build, sc))
+@jax.jit
+def _compiled_build(cfg: Config, key: Array, clients: ClientWorld | None) -> tuple[Context, Population, Array]:
+    return _build(cfg.scenario, key, clients)
 
 
 def _build(sc: Scenario, key: Array, clients: ClientWorld | None = None) -> tuple[Context, Population, Array]:

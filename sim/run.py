@@ -2,34 +2,37 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import metrics as mt
 from . import scale
-from .federate import DIVERGENCE_FACTOR, run_compiled
-from .population import build_population
+from .config import Config
+from .engine import program
+from .federate import DIVERGENCE_FACTOR, check_supported
+from .models import client_model
+from .personalize import check_stable
+from .population import check_clients, fm_fairness
 from .privacy import account
 from .scenario import Scenario
 from .seeds import check_seed
 from .trace import Trace, build_trace
-from .world import ClientWorld, alignment_score
+from .world import ClientWorld
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _fm_summary(fairness_metric: str, ctx, pop) -> dict:
+@jax.jit
+def _fm_summary(cfg: Config, ctx, pop) -> dict:
     """The foundation model's reference values (one compiled program)."""
-    theta0, world = ctx.theta0, ctx.world
+    sc = cfg.scenario
+    fm = client_model(sc).global_metrics(ctx.theta0, ctx.world)
     return dict(
-        alignment=alignment_score(theta0, world),
-        p0_acc=mt.base_accuracy(theta0, world),
+        alignment=fm.alignment,
+        p0_acc=fm.p0_acc,
         acc_mean=pop.fm_acc.mean(),
-        fairness=mt.fm_fairness(fairness_metric, theta0, pop.shifted, pop.weight, world, pop.fm_acc),
-        spurious_weight=mt.spurious_weight(theta0, world),
+        fairness=fm_fairness(sc, ctx, pop),
+        spurious_weight=fm.spurious_weight,
     )
 
 
@@ -85,12 +88,16 @@ def run(
         raise ValueError(f"on_nonfinite must be 'raise' or 'flag', got {on_nonfinite!r}")
     N = scenario.population.num_clients
     mesh, block = scale.plan(N, chunk, devices)
-    kpop, krun = jax.random.split(jax.random.key(seed))
-    ctx, pop = build_population(scenario, kpop, clients)
-    ctx, pop = scale.place(ctx, mesh, -1), scale.place(pop, mesh, N)
-    out = run_compiled(scenario, ctx, pop, krun, chunk=block)
+    check_supported(scenario)
+    if clients is not None:
+        clients = check_clients(scenario, clients)
+    cfg = Config(scenario)
+    ctx, pop, lam_max, out = program(
+        cfg, np.uint32(seed), clients=clients, chunk=block, devices=None if mesh is None else mesh.size
+    )
+    check_stable(lam_max, scenario)
     rounds = jax.tree.map(np.asarray, out.rounds)
-    fm = {k: float(v) for k, v in _fm_summary(scenario.thresholds.fairness_metric, ctx, pop).items()}
+    fm = {k: float(v) for k, v in _fm_summary(cfg, ctx, pop).items()}
     trace = build_trace(
         scenario, seed, rounds, fm=fm, accounting=account(scenario, float(jnp.max(pop.q))), weights=pop.weight
     )

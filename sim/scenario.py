@@ -144,6 +144,24 @@ class FM(_Section):
     alignment_weight: NonNeg = Field(0.1, description="gamma: weight of the probe-refusal term")
 
 
+class Model(_Section):
+    """The client model: what is personalized and deployed, and how its metrics are computed."""
+
+    kind: str = Field(
+        "linear",
+        description="client model (sim/models.py): linear (the stylized world's readout, exact metrics) or a "
+        "registered plugin model",
+    )
+
+    @model_validator(mode="after")
+    def _known(self) -> Model:
+        from .models import CLIENT_MODELS  # the registry (plugins add to it)
+
+        if self.kind not in CLIENT_MODELS:
+            raise ValueError(f"model.kind: unknown client model {self.kind!r}; registered: {', '.join(CLIENT_MODELS)}")
+        return self
+
+
 class Temporal(_Section):
     """Temporal drift of the shift strength over rounds."""
 
@@ -525,6 +543,7 @@ class Scenario(_Section):
     description: str = Field("", description="what the scenario shows")
     world: World = Field(default_factory=World)
     fm: FM = Field(default_factory=FM)
+    model: Model = Field(default_factory=Model)
     shifts: Shifts = Field(default_factory=Shifts)
     population: Population = Field(default_factory=Population)
     personalization: Personalization = Field(default_factory=Personalization)

@@ -38,6 +38,7 @@ import numpy as np
 import xarray as xr
 
 from .batch import NULL_STRENGTH, run_batch
+from .config import Config, Static
 from .detectors import Calibration, Layout, Public, deployed, first_over, layout, statistics
 from .detectors import calibrate as calibrate_thresholds
 from .registry import DETECTORS
@@ -291,8 +292,8 @@ def attribute_null(
 
 
 @functools.lru_cache(maxsize=32)
-def _calibration(scenario_json: str) -> tuple[Layout, Calibration]:
-    sc = scenario_from_dict(json.loads(scenario_json))
+def _calibration(static: Static) -> tuple[Layout, Calibration]:
+    sc = static.scenario
     dets = deployed(sc)
     lay = layout(dets)
     S = sc.monitor.calibration_seeds
@@ -308,9 +309,8 @@ def _calibration(scenario_json: str) -> tuple[Layout, Calibration]:
 
 
 @functools.lru_cache(maxsize=32)
-def _null_attribution(scenario_json: str) -> tuple[np.ndarray, np.ndarray]:
-    sc = scenario_from_dict(json.loads(scenario_json))
-    return attribute_null(sc, _calibration(scenario_json)[1])
+def _null_attribution(static: Static) -> tuple[np.ndarray, np.ndarray]:
+    return attribute_null(static.scenario, _calibration(static)[1])
 
 
 def calibration(sc: Scenario) -> tuple[Layout, Calibration]:
@@ -325,15 +325,14 @@ def calibration(sc: Scenario) -> tuple[Layout, Calibration]:
         (Layout of the deployed detectors' channels, Calibration with the thresholds h_k,
         the achieved false-alarm rates and the null runs' failure rates).
     """
-    return _calibration(sc.to_json())
+    return _calibration(Static(sc))
 
 
-@functools.lru_cache(maxsize=32)
-def _compiled_statistics(scenario_json: str, detectors: tuple[str, ...]):
+@functools.partial(jax.jit, static_argnames=("detectors",))
+def _compiled_statistics(cfg: Config, obs: dict, pub: Public, *, detectors: tuple[str, ...]) -> jax.Array:
     """The channel statistics of one scenario as one compiled program (run eagerly,
     every operation of every detector would compile on its own)."""
-    sc = scenario_from_dict(json.loads(scenario_json))
-    return jax.jit(lambda obs, pub: statistics(obs, pub, sc, detectors))
+    return statistics(obs, pub, cfg.scenario, detectors)
 
 
 def trace_statistics(trace: Trace) -> np.ndarray:
@@ -349,7 +348,7 @@ def trace_statistics(trace: Trace) -> np.ndarray:
     dets = deployed(sc)
     obs = {k: jnp.asarray(trace[k].values) for k in trace.data_vars if k.startswith("obs_")}
     pub = Public(jnp.asarray(trace.attrs["fm_alignment"]), jnp.asarray(trace.attrs["fm_p0_acc"]))
-    return np.asarray(_compiled_statistics(sc.to_json(), tuple(dets))(obs, pub))
+    return np.asarray(_compiled_statistics(Config(sc), obs, pub, detectors=tuple(dets)))
 
 
 class Calibrated(NamedTuple):
@@ -381,8 +380,9 @@ def calibrate(sc: Scenario) -> Calibrated:
         runs' failure rates and causes.
     """
     lay, cal = calibration(sc)
-    lifted, cause = _null_attribution(sc.to_json())
-    return Calibrated(sc.to_json(), lay, cal, lifted, cause)
+    static = Static(sc)
+    lifted, cause = _null_attribution(static)
+    return Calibrated(static.key, lay, cal, lifted, cause)
 
 
 def verdict(trace: Trace, calibrated: Calibrated | None = None) -> xr.Dataset:

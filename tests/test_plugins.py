@@ -193,6 +193,54 @@ def test_plugin_aggregator(registry):
     np.testing.assert_allclose(steps[steps > 0], 0.01, rtol=1e-4)
 
 
+class _Frozen(plugins.LinearModel):
+    """Deploys the global model unchanged (no personalization)."""
+
+    id = "frozen"
+    description = "the global model, deployed as it is"
+
+    def personalize(self, sc, ctx, pop, theta_g, t):
+        return jnp.broadcast_to(theta_g, (pop.n.shape[0], theta_g.shape[0])), pop.shifted
+
+
+def test_plugin_client_model_runs_the_engine(registry):
+    """A client model that deploys the global model: every client's deployed model is the
+    FM, so no update moves the global model, each client's accuracy is the FM's closed
+    form on its own distribution, and no within-round misalignment exists; the built-in
+    linear model on the same scenario personalizes (its deployed models differ)."""
+    from silentfail.sim.metrics import accuracy
+    from silentfail.sim.population import build_population
+
+    plugins.register_client_model(_Frozen())
+    small = {
+        "population.num_clients": 40,
+        "population.trace_clients": 40,
+        "federation.clients_per_round": 20,
+        "federation.rounds": 4,
+    }
+    sc = sf.preset("label-shift").replace(**small, **{"model.kind": "frozen"})
+    tr = sf.run(sc, seed=0)
+    th = tr["theta_global"].values
+    np.testing.assert_array_equal(th, np.broadcast_to(th[0], th.shape))
+    import jax
+
+    ctx, pop = build_population(sc, jax.random.split(jax.random.key(0))[0])
+    fm_acc = np.asarray(jax.vmap(accuracy, in_axes=(None, 0, None))(ctx.theta0, pop.shifted, ctx.world))
+    for t in range(4):
+        np.testing.assert_allclose(tr["client_acc"].isel(round=t).values, fm_acc, atol=1e-6)
+    assert float(np.abs(tr["client_misalignment"].values).max()) < 1e-6
+    linear = sf.run(sc.replace(**{"model.kind": "linear"}), seed=0)
+    assert float(np.abs(linear["client_acc"].isel(round=0).values - fm_acc).max()) > 1e-3
+    with pytest.raises(sf.ScenarioError, match="model.kind: unknown client model 'mlp'; registered: linear, frozen"):
+        sc.replace(**{"model.kind": "mlp"})
+    with pytest.raises(plugins.PluginError, match="client model 'frozen' is already registered"):
+        plugins.register_client_model(_Frozen())
+    with pytest.raises(plugins.PluginError, match="a client model needs client_metrics, global_metrics"):
+        plugins.register_client_model(
+            type("Half", (), {"id": "half", "description": "", "exact": True, "personalize": None})()
+        )
+
+
 @pytest.mark.parametrize(
     "source, message",
     [

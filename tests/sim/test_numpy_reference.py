@@ -1,4 +1,5 @@
-"""The JAX round metrics equal an independent NumPy loop over clients (float64)."""
+"""The engine's round metrics (XLA-shaped kernels) equal their readable definitions, an
+independent NumPy loop over clients in float64 (``sim/reference.py``)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,11 @@ import numpy as np
 import pytest
 
 from silentfail.sim.population import build_population
+from silentfail.sim.reference import arrays_from, round_numpy
 from silentfail.sim.run import run
 from silentfail.sim.scenario import preset
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
-sys.path.insert(0, str(BENCH))
-from numpy_reference import arrays_from, round_numpy  # noqa: E402
 
 
 def test_first_round_metrics_match_the_numpy_loop():

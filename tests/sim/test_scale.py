@@ -104,7 +104,8 @@ from silentfail.sim.run import run
 from silentfail.sim.sweep import sweep
 from silentfail.sim.scenario import preset
 from silentfail.sim import scale
-from silentfail.sim.federate import _compiled
+from silentfail.sim.config import Config
+from silentfail.sim.federate import scan
 from silentfail.sim.population import build_population
 
 out = {"devices": len(jax.devices())}
@@ -126,7 +127,7 @@ out["run"] = {k: rel(ref, t) for k, t in traces.items()}
 mesh = scale.client_mesh(4)
 ctx, pop = build_population(sc, jax.random.key(0))
 ctx, pop = scale.place(ctx, mesh, -1), scale.place(pop, mesh, 96)
-out["hlo_all_reduce"] = "all-reduce" in _compiled(sc.to_json(), None).lower(ctx, pop, jax.random.key(1)).compile().as_text()
+out["hlo_all_reduce"] = "all-reduce" in scan.lower(Config(sc), ctx, pop, jax.random.key(1)).compile().as_text()
 try:
     run(sc.replace(**{"population.num_clients": 90, "federation.clients_per_round": 9}), 0, devices=4)
 except ValueError as e:
@@ -186,30 +187,43 @@ def test_sharded_sweeps_equal_the_unsharded_sweep(sharded):
 
 
 def test_clear_caches_clears_every_compiled_program_cache():
-    """Every lru_cache of compiled programs in silentfail.sim, and the compiled NUTS
-    samplers, are emptied by sim.clear_caches (two were missed)."""
+    """The engine's compiled programs are jitted functions of a Config (JAX's one
+    cache: no lru_cache of compiled programs anywhere in silentfail.sim), and
+    sim.clear_caches empties them, every cache of results and the NUTS samplers."""
     import functools
     import importlib
+    import inspect
     import pkgutil
 
     import silentfail.sim as sim_pkg
     from silentfail.sim import estimate
+    from silentfail.sim.run import run
+    from silentfail.sim.scenario import preset
+    from silentfail.sim.verdict import calibrate
 
-    caches = []
+    sc = preset("label-shift").replace(
+        **{"population.num_clients": 16, "federation.clients_per_round": 8, "federation.rounds": 2}
+    )
+    run(sc, 0)
+    calibrate(sc)
+    caches, programs = [], []
     for info in pkgutil.iter_modules(sim_pkg.__path__):
         mod = importlib.import_module(f"silentfail.sim.{info.name}")
         for obj in vars(mod).values():
             if isinstance(obj, functools._lru_cache_wrapper) and obj.__module__ == mod.__name__:
                 caches.append(obj)
-    assert len(caches) >= 8
+            elif hasattr(obj, "_cache_size") and getattr(obj, "__module__", None) == mod.__name__:
+                programs.append(obj)
+    names = {f"{p.__module__.rsplit('.', 1)[-1]}.{p.__name__}" for p in programs}
+    assert {"federate.scan", "batch.program", "literature.program", "population._compiled_build"} <= names, names
+    assert any(p._cache_size() for p in programs)
     estimate._MCMC["probe"] = object()
     sim_pkg.clear_caches()
     assert all(c.cache_info().currsize == 0 for c in caches), [
         c.__qualname__ for c in caches if c.cache_info().currsize
     ]
+    assert all(p._cache_size() == 0 for p in programs), [p.__name__ for p in programs if p._cache_size()]
     assert not estimate._MCMC
-    import inspect
-
     src = inspect.getsource(sim_pkg.clear_caches)
     missing = [f"{c.__module__.rsplit('.', 1)[-1]}.{c.__name__}" for c in caches]
     missing = [m for m in missing if m not in src]

@@ -1,8 +1,14 @@
-"""A plain NumPy loop over clients doing one round's work of ``silentfail.sim`` for the
-same population: deploy each personal model (P_c theta_g + b_c) and compute its
-accuracy, binned calibration errors (classwise and top-label), bias amplification, alignment and accuracy on the
-OOD panel, one client at a time. It is the speed floor of the benchmark and an
-independent check of the JAX metrics (``tests/sim/test_numpy_reference.py``).
+"""The metrics' readable definitions: a plain NumPy (float64) loop over clients doing
+one round's work of the engine for the same population, one client at a time and one
+formula at a time: deploy each personal model (P_c theta_g + b_c) and compute its
+accuracy, binned calibration errors (classwise and top-label, bin by bin),
+directional bias amplification (Wang & Russakovsky's sum over groups), alignment and
+accuracy on the OOD panel.
+
+The engine computes the same quantities with kernels shaped for XLA:CPU (batched over
+clients, the calibration bins as differences of one mixture CDF, partial sorts for the
+quantiles; ``sim/metrics.py``); ``tests/sim/test_numpy_reference.py`` checks that the
+two agree. This loop is also the speed floor of ``silentfail bench``.
 """
 
 from __future__ import annotations
@@ -87,7 +93,15 @@ def _bias_amp(pos, pi, min_mass=1e-4):
 
 
 def arrays_from(ctx, pop) -> dict:
-    """NumPy (float64) copies of what :func:`round_numpy` needs from a built population."""
+    """NumPy (float64) copies of what :func:`round_numpy` needs from a built population.
+
+    Args:
+        ctx: the shared world and FM (``population.build_population``).
+        pop: the clients.
+
+    Returns:
+        ``{P, b, pi, mu, scale, fm_acc, Sigma, mu_h, Sigma_h, alpha, beta, ood_panel}``.
+    """
     arrays = {
         k: np.asarray(v, np.float64)
         for k, v in dict(
@@ -109,9 +123,19 @@ def arrays_from(ctx, pop) -> dict:
 
 
 def round_numpy(theta_g, arrays: dict, *, bins: int = 15, gl_order: int = 4) -> dict:
-    """One round, one client at a time. ``arrays`` holds numpy copies of the population
-    (P, b, pi, mu, scale, ood_panel, fm_acc), the world (Sigma, mu_h, Sigma_h) and the
-    FM's confidence map (alpha, beta)."""
+    """One round, one client at a time.
+
+    Args:
+        theta_g: (D,) the global model.
+        arrays: NumPy copies of the population (P, b, pi, mu, scale, ood_panel, fm_acc),
+            the world (Sigma, mu_h, Sigma_h) and the FM's confidence map (alpha, beta)
+            (:func:`arrays_from`).
+        bins: calibration bins.
+        gl_order: Gauss-Legendre nodes per bin for E[p 1{p in bin}].
+
+    Returns:
+        ``{acc, ece_classwise, ece_top_label, bias_amp, alignment, ood_other}``, each (N,).
+    """
     nodes, weights = np.polynomial.legendre.leggauss(gl_order)
     P, b, pi, mu, scale = (arrays[k] for k in ("P", "b", "pi", "mu", "scale"))
     Sigma, mu_h, Sigma_h = arrays["Sigma"], arrays["mu_h"], arrays["Sigma_h"]
