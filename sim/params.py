@@ -1,59 +1,22 @@
-"""Scenario parameters as JAX values, so one compiled program serves a whole grid.
-
-A :class:`ScenarioView` reads like the :class:`~silentfail.sim.scenario.Scenario` it
-wraps, except that the numeric fields named in ``values`` (dotted paths such as
-``"personalization.lam"``) return the given (traced) JAX values. The engine's code
-reads ``sc.personalization.lam`` and never knows the difference, so ``vmap`` over a
-grid of values is the same program as a single run.
+"""Sweep axes over scenario fields: reading a dotted field, whether it holds a real
+number (only those can be traced, :class:`~silentfail.sim.config.Config`), and the
+value an axis sets.
 
 A field can be traced only if the engine uses it as a number; a field that sets a
 shape, a loop length or a Python branch (``world.d``, ``federation.rounds``,
 ``federation.byzantine_fraction``, any name) cannot, and
 :func:`silentfail.sim.batch.traceable` finds out by tracing (``jax.eval_shape``, no
-compilation). The sweep compiles once per value of
-such a *static* axis and vmaps over the traced ones.
+compilation). The sweep compiles once per value of such a *static* axis and vmaps
+over the traced ones.
 """
 
 from __future__ import annotations
 
-import types
-from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel
 
 from .scenario import Scenario, ScenarioError
-
-
-class ScenarioView:
-    """Read-only view of a scenario (or one of its sections) with some fields replaced."""
-
-    __slots__ = ("_model", "_values", "_prefix")
-
-    def __init__(self, model: BaseModel, values: Mapping[str, Any], prefix: str = "") -> None:
-        object.__setattr__(self, "_model", model)
-        object.__setattr__(self, "_values", values)
-        object.__setattr__(self, "_prefix", prefix)
-
-    def __getattr__(self, name: str) -> Any:
-        model, path = self._model, self._prefix + name
-        if path in self._values:
-            return self._values[path]
-        if name in type(model).model_fields:
-            value = getattr(model, name)
-            if isinstance(value, BaseModel):
-                return ScenarioView(value, self._values, path + ".")
-            return value
-        attr = getattr(type(model), name)
-        if isinstance(attr, types.FunctionType):  # a method reads its fields through the view
-            return types.MethodType(attr, self)
-        return getattr(model, name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError("a ScenarioView is read-only")
-
-    def __repr__(self) -> str:
-        return f"ScenarioView({self._prefix or 'scenario'}, traced={sorted(self._values)})"
 
 
 def numeric_field(sc: Scenario, path: str) -> Any:

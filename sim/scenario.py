@@ -5,8 +5,8 @@ Every field is documented (``Field(description=...)``) and bounded; a bad value 
 rejected with a :class:`ScenarioError` whose message names the field path and the
 allowed range, e.g. ``personalization.eta: Input should be greater than 0 (got -1)``.
 Inside ``jit`` the scenario's numbers are compile-time constants, except the fields a
-sweep varies, which a :class:`~silentfail.sim.params.ScenarioView` hands to the engine
-as traced JAX values (one compiled program for a whole grid).
+sweep varies, which a :class:`~silentfail.sim.config.Config` hands to the engine as
+traced JAX values (one compiled program for a whole grid).
 """
 
 from __future__ import annotations
