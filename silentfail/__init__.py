@@ -48,6 +48,7 @@ _LAZY = {
     "sweep": ("silentfail.sim.sweep", "sweep"),
     "estimate": ("silentfail.sim.estimate", "estimate"),
     "check": ("silentfail.hypothesis", "check"),
+    "influences": ("silentfail.sim.influence", "influences"),
     "scenario_fields": ("silentfail.sim.scenario", "scenario_fields"),
 }
 

@@ -291,6 +291,18 @@ def q_causes(mode: str = typer.Argument(..., help="A failure mode id."), file: O
     console.print(_table(f"causes of {mode}", ["kind", "nodes"], rows))
 
 
+@query_app.command("influences")
+def q_influences(file: Optional[Path] = ExtOption) -> None:
+    """The influence edges between the modes, with their strength and note (a measured
+    verdict when the extension file annotates them, see silentfail influences --annotate).
+
+    Example: silentfail taxonomy query influences --file influences/taxonomy.json
+    """
+    tax = _load(file)
+    rows = [[e.source, e.target, e.strength or "", e.note or "-"] for e in tax.edges("influences")]
+    console.print(_table("influences", ["source", "target", "strength", "note"], rows))
+
+
 @query_app.command("detectors")
 def q_detectors(
     mode: str = typer.Argument(..., help="A failure mode id."),
@@ -930,6 +942,74 @@ def literature_cmd(
     (output / "literature.md").write_text(literature_markdown(results, figs[1]))
     console.print(_table("literature claims (effect signed so that the claim predicts > 0)", *literature_rows(results)))
     err_console.print(f"wrote {output / 'claims'}/*.nc, {output / 'literature.md'}, {', '.join(str(p) for p in figs)}")
+
+
+@app.command("influences")
+def influences_cmd(
+    scenario_file: Optional[Path] = typer.Argument(None, help="A scenario TOML file (default: the 'default' preset)."),
+    preset_name: Optional[str] = typer.Option(None, "--preset", "-p", help="A named preset instead of a file."),
+    quick: bool = typer.Option(
+        False, "--quick", help="At most 60 clients and 12 rounds, 8 seeds per arm: all 30 pairs in minutes."
+    ),
+    seeds: Optional[int] = typer.Option(
+        None, "--seeds", "-s", min=2, max=4096, help="Seeds per arm (default 16; 8 with --quick)."
+    ),
+    pair: Optional[list[str]] = typer.Option(
+        None, "--pair", help="SOURCE:TARGET, e.g. amplified_bias:fairness_collapse (repeatable; default: all 30)."
+    ),
+    delta: float = typer.Option(0.25, "--delta", min=1e-6, max=10.0, help="Intervention strength (move / model norm)."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="Override a field (repeatable)."),
+    output: Path = typer.Option(Path("influences"), "--output", "-o", help="Output folder."),
+    annotate: Optional[Path] = typer.Option(
+        None,
+        "--annotate",
+        help="Also write a taxonomy extension (JSON) whose annotations set each paper edge's note to its measured "
+        "verdict; pass it to the taxonomy commands with --file.",
+    ),
+    plugin: Optional[list[Path]] = PluginOption,
+) -> None:
+    """Test the paper's influence edges between the six modes: for every ordered pair
+    (or --pair), raise the source through its mechanism, measure the target's response
+    with its SE over seeds, and block the source's mechanism to separate the effect
+    through the source from the cause's direct effect. Writes influences.csv,
+    influences.md, influences.pdf/png and influences.nc.
+
+    Example: silentfail influences --quick -o influences --annotate influences/taxonomy.json
+    """
+    _load_plugins(plugin)
+    import json
+
+    from .figures import influence_figure
+    from .report import influence_note, influence_rows, influences_markdown
+    from .sim.influence import influences, parse_pairs, reduced, to_frame
+
+    output = _output_dir(output)
+    annotate = _output_file(annotate, "--annotate")
+    pairs = parse_pairs(pair) if pair else None
+    sc = _scenario(scenario_file, preset_name, None, "default")
+    sc = reduced(sc) if quick else sc
+    overrides = _overrides(set_)
+    sc = sc.replace(**overrides) if overrides else sc
+    ds = influences(sc, pairs=pairs, seeds=seeds or (8 if quick else 16), delta=delta)
+    output.mkdir(parents=True, exist_ok=True)
+    to_frame(ds).to_csv(output / "influences.csv", index=False)
+    ds.to_netcdf(output / "influences.nc")
+    figs = influence_figure(ds, output / "influences")
+    (output / "influences.md").write_text(influences_markdown(ds, figs[1]))
+    if annotate is not None:
+        rows = [{k: ds[k].values[i].item() for k in ds.data_vars} for i in range(ds.sizes["pair"])]
+        notes = [
+            {"source": r["source"], "target": r["target"], "kind": "influences", "note": influence_note(r)}
+            for r in rows
+            if r["strength"] != "none"
+        ]
+        annotate.parent.mkdir(parents=True, exist_ok=True)
+        annotate.write_text(json.dumps({"annotations": notes}, indent=1) + "\n")
+    console.print(_table("influences (effect through the source, verdict)", *influence_rows(ds)))
+    wrote = [output / "influences.csv", output / "influences.md", output / "influences.nc", *figs]
+    if annotate is not None:
+        wrote.append(annotate)
+    err_console.print(f"wrote {', '.join(str(p) for p in wrote)} in {ds.attrs['wall_s']:.0f} s")
 
 
 @app.command("paper")

@@ -406,3 +406,85 @@ def switching_figure(ds: xr.Dataset, out: str | Path) -> list[Path]:
     ax.axhline(0, color="black", lw=0.5)
     ax.legend(title="schedule", fontsize=7, title_fontsize=7, frameon=False)
     return _save(fig, out)
+
+
+#: Verdict colours of the influence figure (Okabe-Ito).
+VERDICT_COLOURS = {
+    "supported": "#009E73",
+    "not_supported": "#999999",
+    "reversed": "#D55E00",
+    "untestable": "#E69F00",
+}
+
+
+def influence_figure(ds: xr.Dataset, out: str | Path, *, extra: int = 3) -> list[Path]:
+    """The paper's influence graph with each of its edges drawn by its measured effect
+    through the source (width ~ |through| / max, colour = verdict), and the ``extra``
+    strongest supported pairs the paper does not draw, dashed.
+
+    Args:
+        ds: :func:`silentfail.sim.influence.influences`' Dataset.
+        out: the output path (its suffix is replaced by .pdf and .png).
+        extra: how many of the strongest supported non-paper pairs to draw.
+
+    Returns:
+        The written paths.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import FancyArrowPatch
+
+    from .sim.registry import BUILTIN_MODES
+
+    angle = np.pi / 2 - 2 * np.pi * np.arange(len(BUILTIN_MODES)) / len(BUILTIN_MODES)
+    pos = {m: (np.cos(a), np.sin(a)) for m, a in zip(BUILTIN_MODES, angle)}
+    rows = [{k: ds[k].values[i].item() for k in ds.data_vars} for i in range(ds.sizes["pair"])]
+    paper = [r for r in rows if r["strength"] != "none"]
+    others = sorted(
+        (r for r in rows if r["strength"] == "none" and r["verdict"] == "supported"),
+        key=lambda r: -abs(r["through"]),
+    )[:extra]
+    scale = max([abs(r["through"]) for r in paper + others if np.isfinite(r["through"])] + [1e-12])
+    fig, ax = plt.subplots(figsize=(6.4, 5.6))
+    for r in paper + others:
+        (x0, y0), (x1, y1) = pos[r["source"]], pos[r["target"]]
+        width = 0.8 + 5.0 * (abs(r["through"]) / scale if np.isfinite(r["through"]) else 0.0)
+        style = "--" if r["strength"] == "none" else ("-" if r["strength"] == "primary" else ":")
+        ax.add_patch(
+            FancyArrowPatch(
+                (x0, y0),
+                (x1, y1),
+                arrowstyle="-|>",
+                mutation_scale=14,
+                linewidth=width,
+                linestyle=style,
+                color=VERDICT_COLOURS[r["verdict"]],
+                connectionstyle="arc3,rad=0.12",
+                shrinkA=28,
+                shrinkB=28,
+            )
+        )
+    for m, (x, y) in pos.items():
+        ax.text(
+            x,
+            y,
+            mode_title(m).replace(" ", "\n", 1),
+            ha="center",
+            va="center",
+            fontsize=8,
+            bbox=dict(boxstyle="round", fc="white", ec="#333333"),
+        )
+    handles = [Line2D([], [], color=c, lw=3, label=v.replace("_", " ")) for v, c in VERDICT_COLOURS.items()]
+    handles += [
+        Line2D([], [], color="#333333", ls="-", label="paper: primary"),
+        Line2D([], [], color="#333333", ls=":", label="paper: feedback"),
+        Line2D([], [], color="#333333", ls="--", label="not in the paper (strongest supported)"),
+    ]
+    ax.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, -0.2), ncol=3, fontsize=7, frameon=False)
+    ax.set_xlim(-1.45, 1.45)
+    ax.set_ylim(-1.35, 1.35)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title("Influences between the modes: width = effect through the source", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, out)

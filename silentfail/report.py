@@ -510,3 +510,109 @@ def literature_markdown(results: dict[str, xr.Dataset], figure: str | Path | Non
             "",
         ]
     return "\n".join(parts)
+
+
+def _pm(mean: float, se: float, digits: int = 3) -> str:
+    return "-" if not np.isfinite(mean) else f"{mean:.{digits}g} ± {se:.2g}"
+
+
+def influence_rows(ds: xr.Dataset) -> tuple[list[str], list[list[str]]]:
+    """The influence table's header and rows (one per pair, the paper's edges first).
+
+    Args:
+        ds: :func:`silentfail.sim.influence.influences`' Dataset.
+
+    Returns:
+        (header, rows).
+    """
+    header = [
+        "source",
+        "target",
+        "paper",
+        "raise of source",
+        "effect on target",
+        "through source",
+        "mediated share",
+        "precedence",
+        "verdict",
+    ]
+    order = sorted(range(ds.sizes["pair"]), key=lambda i: (str(ds["strength"].values[i]) == "none", i))
+    rows = []
+    for i in order:
+        v = {k: ds[k].values[i].item() for k in ds.data_vars}
+        verdict = v["verdict"].replace("_", " ") + (f" ({v['reason']})" if v["reason"] else "")
+        rows.append(
+            [
+                v["source"],
+                v["target"],
+                v["strength"],
+                _pm(v["d_source"], v["d_source_se"]),
+                _pm(v["effect"], v["se"]),
+                _pm(v["through"], v["through_se"]),
+                _fmt(v["mediated_share"]),
+                _fmt(v["precedence"]),
+                verdict,
+            ]
+        )
+    return header, rows
+
+
+def influence_note(row: dict) -> str:
+    """The taxonomy note of a measured influence edge, e.g. "supported in simulation
+    (effect through the source 0.04 ± 0.005; ...)".
+
+    Args:
+        row: one pair's values (the Dataset's variables).
+
+    Returns:
+        The note.
+    """
+    text = f"{row['verdict'].replace('_', ' ')} in simulation"
+    if row["verdict"] == "untestable":
+        return f"{text}: {row['reason']}"
+    return (
+        f"{text} (effect through the source {_pm(row['through'], row['through_se'])}; total effect "
+        f"{_pm(row['effect'], row['se'])}; mediated share {_fmt(row['mediated_share'])})"
+    )
+
+
+def influences_markdown(ds: xr.Dataset, figure: str | Path | None = None) -> str:
+    """influences.md: the setting, how each source is raised, the verdict on each of the
+    paper's edges and the full table.
+
+    Args:
+        ds: :func:`silentfail.sim.influence.influences`' Dataset.
+        figure: the figure's path to link.
+
+    Returns:
+        Markdown text.
+    """
+    import json
+
+    from .sim.scenario import scenario_from_dict
+
+    sc = scenario_from_dict(json.loads(ds.attrs["scenario"]))
+    verdicts = [str(v) for v in ds["verdict"].values]
+    paper = [i for i in range(ds.sizes["pair"]) if str(ds["strength"].values[i]) != "none"]
+    counts = {v: sum(verdicts[i] == v for i in paper) for v in ("supported", "not_supported", "reversed", "untestable")}
+    lines = [
+        "# The influence edges, tested by intervention",
+        "",
+        f"Scenario `{sc.name}` ({setting_text(sc)}); {ds.attrs['seeds']} seeds per arm, intervention strength "
+        f"delta = {ds.attrs['delta']:g} (the move is delta times the model's norm), a verdict needs a one-sided t test at level "
+        f"{ds.attrs['alpha']:.2g} (3 sigma) and a margin of {ds.attrs['margin']:g} times the target's failure threshold; {ds.attrs['wall_s']:.0f} s.",
+        "",
+        "Each source mode is raised by moving every client's model along a mechanism the taxonomy lists as its "
+        f"cause ({ds.attrs['mechanisms']}); the control moves the same cause with the source's mechanism blocked "
+        "(the component of the move along the gradient of the client's own source metric removed). The effect "
+        "through the source is the target's response that the block removes.",
+        "",
+        f"Of the paper's {len(paper)} edges: "
+        + ", ".join(f"{n} {v.replace('_', ' ')}" for v, n in counts.items())
+        + ".",
+        "",
+    ]
+    if figure is not None:
+        lines += [f"![influences]({Path(figure).name})", ""]
+    lines.append(_md_table(*influence_rows(ds)))
+    return "\n".join(lines) + "\n"

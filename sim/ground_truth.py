@@ -18,6 +18,7 @@ import jax.numpy as jnp
 from jax import Array
 
 from . import metrics as mt
+from .intervention import intervene
 from .models import client_model
 from .observe import client_reports
 from .population import Context, Population
@@ -66,6 +67,8 @@ def client_pass(sc: Scenario, ctx: Context, block: ClientBlock, theta_g: Array, 
     """
     model = client_model(sc)
     theta_c, cw = model.personalize(sc, ctx, block.pop, theta_g, t)
+    if sc.intervention.mode != "none":  # an influence experiment (sim/intervention.py)
+        theta_c = intervene(sc, ctx, block, theta_c, cw, panel, theta_g)
     return model.client_metrics(sc, ctx, block, theta_c, cw, panel)
 
 

@@ -298,6 +298,10 @@ def phi_fast(z: Array) -> Array:
     return jnp.where(z < 0, half_tail, 1.0 - half_tail)
 
 
+#: The finite stand-in for the infinite scores of p = 0 and p = 1 (:func:`calibration_points`).
+EDGE_SCORE = 1e30
+
+
 def calibration_points(conf: Confidence, bins: int) -> tuple[Array, Array, Array, Array]:
     """The score points every client's calibration integral is evaluated at, shared by
     all clients since the confidence map is the FM's: the B + 1 bin edges a_b and their
@@ -307,13 +311,19 @@ def calibration_points(conf: Confidence, bins: int) -> tuple[Array, Array, Array
         conf: the FM's confidence map.
         bins: the number B of equal bins of p.
 
+    The scores of p = 0 and p = 1 (-inf, +inf) are returned as -+:data:`EDGE_SCORE`:
+    every Gaussian CDF there is still exactly 0 or 1 (:func:`phi_fast` of a float32
+    argument beyond 1e19 is), and derivatives with respect to the cells' means and
+    spreads are 0 instead of the 0 * inf = NaN an infinite edge gives (the influence
+    interventions differentiate the calibration error, ``sim/intervention.py``).
+
     Returns:
         (edges a_b (B + 1,), their scores s(a_b), nodes u (B, GL_ORDER), their scores s(u)).
     """
     edges = jnp.linspace(0.0, 1.0, bins + 1)
     lo, hi = edges[:-1], edges[1:]
     u = 0.5 * (hi - lo)[:, None] * (_GL_NODES[None, :] + 1.0) + lo[:, None]  # (B, GL_ORDER)
-    return edges, conf.inverse(edges), u, conf.inverse(u)
+    return edges, jnp.clip(conf.inverse(edges), -EDGE_SCORE, EDGE_SCORE), u, conf.inverse(u)
 
 
 def client_last(*arrays: Array) -> list[Array]:

@@ -484,6 +484,31 @@ class Thresholds(_Section):
         return tuple(self.persist_by_mode.get(m, MODE_REGISTRY[m].persist or self.persist) for m in MODES)
 
 
+class Intervention(_Section):
+    """An intervention on one mode's mechanism (sim/intervention.py): every round each
+    client's model moves along a mechanism that causes the mode; for testing the
+    influence edges between modes (``silentfail influences``)."""
+
+    mode: str = Field(
+        "none",
+        description="the built-in mode whose mechanism is moved (sim/intervention.py), or none",
+    )
+    strength: NonNeg = Field(0.0, description="delta: the move's size relative to the model's norm")
+    block: Prob = Field(
+        0.0,
+        description="share of the move along the gradient of the client's own mode metric removed "
+        "(1: the mode's mechanism blocked, the mediation control)",
+    )
+
+    @model_validator(mode="after")
+    def _known(self) -> Intervention:
+        from .intervention import MECHANISMS
+
+        if self.mode != "none" and self.mode not in MECHANISMS:
+            raise ValueError(f"intervention.mode: unknown mode {self.mode!r}; modes: none, {', '.join(MECHANISMS)}")
+        return self
+
+
 class Monitor(_Section):
     """The server's monitoring: which detectors run, their false-alarm rate, and when a
     late alarm still counts (paper/main.tex, The six modes)."""
@@ -550,6 +575,7 @@ class Scenario(_Section):
     federation: Federation = Field(default_factory=Federation)
     thresholds: Thresholds = Field(default_factory=Thresholds)
     monitor: Monitor = Field(default_factory=Monitor)
+    intervention: Intervention = Field(default_factory=Intervention)
 
     @model_validator(mode="after")
     def _cross(self) -> Scenario:

@@ -89,6 +89,28 @@ class Taxonomy:
         self._g.add_edge(edge.source, edge.target, key=edge.kind.value, edge=edge)
         return edge
 
+    def annotate(self, source: str, target: str, kind: EdgeKind | str, note: str) -> Edge:
+        """Set the note of an existing edge (e.g. a measured verdict of an influence).
+
+        Args:
+            source: the source node id.
+            target: the target node id.
+            kind: the edge kind.
+            note: the new note.
+
+        Returns:
+            The annotated edge.
+
+        Raises:
+            SchemaError: no such edge.
+        """
+        key = EdgeKind(kind).value
+        if not self._g.has_edge(source, target, key=key):
+            raise SchemaError(f"no {key} edge {source!r} -> {target!r} to annotate")
+        data = self._g.edges[source, target, key]
+        data["edge"] = data["edge"].model_copy(update={"note": note})
+        return data["edge"]
+
     def copy(self) -> Taxonomy:
         """An independent copy of the graph.
 

@@ -144,7 +144,9 @@ def validate(tax: Taxonomy) -> list[Violation]:
 
 
 def read_extension(path: str | Path) -> dict:
-    """Parse a JSON or TOML extension file into ``{"nodes": [...], "edges": [...]}``.
+    """Parse a JSON or TOML extension file into ``{"nodes": [...], "edges": [...],
+    "annotations": [...]}`` (annotations: notes on existing edges, ``{source, target,
+    kind, note}``, e.g. what ``silentfail influences --annotate`` measured).
 
     Args:
         path: a .json or .toml file.
@@ -178,9 +180,11 @@ def read_extension(path: str | Path) -> dict:
         raise SchemaError(f"extension file {p.name!r} is not valid {p.suffix[1:].upper()}: {exc}") from None
     if not isinstance(data, dict):
         raise SchemaError(f"extension file {p.name!r}: top level must be an object with 'nodes' and 'edges'")
-    unknown = sorted(set(data) - {"nodes", "edges", "schema_version"})
+    unknown = sorted(set(data) - {"nodes", "edges", "annotations", "schema_version"})
     if unknown:
-        raise SchemaError(f"extension file {p.name!r}: unknown top-level keys {unknown}; expected 'nodes', 'edges'")
+        raise SchemaError(
+            f"extension file {p.name!r}: unknown top-level keys {unknown}; expected 'nodes', 'edges', 'annotations'"
+        )
     if "schema_version" in data:
         check_schema_version(data["schema_version"], f"extension file {p.name!r}")
     return data
@@ -209,8 +213,9 @@ def check_schema_version(version, where: str) -> None:
 
 
 def extend(base: Taxonomy, data: dict) -> tuple[Taxonomy, list[Violation]]:
-    """Add an extension's nodes and edges to a copy of ``base``, collecting every
-    violation (schema ones while adding, structural ones after).
+    """Add an extension's nodes and edges to a copy of ``base`` and set its annotations'
+    notes on existing edges, collecting every violation (schema ones while adding,
+    structural ones after).
 
     Args:
         base: the taxonomy to extend (left unchanged).
@@ -245,6 +250,15 @@ def extend(base: Taxonomy, data: dict) -> tuple[Taxonomy, list[Violation]]:
             out.append(Violation("invalid-edge", describe_validation_error(exc, label)))
         except SchemaError as exc:
             out.append(Violation("invalid-edge", f"{label}: {exc}"))
+    for i, raw in enumerate(data.get("annotations", []) or []):
+        label = f"annotation #{i + 1}"
+        if not isinstance(raw, dict) or not {"source", "target", "kind", "note"} <= set(raw):
+            out.append(Violation("invalid-annotation", f"{label}: needs source, target, kind and note"))
+            continue
+        try:
+            tax.annotate(raw["source"], raw["target"], raw["kind"], str(raw["note"]))
+        except (SchemaError, ValueError) as exc:
+            out.append(Violation("invalid-annotation", f"{label}: {exc}"))
     return tax, sorted(out) + validate(tax)
 
 
