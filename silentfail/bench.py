@@ -444,7 +444,8 @@ def peer_clients(sc, path: Path) -> np.ndarray:
     """
     import jax
 
-    from .sim.federate import run_compiled
+    from .sim.config import Config
+    from .sim.federate import check_supported, scan
     from .sim.personalize import local_problem
     from .sim.population import build_population
 
@@ -464,7 +465,8 @@ def peer_clients(sc, path: Path) -> np.ndarray:
         theta0=np.asarray(ctx.theta0, np.float64),
         rounds=sc.federation.rounds,
     )
-    return np.asarray(run_compiled(sc, ctx, pop, krun, chunk=None).theta_final, np.float64)
+    check_supported(sc)
+    return np.asarray(scan(Config(sc), ctx, pop, krun).theta_final, np.float64)
 
 
 def flower_peer(clients: int, rounds: int, venv: Path = FLOWER_VENV) -> dict:

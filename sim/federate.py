@@ -267,21 +267,3 @@ def check_supported(sc: Scenario) -> None:
                 f"federation.public_lr = {f.public_lr:g} makes the centralized steps diverge: "
                 f"public_lr * lambda_max = {f.public_lr * lam:.3g} >= 2; choose public_lr < {2 / lam:.3g}"
             )
-
-
-def run_compiled(sc: Scenario, ctx: Context, pop: Population, key: Array, *, chunk: int | None = None) -> RunOutput:
-    """Run the jitted round scan (compiled once per distinct scenario and block size).
-    Sharded inputs (``sim.scale.place``) give a sharded program (XLA's SPMD partitioner).
-
-    Args:
-        sc: the scenario.
-        ctx: the shared world and FM.
-        pop: the clients.
-        key: a JAX PRNG key.
-        chunk: clients per block, or None.
-
-    Returns:
-        RunOutput(theta_final, rounds).
-    """
-    check_supported(sc)
-    return scan(Config(sc), ctx, pop, key, chunk=chunk)

@@ -18,7 +18,7 @@ rounds, relative to the FM as the verdicts measure it). For each target B != A:
   :data:`ALPHA` (one-sided Student t over the S paired seeds) and beyond the margin,
   ``reversed`` when it is negative beyond both, ``not_supported`` otherwise;
 * precedence: among the intervention arm's runs in which both A and B fail, the share
-  in which A's failure round comes first (NaN when none).
+  in which A's failure round comes first, ties counting one half (NaN when none).
 
 The margin is ``margin`` times B's failure threshold, so a response too small to move B
 toward failure is not an influence. Under the null (no effect through A, Gaussian
@@ -168,8 +168,9 @@ def assess(
 
 
 def precedence(t_source: np.ndarray, t_target: np.ndarray) -> float:
-    """Share of runs in which the source fails strictly before the target, among the
-    runs in which both fail (failure rounds, -1 = never).
+    """Share of runs in which the source fails before the target, a tie (the same
+    failure round) counting one half, among the runs in which both fail (failure
+    rounds, -1 = never): 1 when the source always fails first, 0.5 for no order.
 
     Args:
         t_source: (S,) the source's failure rounds.
@@ -179,7 +180,10 @@ def precedence(t_source: np.ndarray, t_target: np.ndarray) -> float:
         The share, or NaN when no run has both failures.
     """
     both = (t_source >= 0) & (t_target >= 0)
-    return float(np.mean(t_source[both] < t_target[both])) if both.any() else math.nan
+    if not both.any():
+        return math.nan
+    s, t = t_source[both], t_target[both]
+    return float(np.mean((s < t) + 0.5 * (s == t)))
 
 
 def _late(x: jax.Array) -> jax.Array:

@@ -25,7 +25,9 @@ The mechanisms (taxonomy node -> mode):
   side that worsens the client's calibration (over- or under-confidence; every decision
   stays for delta < 1);
 * ``fairness_collapse`` <- majority_dominance: the gradient of the client's accuracy on
-  P0's majority group;
+  P0's largest group minus that on its smallest (the minority's accuracy traded for the
+  majority's); with two groups this is the direction of the client's own group gap, so
+  the block removes the whole move and the effect through the mode is the total effect;
 * ``adaptation_misalignment`` and ``out_of_domain_degradation`` <- domain_overspecialization:
   further along the client's own adaptation, theta_c - theta_g;
 * ``alignment_erosion`` <- alignment_overwrite: toward the client's task optimum
@@ -72,7 +74,7 @@ MECHANISMS: dict[str, Mechanism] = {
         Mechanism(
             "confidence_miscalibration", "personal_overfitting", "the logit scale, on the side that worsens calibration"
         ),
-        Mechanism("fairness_collapse", "majority_dominance", "toward the majority group's fit"),
+        Mechanism("fairness_collapse", "majority_dominance", "the minority's accuracy traded for the majority's"),
         Mechanism("adaptation_misalignment", "domain_overspecialization", "further along the client's adaptation"),
         Mechanism("out_of_domain_degradation", "domain_overspecialization", "further along the client's adaptation"),
         Mechanism("alignment_erosion", "alignment_overwrite", "toward the client's task optimum"),
@@ -162,13 +164,15 @@ def mechanism_direction(
         return sign[:, None] * param_direction(world.e_spu)[None, :]
     if mode == "confidence_miscalibration":  # the logit scale, on the side that worsens calibration
         return jnp.where(jnp.sum(theta_c * grad, -1, keepdims=True) < 0, -1.0, 1.0) * theta_c
-    if mode == "fairness_collapse":
-        major = jnp.argmax(world.pi0.sum(0))
+    if mode == "fairness_collapse":  # trade P0's smallest group's accuracy for its largest's
+        shares = world.pi0.sum(0)
+        major, minor = jnp.argmax(shares), jnp.argmin(shares)
 
-        def major_acc(theta):
-            return mt.client_metrics_batch(theta, cw, world).group_acc[:, major].sum()
+        def dominance(theta):
+            acc = mt.client_metrics_batch(theta, cw, world).group_acc
+            return (acc[:, major] - acc[:, minor]).sum()
 
-        return jax.grad(major_acc)(theta_c)
+        return jax.grad(dominance)(theta_c)
     if mode in ("adaptation_misalignment", "out_of_domain_degradation"):
         return theta_c - theta_g
     if mode == "alignment_erosion":

@@ -74,6 +74,7 @@ def test_no_mechanism_false_positive_rate_is_at_most_alpha():
 
 def test_precedence_counts_runs_with_both_failures():
     assert inf.precedence(np.array([2, 5, -1, 3]), np.array([4, 1, 3, -1])) == 0.5
+    assert inf.precedence(np.array([2, 2, 1]), np.array([2, 3, 0])) == 0.5  # a tie counts one half
     assert np.isnan(inf.precedence(np.array([-1, 2]), np.array([3, -1])))
 
 
