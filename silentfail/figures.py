@@ -448,8 +448,8 @@ def influence_figure(ds: xr.Dataset, out: str | Path, *, extra: int = 3) -> list
     fig, ax = plt.subplots(figsize=(6.4, 5.6))
     for r in paper + others:
         (x0, y0), (x1, y1) = pos[r["source"]], pos[r["target"]]
-        width = 0.8 + 5.0 * (abs(r["through"]) / scale if np.isfinite(r["through"]) else 0.0)
-        style = "--" if r["strength"] == "none" else ("-" if r["strength"] == "primary" else ":")
+        width = 1.0 + 3.5 * (abs(r["through"]) / scale if np.isfinite(r["through"]) else 0.0)
+        style = {"primary": "-", "feedback": (0, (1, 1.2)), "none": (0, (5, 2.5))}[r["strength"]]
         ax.add_patch(
             FancyArrowPatch(
                 (x0, y0),
@@ -468,7 +468,7 @@ def influence_figure(ds: xr.Dataset, out: str | Path, *, extra: int = 3) -> list
         ax.text(
             x,
             y,
-            mode_title(m).replace(" ", "\n", 1),
+            textwrap.fill(mode_title(m), 14),
             ha="center",
             va="center",
             fontsize=8,
@@ -477,8 +477,8 @@ def influence_figure(ds: xr.Dataset, out: str | Path, *, extra: int = 3) -> list
     handles = [Line2D([], [], color=c, lw=3, label=v.replace("_", " ")) for v, c in VERDICT_COLOURS.items()]
     handles += [
         Line2D([], [], color="#333333", ls="-", label="paper: primary"),
-        Line2D([], [], color="#333333", ls=":", label="paper: feedback"),
-        Line2D([], [], color="#333333", ls="--", label="not in the paper (strongest supported)"),
+        Line2D([], [], color="#333333", ls=(0, (1, 1.2)), label="paper: feedback"),
+        Line2D([], [], color="#333333", ls=(0, (5, 2.5)), label="not in the paper (strongest supported)"),
     ]
     ax.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, -0.2), ncol=3, fontsize=7, frameon=False)
     ax.set_xlim(-1.45, 1.45)
