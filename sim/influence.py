@@ -49,6 +49,7 @@ from .batch import LANES, batch_config, run_failures
 from .config import Config
 from .engine import simulate
 from .intervention import MECHANISMS
+from .literature import late
 from .registry import BUILTIN_MODES
 from .scenario import Scenario, ScenarioError, preset
 
@@ -186,16 +187,11 @@ def precedence(t_source: np.ndarray, t_target: np.ndarray) -> float:
     return float(np.mean((s < t) + 0.5 * (s == t)))
 
 
-def _late(x: jax.Array) -> jax.Array:
-    T = x.shape[0]
-    return x[T - max(1, math.ceil(T / 4)) :].mean(0)
-
-
 def _one(cfg: Config, values, seed):
     view, ctx, pop, _, out = simulate(cfg.with_values(PATHS, values), seed)
     metric, (t_f, _) = run_failures(view, ctx, pop, out.rounds)
     ok = jnp.all(out.rounds["finite"])
-    return jnp.where(ok, _late(metric), jnp.nan), t_f
+    return jnp.where(ok, late(metric), jnp.nan), t_f
 
 
 @jax.jit
