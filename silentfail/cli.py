@@ -686,9 +686,13 @@ def phase(
 
 
 def _print_sweep(ds) -> None:
-    from .report import sweep_detector_table, sweep_mode_table
+    from .report import sweep_detector_table, sweep_mode_table, theory_table
 
     console.print(_table("over the grid", *sweep_mode_table(ds)))
+    if "theory_failed" in ds:
+        console.print(
+            _table("theory against simulation (predicted regime = simulated majority regime)", *theory_table(ds))
+        )
     console.print(
         _table(
             f"detectors (nominal alpha {ds.attrs['alpha']}; achieved on held-out null runs)", *sweep_detector_table(ds)
@@ -702,6 +706,54 @@ def _write_report(ds, output: Path) -> Path:
     path = output / "report.md"
     path.write_text(sweep_markdown(ds, figure=output / "phase.png"))
     return path
+
+
+@app.command("frontier")
+def frontier_cmd(
+    scenario_file: Optional[Path] = typer.Argument(None, help="A scenario TOML file (default: the 'phase' preset)."),
+    preset_name: Optional[str] = typer.Option(None, "--preset", "-p", help="A named preset instead of a file."),
+    quick: bool = typer.Option(False, "--quick", help="A 5 x 5 grid with 4 seeds per cell (about 2 minutes)."),
+    output: Path = typer.Option(Path("frontier"), "--output", "-o", help="Output folder (store, figure, report)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted frontier in the output folder."),
+    set_: Optional[list[str]] = typer.Option(
+        None, "--set", help="Override a field, e.g. --set federation.rounds=20 (repeatable)."
+    ),
+    plugin: Optional[list[Path]] = PluginOption,
+) -> None:
+    """The privacy-silence frontier: per mode, P(silent) over (epsilon, from the noise
+    multiplier and the accountant) x shift strength, with the minimal detectable shift
+    of the best noised-mean detector, the mu-GDP ceiling and the theory's boundaries;
+    reports the largest epsilon at which a failing shift stays silent.
+
+    Example: silentfail frontier --quick -o frontier
+    """
+    _load_plugins(plugin)
+    import time
+
+    from .figures import frontier_figure
+    from .frontier import frontier, frontier_markdown, frontier_rows
+
+    _output_dir(output)
+    sc = _scenario(scenario_file, preset_name, set_, "phase")
+    output.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    bar, update = _progress()
+    with bar:
+        try:
+            ds = frontier(sc, quick=quick, store=output / "store", resume=resume, progress=update)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+    from .sim.trace import save_netcdf
+
+    save_netcdf(ds, output / "frontier.nc")
+    figs = frontier_figure(ds, output / "frontier")
+    (output / "report.md").write_text(frontier_markdown(ds, figure=output / "frontier.png"))
+    console.print(_table("privacy-silence frontier", *frontier_rows(ds)))
+    err_console.print(
+        f"{ds.sizes['federation.noise_multiplier']} x {ds.sizes['shifts.strength']} cells x {ds.attrs['seeds']} seeds "
+        f"in {time.perf_counter() - t0:.1f} s; wrote {', '.join(str(p) for p in figs)}, {output / 'report.md'}, "
+        f"{output / 'frontier.nc'}"
+    )
 
 
 @app.command("bench")
@@ -1095,6 +1147,7 @@ def check_cmd(
     from .sim.scenario import scenario_from_dict
 
     _print_setting(scenario_from_dict(json.loads(res.sweep.attrs["scenario"])))
+    console.print(_table("per cell", *res.cell_table()))
     console.print(Text(res.summary()))
     if output is not None:
         save_netcdf(res.cells, output / "cells.nc")

@@ -101,18 +101,18 @@ Overlay = Callable[[xr.Dataset, str], "tuple[np.ndarray, np.ndarray] | None"]
 
 
 def regimes(ds: xr.Dataset) -> xr.DataArray:
-    """Regime index per cell and mode: the most probable of no failure (1 - P(fail)),
-    failure detected (P(fail) - P(silent)) and silent failure (P(silent)); -1 where invalid.
+    """Regime index per cell and mode (:func:`silentfail.sim.theory.simulated_regime`):
+    0 no failure, 1 detected, 2 silent, -1 invalid.
 
     Args:
         ds: a sweep (``p_fail``, ``p_silent``).
 
     Returns:
-        int DataArray over the sweep's axes and mode: 0 no failure, 1 detected, 2 silent, -1 invalid.
+        int DataArray over the sweep's axes and mode.
     """
-    p = np.stack([1 - ds["p_fail"], ds["p_fail"] - ds["p_silent"], ds["p_silent"]], axis=-1)
-    idx = np.where(np.isnan(p).any(-1), -1, np.argmax(np.nan_to_num(p, nan=-1), axis=-1))
-    return xr.DataArray(idx, dims=ds["p_fail"].dims, coords=ds["p_fail"].coords)
+    from .sim.theory import simulated_regime
+
+    return simulated_regime(ds)
 
 
 def _edges(v: np.ndarray, log: bool) -> np.ndarray:
@@ -129,17 +129,21 @@ def _edges(v: np.ndarray, log: bool) -> np.ndarray:
 def phase_figure(
     ds: xr.Dataset, out: str | Path, *, overlay: Overlay | None = None, title: str | None = None
 ) -> list[Path]:
-    """One panel per mode (three to a row) of the regimes over the sweep's two axes; writes
-    ``out``.pdf and ``out``.png and returns their paths.
+    """One panel per mode (three to a row) of the regimes over the sweep's two axes, with
+    the simulated P(fail) = 1/2 and P(silent) = 1/2 contours and the theory's predicted
+    failure and silence boundaries (``theory_failed``, ``theory_silent``; sim/theory.py);
+    writes ``out``.pdf, ``out``.png and the drawn theory boundaries as
+    ``out``.overlay.json ({mode: {"failure": [[[x, y], ...], ...], "silence": ...}}, the
+    contour segments in axis units), and returns their paths.
 
     Args:
         ds: a two-axis sweep.
         out: the path without suffix.
-        overlay: ``(ds, mode) -> (x, y) | None``, a theory curve drawn over a panel.
+        overlay: ``(ds, mode) -> (x, y) | None``, a further theory curve drawn over a panel.
         title: the figure's title (default: from the scenario).
 
     Returns:
-        The PDF and PNG paths.
+        The PDF, PNG and overlay JSON paths.
 
     Raises:
         ValueError: a sweep over other than two axes.
@@ -164,6 +168,7 @@ def phase_figure(
     modes = list(ds["mode"].values)
     fig, panels = mode_panels(len(modes), width=3.5, height=3.0, extra=0.6, sharex=True, sharey=True)
     X, Y = np.meshgrid(_edges(xv, xlog), _edges(yv, ylog), indexing="ij")
+    drawn: dict[str, dict[str, list]] = {}
     for ax, mode in zip(panels.flat, modes):
         r = reg.sel(mode=mode).transpose(xname, yname).values
         ax.pcolormesh(X, Y, r + 1, cmap=cmap, vmin=0, vmax=3, shading="flat")
@@ -179,6 +184,25 @@ def phase_figure(
                         linestyles=style,
                         linewidths=1.2,
                     )
+        drawn[str(mode)] = {}
+        if "theory_failed" in ds and len(xv) > 1 and len(yv) > 1:
+            for var, key, (colour, style) in (
+                ("theory_failed", "failure", THEORY_STYLES["failure"]),
+                ("theory_silent", "silence", THEORY_STYLES["silence"]),
+            ):
+                z = ds[var].sel(mode=mode).transpose(xname, yname).values.astype(float)
+                segs = []
+                if z.max() > 0.5 > z.min():
+                    cs = ax.contour(
+                        *np.meshgrid(xv, yv, indexing="ij"),
+                        z,
+                        levels=[0.5],
+                        colors=colour,
+                        linestyles=style,
+                        linewidths=1.6,
+                    )
+                    segs = [seg.tolist() for seg in cs.allsegs[0]]
+                drawn[str(mode)][key] = segs
         if overlay is not None and (line := overlay(ds, mode)) is not None:
             ax.plot(*line, color="#009E73", lw=2, label="theory")
         ax.set_title(mode_title(mode), fontsize=10)
@@ -207,7 +231,12 @@ def phase_figure(
         plt.Line2D([], [], color="black", ls="-", label="P(fail) = 0.5"),
         plt.Line2D([], [], color="black", ls="--", label="P(silent) = 0.5"),
     ]
-    fig.legend(handles=handles, loc="outside lower center", ncol=5, fontsize=8, frameon=False)
+    if "theory_failed" in ds:
+        handles += [
+            plt.Line2D([], [], color=c, ls=st, lw=1.6, label=f"predicted {k} boundary")
+            for k, (c, st) in THEORY_STYLES.items()
+        ]
+    fig.legend(handles=handles, loc="outside lower center", ncol=4, fontsize=8, frameon=False)
     sc_name = ds.attrs.get("scenario_name", "")
     fig.suptitle(
         (title or f"Silent failures: {sc_name} (alpha = {ds.attrs['alpha']}, {ds.attrs['seeds']} seeds per cell)")
@@ -215,7 +244,14 @@ def phase_figure(
         + "\n".join(textwrap.wrap(setting_caption(ds), 120)),
         fontsize=9,
     )
-    return _save(fig, out)
+    side = Path(out).with_suffix(".overlay.json")
+    side.parent.mkdir(parents=True, exist_ok=True)
+    side.write_text(json.dumps(drawn))
+    return _save(fig, out) + [side]
+
+
+#: Colour and line style of the theory's predicted boundaries on the phase panels.
+THEORY_STYLES = {"failure": ("#009E73", "-."), "silence": ("#CC79A7", ":")}
 
 
 def setting_caption(ds: xr.Dataset) -> str:
@@ -488,3 +524,95 @@ def influence_figure(ds: xr.Dataset, out: str | Path, *, extra: int = 3) -> list
     ax.set_title("Influences between the modes: width = effect through the source", fontsize=9)
     fig.tight_layout()
     return _save(fig, out)
+
+
+def frontier_figure(ds: xr.Dataset, out: str | Path) -> list[Path]:
+    """The privacy-silence frontier: one panel per mode of P(silent) over epsilon (log
+    axis, labelled) x shift strength, with the simulated P(silent) = 1/2 contour, the
+    theory's predicted failure and silence boundaries, the minimal detectable strength
+    f_min(epsilon) of the best noised-mean channel (result 4) and the mu-GDP boundary;
+    writes ``out``.pdf, ``out``.png and ``out``.overlay.json and returns their paths.
+
+    Args:
+        ds: a frontier sweep (:func:`silentfail.frontier.frontier`).
+        out: the path without suffix.
+
+    Returns:
+        The PDF, PNG and overlay JSON paths.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .frontier import STRENGTH, Z
+
+    order = np.argsort(ds["epsilon"].values)
+    eps = ds["epsilon"].values[order]
+    fs = ds[STRENGTH].values.astype(float)
+    modes = list(ds["mode"].values)
+    fig, panels = mode_panels(len(modes), width=3.5, height=3.0, extra=0.7, sharex=True, sharey=True)
+    E, F = np.meshgrid(_edges(eps, True), _edges(fs, False), indexing="ij")
+    gdp = float(ds.attrs["gdp_epsilon"])
+    drawn: dict[str, dict] = {}
+    mesh = None
+    for ax, mode in zip(panels.flat, modes):
+        sel = lambda v, m=mode: ds[v].sel(mode=m).transpose(Z, STRENGTH).values[order]  # noqa: E731
+        ps = sel("p_silent")
+        mesh = ax.pcolormesh(E, F, ps, cmap="Oranges", vmin=0, vmax=1, shading="flat")
+        grid = np.meshgrid(eps, fs, indexing="ij")
+        rec: dict[str, list] = {}
+        if ps.max() >= 0.5 > ps.min():
+            ax.contour(*grid, ps, levels=[0.5], colors="black", linestyles="--", linewidths=1.2)
+        for var, key in (("theory_failed", "failure"), ("theory_silent", "silence")):
+            z = sel(var).astype(float)
+            rec[key] = []
+            if z.max() > 0.5 > z.min():
+                colour, style = THEORY_STYLES[key]
+                cs = ax.contour(*grid, z, levels=[0.5], colors=colour, linestyles=style, linewidths=1.6)
+                rec[key] = [s.tolist() for s in cs.allsegs[0]]
+        fmin = ds["f_min"].sel(mode=mode).values[order]
+        ok = np.isfinite(fmin)
+        if ok.any():
+            ax.plot(eps[ok], fmin[ok], color="#0072B2", lw=1.8, marker="o", ms=3)
+        rec["f_min"] = [[float(e), float(f)] for e, f in zip(eps[ok], fmin[ok])]
+        if np.isfinite(gdp):
+            ax.axvline(gdp, color="0.35", ls=(0, (5, 2, 1, 2)), lw=1.2)
+        drawn[str(mode)] = rec
+        ax.set_xscale("log")
+        ax.set_title(mode_title(mode), fontsize=10)
+    for ax in bottom_panels(panels, len(modes)):
+        ax.set_xlabel(r"privacy budget $\varepsilon$ (log; smaller = more private)", fontsize=8)
+    for ax in panels[:, 0]:
+        ax.set_ylabel(LABELS.get(STRENGTH, STRENGTH), fontsize=8)
+    handles = [
+        plt.Line2D([], [], color="black", ls="--", label="P(silent) = 0.5"),
+        *[
+            plt.Line2D([], [], color=c, ls=st, lw=1.6, label=f"predicted {k} boundary")
+            for k, (c, st) in THEORY_STYLES.items()
+        ],
+        plt.Line2D(
+            [],
+            [],
+            color="#0072B2",
+            lw=1.8,
+            marker="o",
+            ms=3,
+            label=r"$f_{\min}(\varepsilon)$: minimal detectable shift",
+        ),
+        plt.Line2D(
+            [], [], color="0.35", ls=(0, (5, 2, 1, 2)), label=r"$\mu$-GDP: no test detects one client left of it"
+        ),
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=8, frameon=False)
+    if mesh is not None:
+        fig.colorbar(mesh, ax=panels.ravel().tolist(), shrink=0.6, label="P(silent)")
+    fig.suptitle(
+        f"Privacy-silence frontier: {ds.attrs.get('scenario_name', '')} (alpha = {ds.attrs['alpha']}, "
+        f"{ds.attrs['seeds']} seeds per cell)\n" + "\n".join(textwrap.wrap(setting_caption(ds), 120)),
+        fontsize=9,
+    )
+    side = Path(out).with_suffix(".overlay.json")
+    side.parent.mkdir(parents=True, exist_ok=True)
+    side.write_text(json.dumps(drawn))
+    return _save(fig, out) + [side]

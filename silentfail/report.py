@@ -229,6 +229,32 @@ def sweep_detector_table(ds: xr.Dataset) -> tuple[list[str], list[list[str]]]:
     return DETECTOR_HEADER, rows
 
 
+def theory_table(ds: xr.Dataset) -> tuple[list[str], list[list[str]]]:
+    """Per mode, the agreement of the predicted regimes with the simulated majority
+    regimes (:func:`silentfail.sim.theory.agreement`).
+
+    Args:
+        ds: a sweep with the theory variables.
+
+    Returns:
+        (header, rows).
+    """
+    from .sim.theory import theory_frame
+
+    header = ["mode", "regime agreement", "failure agreement", "failure boundary distance", "silence boundary distance"]
+    rows = [
+        [
+            r["mode"],
+            f"{r['agreement']:.0%} of {r['cells']}",
+            f"{r['failure_agreement']:.0%}",
+            str(r["failure_distance"]),
+            str(r["silence_distance"]),
+        ]
+        for r in theory_frame(ds)
+    ]
+    return header, rows
+
+
 def sweep_markdown(ds: xr.Dataset, figure: str | Path | None = None) -> str:
     """A sweep's report: per mode the grid-averaged P(fail), P(silent), P(detected |
     fail), median delay; the detectors' calibration; the phase figure embedded.
@@ -260,6 +286,19 @@ def sweep_markdown(ds: xr.Dataset, figure: str | Path | None = None) -> str:
     header, rows = sweep_mode_table(ds)
     out += ["## What failed, what was caught, what stayed silent", "", _md_table(header, rows), ""]
     out += ["## Detectors", "", _md_table(*sweep_detector_table(ds)), ""]
+    if "theory_failed" in ds:
+        out += [
+            "## Theory against simulation",
+            "",
+            "Predicted regime per cell (sim/theory.py: the population-limit run of "
+            f"{ds.attrs.get('theory_draws', '')} population draws, every draw of the rounds replaced by its mean; "
+            "a failure predicted silent where no channel's noise-free statistic crosses its level-alpha threshold in "
+            "the detection window) against the simulated majority regime. Boundary distances in grid cells "
+            "(the largest over the cells where the two differ).",
+            "",
+            _md_table(*theory_table(ds)),
+            "",
+        ]
     if figure is not None:
         fig_path = Path(figure)
         out += ["## Phase diagram", ""]

@@ -76,8 +76,8 @@ def run_failures(view, ctx, pop, rounds):
     )
 
 
-def _one(cfg: Config, paths: tuple[str, ...], detectors: tuple[str, ...], values, seed, thresholds):
-    view, ctx, pop, lam_max, out = simulate(cfg.with_values(paths, values), seed)
+def _one(cfg: Config, paths: tuple[str, ...], detectors: tuple[str, ...], values, seed, thresholds, expected=False):
+    view, ctx, pop, lam_max, out = simulate(cfg.with_values(paths, values), seed, expected=expected)
     rounds = out.rounds
     fm = client_model(view).global_metrics(ctx.theta0, ctx.world)
     pub = Public(fm.alignment, fm.p0_acc)
@@ -108,7 +108,7 @@ def batch_config(sc: Scenario) -> Config:
     return Config(sc, static={"population.trace_clients": 0})
 
 
-@functools.partial(jax.jit, static_argnames=("paths", "detectors", "devices"))
+@functools.partial(jax.jit, static_argnames=("paths", "detectors", "devices", "expected"))
 def program(
     cfg: Config,
     values: jax.Array,
@@ -118,6 +118,7 @@ def program(
     paths: tuple[str, ...],
     detectors: tuple[str, ...],
     devices: int | None,
+    expected: bool = False,
 ) -> dict:
     """One device call of CALL runs, vmapped LANES at a time; with ``devices`` the runs
     are split over a ``"grid"`` mesh: the call is laid out as (devices, CALL / devices)
@@ -132,11 +133,12 @@ def program(
         paths: the traced fields.
         detectors: the detectors whose channels are computed.
         devices: the device count, or None (no mesh).
+        expected: population-limit runs (:func:`~silentfail.sim.engine.simulate`).
 
     Returns:
         ``{Outcome field: (CALL, ...)}``.
     """
-    one = functools.partial(_one, cfg, paths, detectors)
+    one = functools.partial(_one, cfg, paths, detectors, expected=expected)
 
     def many(values, seeds, thresholds):
         return jax.lax.map(lambda a: one(*a), (values, seeds, thresholds), batch_size=LANES)
@@ -163,6 +165,7 @@ def run_batch(
     thresholds: np.ndarray,
     *,
     devices: int | None = None,
+    expected: bool = False,
 ) -> Outcome:
     """Outcomes of B runs: ``values`` (B, len(paths)) of the traced fields ``paths``,
     ``seeds`` (B,), ``thresholds`` (B, K) (+inf: no alarms, e.g. for null runs).
@@ -179,6 +182,8 @@ def run_batch(
         seeds: (B,).
         thresholds: (B, K).
         devices: the device count, or None.
+        expected: population-limit runs, every draw of the rounds replaced by its mean
+            (the theory's prediction, ``sim/theory.py``); the seed draws the population.
 
     Returns:
         Outcome of B runs.
@@ -203,6 +208,7 @@ def run_batch(
         paths=tuple(paths),
         detectors=tuple(detectors),
         devices=None if devices == 1 else devices,
+        expected=expected,
     )
     parts = [fn(values[i : i + CALL], seeds[i : i + CALL], thresholds[i : i + CALL]) for i in range(0, B + pad, CALL)]
     return Outcome(**{k: np.concatenate([np.asarray(p[k]) for p in parts])[:B] for k in Outcome._fields})

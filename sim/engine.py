@@ -49,6 +49,7 @@ def simulate(
     chunk: int | None = None,
     devices: int | None = None,
     barrier: bool = False,
+    expected: bool = False,
 ) -> Simulation:
     """Build the population and scan the rounds of ``cfg.scenario`` (traceable: call it
     inside a compiled program).
@@ -66,6 +67,8 @@ def simulate(
             round scan), as a separately compiled build does; :data:`program` sets it so
             that a single run's numbers are bit for bit those of a build and a scan
             compiled apart.
+        expected: the population-limit run (``federate._make_run``): the same
+            population, every draw of the rounds replaced by its mean.
 
     Returns:
         The Simulation.
@@ -80,7 +83,7 @@ def simulate(
         n = sc.population.num_clients
         ctx = jax.lax.with_sharding_constraint(ctx, scale.leading_sharding(ctx, mesh, -1))
         pop = jax.lax.with_sharding_constraint(pop, scale.leading_sharding(pop, mesh, n))
-    return Simulation(sc, ctx, pop, lam_max, _make_run(sc, chunk)(ctx, pop, krun))
+    return Simulation(sc, ctx, pop, lam_max, _make_run(sc, chunk, expected)(ctx, pop, krun))
 
 
 @functools.partial(jax.jit, static_argnames=("chunk", "devices"))

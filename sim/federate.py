@@ -141,9 +141,47 @@ def public_round(sc: Scenario, t: Array, theta_g: Array, ctx: Context, fm_public
     return drop > f.public_tolerance
 
 
-def _make_run(sc: Scenario, chunk: int | None = None):
+def expected_mask(sc: Scenario, q: Array) -> Array:
+    """The expectation of a round's report mask (the population limit): client c reports
+    with probability q_c (1 - dropout), scaled down so that the expected count fits in
+    the ``clients_per_round`` slots.
+
+    Args:
+        sc: the scenario (``dropout``, ``clients_per_round``).
+        q: (N,) the clients' participation probabilities.
+
+    Returns:
+        (N,) the fractional mask E[mask_c].
+    """
+    f = sc.federation
+    mask = q * (1.0 - f.dropout)
+    if f.clients_per_round >= q.shape[0]:
+        return mask
+    return mask * jnp.minimum(1.0, f.clients_per_round / jnp.maximum(mask.sum(), 1e-12))
+
+
+def _quiet(sc: Scenario) -> Scenario:
+    """``sc`` without its random draws' spread: no DP noise and no noise attack (their
+    means are 0); the weights and the accounting of DP stay as they are."""
+    from .config import substitute
+
+    values = {"federation.noise_multiplier": 0.0}
+    if sc.federation.byzantine_kind == "noise":
+        values["federation.byzantine_scale"] = 0.0
+    return substitute(sc, values)
+
+
+def _make_run(sc: Scenario, chunk: int | None = None, expected: bool = False):
     """The round scan of ``sc`` as a function (ctx, pop, key) -> RunOutput; the per-client
-    work runs over blocks of ``chunk`` clients (None: all at once), see sim/scale.py."""
+    work runs over blocks of ``chunk`` clients (None: all at once), see sim/scale.py.
+
+    ``expected``: the population-limit run, every draw of the rounds replaced by its mean
+    (the participation mask by :func:`expected_mask`, the DP noise and the noise attack by
+    0): the deterministic recursion theta_(t+1) = theta_t + sum_c w_c E[mask_c]
+    clip(theta_c(theta_t) - theta_t) / sum_c w_c E[mask_c] that the theory predicts from
+    (``sim/theory.py``)."""
+    if expected:
+        sc = _quiet(sc)
     f = sc.federation
     opt = server_optimizer(sc)
     N = sc.population.num_clients
@@ -166,7 +204,11 @@ def _make_run(sc: Scenario, chunk: int | None = None):
             one = functools.partial(client_pass, sc, ctx, theta_g=theta_g, t=t, panel=panel)
             pc = one(blocks) if chunk is None else scale.from_blocks(jax.lax.map(one, blocks), N)
             theta_c = pc["theta"]
-            mask, volunteers = participation_draw(sc, pop.q, kpart)
+            if expected:
+                mask = expected_mask(sc, pop.q)
+                volunteers = mask.sum()
+            else:
+                mask, volunteers = participation_draw(sc, pop.q, kpart)
             capped = volunteers - mask.sum()  # reports the slots turned away (0 under DP)
             if f.public_schedule != "never":
                 public = public_round(sc, t, theta_g, ctx, fm_public)

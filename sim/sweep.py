@@ -24,7 +24,11 @@ rates, the thresholds and achieved false-alarm rates of the calibration, and the
 runs' failure rate of each mode (``caused_without_shift`` where it exceeds alpha), with
 who causes it (``null_cause``: "the constraints" where the null runs without DP noise
 and clipping do not fail, "byzantine clients" where those without the attack do not,
-else "personalization"; sim/verdict.py, :func:`attribute_null`).
+else "personalization"; sim/verdict.py, :func:`attribute_null`); and per point the
+theory's predicted regime of every mode (``theory_failed``, ``theory_silent``,
+``theory_p_fail``, ``theory_p_silent``, ``theory_failure_round``, ``theory_stat_max``
+(the noise-free channel maxima, mean over the draws): population-limit runs
+of ``theory.THEORY_DRAWS`` population draws at the point's thresholds, sim/theory.py).
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from .params import axis_value, numeric_field
 from .personalize import stable
 from .scenario import MODES, Scenario, ScenarioError
 from .seeds import check_seed_count
+from .theory import THEORY_DRAWS, THEORY_SEED0, judge_expected
 from .trace import _version, save_netcdf
 from .verdict import (
     NULL_SEED0,
@@ -321,7 +326,8 @@ def _execute(
     devices: int | None = None,
 ) -> Outcome:
     """Run the (point, seed) pairs grouped by static combo in chunks, reusing stored
-    chunks; ``thresholds`` is (points, K). Returns the outcomes in the order of the runs."""
+    chunks; ``thresholds`` is (points, K). Returns the outcomes in the order of the runs.
+    Phase ``theory``: the population-limit runs of the points (``sim/theory.py``)."""
     null = phase == "null"
     table = np.array([plan.values(p, null) for p in range(len(plan.points))], np.float32).reshape(len(plan.points), -1)
     combo = np.asarray(plan.combo_of)[points]
@@ -335,7 +341,16 @@ def _execute(
             out = store.load(name)
             if out is None:
                 p = points[sel]
-                out = run_batch(sc_c, plan.paths, plan.detectors, table[p], seeds[sel], thresholds[p], devices=devices)
+                out = run_batch(
+                    sc_c,
+                    plan.paths,
+                    plan.detectors,
+                    table[p],
+                    seeds[sel],
+                    thresholds[p],
+                    devices=devices,
+                    expected=phase == "theory",
+                )
                 store.save(name, out)
             for f in Outcome._fields:
                 v = np.asarray(getattr(out, f))
@@ -391,7 +406,9 @@ def sweep(
     null_points = np.repeat(np.asarray(plan.null_rep, int), Sn)
     null_seeds = np.tile(NULL_SEED0 + np.arange(Sn), N)
     main_points, main_seeds = np.repeat(np.arange(P), S), np.tile(np.arange(S), P)
-    total, done = null_points.size + main_points.size, [0]
+    R = min(S, THEORY_DRAWS)
+    theory_points, theory_seeds = np.repeat(np.arange(P), R), np.tile(THEORY_SEED0 + np.arange(R), P)
+    total, done = null_points.size + main_points.size + theory_points.size, [0]
     null = _execute(
         plan, store_, "null", null_points, null_seeds, np.full((P, K), np.inf), chunk, done, total, progress, devices
     )
@@ -407,7 +424,10 @@ def sweep(
     ]
     thresholds = np.stack([cals[plan.null_of[p]].thresholds for p in range(P)]).reshape(P, K)
     main = _execute(plan, store_, "main", main_points, main_seeds, thresholds, chunk, done, total, progress, devices)
-    ds = assemble(plan, main, cals, null, attrs)
+    theory = _execute(
+        plan, store_, "theory", theory_points, theory_seeds, thresholds, chunk, done, total, progress, devices
+    )
+    ds = assemble(plan, main, cals, null, attrs, theory)
     if store_.root is not None:
         save_netcdf(ds, store_.root / "sweep.nc")
     return ds
@@ -421,7 +441,12 @@ def _attribute(plan: Plan, n: int, cal: Calibration) -> tuple[np.ndarray, np.nda
 
 
 def assemble(
-    plan: Plan, main: Outcome, cals: list[Calibration], null: Outcome, attrs: list[tuple[np.ndarray, np.ndarray]]
+    plan: Plan,
+    main: Outcome,
+    cals: list[Calibration],
+    null: Outcome,
+    attrs: list[tuple[np.ndarray, np.ndarray]],
+    theory: Outcome,
 ) -> xr.Dataset:
     """The sweep Dataset from the per-run outcomes (grid order, seeds innermost) and the
     null attribution of each null key (:func:`_attribute`).
@@ -432,6 +457,7 @@ def assemble(
         cals: one calibration per null key.
         null: the null runs' outcomes.
         attrs: per null key, the null attribution (lifted rates, causes).
+        theory: the population-limit run of each point (``sim/theory.py``).
 
     Returns:
         The sweep Dataset over the axes, seed, mode, detector and channel.
@@ -480,6 +506,20 @@ def assemble(
         "false_alarm_se": (g + ("detector",), per_point([c.achieved_se for c in pt_cal])),
         "calibrated": (g + ("detector",), per_point([c.calibrated for c in pt_cal])),
     }
+    R = len(theory.finite) // P
+    per_draw = lambda a: a.reshape((P, R) + a.shape[1:])  # noqa: E731
+    pred = judge_expected(per_draw(theory.failure_round), per_draw(theory.alarm_round), lay, sc)
+    eta = np.array([s.personalization.eta for s in plan.scenarios])
+    ok = per_draw(theory.finite & stable(theory.lam_max, np.repeat(eta, R))).all(axis=1)
+    data.update(
+        theory_p_fail=(g + ("mode",), pred.p_fail.reshape(shape + (-1,))),
+        theory_p_silent=(g + ("mode",), pred.p_silent.reshape(shape + (-1,))),
+        theory_failure_round=(g + ("mode",), pred.failure_round.reshape(shape + (-1,))),
+        theory_failed=(g + ("mode",), pred.failed.reshape(shape + (-1,))),
+        theory_silent=(g + ("mode",), pred.silent.reshape(shape + (-1,))),
+        theory_valid=(g, ok.reshape(shape)),
+        theory_stat_max=(g + ("channel",), _draw_mean(per_draw(theory.stat_max)).reshape(shape + (-1,))),
+    )
     for k, v in summ.items():
         data[k] = (g + ("mode",), np.where(valid[..., None], v, np.nan))
     coords: dict[str, Any] = {a: np.asarray(v) for a, v in plan.axes.items()}
@@ -499,11 +539,22 @@ def assemble(
         attribution=sc.monitor.attribution,
         calibration_seeds=sc.monitor.calibration_seeds,
         null_seed0=NULL_SEED0,
+        theory_draws=R,
+        theory_seed0=THEORY_SEED0,
         silentfail_version=_version(),
         kind="silentfail.sweep",
         spec_hash=hashlib.sha256(json.dumps(plan.spec(0), sort_keys=True).encode()).hexdigest()[:16],
     )
     return ds
+
+
+def _draw_mean(stat: np.ndarray) -> np.ndarray:
+    """Mean over the population draws (axis 1) of the noise-free channel maxima, over
+    the draws where the channel released something (NaN where none did)."""
+    finite = np.isfinite(stat)
+    total = np.where(finite, stat, 0.0).sum(axis=1)
+    n = finite.sum(axis=1)
+    return np.where(n > 0, total / np.maximum(n, 1), np.nan)
 
 
 def _eta(plan: Plan) -> np.ndarray:
