@@ -687,7 +687,8 @@ def check(
             raise HypothesisError(str(e)) from None
     if model != "cell" and (h.form not in ("all", "exists") or len(region) != 2):  # before the sweep, not after it
         raise HypothesisError(
-            f"model={model!r} needs a 'for all' or 'there exists' region over exactly two axes, got {len(region)}"
+            f"model={model!r} needs a region over exactly two axes (a 'for all' or 'there exists' statement), "
+            f"got {len(region)} ({h.form})"
         )
     ds = sweep(sc, axes, seeds=seeds, store=store, resume=store is not None, progress=progress)
     if not bool(ds["valid"].all()):
