@@ -70,7 +70,10 @@ def test_the_text_types_no_number_by_hand_and_uses_only_defined_macros(quick_pap
     assert not re.findall(r"\d+\.\d+|\d{2,}", body), "type numbers through generated macros"
     defined = set(paper.read_numbers(quick_paper / "generated" / "numbers.tex"))
     used = set(
-        re.findall(r"\\((?:Phase|Lit|Est|Tax|Silent|Fail|Switch|Rhat|Ess|Band|Struct|Constraint)[A-Za-z]*)", tex)
+        re.findall(
+            r"\\((?:Phase|Lit|Est|Tax|Silent|Fail|Switch|Rhat|Ess|Band|Struct|Constraint|Theory|Influence)[A-Za-z]*)",
+            tex,
+        )
     )
     assert used <= defined, sorted(used - defined)
 
