@@ -25,6 +25,7 @@ from .erosion import erosion
 from .kstep_fedavg import fedavg_fixed_point, kstep
 from .label_shift import label_shift
 from .masking import masking
+from .mean_field import mean_field
 from .qffl import qffl
 
 BUILDERS: dict[str, Callable[[], Result]] = {
@@ -38,6 +39,7 @@ BUILDERS: dict[str, Callable[[], Result]] = {
     "erosion": erosion,
     "label_shift": label_shift,
     "qffl": qffl,
+    "mean_field": mean_field,
 }
 
 

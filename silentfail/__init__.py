@@ -49,6 +49,9 @@ _LAZY = {
     "estimate": ("silentfail.sim.estimate", "estimate"),
     "check": ("silentfail.hypothesis", "check"),
     "influences": ("silentfail.sim.influence", "influences"),
+    "agreement": ("silentfail.sim.theory", "agreement"),
+    "predicted_regime": ("silentfail.sim.theory", "predicted_regime"),
+    "frontier": ("silentfail.frontier", "frontier"),
     "scenario_fields": ("silentfail.sim.scenario", "scenario_fields"),
 }
 

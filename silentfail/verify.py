@@ -318,6 +318,50 @@ def verify_qffl(rng: np.random.Generator, draws: int = 6) -> float:
     return worst
 
 
+def verify_mean_field(rng: np.random.Generator, draws: int = 2) -> float:
+    """The largest relative error of the population-limit closed form (result 8),
+    theta_t = theta* + Pbar^t (theta_0 - theta*), against the engine's population-limit
+    run (``simulate(expected=True)``, float32) of ``draws`` random points of a small
+    phase world without DP and clipping.
+
+    Args:
+        rng: the random parameters' generator.
+        draws: how many points.
+
+    Returns:
+        The worst error over the rounds and coordinates.
+    """
+    from .sim.config import Config
+    from .sim.engine import simulate
+    from .sim.scenario import preset
+
+    worst = 0.0
+    for _ in range(draws):
+        sc = preset("phase").replace(
+            **{
+                "population.num_clients": 40,
+                "federation.clients_per_round": 40,
+                "federation.rounds": 6,
+                "federation.dp": "none",
+                "federation.clip": None,
+                "personalization.lam": float(rng.uniform(0.02, 2.0)),
+                "shifts.strength": float(rng.uniform(0.3, 1.0)),
+            }
+        )
+        sim = simulate(Config(sc), int(rng.integers(1 << 20)), expected=True)
+        pop = sim.pop
+        w = np.asarray(pop.weight * pop.q, np.float64) * (1 - sc.federation.dropout)
+        Pbar = np.einsum("n,nij->ij", w, np.asarray(pop.P, np.float64)) / w.sum()
+        bbar = np.einsum("n,ni->i", w, np.asarray(pop.b, np.float64)) / w.sum()
+        star = np.linalg.solve(np.eye(len(bbar)) - Pbar, bbar)
+        theta0 = np.asarray(sim.ctx.theta0, np.float64)
+        got = np.asarray(sim.out.rounds["theta_global"], np.float64)
+        for k in range(sc.federation.rounds):
+            want = star + np.linalg.matrix_power(Pbar, k) @ (theta0 - star)
+            worst = max(worst, float(np.max(np.abs(got[k] - want)) / max(1.0, float(np.max(np.abs(want))))))
+    return worst
+
+
 def _exact(fn: Callable[[np.random.Generator], float]) -> Callable[[np.random.Generator], Check]:
     return lambda rng: Check(fn(rng), EXACT_TOLERANCE, "relative error")
 
@@ -332,4 +376,5 @@ VERIFIERS: dict[str, Callable[[np.random.Generator], Check]] = {
     "minimal_detectable_shift": verify_minimal_detectable_shift,
     "qffl": _exact(verify_qffl),
     "label_shift": _exact(verify_label_shift),
+    "mean_field": _exact(verify_mean_field),
 }
