@@ -11,6 +11,19 @@ from silentfail.hypothesis import Condition, HypothesisError, check, parse_hypot
 from silentfail.sim.scenario import preset
 
 
+def small_world():
+    """A small phase world whose checks compile and run in seconds."""
+    return preset("phase").replace(
+        **{
+            "population.num_clients": 60,
+            "federation.clients_per_round": 60,
+            "federation.rounds": 10,
+            "monitor.alpha": 0.2,
+            "monitor.calibration_seeds": 24,
+        }
+    )
+
+
 def test_the_issue_example_is_read():
     h = parse_hypothesis(
         "for all lambda <= 0.1 and shift >= 0.5, P(silent fairness collapse) >= 0.9 "
@@ -50,15 +63,7 @@ def test_bad_hypotheses_name_the_part(text, needle):
 
 
 def test_probability_is_the_product_of_the_cell_posteriors(monkeypatch):
-    sc = preset("phase").replace(
-        **{
-            "population.num_clients": 60,
-            "federation.clients_per_round": 60,
-            "federation.rounds": 10,
-            "monitor.alpha": 0.2,
-            "monitor.calibration_seeds": 24,
-        }
-    )
+    sc = small_world()
     res = check("for all lambda <= 0.1 and shift >= 0.5, P(confidence miscalibration) >= 0.6", sc, seeds=6, points=2)
     k, n = res.cells["k"].values, res.cells["n"].values
     per_cell = stats.beta.sf(0.6, k + 0.5, n - k + 0.5)
@@ -169,15 +174,7 @@ def test_epsilon_becomes_the_noise_multiplier_that_spends_it():
 def test_extended_checks_print_k_of_n_per_cell():
     """A comparison, a trend and a there-exists on a small world: per cell k/n and the
     probability, consistent with the counts of the sweep."""
-    sc = preset("phase").replace(
-        **{
-            "population.num_clients": 60,
-            "federation.clients_per_round": 60,
-            "federation.rounds": 10,
-            "monitor.alpha": 0.2,
-            "monitor.calibration_seeds": 24,
-        }
-    )
+    sc = small_world()
     from silentfail.hypothesis import prob_greater
 
     cmp = check("P(silent erosion | shift = 1) > P(silent erosion | shift = 0)", sc, seeds=4, points=2)
