@@ -186,23 +186,11 @@ def phase_figure(
                     )
         drawn[str(mode)] = {}
         if "theory_failed" in ds and len(xv) > 1 and len(yv) > 1:
-            for var, key, (colour, style) in (
-                ("theory_failed", "failure", THEORY_STYLES["failure"]),
-                ("theory_silent", "silence", THEORY_STYLES["silence"]),
-            ):
-                z = ds[var].sel(mode=mode).transpose(xname, yname).values.astype(float)
-                segs = []
-                if z.max() > 0.5 > z.min():
-                    cs = ax.contour(
-                        *np.meshgrid(xv, yv, indexing="ij"),
-                        z,
-                        levels=[0.5],
-                        colors=colour,
-                        linestyles=style,
-                        linewidths=1.6,
-                    )
-                    segs = [seg.tolist() for seg in cs.allsegs[0]]
-                drawn[str(mode)][key] = segs
+            drawn[str(mode)] = theory_contours(
+                ax,
+                np.meshgrid(xv, yv, indexing="ij"),
+                lambda v, m=mode: ds[v].sel(mode=m).transpose(xname, yname).values,
+            )
         if overlay is not None and (line := overlay(ds, mode)) is not None:
             ax.plot(*line, color="#009E73", lw=2, label="theory")
         ax.set_title(mode_title(mode), fontsize=10)
@@ -232,10 +220,7 @@ def phase_figure(
         plt.Line2D([], [], color="black", ls="--", label="P(silent) = 0.5"),
     ]
     if "theory_failed" in ds:
-        handles += [
-            plt.Line2D([], [], color=c, ls=st, lw=1.6, label=f"predicted {k} boundary")
-            for k, (c, st) in THEORY_STYLES.items()
-        ]
+        handles += theory_handles()
     fig.legend(handles=handles, loc="outside lower center", ncol=4, fontsize=8, frameon=False)
     sc_name = ds.attrs.get("scenario_name", "")
     fig.suptitle(
@@ -244,14 +229,45 @@ def phase_figure(
         + "\n".join(textwrap.wrap(setting_caption(ds), 120)),
         fontsize=9,
     )
-    side = Path(out).with_suffix(".overlay.json")
-    side.parent.mkdir(parents=True, exist_ok=True)
-    side.write_text(json.dumps(drawn))
-    return _save(fig, out) + [side]
+    return _save(fig, out, overlay=drawn)
 
 
 #: Colour and line style of the theory's predicted boundaries on the phase panels.
 THEORY_STYLES = {"failure": ("#009E73", "-."), "silence": ("#CC79A7", ":")}
+
+
+def theory_contours(ax, grid: list[np.ndarray], values: Callable[[str], np.ndarray]) -> dict[str, list]:
+    """Draw the theory's predicted failure and silence boundaries (the 1/2 contour of
+    ``theory_failed`` and ``theory_silent``) on a panel.
+
+    Args:
+        ax: the panel.
+        grid: the (x, y) meshgrid of the cell centres.
+        values: variable name -> its (x, y) array for the panel's mode.
+
+    Returns:
+        ``{"failure": segments, "silence": segments}``, each segment a list of [x, y] (empty where the
+        prediction does not change over the panel).
+    """
+    drawn: dict[str, list] = {}
+    for var, key in (("theory_failed", "failure"), ("theory_silent", "silence")):
+        z = values(var).astype(float)
+        drawn[key] = []
+        if z.max() > 0.5 > z.min():
+            colour, style = THEORY_STYLES[key]
+            cs = ax.contour(*grid, z, levels=[0.5], colors=colour, linestyles=style, linewidths=1.6)
+            drawn[key] = [seg.tolist() for seg in cs.allsegs[0]]
+    return drawn
+
+
+def theory_handles() -> list:
+    """Legend entries of the theory's predicted boundaries (:data:`THEORY_STYLES`)."""
+    import matplotlib.pyplot as plt
+
+    return [
+        plt.Line2D([], [], color=c, ls=st, lw=1.6, label=f"predicted {k} boundary")
+        for k, (c, st) in THEORY_STYLES.items()
+    ]
 
 
 def setting_caption(ds: xr.Dataset) -> str:
@@ -274,7 +290,9 @@ def setting_caption(ds: xr.Dataset) -> str:
     )
 
 
-def _save(fig, out: str | Path) -> list[Path]:
+def _save(fig, out: str | Path, overlay: dict | None = None) -> list[Path]:
+    """Write ``out``.pdf and ``out``.png (and, given, the drawn overlay curves as
+    ``out``.overlay.json) and close the figure; returns the paths."""
     import matplotlib.pyplot as plt
 
     out = Path(out)
@@ -285,6 +303,10 @@ def _save(fig, out: str | Path) -> list[Path]:
         fig.savefig(p, dpi=150)
         paths.append(p)
     plt.close(fig)
+    if overlay is not None:
+        side = out.with_suffix(".overlay.json")
+        side.write_text(json.dumps(overlay))
+        paths.append(side)
     return paths
 
 
@@ -561,16 +583,9 @@ def frontier_figure(ds: xr.Dataset, out: str | Path) -> list[Path]:
         ps = sel("p_silent")
         mesh = ax.pcolormesh(E, F, ps, cmap="Oranges", vmin=0, vmax=1, shading="flat")
         grid = np.meshgrid(eps, fs, indexing="ij")
-        rec: dict[str, list] = {}
         if ps.max() >= 0.5 > ps.min():
             ax.contour(*grid, ps, levels=[0.5], colors="black", linestyles="--", linewidths=1.2)
-        for var, key in (("theory_failed", "failure"), ("theory_silent", "silence")):
-            z = sel(var).astype(float)
-            rec[key] = []
-            if z.max() > 0.5 > z.min():
-                colour, style = THEORY_STYLES[key]
-                cs = ax.contour(*grid, z, levels=[0.5], colors=colour, linestyles=style, linewidths=1.6)
-                rec[key] = [s.tolist() for s in cs.allsegs[0]]
+        rec = theory_contours(ax, grid, sel)
         fmin = ds["f_min"].sel(mode=mode).values[order]
         ok = np.isfinite(fmin)
         if ok.any():
@@ -587,10 +602,7 @@ def frontier_figure(ds: xr.Dataset, out: str | Path) -> list[Path]:
         ax.set_ylabel(LABELS.get(STRENGTH, STRENGTH), fontsize=8)
     handles = [
         plt.Line2D([], [], color="black", ls="--", label="P(silent) = 0.5"),
-        *[
-            plt.Line2D([], [], color=c, ls=st, lw=1.6, label=f"predicted {k} boundary")
-            for k, (c, st) in THEORY_STYLES.items()
-        ],
+        *theory_handles(),
         plt.Line2D(
             [],
             [],
@@ -612,7 +624,4 @@ def frontier_figure(ds: xr.Dataset, out: str | Path) -> list[Path]:
         f"{ds.attrs['seeds']} seeds per cell)\n" + "\n".join(textwrap.wrap(setting_caption(ds), 120)),
         fontsize=9,
     )
-    side = Path(out).with_suffix(".overlay.json")
-    side.parent.mkdir(parents=True, exist_ok=True)
-    side.write_text(json.dumps(drawn))
-    return _save(fig, out) + [side]
+    return _save(fig, out, overlay=drawn)

@@ -509,8 +509,7 @@ def assemble(
     R = len(theory.finite) // P
     per_draw = lambda a: a.reshape((P, R) + a.shape[1:])  # noqa: E731
     pred = judge_expected(per_draw(theory.failure_round), per_draw(theory.alarm_round), lay, sc)
-    eta = np.array([s.personalization.eta for s in plan.scenarios])
-    ok = per_draw(theory.finite & stable(theory.lam_max, np.repeat(eta, R))).all(axis=1)
+    ok = per_draw(theory.finite & stable(theory.lam_max, _eta(plan, R))).all(axis=1)
     data.update(
         theory_p_fail=(g + ("mode",), pred.p_fail.reshape(shape + (-1,))),
         theory_p_silent=(g + ("mode",), pred.p_silent.reshape(shape + (-1,))),
@@ -557,7 +556,7 @@ def _draw_mean(stat: np.ndarray) -> np.ndarray:
     return np.where(n > 0, total / np.maximum(n, 1), np.nan)
 
 
-def _eta(plan: Plan) -> np.ndarray:
-    """personalization.eta per run (it may be an axis)."""
+def _eta(plan: Plan, runs: int | None = None) -> np.ndarray:
+    """personalization.eta per run (it may be an axis), ``runs`` per point (default: the seeds)."""
     etas = np.array([s.personalization.eta for s in plan.scenarios])
-    return np.repeat(etas, plan.seeds)
+    return np.repeat(etas, plan.seeds if runs is None else runs)

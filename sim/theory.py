@@ -48,6 +48,7 @@ References:
 
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -97,13 +98,34 @@ def judge_expected(failure_round: np.ndarray, alarm_round: np.ndarray, lay: Layo
     failed = failure_round >= 0
     pf, ps = failed.mean(axis=1), j.silent.mean(axis=1)
     r = np.argmax(np.stack([1 - pf, pf - ps, ps], axis=-1), axis=-1)
-    with np.errstate(invalid="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            t_f = np.nanmedian(np.where(failed, failure_round, np.nan), axis=1)
+    with warnings.catch_warnings():  # a mode no draw fails has an all-NaN median
+        warnings.simplefilter("ignore", RuntimeWarning)
+        t_f = np.nanmedian(np.where(failed, failure_round, np.nan), axis=1)
     return Prediction(pf, ps, r > NO_FAILURE, r == SILENT, np.where(np.isnan(t_f), -1, t_f).astype(int))
+
+
+def affine_trajectory(pop, theta0, rounds: int, dropout: float) -> np.ndarray:
+    """The population limit's global models in closed form (result 8, ``proofs/mean_field.py``),
+    theta_t = theta* + Pbar^t (theta_0 - theta*), theta* = (I - Pbar)^(-1) bbar, with
+    Pbar = sum_c w_c q_c (1 - dropout) P_c / sum_c w_c q_c (1 - dropout) and bbar likewise:
+    the expected run's models when no clipping binds and the server's SGD has rate 1
+    (float64).
+
+    Args:
+        pop: the population (``weight``, ``q``, the personalization maps ``P``, ``b``).
+        theta0: (D,) the FM.
+        rounds: T.
+        dropout: ``federation.dropout``.
+
+    Returns:
+        (T, D) the model each round starts from, t = 0..T-1.
+    """
+    w = np.asarray(pop.weight * pop.q, np.float64) * (1.0 - dropout)
+    Pbar = np.einsum("n,nij->ij", w, np.asarray(pop.P, np.float64)) / w.sum()
+    bbar = np.einsum("n,ni->i", w, np.asarray(pop.b, np.float64)) / w.sum()
+    theta0 = np.asarray(theta0, np.float64)
+    star = np.linalg.solve(np.eye(len(bbar)) - Pbar, bbar)
+    return np.stack([star + np.linalg.matrix_power(Pbar, t) @ (theta0 - star) for t in range(rounds)])
 
 
 def regime(failed: np.ndarray, silent: np.ndarray) -> np.ndarray:
