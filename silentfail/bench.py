@@ -318,6 +318,7 @@ def measure_sweep(runs: int | None, smoke: bool) -> dict:
     from .sim.detectors import deployed, layout
     from .sim.scenario import preset
     from .sim.sweep import sweep
+    from .sim.theory import THEORY_DRAWS
 
     sc = preset("phase")
     lam = [float(f"{v:.6g}") for v in np.geomspace(0.01, 10, 8)]
@@ -371,7 +372,8 @@ def measure_sweep(runs: int | None, smoke: bool) -> dict:
     t0 = time.perf_counter()
     sweep(sc, {"personalization.lam": lam, "shifts.strength": strength}, seeds=seeds, chunk=256)
     t = time.perf_counter() - t0
-    runs = len(lam) * len(strength) * seeds + len(lam) * sc.monitor.calibration_seeds
+    theory = len(lam) * len(strength) * min(seeds, THEORY_DRAWS)  # the population-limit runs
+    runs = len(lam) * len(strength) * seeds + len(lam) * sc.monitor.calibration_seeds + theory
     return {
         **out,
         "runs": runs,

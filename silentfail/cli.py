@@ -1164,7 +1164,7 @@ def _print_assessment(sc, seeds: int) -> None:
     from .sim.sweep import sweep
     from .sim.verdict import Judgement, summarize
 
-    ds = sweep(sc, {}, seeds=seeds)
+    ds = sweep(sc, {}, seeds=seeds, theory=False)  # the summary reads the simulated verdicts only
     valid = ds["valid_run"].values.astype(bool)
     if not valid.all():  # the seeds that diverged are named and left out of the summary
         bad = np.flatnonzero(~valid)

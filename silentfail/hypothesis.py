@@ -690,7 +690,7 @@ def check(
             f"model={model!r} needs a region over exactly two axes (a 'for all' or 'there exists' statement), "
             f"got {len(region)} ({h.form})"
         )
-    ds = sweep(sc, axes, seeds=seeds, store=store, resume=store is not None, progress=progress)
+    ds = sweep(sc, axes, seeds=seeds, store=store, resume=store is not None, progress=progress, theory=False)
     if not bool(ds["valid"].all()):
         raise HypothesisError("some cells of the region diverge (eta * curvature >= 2); narrow the region")
     sides_counts = []

@@ -487,7 +487,7 @@ def _silence(claim: Claim, seeds: int) -> np.ndarray:
     from .sweep import sweep
 
     path = next(iter(claim.arms[0]))
-    ds = sweep(claim.scenario(), {path: [arm[path] for arm in claim.arms]}, seeds=seeds)
+    ds = sweep(claim.scenario(), {path: [arm[path] for arm in claim.arms]}, seeds=seeds, theory=False)
     out = np.full((len(claim.arms), seeds, len(silence_quantities())), np.nan, np.float32)
     out[..., : len(MODES)] = ds["silent"].values
     out[..., len(MODES) :] = ds["failure_round"].values >= 0

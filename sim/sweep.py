@@ -375,6 +375,7 @@ def sweep(
     devices: int | None = None,
     max_runs: int | None = MAX_RUNS,
     attribute_nulls: bool = True,
+    theory: bool = True,
 ) -> xr.Dataset:
     """The verdicts of ``sc`` over a grid of parameters and seeds (module docstring).
 
@@ -391,6 +392,9 @@ def sweep(
         max_runs: refuse a request of more runs before any work (None: no limit).
         attribute_nulls: run the extra null runs that name who causes a null failure
             (False: ``null_cause`` is "" and ``null_failure_rate_lifted`` NaN).
+        theory: run the population-limit runs of the theory's predicted regimes
+            (False: the Dataset has no ``theory_*`` variables; for callers that read only
+            the simulated verdicts).
 
     Returns:
         A Dataset over (*axes, seed, mode, detector, channel). The numbers do not depend on
@@ -406,7 +410,7 @@ def sweep(
     null_points = np.repeat(np.asarray(plan.null_rep, int), Sn)
     null_seeds = np.tile(NULL_SEED0 + np.arange(Sn), N)
     main_points, main_seeds = np.repeat(np.arange(P), S), np.tile(np.arange(S), P)
-    R = min(S, THEORY_DRAWS)
+    R = min(S, THEORY_DRAWS) if theory else 0
     theory_points, theory_seeds = np.repeat(np.arange(P), R), np.tile(THEORY_SEED0 + np.arange(R), P)
     total, done = null_points.size + main_points.size + theory_points.size, [0]
     null = _execute(
@@ -424,10 +428,12 @@ def sweep(
     ]
     thresholds = np.stack([cals[plan.null_of[p]].thresholds for p in range(P)]).reshape(P, K)
     main = _execute(plan, store_, "main", main_points, main_seeds, thresholds, chunk, done, total, progress, devices)
-    theory = _execute(
-        plan, store_, "theory", theory_points, theory_seeds, thresholds, chunk, done, total, progress, devices
+    predicted = (
+        _execute(plan, store_, "theory", theory_points, theory_seeds, thresholds, chunk, done, total, progress, devices)
+        if theory
+        else None
     )
-    ds = assemble(plan, main, cals, null, attrs, theory)
+    ds = assemble(plan, main, cals, null, attrs, predicted)
     if store_.root is not None:
         save_netcdf(ds, store_.root / "sweep.nc")
     return ds
@@ -446,7 +452,7 @@ def assemble(
     cals: list[Calibration],
     null: Outcome,
     attrs: list[tuple[np.ndarray, np.ndarray]],
-    theory: Outcome,
+    theory: Outcome | None = None,
 ) -> xr.Dataset:
     """The sweep Dataset from the per-run outcomes (grid order, seeds innermost) and the
     null attribution of each null key (:func:`_attribute`).
@@ -457,7 +463,8 @@ def assemble(
         cals: one calibration per null key.
         null: the null runs' outcomes.
         attrs: per null key, the null attribution (lifted rates, causes).
-        theory: the population-limit run of each point (``sim/theory.py``).
+        theory: the population-limit runs of each point (``sim/theory.py``), or None (no
+            ``theory_*`` variables).
 
     Returns:
         The sweep Dataset over the axes, seed, mode, detector and channel.
@@ -506,19 +513,9 @@ def assemble(
         "false_alarm_se": (g + ("detector",), per_point([c.achieved_se for c in pt_cal])),
         "calibrated": (g + ("detector",), per_point([c.calibrated for c in pt_cal])),
     }
-    R = len(theory.finite) // P
-    per_draw = lambda a: a.reshape((P, R) + a.shape[1:])  # noqa: E731
-    pred = judge_expected(per_draw(theory.failure_round), per_draw(theory.alarm_round), lay, sc)
-    ok = per_draw(theory.finite & stable(theory.lam_max, _eta(plan, R))).all(axis=1)
-    data.update(
-        theory_p_fail=(g + ("mode",), pred.p_fail.reshape(shape + (-1,))),
-        theory_p_silent=(g + ("mode",), pred.p_silent.reshape(shape + (-1,))),
-        theory_failure_round=(g + ("mode",), pred.failure_round.reshape(shape + (-1,))),
-        theory_failed=(g + ("mode",), pred.failed.reshape(shape + (-1,))),
-        theory_silent=(g + ("mode",), pred.silent.reshape(shape + (-1,))),
-        theory_valid=(g, ok.reshape(shape)),
-        theory_stat_max=(g + ("channel",), _draw_mean(per_draw(theory.stat_max)).reshape(shape + (-1,))),
-    )
+    if theory is not None:
+        R = len(theory.finite) // P
+        data.update(_theory_variables(plan, theory, g, shape))
     for k, v in summ.items():
         data[k] = (g + ("mode",), np.where(valid[..., None], v, np.nan))
     coords: dict[str, Any] = {a: np.asarray(v) for a, v in plan.axes.items()}
@@ -538,13 +535,32 @@ def assemble(
         attribution=sc.monitor.attribution,
         calibration_seeds=sc.monitor.calibration_seeds,
         null_seed0=NULL_SEED0,
-        theory_draws=R,
-        theory_seed0=THEORY_SEED0,
+        **({"theory_draws": R, "theory_seed0": THEORY_SEED0} if theory is not None else {}),
         silentfail_version=_version(),
         kind="silentfail.sweep",
         spec_hash=hashlib.sha256(json.dumps(plan.spec(0), sort_keys=True).encode()).hexdigest()[:16],
     )
     return ds
+
+
+def _theory_variables(plan: Plan, theory: Outcome, g: tuple[str, ...], shape: tuple[int, ...]) -> dict:
+    """The ``theory_*`` variables of a sweep from its population-limit runs (grid order,
+    draws innermost): the predicted regimes (:func:`~silentfail.sim.theory.judge_expected`),
+    validity and the noise-free channel maxima."""
+    P = len(plan.points)
+    R = len(theory.finite) // P
+    per_draw = lambda a: a.reshape((P, R) + a.shape[1:])  # noqa: E731
+    pred = judge_expected(per_draw(theory.failure_round), per_draw(theory.alarm_round), plan.layout, plan.sc)
+    ok = per_draw(theory.finite & stable(theory.lam_max, _eta(plan, R))).all(axis=1)
+    return dict(
+        theory_p_fail=(g + ("mode",), pred.p_fail.reshape(shape + (-1,))),
+        theory_p_silent=(g + ("mode",), pred.p_silent.reshape(shape + (-1,))),
+        theory_failure_round=(g + ("mode",), pred.failure_round.reshape(shape + (-1,))),
+        theory_failed=(g + ("mode",), pred.failed.reshape(shape + (-1,))),
+        theory_silent=(g + ("mode",), pred.silent.reshape(shape + (-1,))),
+        theory_valid=(g, ok.reshape(shape)),
+        theory_stat_max=(g + ("channel",), _draw_mean(per_draw(theory.stat_max)).reshape(shape + (-1,))),
+    )
 
 
 def _draw_mean(stat: np.ndarray) -> np.ndarray:

@@ -177,3 +177,20 @@ def test_the_default_phase_world_fails_in_every_mode_in_theory():
         assert failed[:, 1:, i].any(), f"{m} never fails in the default grid"
         assert not failed[:, 0, i].all(), f"{m} fails without shift everywhere"
     assert bool(jnp.all(jnp.asarray(e.finite)))
+
+
+def test_a_sweep_without_theory_keeps_every_simulated_number():
+    """``theory=False`` (for callers that read only the verdicts: checks, claims, the
+    simulate summary) leaves out the population-limit runs and nothing else."""
+    from silentfail.sim.sweep import sweep
+
+    sc = preset("phase").replace(**{**SMALL, "federation.rounds": 6})
+    a = sweep(sc, {"shifts.strength": [0.0, 1.0]}, seeds=3)
+    b = sweep(sc, {"shifts.strength": [0.0, 1.0]}, seeds=3, theory=False)
+    assert not [v for v in b.data_vars if v.startswith("theory")] and "theory_draws" not in b.attrs
+    assert a.attrs["theory_draws"] == 3 and "theory_failed" in a
+    for v in b.data_vars:
+        if a[v].dtype.kind in "OUS":
+            assert (a[v].values == b[v].values).all(), v
+        else:
+            np.testing.assert_array_equal(a[v].values, b[v].values, err_msg=v)
