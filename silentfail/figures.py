@@ -261,7 +261,11 @@ def theory_contours(ax, grid: list[np.ndarray], values: Callable[[str], np.ndarr
 
 
 def theory_handles() -> list:
-    """Legend entries of the theory's predicted boundaries (:data:`THEORY_STYLES`)."""
+    """Legend entries of the theory's predicted boundaries (:data:`THEORY_STYLES`).
+
+    Returns:
+        One ``Line2D`` handle per boundary, in the colour and line style it is drawn in.
+    """
     import matplotlib.pyplot as plt
 
     return [
