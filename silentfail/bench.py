@@ -279,7 +279,9 @@ def measure_run(
     t_pop = time.perf_counter() - t0
     cfg = Config(sc)
     t0 = time.perf_counter()
-    compiled = scan.lower(cfg, ctx, pop, jax.random.key(1), chunk=block).compile()
+    compiled = scan.lower(
+        cfg, ctx, pop, jax.random.key(1), chunk=block, devices=mesh.size if mesh is not None else 1
+    ).compile()
     t_compile = time.perf_counter() - t0
     jax.block_until_ready(compiled(cfg, ctx, pop, jax.random.key(1)))  # warm
     keys = iter(range(2, 2 + repeats))

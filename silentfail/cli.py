@@ -98,6 +98,41 @@ PluginOption = typer.Option(
 )
 
 
+CoordinatorOption = typer.Option(
+    None,
+    "--coordinator",
+    envvar="SILENTFAIL_COORDINATOR",
+    help="Join a multi-process run (jax.distributed): process 0's HOST:PORT, or 'auto' for the settings of the "
+    "cluster scheduler (SLURM, Open MPI, ...). Every process runs the same command; only process 0 prints and "
+    "writes. silentfail launch starts N local processes.",
+)
+NumProcessesOption = typer.Option(
+    None, "--num-processes", envvar="SILENTFAIL_NUM_PROCESSES", help="The number of processes (with --coordinator)."
+)
+ProcessIdOption = typer.Option(
+    None, "--process-id", envvar="SILENTFAIL_PROCESS_ID", help="This process' id in 0..N-1 (with --coordinator)."
+)
+
+
+def _join(coordinator: Optional[str], num_processes: Optional[int], process_id: Optional[int]) -> None:
+    """Join the multi-process run the options describe (before JAX computes anything);
+    the processes other than 0 then print nothing on stdout (their errors still reach
+    stderr)."""
+    from .sim import distributed
+
+    distributed.initialize(distributed.check_cluster(coordinator, num_processes, process_id))
+    if not distributed.is_writer():
+        import os
+
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the rest of the process
+
+
+def _is_writer() -> bool:
+    from .sim.distributed import is_writer
+
+    return is_writer()
+
+
 def _load_plugins(paths: Optional[list[Path]]) -> None:
     """Run the plugin files the user named (each once per process)."""
     if paths:
@@ -110,6 +145,9 @@ def _load_plugins(paths: Optional[list[Path]]) -> None:
 @app.callback()
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+    verbose: bool = typer.Option(
+        False, "--verbose", help="Keep the compiler's and the runtime's own log lines on stderr (e.g. slow compiles)."
+    ),
     plugin: Optional[list[Path]] = PluginOption,
 ) -> None:
     _STATE["debug"] = debug
@@ -431,11 +469,12 @@ def simulate(
         "--verdict/--no-verdict",
         help="Calibrate the detectors on null runs and print which failures are caught or silent.",
     ),
-    devices: int = typer.Option(
-        1,
+    devices: Optional[int] = typer.Option(
+        None,
         "--devices",
         min=1,
-        help="Shard the client axis over this many devices (on CPU: XLA_FLAGS=--xla_force_host_platform_device_count=N).",
+        help="Shard the client axis over this many devices (default: 1; in a multi-process run every device of "
+        "every process; on CPU: XLA_FLAGS=--xla_force_host_platform_device_count=N).",
     ),
     client_chunk: str = typer.Option(
         "auto",
@@ -443,11 +482,15 @@ def simulate(
         help="Clients per block of a round's per-client work (bounds memory): a number, 'auto' or 'none'.",
     ),
     plugin: Optional[list[Path]] = PluginOption,
+    coordinator: Optional[str] = CoordinatorOption,
+    num_processes: Optional[int] = NumProcessesOption,
+    process_id: Optional[int] = ProcessIdOption,
 ) -> None:
     """Simulate a scenario, print a per-mode table of failures, and optionally save the trace.
 
     Example: silentfail simulate --preset label-shift --seed 1 -o trace.nc
     """
+    _join(coordinator, num_processes, process_id)
     _load_plugins(plugin)
     from .sim.run import run
     from .sim.scenario import exhibits_text, preset, preset_exhibits, preset_names
@@ -497,7 +540,9 @@ def simulate(
         from .sim.verdict import verdict
 
         _print_verdict(verdict(trace))
-    if output is not None:
+    from .sim.distributed import is_writer
+
+    if output is not None and is_writer():
         save_trace(trace, output)
         err_console.print(f"wrote {output}")
 
@@ -592,6 +637,7 @@ def _progress():
         TimeRemainingColumn(),
         console=Console(file=sys.stderr),
         transient=False,
+        disable=not _is_writer(),  # one bar: process 0's
     )
     task = {}
 
@@ -629,14 +675,24 @@ def phase(
     set_: Optional[list[str]] = typer.Option(
         None, "--set", help="Override a field, e.g. --set federation.rounds=20 (repeatable)."
     ),
-    devices: int = typer.Option(1, "--devices", min=1, help="Shard the runs over this many devices (a divisor of 32)."),
+    devices: Optional[int] = typer.Option(
+        None,
+        "--devices",
+        min=1,
+        help="Shard the runs over this many devices, a divisor of 32 (default: 1; in a multi-process run every "
+        "device of every process).",
+    ),
     plugin: Optional[list[Path]] = PluginOption,
+    coordinator: Optional[str] = CoordinatorOption,
+    num_processes: Optional[int] = NumProcessesOption,
+    process_id: Optional[int] = ProcessIdOption,
 ) -> None:
     """Sweep two axes, calibrate the detectors on null runs, and draw the six-panel phase
     diagram of no failure / failure detected / silent failure.
 
     Example: silentfail phase --x personalization.lam=log:0.01:10:8 --y shifts.strength=0:1:8 --seeds 8 -o phase
     """
+    _join(coordinator, num_processes, process_id)
     _load_plugins(plugin)
     import time
 
@@ -676,6 +732,10 @@ def phase(
             max_runs=None if allow_large else MAX_RUNS,
             devices=devices,
         )
+    from .sim.distributed import is_writer
+
+    if not is_writer():  # process 0 draws and writes
+        return
     figs = phase_figure(ds, output / "phase")
     report_path = _write_report(ds, output)
     _print_sweep(ds)
@@ -782,6 +842,31 @@ def bench_cmd(
         bench(smoke=smoke, output=output, flower=flower, log=lambda line: err_console.print(line, highlight=False))
     except BenchError as exc:
         raise UserError(str(exc)) from None
+
+
+@app.command(
+    "launch",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "allow_interspersed_args": False},
+)
+def launch_cmd(
+    ctx: typer.Context,
+    processes: int = typer.Option(2, "--processes", "-n", min=1, help="The number of local processes."),
+    port: Optional[int] = typer.Option(
+        None, "--port", min=1, max=65535, help="The coordinator's port on 127.0.0.1 (default: a free one)."
+    ),
+    verbose: bool = typer.Option(False, "--verbose", help="Show the runtime's own stderr lines (connections)."),
+) -> None:
+    """Run a simulate or phase command in N local processes that form one multi-process
+    run (jax.distributed over 127.0.0.1, CPU collectives via gloo): the same numbers as
+    one process, each process holding its shard of the clients or of the runs.
+
+    Example: silentfail launch --processes 2 -- phase --seeds 4 -o phase
+    """
+    from .launch import launch
+
+    code = launch(list(ctx.args), processes, port=port, verbose=verbose)
+    if code:
+        raise typer.Exit(code if code > 0 else 1)
 
 
 @app.command("fields")
@@ -1371,6 +1456,20 @@ def compilation_cache_dir() -> Path | None:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "silentfail" / "jax"
 
 
+def result_cache_dir() -> Path | None:
+    """Where the CLI keeps the results of batches of runs (``sim/result_cache.py``):
+    ``$SILENTFAIL_RESULT_CACHE``, else ``$XDG_CACHE_HOME/silentfail/results``
+    (``~/.cache/silentfail/results``); None when ``SILENTFAIL_RESULT_CACHE`` is empty.
+    A result is keyed by its inputs and the package's code, so it never changes a
+    number: a second ``simulate`` of a scenario reads its detector calibration."""
+    import os
+
+    chosen = os.environ.get("SILENTFAIL_RESULT_CACHE")
+    if chosen is not None:
+        return Path(chosen) if chosen else None
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "silentfail" / "results"
+
+
 def _enable_compilation_cache() -> None:
     """Point JAX's persistent compilation cache at :func:`compilation_cache_dir` (before
     JAX is imported: JAX reads these variables when it starts)."""
@@ -1387,15 +1486,31 @@ def _enable_compilation_cache() -> None:
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 
 
+def _quiet_logs(argv: list[str]) -> None:
+    """Unless ``--verbose`` is given (before the command), keep XLA's and the runtime's
+    C++ log lines ("Very slow compile", connection notices) off stderr: their minimum
+    level becomes FATAL (before JAX starts; a level the user set is kept). Errors still
+    reach the user as Python exceptions, printed as one line."""
+    import os
+
+    command = next((i for i, a in enumerate(argv) if not a.startswith("-")), len(argv))
+    if "--verbose" not in argv[:command]:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        os.environ.setdefault("GLOG_minloglevel", "3")
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     """Console entry point: run the app, turning errors into one line and exit code 2."""
     from pydantic import ValidationError
 
     _enable_compilation_cache()
+    _quiet_logs(list(argv if argv is not None else sys.argv[1:]))
+    from .sim import result_cache
 
     _STATE["debug"] = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        code = app(args=argv, prog_name="silentfail", standalone_mode=False)
+        with result_cache.enabled(result_cache_dir()):
+            code = app(args=argv, prog_name="silentfail", standalone_mode=False)
     except SystemExit:
         raise
     except _USAGE_ERROR as exc:  # click's usage / bad-parameter errors: one line, naming the option

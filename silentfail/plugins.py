@@ -64,9 +64,10 @@ class PluginError(ValueError):
 
 
 def _changed() -> None:
-    from .sim import clear_caches
+    from .sim import clear_caches, result_cache
 
     clear_caches()
+    result_cache.plugins_loaded()  # the plugin's code is not in the results' keys
 
 
 def _register(add, record):

@@ -83,7 +83,9 @@ def simulate(
         n = sc.population.num_clients
         ctx = jax.lax.with_sharding_constraint(ctx, scale.leading_sharding(ctx, mesh, -1))
         pop = jax.lax.with_sharding_constraint(pop, scale.leading_sharding(pop, mesh, n))
-    return Simulation(sc, ctx, pop, lam_max, _make_run(sc, chunk, expected)(ctx, pop, krun))
+    return Simulation(
+        sc, ctx, pop, lam_max, _make_run(sc, chunk, expected, mesh.size if mesh is not None else 1)(ctx, pop, krun)
+    )
 
 
 @functools.partial(jax.jit, static_argnames=("chunk", "devices"))

@@ -171,9 +171,10 @@ def _quiet(sc: Scenario) -> Scenario:
     return substitute(sc, values)
 
 
-def _make_run(sc: Scenario, chunk: int | None = None, expected: bool = False):
+def _make_run(sc: Scenario, chunk: int | None = None, expected: bool = False, devices: int = 1):
     """The round scan of ``sc`` as a function (ctx, pop, key) -> RunOutput; the per-client
-    work runs over blocks of ``chunk`` clients (None: all at once), see sim/scale.py.
+    work runs over blocks of ``chunk`` clients (None: all at once) laid out for the
+    ``devices`` the client axis is sharded over, see sim/scale.py.
 
     ``expected``: the population-limit run, every draw of the rounds replaced by its mean
     (the participation mask by :func:`expected_mask`, the DP noise and the noise attack by
@@ -195,14 +196,14 @@ def _make_run(sc: Scenario, chunk: int | None = None, expected: bool = False):
             fm = client_model(sc).global_metrics(ctx.theta0, ctx.world)
             fm_public = (fm.alignment, fm.p0_acc)
         clients = client_block(pop)
-        blocks = scale.to_blocks(clients, chunk) if chunk is not None else clients  # laid out once per run
+        blocks = scale.to_blocks(clients, chunk, devices) if chunk is not None else clients  # laid out once per run
 
         def round_fn(carry, t):
             theta_g, opt_state, key = carry
             key, kpart, kbyz, kldp, kcdp = jax.random.split(key, 5)
             panel = round_panel(sc, ctx, pop, t)
             one = functools.partial(client_pass, sc, ctx, theta_g=theta_g, t=t, panel=panel)
-            pc = one(blocks) if chunk is None else scale.from_blocks(jax.lax.map(one, blocks), N)
+            pc = one(blocks) if chunk is None else scale.from_blocks(jax.lax.map(one, blocks), N, devices)
             theta_c = pc["theta"]
             if expected:
                 mask = expected_mask(sc, pop.q)
@@ -267,8 +268,10 @@ def _make_run(sc: Scenario, chunk: int | None = None, expected: bool = False):
     return run
 
 
-@functools.partial(jax.jit, static_argnames=("chunk",))
-def scan(cfg: Config, ctx: Context, pop: Population, key: Array, chunk: int | None = None) -> RunOutput:
+@functools.partial(jax.jit, static_argnames=("chunk", "devices"))
+def scan(
+    cfg: Config, ctx: Context, pop: Population, key: Array, chunk: int | None = None, devices: int = 1
+) -> RunOutput:
     """The round scan of ``cfg.scenario`` as one compiled program (JAX's cache: one
     program per distinct scenario, traced paths and block size).
 
@@ -278,11 +281,12 @@ def scan(cfg: Config, ctx: Context, pop: Population, key: Array, chunk: int | No
         pop: the clients.
         key: a JAX PRNG key.
         chunk: clients per block, or None.
+        devices: the device count the client axis of ``pop`` is sharded over.
 
     Returns:
         RunOutput(theta_final, rounds).
     """
-    return _make_run(cfg.scenario, chunk)(ctx, pop, key)
+    return _make_run(cfg.scenario, chunk, devices=devices)(ctx, pop, key)
 
 
 def check_supported(sc: Scenario) -> None:

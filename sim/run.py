@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import scale
+from . import distributed, scale
 from .config import Config
 from .engine import program
 from .federate import DIVERGENCE_FACTOR, check_supported
@@ -62,7 +62,8 @@ def run(
             blocks populations larger than ``sim.scale.AUTO_MIN`` into equal blocks of
             about ``sim.scale.AUTO_CHUNK``; None: one block.
         devices: shard the client axis over this many devices (``sim.scale``);
-            ``population.num_clients`` must be divisible by it.
+            ``population.num_clients`` must be divisible by it. In a multi-process
+            run (``sim.distributed``) None means every device of every process.
         clients: your own clients, ``ClientWorld(pi (N, 2, G), mu (N, 2, G, d), scale
             (N,))``, in place of the scenario's shift families (which must be off;
             ``shifts.strength`` still moves each from P0 to it): the run is then a pure
@@ -87,7 +88,7 @@ def run(
     if on_nonfinite not in ("raise", "flag"):
         raise ValueError(f"on_nonfinite must be 'raise' or 'flag', got {on_nonfinite!r}")
     N = scenario.population.num_clients
-    mesh, block = scale.plan(N, chunk, devices)
+    mesh, block = scale.plan(N, chunk, distributed.default_devices(devices))
     check_supported(scenario)
     if clients is not None:
         clients = check_clients(scenario, clients)
@@ -95,8 +96,10 @@ def run(
     ctx, pop, lam_max, out = program(
         cfg, np.uint32(seed), clients=clients, chunk=block, devices=None if mesh is None else mesh.size
     )
+    if distributed.process_count() > 1:  # the shards of every process, gathered on each
+        ctx, pop, lam_max = distributed.to_host((ctx, pop, lam_max))
     check_stable(lam_max, scenario)
-    rounds = jax.tree.map(np.asarray, out.rounds)
+    rounds = distributed.to_host(out.rounds)
     fm = {k: float(v) for k, v in _fm_summary(cfg, ctx, pop).items()}
     trace = build_trace(
         scenario, seed, rounds, fm=fm, accounting=account(scenario, float(jnp.max(pop.q))), weights=pop.weight

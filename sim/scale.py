@@ -4,10 +4,12 @@ Nothing here changes a number beyond float round-off: a run is a pure function o
 * **Chunks.** The per-client work of a round (the deployed model and every per-client
   metric) runs over blocks of ``chunk`` clients with ``jax.lax.map``, so its
   intermediates (the calibration integral's Gaussian CDFs: ~300 per client) live for
-  one block at a time. The blocks interleave the clients: client i = k n_chunks + j sits
-  at row k of block j. With the client axis sharded in contiguous blocks over devices
-  (below), row k of every block then lives on the device that holds client i, so a
-  block is processed where its data are and the loop over blocks moves nothing.
+  one block at a time. The population is laid out in blocks once per run, and a block
+  is contiguous within each device's shard: on D devices (below) each holding
+  n = N / D consecutive clients, block j is rows j c .. (j + 1) c - 1 of every
+  device's shard (c = chunk / D), so a block is processed where its data are, the loop
+  over blocks moves nothing, and on one device a block is a contiguous slice (the
+  layout and its inverse are reshapes; benchmarks/README.md has the measurements).
 * **Devices.** ``client_mesh(n)`` is a 1-D ``jax.sharding.Mesh`` over the axis
   ``"clients"``; the population is placed with ``NamedSharding(mesh, P("clients"))`` on
   its leading axis (the shared context is replicated) and the compiled round is
@@ -67,44 +69,52 @@ def resolve_chunk(chunk: int | str | None, num_clients: int, devices: int = 1) -
     return None if chunk >= num_clients else chunk
 
 
-def to_blocks(tree, chunk: int):
-    """(N, ...) leaves -> (n_chunks, chunk, ...) with client i = k n_chunks + j at [j, k];
-    the last rows are padded with copies of the last client (dropped by
-    :func:`from_blocks`).
+def to_blocks(tree, chunk: int, devices: int = 1):
+    """(N, ...) leaves -> (n_chunks, chunk, ...): with n = N / devices clients per device
+    and c = chunk / devices rows of a block per device, client d n + j c + k sits at
+    row d c + k of block j; each device's shard is padded at its end with copies of its
+    last client (dropped by :func:`from_blocks`).
 
     Args:
         tree: a PyTree of (N, ...) arrays.
-        chunk: the block size.
+        chunk: the block size (a multiple of ``devices``).
+        devices: the device count the client axis is sharded over.
 
     Returns:
         The PyTree of (n_chunks, chunk, ...) arrays.
     """
+    c = chunk // devices
 
     def one(a):
-        n = a.shape[0]
-        n_chunks = -(-n // chunk)
-        pad = n_chunks * chunk - n
+        n = a.shape[0] // devices
+        n_chunks = -(-n // c)
+        a = a.reshape((devices, n) + a.shape[1:])
+        pad = n_chunks * c - n
         if pad:
-            a = jnp.concatenate([a, jnp.broadcast_to(a[-1:], (pad,) + a.shape[1:])])
-        return jnp.swapaxes(a.reshape((chunk, n_chunks) + a.shape[1:]), 0, 1)
+            a = jnp.concatenate([a, jnp.broadcast_to(a[:, -1:], (devices, pad) + a.shape[2:])], axis=1)
+        a = jnp.swapaxes(a.reshape((devices, n_chunks, c) + a.shape[2:]), 0, 1)
+        return a.reshape((n_chunks, chunk) + a.shape[3:])
 
     return jax.tree.map(one, tree)
 
 
-def from_blocks(tree, n: int):
+def from_blocks(tree, n: int, devices: int = 1):
     """Inverse of :func:`to_blocks` for the (n_chunks, chunk, ...) outputs of a block map.
 
     Args:
         tree: a PyTree of (n_chunks, chunk, ...) arrays.
         n: the number of clients N.
+        devices: the device count of :func:`to_blocks`.
 
     Returns:
         The PyTree of (N, ...) arrays in client order.
     """
+    per = n // devices
 
     def one(a):
-        flat = jnp.swapaxes(a, 0, 1)
-        return flat.reshape((-1,) + a.shape[2:])[:n]
+        n_chunks, chunk = a.shape[:2]
+        a = jnp.swapaxes(a.reshape((n_chunks, devices, chunk // devices) + a.shape[2:]), 0, 1)
+        return a.reshape((devices, -1) + a.shape[3:])[:, :per].reshape((n,) + a.shape[3:])
 
     return jax.tree.map(one, tree)
 

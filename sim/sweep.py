@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from . import distributed
 from .batch import CALL, NULL_STRENGTH, Outcome, run_batch, traceable
 from .detectors import Calibration, deployed, layout
 from .params import axis_value, numeric_field
@@ -200,17 +201,23 @@ def _sha256(path: Path) -> str:
 class Store:
     """A folder of atomically written chunk files and a manifest: the sweep's spec, its
     hash, and the SHA-256 of every finished chunk, verified when a chunk is reused (a
-    chunk changed, swapped in from another sweep or corrupted is refused by name)."""
+    chunk changed, swapped in from another sweep or corrupted is refused by name).
+
+    ``readonly``: a multi-process sweep's processes other than 0 open the store that
+    process 0 opened (as a resume) and reuse its finished chunks, but write nothing."""
 
     _META = ("spec_sha256", "chunks")
 
-    def __init__(self, root: str | Path | None, spec: dict, resume: bool):
+    def __init__(self, root: str | Path | None, spec: dict, resume: bool, readonly: bool = False):
         self.root = Path(root) if root is not None else None
         self.sums: dict[str, str] | None = {}
+        self.readonly = readonly
         if self.root is None:
             return
         self.spec = spec
         manifest = self.root / "manifest.json"
+        if readonly and not manifest.exists():
+            raise ScenarioError(f"sweep store {str(self.root)!r} has no manifest: process 0 did not open it")
         if manifest.exists():
             try:
                 old = json.loads(manifest.read_text())
@@ -219,7 +226,7 @@ class Store:
                     f"cannot resume {str(self.root)!r}: {str(manifest)!r} is not a silentfail manifest "
                     "(corrupted?); delete the store folder to start over"
                 ) from None
-            if not resume:
+            if not resume and not readonly:
                 raise FileExistsError(
                     f"sweep store {str(self.root)!r} exists; pass resume=True (--resume) or another folder"
                 )
@@ -294,7 +301,7 @@ class Store:
             name: the chunk's name.
             out: its Outcome.
         """
-        if self.root is None:
+        if self.root is None or self.readonly:
             return
         dims = {
             "failure_round": ("run", "mode"),
@@ -404,7 +411,8 @@ def sweep(
         raise ValueError(f"chunk must be an integer >= 1, got {chunk!r}")
     chunk = -(-chunk // CALL) * CALL
     plan = Plan(sc, axes or {}, seeds, max_runs)
-    store_ = Store(store, plan.spec(chunk), resume)
+    devices = distributed.default_devices(devices)
+    store_ = _open_store(store, plan.spec(chunk), resume)
     S, Sn, K = plan.seeds, sc.monitor.calibration_seeds, len(plan.layout.channel)
     P, N = len(plan.points), len(plan.null_keys)
     null_points = np.repeat(np.asarray(plan.null_rep, int), Sn)
@@ -434,9 +442,28 @@ def sweep(
         else None
     )
     ds = assemble(plan, main, cals, null, attrs, predicted)
-    if store_.root is not None:
+    if store_.root is not None and not store_.readonly:
         save_netcdf(ds, store_.root / "sweep.nc")
+    distributed.sync("silentfail-sweep-written")  # the store is complete when any process returns
     return ds
+
+
+def _open_store(root: str | Path | None, spec: dict, resume: bool) -> Store:
+    """The sweep's store; in a multi-process sweep process 0 opens (or creates) it, and
+    the other processes, once it has, open it read-only (``sim.distributed``)."""
+    if distributed.process_count() == 1 or root is None:
+        return Store(root, spec, resume)
+    store, error = None, None
+    if distributed.is_writer():
+        try:
+            store = Store(root, spec, resume)
+        except Exception as exc:  # noqa: BLE001 - re-raised below, after telling the others
+            error = exc
+    if not distributed.agree(error is None):
+        if error is not None:
+            raise error
+        raise ScenarioError(f"process 0 could not open the sweep store {str(root)!r} (its error is on its stderr)")
+    return store if store is not None else Store(root, spec, resume=True, readonly=True)
 
 
 def _attribute(plan: Plan, n: int, cal: Calibration) -> tuple[np.ndarray, np.ndarray]:

@@ -36,6 +36,10 @@ def pytest_configure(config):
         os.environ["JAX_COMPILATION_CACHE_DIR"] = config._silentfail_jax_cache
         os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
         os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
+    if "SILENTFAIL_RESULT_CACHE" not in os.environ:  # the CLI's result cache: one per run, not the user's
+        import tempfile
+
+        os.environ["SILENTFAIL_RESULT_CACHE"] = tempfile.mkdtemp(prefix="silentfail-results-")
 
 
 def pytest_pyfunc_call(pyfuncitem):

@@ -33,13 +33,20 @@ def test_blocks_round_trip_with_padding():
     tree = {"a": jnp.arange(10.0), "b": jnp.arange(30.0).reshape(10, 3)}
     blocks = scale.to_blocks(tree, 4)  # 3 blocks of 4, 2 padded rows
     assert blocks["a"].shape == (3, 4) and blocks["b"].shape == (3, 4, 3)
-    # interleaved: block j holds clients j, j + 3, j + 6, j + 9
-    np.testing.assert_array_equal(blocks["a"][1], [1.0, 4.0, 7.0, 9.0])  # the last row is padding (a copy of client 9)
+    # contiguous on one device: block j holds clients 4j .. 4j + 3, the last padded with client 9
+    np.testing.assert_array_equal(blocks["a"][1], [4.0, 5.0, 6.0, 7.0])
+    np.testing.assert_array_equal(blocks["a"][2], [8.0, 9.0, 9.0, 9.0])
     back = scale.from_blocks(blocks, 10)
     for k in tree:
         np.testing.assert_array_equal(back[k], tree[k])
     mapped = scale.from_blocks(jax.lax.map(lambda t: jax.tree.map(lambda x: 2 * x, t), blocks), 10)
     np.testing.assert_array_equal(mapped["b"], 2 * tree["b"])
+    # on 2 devices (clients 0-4 and 5-9): each block takes 2 consecutive clients of each shard
+    two = scale.to_blocks(tree, 4, devices=2)
+    np.testing.assert_array_equal(two["a"], [[0, 1, 5, 6], [2, 3, 7, 8], [4, 4, 9, 9]])
+    back = scale.from_blocks(two, 10, devices=2)
+    for k in tree:
+        np.testing.assert_array_equal(back[k], tree[k])
 
 
 def test_resolve_chunk_rules():
