@@ -2,7 +2,7 @@
 ``silentfail/bench.py`` for what is measured and how the peaks are obtained).
 
 Usage:
-    python benchmarks/bench_scale.py                # full, writes benchmarks/results/bench.json
+    python benchmarks/bench_scale.py                # full, writes benchmarks/results/bench.json (CPU)
     python benchmarks/bench_scale.py --smoke        # tiny sizes, prints only (CI smoke mode)
     python benchmarks/bench_scale.py --no-flower    # skip the Flower peer
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from silentfail.bench import RESULTS, bench
+from silentfail.bench import bench, default_output
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -22,6 +22,6 @@ if __name__ == "__main__":
     args = ap.parse_args()
     bench(
         smoke=args.smoke,
-        output=args.output or (None if args.smoke else RESULTS / "bench.json"),
+        output=args.output or (None if args.smoke else default_output()),
         flower=not args.no_flower,
     )

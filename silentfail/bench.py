@@ -34,6 +34,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -47,6 +48,24 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 FLOWER_VENV = ROOT / "benchmarks" / "peers" / ".flower-venv"
+
+
+def default_output() -> Path:
+    """Where the full benchmark is recorded: ``benchmarks/results/bench.json`` on CPU,
+    ``bench_<device kind>.json`` on an accelerator (e.g. ``bench_nvidia_h200.json``), so
+    the numbers of every machine kind are kept with its name.
+
+    Returns:
+        The JSON file.
+    """
+    import re
+
+    import jax
+
+    if jax.default_backend() == "cpu":
+        return RESULTS / "bench.json"
+    kind = re.sub(r"[^a-z0-9]+", "_", jax.devices()[0].device_kind.lower()).strip("_")
+    return RESULTS / f"bench_{kind or jax.default_backend()}.json"
 
 
 class BenchError(RuntimeError):
@@ -82,6 +101,8 @@ FULL = dict(
     numpy_clients=2_000,
     cost_clients=10_000,
 )
+#: on an accelerator (``silentfail bench`` finds one): 1e4 .. 1e7 clients, the full engine
+ACCELERATOR = dict(FULL, run=[(10_000, 50), (100_000, 20), (1_000_000, 8), (10_000_000, 4)])
 SMOKE = dict(
     run=[(64, 2), (128, 2)],
     rounds=[2, 3],
@@ -97,7 +118,8 @@ def machine() -> dict:
     """CPU model, cores, memory, Python, JAX and its devices.
 
     Returns:
-        ``{cpu, cores, memory_gib, python, jax, backend, devices, platform}``.
+        ``{cpu, cores, memory_gib, python, jax, backend, device_kind, accelerator,
+        devices, platform}``.
     """
     import jax
 
@@ -118,6 +140,8 @@ def machine() -> dict:
         "python": platform.python_version(),
         "jax": jax.__version__,
         "backend": jax.default_backend(),
+        "device_kind": jax.devices()[0].device_kind,
+        "accelerator": jax.default_backend() != "cpu",
         "devices": [str(d) for d in jax.devices()],
         "platform": platform.platform(),
     }
@@ -562,6 +586,105 @@ def roofline(row: dict, cost: dict, pk: dict) -> dict:
     }
 
 
+#: the end-to-end commands timed cold and warm (``silentfail ...`` in a fresh process)
+END_TO_END = {
+    "simulate": ["simulate", "--preset", "default"],
+    "phase": ["phase", "-o", "{tmp}/phase"],
+}
+#: the same, at smoke sizes
+END_TO_END_SMOKE = {
+    "simulate": ["simulate", "--set", "population.num_clients=20", "--set", "federation.rounds=3"],
+}
+#: the work timed in 1 and 2 local processes (``silentfail launch``)
+MULTIPROCESS = {
+    "simulate 200k clients": [
+        "simulate",
+        "--no-verdict",
+        "--set",
+        "population.num_clients=200000",
+        "--set",
+        "federation.clients_per_round=20000",
+        "--set",
+        "federation.rounds=20",
+    ],
+    "phase (default sweep)": ["phase", "-o", "{tmp}/phase"],
+}
+MULTIPROCESS_SMOKE = {"simulate": END_TO_END_SMOKE["simulate"] + ["--no-verdict"]}
+
+
+def _timed_cli(argv: list[str], env: dict, tmp: str) -> float:
+    """Wall time of ``silentfail ARGV`` in a fresh process (raises on failure)."""
+    argv = [a.replace("{tmp}", tmp) for a in argv]
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "silentfail", *argv], capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"silentfail {' '.join(argv)} failed:\n{proc.stderr[-3000:]}")
+    return wall
+
+
+def _cli_env(cache: str, results: bool) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_") and k != "SILENTFAIL_RESULT_CACHE"}
+    env.update(SILENTFAIL_CACHE_DIR=f"{cache}/jax", SILENTFAIL_RESULT_CACHE=f"{cache}/results" if results else "")
+    return env
+
+
+def end_to_end(commands: dict[str, list[str]]) -> dict:
+    """Wall time of each command from a fresh process: cold (empty compile and result
+    caches), warm with the compile cache only (the programs load from disk, every
+    number is computed), and warm (the result cache also holds the batches of runs a
+    first call computed, e.g. the detector calibration).
+
+    Args:
+        commands: name -> the command's words after ``silentfail``.
+
+    Returns:
+        ``{name: {command, cold_s, warm_compile_cache_s, warm_s}}``.
+    """
+    out = {}
+    for name, argv in commands.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            row = {"command": "silentfail " + " ".join(argv)}
+            row["cold_s"] = _timed_cli(argv, _cli_env(tmp, True), tmp)
+            shutil.rmtree(f"{tmp}/results", ignore_errors=True)
+            row["warm_compile_cache_s"] = _timed_cli(argv, _cli_env(tmp, False), tmp)
+            row["warm_s"] = _timed_cli(argv, _cli_env(tmp, True), tmp)
+        out[name] = row
+    return out
+
+
+def multiprocess(commands: dict[str, list[str]], processes: int = 2) -> dict:
+    """Wall time of each command in one process and in ``processes`` local processes
+    (``silentfail launch``), each after a warm-up call that fills its compile cache (the
+    result cache off: every run is computed); the speed-up is the ratio.
+
+    Args:
+        commands: name -> the command's words after ``silentfail``.
+        processes: the number of processes.
+
+    Returns:
+        ``{name: {command, processes, one_process_s, n_process_s, speed_up}}``.
+    """
+    out = {}
+    for name, argv in commands.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            env = _cli_env(tmp, False)
+            launched = ["launch", "--processes", str(processes), "--", *argv]
+            _timed_cli(argv, env, tmp), _timed_cli(launched, env, tmp)  # warm the compile caches
+            shutil.rmtree(f"{tmp}/phase", ignore_errors=True)
+            one = _timed_cli(argv, env, tmp)
+            shutil.rmtree(f"{tmp}/phase", ignore_errors=True)
+            many = _timed_cli(launched, env, tmp)
+        out[name] = {
+            "command": "silentfail " + " ".join(argv),
+            "processes": processes,
+            "one_process_s": one,
+            "n_process_s": many,
+            "speed_up": one / many,
+        }
+    return out
+
+
 def _child(spec: dict) -> dict:
     kind = spec.pop("kind")
     if kind == "run":
@@ -576,6 +699,8 @@ def _child(spec: dict) -> dict:
         return {"clients": spec["clients"], **round_cost(**spec)}
     if kind == "flower":
         return flower_peer(**spec)
+    if kind == "machine":
+        return machine()
     raise ValueError(f"unknown benchmark kind {kind!r}")
 
 
@@ -617,8 +742,10 @@ def bench(
         Every measurement, with the machine description.
     """
     require_checkout()
-    cfg = SMOKE if smoke else FULL
     spawn_ = (lambda spec: _child(dict(spec))) if smoke else spawn
+    where = spawn_({"kind": "machine"})
+    cfg = SMOKE if smoke else ACCELERATOR if where["accelerator"] else FULL
+    log(f"device: {where['backend']} ({where['device_kind']}, {len(where['devices'])} device(s))")
     pk = spawn_({"kind": "peaks"})
     log(
         f"peaks: matmul {pk['matmul_gflops']:.1f} GFLOP/s, triad {pk['triad_gbs']:.1f} GB/s, "
@@ -670,6 +797,21 @@ def bench(
         )
     else:
         log(f"flower: {fl.get('skipped') or fl.get('error')}")
+    e2e = end_to_end(END_TO_END_SMOKE if smoke else END_TO_END)
+    for name, row in e2e.items():
+        log(
+            f"end to end {name}: cold {row['cold_s']:.1f} s, warm (compile cache) {row['warm_compile_cache_s']:.1f} s, "
+            f"warm (compile and result caches) {row['warm_s']:.1f} s"
+        )
+    if where["accelerator"] and len(where["devices"]) < 2:
+        mp = {"skipped": "one accelerator: local processes would share it"}
+    else:
+        mp = multiprocess(MULTIPROCESS_SMOKE if smoke else MULTIPROCESS)
+    for name, row in (mp if "skipped" not in mp else {}).items():
+        log(
+            f"processes {name}: 1 process {row['one_process_s']:.1f} s, {row['processes']} processes "
+            f"{row['n_process_s']:.1f} s: speed-up {row['speed_up']:.2f}x on {os.cpu_count()} cores"
+        )
     result = {
         "benchmark": "silentfail bench: default scenario (population mode, d=16, K=5, 10% slots) and the default phase sweep",
         "command": "silentfail bench" + (" --smoke" if smoke else ""),
@@ -684,11 +826,15 @@ def bench(
         "exponents": exps,
         "numpy_loop": floor,
         "flower": fl,
+        "end_to_end": e2e,
+        "multiprocess": mp,
         "targets": {
             "client_rounds_per_s_at_1e5": 5e6,
             "fraction_of_roofline": 0.3,
             "flower_ratio": 1000,
             "sweep_compile_s": 10,
+            "clients_exponent": 1.05,
+            "warm_simulate_default_s": 5,
         },
     }
     if output is not None:

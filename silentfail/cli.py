@@ -822,7 +822,11 @@ def bench_cmd(
         False, "--smoke", help="Tiny sizes, nothing written unless -o is given (the CI smoke mode)."
     ),
     output: Optional[Path] = typer.Option(
-        None, "--output", "-o", help="JSON results (default: benchmarks/results/bench.json; none with --smoke)."
+        None,
+        "--output",
+        "-o",
+        help="JSON results (default: benchmarks/results/bench.json on CPU, bench_<device kind>.json on an "
+        "accelerator; none with --smoke).",
     ),
     flower: bool = typer.Option(
         True, "--flower/--no-flower", help="Run the Flower peer (needs benchmarks/peers/.flower-venv)."
@@ -834,10 +838,10 @@ def bench_cmd(
 
     Example: silentfail bench -o benchmarks/results/bench.json
     """
-    from .bench import RESULTS, BenchError, bench
+    from .bench import BenchError, bench, default_output
 
     if output is None and not smoke:
-        output = RESULTS / "bench.json"
+        output = default_output()
     try:  # bench() first checks for the checkout (require_checkout)
         bench(smoke=smoke, output=output, flower=flower, log=lambda line: err_console.print(line, highlight=False))
     except BenchError as exc:

@@ -20,7 +20,6 @@ from silentfail.sim import distributed
 from silentfail.sim.scenario import preset
 from silentfail.sim.sweep import sweep
 
-pytestmark = pytest.mark.xdist_group("distributed")
 
 SMALL = [
     "--set",

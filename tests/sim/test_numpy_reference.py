@@ -83,6 +83,11 @@ def test_bench_harness_smoke(tmp_path):
     assert np.isfinite(res["exponents"]["rounds"]) and np.isfinite(res["exponents"]["grid_cells"])
     assert res["sweep"]["compile_s"] > 0 and res["sweep"]["runs"] > 0
     assert res["flower"] == {"skipped": "--no-flower"}
+    assert res["machine"]["backend"] == "cpu" and res["machine"]["accelerator"] is False
+    for row in res["end_to_end"].values():
+        assert row["cold_s"] > 0 and row["warm_compile_cache_s"] > 0 and row["warm_s"] > 0
+    for row in res["multiprocess"].values():
+        assert row["processes"] == 2 and row["speed_up"] == pytest.approx(row["one_process_s"] / row["n_process_s"])
 
 
 def test_estimate_benchmark_harness_smoke():

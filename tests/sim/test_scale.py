@@ -56,9 +56,13 @@ def test_resolve_chunk_rules():
     k = scale.AUTO_MIN // scale.AUTO_CHUNK + 4  # a population above AUTO_MIN: k blocks of AUTO_CHUNK
     assert scale.resolve_chunk("auto", scale.AUTO_MIN + 1) is not None
     assert scale.resolve_chunk("auto", k * scale.AUTO_CHUNK) == scale.AUTO_CHUNK
-    assert scale.resolve_chunk("auto", k * scale.AUTO_CHUNK + 1) == -(
-        -(k * scale.AUTO_CHUNK + 1) // (k + 1)
-    )  # k + 1 equal blocks
+    assert scale.resolve_chunk("auto", 1_000_000) == 8000  # the divisor nearest AUTO_CHUNK: no padding
+    assert (
+        scale.resolve_chunk("auto", 999_984, devices=8) % 8 == 0
+        and 999_984 % scale.resolve_chunk("auto", 999_984, devices=8) == 0
+    )
+    prime = 1_000_003  # no divisor: equal blocks, the least padding
+    assert scale.resolve_chunk("auto", prime) == -(-prime // -(-prime // scale.AUTO_CHUNK))
     assert scale.resolve_chunk(100, 1000, devices=8) == 104  # a multiple of the device count
     for bad in (0, -3, 2.5, "big", True):
         with pytest.raises(ValueError, match="chunk must be a positive integer"):
