@@ -20,7 +20,6 @@ from silentfail.sim import distributed
 from silentfail.sim.scenario import preset
 from silentfail.sim.sweep import sweep
 
-
 SMALL = [
     "--set",
     "population.num_clients=40",
