@@ -37,6 +37,7 @@ import jax.numpy as jnp
 from jax import Array
 
 from .registry import check_new_id
+from .scale import client_sum
 
 #: combine(delta (N, D), mask (N,), weight (N,), federation) -> mean update (D,)
 Combine = Callable[[Array, Array, Array, object], Array]
@@ -75,8 +76,8 @@ def fedavg(delta: Array, mask: Array, weight: Array, federation: object = None) 
     Returns:
         (D,) the weighted mean (0 in a round without participants).
     """
-    total = jnp.einsum("n,n,ni->i", mask, weight, delta)
-    return total / jnp.maximum(jnp.sum(mask * weight), 1e-12)
+    total = client_sum((mask * weight)[:, None] * delta)
+    return total / jnp.maximum(client_sum(mask * weight), 1e-12)
 
 
 def coordinate_median(delta: Array, mask: Array, weight: Array, federation: object = None) -> Array:

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
+from .scale import client_sum
 from .scenario import Scenario
 
 
@@ -90,14 +91,14 @@ def secure_aggregate(delta: Array, mask: Array, weight: Array, key: Array, sc: S
     f = sc.federation
     count = jnp.sum(mask)
     released = count >= f.secagg_min
-    total = jnp.where(released, jnp.einsum("n,n,ni->i", mask, weight, delta), 0.0)
+    total = jnp.where(released, client_sum((mask * weight)[:, None] * delta), 0.0)
     if f.dp == "central":
         noised = total + f.noise_multiplier * f.clip * jax.random.normal(key, total.shape)
         n = count + f.noise_multiplier * jax.random.normal(jax.random.fold_in(key, 7), ())
         return Aggregate(update_sum=noised, weight_sum=n, count=n)
     return Aggregate(
         update_sum=total,
-        weight_sum=jnp.where(released, jnp.sum(mask * weight), 0.0),
+        weight_sum=jnp.where(released, client_sum(mask * weight), 0.0),
         count=jnp.where(released, count, 0.0),
     )
 
@@ -187,7 +188,7 @@ def release(values: Array, mask: Array, sensitivity: float, key: Array, sc: Scen
     """
     count = jnp.sum(mask)
     released = count >= sc.federation.secagg_min
-    total = jnp.tensordot(mask, values, axes=(0, 0))
+    total = client_sum(mask.reshape((-1,) + (1,) * (values.ndim - 1)) * values)
     if sc.federation.dp == "central":
         total = jnp.where(released, total, 0.0)
     total = total + report_noise_std(sc, sensitivity, count) * jax.random.normal(key, total.shape)

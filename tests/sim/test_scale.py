@@ -239,3 +239,19 @@ def test_clear_caches_clears_every_compiled_program_cache():
     missing = [f"{c.__module__.rsplit('.', 1)[-1]}.{c.__name__}" for c in caches]
     missing = [m for m in missing if m not in src]
     assert not missing, missing
+
+
+def test_client_sum_is_accurate_where_a_running_float32_sum_is_not():
+    """A secure sum of 200,000 reports: the two-level sum is within 1e-6 of the float64
+    sum (the plain float32 reduction in the round program erred by 1.8e-4)."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.0, 1.4, (200_003, 3)).astype(np.float32)
+    exact = x.astype(np.float64).sum(0)
+    got = np.asarray(jax.jit(scale.client_sum)(jnp.asarray(x)), np.float64)
+    assert np.max(np.abs(got - exact) / exact) < 1e-6
+    running = np.cumsum(x, axis=0, dtype=np.float32)[-1]  # one accumulator, term after term
+    assert np.max(np.abs(running - exact) / exact) > 1e-5
+    small = x[:100]
+    np.testing.assert_array_equal(
+        np.asarray(scale.client_sum(jnp.asarray(small))), np.asarray(jnp.asarray(small).sum(0))
+    )
