@@ -593,7 +593,15 @@ END_TO_END = {
 }
 #: the same, at smoke sizes
 END_TO_END_SMOKE = {
-    "simulate": ["simulate", "--set", "population.num_clients=20", "--set", "federation.rounds=3"],
+    "simulate": [
+        "simulate",
+        "--set",
+        "population.num_clients=20",
+        "--set",
+        "federation.clients_per_round=20",
+        "--set",
+        "federation.rounds=3",
+    ],
 }
 #: the work timed in 1 and 2 local processes (``silentfail launch``)
 MULTIPROCESS = {
@@ -619,7 +627,8 @@ def _timed_cli(argv: list[str], env: dict, tmp: str) -> float:
     proc = subprocess.run([sys.executable, "-m", "silentfail", *argv], capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
-        raise RuntimeError(f"silentfail {' '.join(argv)} failed:\n{proc.stderr[-3000:]}")
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"silentfail {' '.join(argv)} failed: {last}")
     return wall
 
 
