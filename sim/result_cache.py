@@ -73,18 +73,18 @@ def code_digest() -> str:
     Returns:
         The hex digest.
     """
+    import importlib.util
+
     import jax
     import jaxlib
 
-    import silentfail
-
-    from .. import taxonomy
-
     h = hashlib.sha256(f"jax {jax.__version__} jaxlib {jaxlib.__version__}".encode())
-    for package in (silentfail, taxonomy, __import__(__package__, fromlist=["_"])):
-        folder = Path(package.__path__[0])
+    top = __package__.rsplit(".", 1)[0]  # "silentfail"; its folders are found, not imported
+    for name in (top, f"{top}.taxonomy", __package__):
+        spec = importlib.util.find_spec(name)
+        folder = Path(next(iter(spec.submodule_search_locations)))
         for path in sorted(folder.glob("*.py")):
-            h.update(f"{package.__name__}/{path.name}".encode())
+            h.update(f"{name}/{path.name}".encode())
             h.update(path.read_bytes())
     return h.hexdigest()
 
