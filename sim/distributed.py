@@ -19,6 +19,7 @@ References:
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 
@@ -32,6 +33,7 @@ ENV_NUM_PROCESSES = "SILENTFAIL_NUM_PROCESSES"
 ENV_PROCESS_ID = "SILENTFAIL_PROCESS_ID"
 
 _ADDRESS = re.compile(r"^(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(?P<port>[0-9]{1,5})$")
+_STATE: dict = {"initialized": False}
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,29 @@ def check_cluster(coordinator: str | None, num_processes: int | None, process_id
     return Cluster(coordinator, int(num_processes), int(process_id))
 
 
+def cluster_from_env() -> Cluster | None:
+    """The settings ``silentfail launch`` (or the user) put in the environment
+    (:data:`ENV_COORDINATOR`, :data:`ENV_NUM_PROCESSES`, :data:`ENV_PROCESS_ID`).
+
+    Returns:
+        The validated Cluster, or None when the variables are unset.
+
+    Raises:
+        ValueError: a variable that is not a number, or an inconsistent set.
+    """
+
+    def number(name: str) -> int | None:
+        text = os.environ.get(name)
+        if text is None or text == "":
+            return None
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"{name} must be an integer, got {text!r}") from None
+
+    return check_cluster(os.environ.get(ENV_COORDINATOR) or None, number(ENV_NUM_PROCESSES), number(ENV_PROCESS_ID))
+
+
 def initialize(cluster: Cluster | None, timeout_s: int = 120) -> None:
     """Join the cluster (``jax.distributed.initialize``), with CPU collectives over gloo;
     a no-op for None or a one-process cluster, and when already joined. Call it before
@@ -105,7 +130,7 @@ def initialize(cluster: Cluster | None, timeout_s: int = 120) -> None:
         RuntimeError: JAX has computed already (its backends are started), or the
             processes did not connect within ``timeout_s``.
     """
-    if cluster is None or cluster.num_processes == 1 or jax.distributed.is_initialized():
+    if cluster is None or cluster.num_processes == 1 or _STATE["initialized"]:
         return
     from jax._src import xla_bridge
 
@@ -126,6 +151,7 @@ def initialize(cluster: Cluster | None, timeout_s: int = 120) -> None:
     except Exception as exc:  # noqa: BLE001 - JAX raises several kinds; one line names the setting
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise RuntimeError(f"could not join the cluster at --coordinator {cluster.coordinator}: {first}") from None
+    _STATE["initialized"] = True
 
 
 def process_count() -> int:

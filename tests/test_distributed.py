@@ -172,22 +172,17 @@ def test_bad_process_settings_are_one_line_errors(capsys, args, message):
     assert exc.value.code == 2 and message in err and len(err.strip().splitlines()) == 1, err
 
 
-@pytest.mark.parametrize(
-    ("env", "message"),
-    [
-        ({distributed.ENV_COORDINATOR: "nohost"}, "--coordinator expects HOST:PORT"),
-        ({distributed.ENV_COORDINATOR: "127.0.0.1:5000", distributed.ENV_NUM_PROCESSES: "two"}, "'--num-processes'"),
-        ({distributed.ENV_NUM_PROCESSES: "2"}, "need --coordinator"),
-    ],
-)
-def test_settings_from_the_environment_are_checked(capsys, monkeypatch, env, message):
-    """The environment (what launch sets) reaches the same options and the same checks."""
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    with pytest.raises(SystemExit) as exc:
-        main(["simulate"])
-    err = capsys.readouterr().err
-    assert exc.value.code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+def test_settings_from_the_environment_are_checked(monkeypatch):
+    monkeypatch.setenv(distributed.ENV_COORDINATOR, "127.0.0.1:5000")
+    monkeypatch.setenv(distributed.ENV_NUM_PROCESSES, "two")
+    with pytest.raises(ValueError, match="SILENTFAIL_NUM_PROCESSES must be an integer"):
+        distributed.cluster_from_env()
+    monkeypatch.setenv(distributed.ENV_NUM_PROCESSES, "2")
+    monkeypatch.setenv(distributed.ENV_PROCESS_ID, "1")
+    assert distributed.cluster_from_env() == distributed.Cluster("127.0.0.1:5000", 2, 1)
+    for name in (distributed.ENV_COORDINATOR, distributed.ENV_NUM_PROCESSES, distributed.ENV_PROCESS_ID):
+        monkeypatch.delenv(name)
+    assert distributed.cluster_from_env() is None
 
 
 def test_launch_refuses_what_it_cannot_run(capsys):
