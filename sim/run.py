@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import distributed, scale
+from .buckets import compiled_scenario, first_rounds
 from .config import Config
 from .engine import program
 from .federate import DIVERGENCE_FACTOR, check_supported
@@ -92,14 +93,14 @@ def run(
     check_supported(scenario)
     if clients is not None:
         clients = check_clients(scenario, clients)
-    cfg = Config(scenario)
+    cfg = Config(compiled_scenario(scenario))  # the round count's bucket (sim/buckets.py)
     ctx, pop, lam_max, out = program(
         cfg, np.uint32(seed), clients=clients, chunk=block, devices=None if mesh is None else mesh.size
     )
     if distributed.process_count() > 1:  # the shards of every process, gathered on each
         ctx, pop, lam_max = distributed.to_host((ctx, pop, lam_max))
     check_stable(lam_max, scenario)
-    rounds = distributed.to_host(out.rounds)
+    rounds = first_rounds(distributed.to_host(out.rounds), scenario.federation.rounds)
     fm = {k: float(v) for k, v in _fm_summary(cfg, ctx, pop).items()}
     trace = build_trace(
         scenario, seed, rounds, fm=fm, accounting=account(scenario, float(jnp.max(pop.q))), weights=pop.weight
