@@ -20,7 +20,7 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
 from . import distributed, result_cache
-from .config import Config, Static
+from .config import TRACER_ERRORS, Config, Static
 from .detectors import Public, first_over, statistics
 from .engine import simulate
 from .federate import check_supported
@@ -236,11 +236,7 @@ def _traceable(static: Static, path: str) -> bool:
     fn = functools.partial(_one, batch_config(static.scenario), (path,), ())
     try:
         jax.eval_shape(fn, jnp.zeros(1, jnp.float32), jnp.uint32(0), jnp.zeros(0, jnp.float32))
-    except (
-        jax.errors.ConcretizationTypeError,
-        jax.errors.TracerBoolConversionError,
-        jax.errors.TracerIntegerConversionError,
-    ):
+    except TRACER_ERRORS:
         return False
     return True
 

@@ -18,22 +18,43 @@ of the scan and none for a round count that is its own bucket (1 to 8, then 10, 
 16, 20, 24, 28, 32, 40, ...): the compile it saves is seconds, the rounds it adds are
 milliseconds for the populations an edit-run loop uses.
 
+The float fields a single run reads as numbers are traced (:func:`run_config`): they are
+leaves of the program's :class:`~silentfail.sim.config.Config`, not part of its key, so a
+run with another learning rate, shift strength or threshold is the same program too. A
+float the engine reads in a Python branch or a shape (:data:`STATIC_FLOATS`, found by
+tracing every preset, ``tests/sim/test_buckets.py``) stays in the key; a scenario whose
+program cannot trace one of its floats (a plugin's model that branches on one) is
+compiled with every field static, as before. A traced float is the same float32 number
+the compiled constant was, so a traced run agrees with a static one to float round-off
+(the arithmetic on it moves from the host's float64 and XLA's constant folding to the
+program's float32).
+
 What is not bucketed, and why: the population size N, because the population is a pure
 function of (scenario, seed) and JAX's random draws of N clients are not the first N of
 a larger draw (a bucketed N would move every recorded number); the local steps K and
-the dimension d, which change the arithmetic itself; and the float fields, which a
-single run keeps static (a sweep traces them, ``sim.batch``).
+the dimension d, which change the arithmetic itself.
 """
 
 from __future__ import annotations
 
 import jax
+from pydantic import BaseModel
 
-from .config import substitute
+from .config import Config, substitute
+from .params import numeric_field
 from .scenario import Scenario
 
 #: buckets per octave of the round count (the waste is below 1 / BUCKETS_PER_OCTAVE)
 BUCKETS_PER_OCTAVE = 4
+
+#: float fields the engine reads in a Python branch or a shape (a sweep over one compiles
+#: once per value, ``sim.batch.traceable``): a single run keeps them in its program's key
+STATIC_FLOATS = frozenset(
+    {"shifts.covariate_scale", "shifts.covariate_var_spread", "shifts.concept_angle", "federation.byzantine_fraction"}
+)
+
+#: the value a traced float holds in the program's key (any: the engine reads the leaf)
+CANONICAL = 0.0
 
 
 def rounds_bucket(rounds: int) -> int:
@@ -78,3 +99,46 @@ def first_rounds(rounds: dict, n: int) -> dict:
         The PyTree of (n, ...) arrays.
     """
     return jax.tree.map(lambda a: a[:n], rounds)
+
+
+def traced_floats(sc: Scenario) -> tuple[str, ...]:
+    """The dotted paths of the fields a single run traces: every field holding a float
+    (not an int, a bool, None or a container) outside :data:`STATIC_FLOATS`.
+
+    Args:
+        sc: the scenario.
+
+    Returns:
+        The paths, in the scenario's field order.
+    """
+
+    def walk(model: BaseModel, prefix: str):
+        for name in type(model).model_fields:
+            value = getattr(model, name)
+            if isinstance(value, BaseModel):
+                yield from walk(value, f"{prefix}{name}.")
+            elif isinstance(value, float) and f"{prefix}{name}" not in STATIC_FLOATS:
+                yield f"{prefix}{name}"
+
+    return tuple(walk(sc, ""))
+
+
+def run_config(sc: Scenario, trace: bool = True) -> Config:
+    """The :class:`~silentfail.sim.config.Config` a single run is compiled for: the
+    round count's bucket (:func:`compiled_scenario`) and, with ``trace``, every
+    :func:`traced_floats` path as a leaf (its value in the key set to :data:`CANONICAL`),
+    so that scenarios differing in those floats or within a round bucket share it.
+
+    Args:
+        sc: the scenario.
+        trace: trace the floats (False: every field static).
+
+    Returns:
+        The Config.
+    """
+    sc = compiled_scenario(sc)
+    if not trace:
+        return Config(sc)
+    paths = traced_floats(sc)
+    values = [numeric_field(sc, p) for p in paths]
+    return Config(substitute(sc, dict.fromkeys(paths, CANONICAL)), paths, values)

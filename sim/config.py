@@ -26,6 +26,14 @@ from pydantic import BaseModel
 
 from .scenario import Scenario, ScenarioError
 
+#: what tracing a field that sets a shape or a Python branch raises
+TRACER_ERRORS = (
+    jax.errors.ConcretizationTypeError,
+    jax.errors.TracerBoolConversionError,
+    jax.errors.TracerIntegerConversionError,
+    jax.errors.TracerArrayConversionError,
+)
+
 
 class Static:
     """The static part of a :class:`Config`: a scenario, hashed and compared by its

@@ -9,8 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import distributed, scale
-from .buckets import compiled_scenario, first_rounds
-from .config import Config
+from .buckets import first_rounds, run_config
+from .config import TRACER_ERRORS, Config
 from .engine import program
 from .federate import DIVERGENCE_FACTOR, check_supported
 from .models import client_model
@@ -93,15 +93,21 @@ def run(
     check_supported(scenario)
     if clients is not None:
         clients = check_clients(scenario, clients)
-    cfg = Config(compiled_scenario(scenario))  # the round count's bucket (sim/buckets.py)
-    ctx, pop, lam_max, out = program(
-        cfg, np.uint32(seed), clients=clients, chunk=block, devices=None if mesh is None else mesh.size
-    )
-    if distributed.process_count() > 1:  # the shards of every process, gathered on each
-        ctx, pop, lam_max = distributed.to_host((ctx, pop, lam_max))
+
+    def compute(cfg: Config):
+        ctx, pop, lam_max, out = program(
+            cfg, np.uint32(seed), clients=clients, chunk=block, devices=None if mesh is None else mesh.size
+        )
+        if distributed.process_count() > 1:  # the shards of every process, gathered on each
+            ctx, pop, lam_max = distributed.to_host((ctx, pop, lam_max))
+        return ctx, pop, lam_max, out, {k: float(v) for k, v in _fm_summary(cfg, ctx, pop).items()}
+
+    try:  # the round count's bucket and the floats traced: one program for nearby scenarios (sim/buckets.py)
+        ctx, pop, lam_max, out, fm = compute(run_config(scenario))
+    except TRACER_ERRORS:  # a float this scenario's program reads as a branch or a shape: every field static
+        ctx, pop, lam_max, out, fm = compute(run_config(scenario, trace=False))
     check_stable(lam_max, scenario)
     rounds = first_rounds(distributed.to_host(out.rounds), scenario.federation.rounds)
-    fm = {k: float(v) for k, v in _fm_summary(cfg, ctx, pop).items()}
     trace = build_trace(
         scenario, seed, rounds, fm=fm, accounting=account(scenario, float(jnp.max(pop.q))), weights=pop.weight
     )

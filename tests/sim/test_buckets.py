@@ -3,14 +3,16 @@ bucketing changes no number."""
 
 from __future__ import annotations
 
+import jax
+import numpy as np
 import pytest
 import xarray as xr
 
-from silentfail.sim import engine
-from silentfail.sim import run as run_module
+from silentfail.sim import buckets, engine
+from silentfail.sim.batch import traceable
 from silentfail.sim.buckets import compiled_scenario, rounds_bucket
 from silentfail.sim.run import run
-from silentfail.sim.scenario import preset
+from silentfail.sim.scenario import preset, preset_names
 
 
 def _small(rounds: int):
@@ -45,7 +47,7 @@ def test_bucketed_run_equals_the_exact_scan_bit_for_bit(monkeypatch):
     sc = _small(9)
     assert compiled_scenario(sc).federation.rounds == 10
     bucketed = run(sc, seed=3)
-    monkeypatch.setattr(run_module, "compiled_scenario", lambda s: s)
+    monkeypatch.setattr(buckets, "compiled_scenario", lambda s: s)
     size = engine.program._cache_size()
     exact = run(sc, seed=3)
     assert engine.program._cache_size() == size + 1  # a program of its own: 9 rounds
@@ -63,3 +65,55 @@ def test_nearby_round_counts_share_one_compiled_program():
     assert trace.sizes["round"] == 12
     run(_small(13), seed=0)  # bucket 14: a new program
     assert engine.program._cache_size() == size + 1
+
+
+def test_floats_are_traced_one_program_and_each_run_reads_its_own_values():
+    """Two learning rates, shift strengths and thresholds: one program, and each run's
+    numbers are those of the run compiled with every field static (float round-off),
+    not the program key's canonical values."""
+    a = _small(6)
+    b = a.replace(**{"personalization.lam": 0.35, "shifts.strength": 0.6, "thresholds.amplified_bias": 0.02})
+    ta = run(a, seed=1)
+    size = engine.program._cache_size()
+    tb = run(b, seed=1)
+    assert engine.program._cache_size() == size
+    assert not np.allclose(ta["theta_global"].values, tb["theta_global"].values)
+    for sc, got in ((a, ta), (b, tb)):
+        cfg = buckets.run_config(sc, trace=False)
+        _, _, _, out = engine.program(cfg, np.uint32(1))
+        np.testing.assert_allclose(
+            got["theta_global"].values, np.asarray(out.rounds["theta_global"]), rtol=2e-5, atol=1e-6
+        )
+        np.testing.assert_allclose(
+            got["acc_mean"].values, np.asarray(out.rounds["acc_mean"], np.float64), rtol=2e-5, atol=1e-6
+        )
+    assert tb.attrs["scenario"] == b.to_json()  # the run's own scenario, not the program key's
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_every_preset_traces_its_floats_and_static_floats_are_static(name):
+    """Every float of every preset outside STATIC_FLOATS traces in the single-run
+    program (eval_shape, no compile), so no preset falls back to a static program."""
+    sc = preset(name)
+    cfg = buckets.run_config(sc)
+    assert cfg.paths and not set(cfg.paths) & buckets.STATIC_FLOATS
+    jax.eval_shape(lambda c: engine.program(c, np.uint32(0)), cfg)
+
+
+def test_static_floats_cannot_be_traced():
+    """Each STATIC_FLOATS field really is read as a branch or a shape in some preset
+    (else it belongs in the traced set); covariate_var_spread only where a preset's
+    covariate family reads it."""
+    scenarios = [preset("default"), preset("label-shift")]
+    assert all(any(not traceable(sc, p) for sc in scenarios) for p in buckets.STATIC_FLOATS)
+
+
+def test_a_float_that_cannot_trace_falls_back_to_a_static_program(monkeypatch):
+    """With STATIC_FLOATS emptied, federation.byzantine_fraction (a Python branch) is
+    traced and tracing fails; run() compiles the static program and returns its numbers."""
+    sc = _small(5).replace(**{"federation.byzantine_fraction": 0.1})
+    want = run(sc, seed=2)
+    monkeypatch.setattr(buckets, "STATIC_FLOATS", frozenset())
+    assert "federation.byzantine_fraction" in buckets.traced_floats(sc)
+    got = run(sc, seed=2)
+    xr.testing.assert_allclose(got, want, rtol=2e-5, atol=1e-6)
