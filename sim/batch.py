@@ -20,6 +20,7 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
 from . import distributed, result_cache
+from .buckets import shared_config
 from .config import TRACER_ERRORS, Config, Static
 from .detectors import Public, first_over, statistics
 from .engine import simulate
@@ -172,8 +173,10 @@ def run_batch(
     ``seeds`` (B,), ``thresholds`` (B, K) (+inf: no alarms, e.g. for null runs).
 
     Every path must be a float field the engine uses only as a number (see
-    :func:`traceable`); the rest of the scenario is compiled in. ``devices`` shards the
-    runs of each call over that many devices (CALL must be divisible by it).
+    :func:`traceable`); the scenario's other floats are traced as scalars (one program
+    for scenarios that differ only in them, ``sim.buckets.shared_config``) and the rest
+    is compiled in. ``devices`` shards the runs of each call over that many devices
+    (CALL must be divisible by it).
 
     Args:
         sc: the scenario.
@@ -204,19 +207,25 @@ def run_batch(
             np.concatenate([a, np.repeat(a[-1:], pad, axis=0)]) for a in (values, seeds, thresholds)
         )
     cfg = batch_config(sc)
-    fn = functools.partial(
-        program,
-        cfg,
-        paths=tuple(paths),
-        detectors=tuple(detectors),
-        devices=None if devices == 1 else devices,
-        expected=expected,
-    )
 
-    def compute() -> dict:
-        parts = [
+    def call(config: Config) -> list:
+        fn = functools.partial(
+            program,
+            config,
+            paths=tuple(paths),
+            detectors=tuple(detectors),
+            devices=None if devices == 1 else devices,
+            expected=expected,
+        )
+        return [
             fn(values[i : i + CALL], seeds[i : i + CALL], thresholds[i : i + CALL]) for i in range(0, B + pad, CALL)
         ]
+
+    def compute() -> dict:
+        try:  # the scenario's other floats traced too: one program for nearby scenarios (sim/buckets.py)
+            parts = call(shared_config(sc, exclude=tuple(paths), static={"population.trace_clients": 0}))
+        except TRACER_ERRORS:  # a float this scenario's program reads as a branch or a shape
+            parts = call(cfg)
         parts = distributed.to_host(parts)  # a multi-process call's runs, gathered on every process
         return {k: np.concatenate([p[k] for p in parts])[:B] for k in Outcome._fields}
 

@@ -123,11 +123,29 @@ def traced_floats(sc: Scenario) -> tuple[str, ...]:
     return tuple(walk(sc, ""))
 
 
+def shared_config(sc: Scenario, exclude: tuple[str, ...] = (), static: dict | None = None) -> Config:
+    """``sc`` as a :class:`~silentfail.sim.config.Config` whose :func:`traced_floats`
+    (but those in ``exclude``) are leaves, their values in the key set to
+    :data:`CANONICAL`: scenarios that differ only in those floats have one key.
+
+    Args:
+        sc: the scenario.
+        exclude: paths left out (a sweep's axes, which the program traces itself).
+        static: fields replaced in the key as well (``Config``'s ``static``).
+
+    Returns:
+        The Config.
+    """
+    paths = tuple(p for p in traced_floats(sc) if p not in exclude)
+    values = tuple(numeric_field(sc, p) for p in paths)
+    return Config(substitute(sc, {**dict.fromkeys(paths, CANONICAL), **(static or {})}), paths, values)
+
+
 def run_config(sc: Scenario, trace: bool = True) -> Config:
     """The :class:`~silentfail.sim.config.Config` a single run is compiled for: the
-    round count's bucket (:func:`compiled_scenario`) and, with ``trace``, every
-    :func:`traced_floats` path as a leaf (its value in the key set to :data:`CANONICAL`),
-    so that scenarios differing in those floats or within a round bucket share it.
+    round count's bucket (:func:`compiled_scenario`) and, with ``trace``, its floats
+    traced (:func:`shared_config`), so that scenarios differing in those floats or
+    within a round bucket share it.
 
     Args:
         sc: the scenario.
@@ -137,8 +155,4 @@ def run_config(sc: Scenario, trace: bool = True) -> Config:
         The Config.
     """
     sc = compiled_scenario(sc)
-    if not trace:
-        return Config(sc)
-    paths = traced_floats(sc)
-    values = [numeric_field(sc, p) for p in paths]
-    return Config(substitute(sc, dict.fromkeys(paths, CANONICAL)), paths, values)
+    return shared_config(sc) if trace else Config(sc)

@@ -140,7 +140,8 @@ class Config:
         return cfg
 
     def with_values(self, paths: Sequence[str], values: Sequence[Any]) -> Config:
-        """The same static part with ``paths`` traced at ``values``.
+        """The same static part with ``paths`` traced at ``values``, added to the paths
+        this Config already traces (a path in both takes the new value).
 
         Args:
             paths: dotted float fields.
@@ -149,7 +150,9 @@ class Config:
         Returns:
             A new Config.
         """
-        return Config(self.static, paths, values)
+        merged = dict(zip(self.paths, self.values))
+        merged.update(zip(paths, values))
+        return Config(self.static, tuple(merged), tuple(merged.values()))
 
     @property
     def scenario(self) -> Scenario:

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from silentfail.sim import buckets, engine
+from silentfail.sim import batch, buckets, engine
 from silentfail.sim.batch import traceable
 from silentfail.sim.buckets import compiled_scenario, rounds_bucket
 from silentfail.sim.run import run
 from silentfail.sim.scenario import preset, preset_names
+from silentfail.sim.verdict import deployed, layout
 
 
 def _small(rounds: int):
@@ -117,3 +118,33 @@ def test_a_float_that_cannot_trace_falls_back_to_a_static_program(monkeypatch):
     assert "federation.byzantine_fraction" in buckets.traced_floats(sc)
     got = run(sc, seed=2)
     xr.testing.assert_allclose(got, want, rtol=2e-5, atol=1e-6)
+
+
+def _outcomes(sc, paths=(), values=None, seeds=4):
+    values = np.zeros((seeds, len(paths)), np.float32) if values is None else values
+    dets = deployed(sc)
+    return batch.run_batch(
+        sc, paths, dets, values, np.arange(seeds), np.full((seeds, len(layout(dets).channel)), np.inf)
+    )
+
+
+def test_batches_of_nearby_scenarios_share_one_program(monkeypatch):
+    """run_batch traces the scenario's floats besides the sweep's axes: two learning
+    rates are one batch program, each batch has the numbers of its static program, and
+    a sweep axis (excluded from the scalars) takes the axis' values."""
+    a = _small(6)
+    b = a.replace(**{"personalization.lam": 0.35, "shifts.strength": 0.6})
+    got_a = _outcomes(a)
+    size = batch.program._cache_size()
+    got_b = _outcomes(b)
+    assert batch.program._cache_size() == size
+    assert not np.allclose(got_a.final_value, got_b.final_value)
+    axis = _outcomes(a, ("personalization.lam", "shifts.strength"), np.tile(np.float32([0.35, 0.6]), (4, 1)))
+    np.testing.assert_allclose(axis.final_value, got_b.final_value, rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(axis.failure_round, got_b.failure_round)
+    monkeypatch.setattr(batch, "shared_config", lambda sc, exclude, static: batch.batch_config(sc))
+    for sc, got in ((a, got_a), (b, got_b)):
+        want = _outcomes(sc)  # the static program (every float compiled in)
+        np.testing.assert_allclose(got.final_value, want.final_value, rtol=2e-5, atol=1e-6)
+        np.testing.assert_allclose(got.worst_value, want.worst_value, rtol=2e-5, atol=1e-6)
+        np.testing.assert_array_equal(got.failure_round, want.failure_round)
