@@ -603,6 +603,12 @@ END_TO_END_SMOKE = {
         "federation.rounds=3",
     ],
 }
+#: a nearby configuration of each end-to-end command (other floats, a round count in the
+#: same bucket): timed after the warm calls, it shares their compiled programs
+#: (``sim/buckets.py``) and computes its own numbers (its calibration is not cached)
+NEARBY = {
+    "simulate": ["--set", "personalization.lam=0.15", "--set", "shifts.strength=0.9", "--set", "federation.rounds=52"]
+}
 #: the work timed in 1 and 2 local processes (``silentfail launch``)
 MULTIPROCESS = {
     "simulate 200k clients": [
@@ -638,17 +644,20 @@ def _cli_env(cache: str, results: bool) -> dict:
     return env
 
 
-def end_to_end(commands: dict[str, list[str]]) -> dict:
+def end_to_end(commands: dict[str, list[str]], nearby: dict[str, list[str]] | None = None) -> dict:
     """Wall time of each command from a fresh process: cold (empty compile and result
     caches), warm with the compile cache only (the programs load from disk, every
-    number is computed), and warm (the result cache also holds the batches of runs a
-    first call computed, e.g. the detector calibration).
+    number is computed), warm (the result cache also holds the batches of runs a
+    first call computed, e.g. the detector calibration), and a nearby scenario for the
+    commands in ``nearby`` (:data:`NEARBY`: the warm calls' programs, its own
+    calibration computed).
 
     Args:
         commands: name -> the command's words after ``silentfail``.
+        nearby: name -> the words that make a nearby scenario of that command.
 
     Returns:
-        ``{name: {command, cold_s, warm_compile_cache_s, warm_s}}``.
+        ``{name: {command, cold_s, warm_compile_cache_s, warm_s[, nearby_command, nearby_s]}}``.
     """
     out = {}
     for name, argv in commands.items():
@@ -659,6 +668,9 @@ def end_to_end(commands: dict[str, list[str]]) -> dict:
             row["warm_compile_cache_s"] = _timed_cli(argv, _cli_env(tmp, False), tmp)  # result cache off
             shutil.rmtree(f"{tmp}/phase", ignore_errors=True)
             row["warm_s"] = _timed_cli(argv, _cli_env(tmp, True), tmp)
+            if name in (nearby or {}):
+                row["nearby_command"] = "silentfail " + " ".join(argv + nearby[name])
+                row["nearby_s"] = _timed_cli(argv + nearby[name], _cli_env(tmp, True), tmp)
         out[name] = row
     return out
 
@@ -808,11 +820,12 @@ def bench(
         )
     else:
         log(f"flower: {fl.get('skipped') or fl.get('error')}")
-    e2e = end_to_end(END_TO_END_SMOKE if smoke else END_TO_END)
+    e2e = end_to_end(END_TO_END_SMOKE, {}) if smoke else end_to_end(END_TO_END, NEARBY)
     for name, row in e2e.items():
         log(
             f"end to end {name}: cold {row['cold_s']:.1f} s, warm (compile cache) {row['warm_compile_cache_s']:.1f} s, "
             f"warm (compile and result caches) {row['warm_s']:.1f} s"
+            + (f", a nearby scenario {row['nearby_s']:.1f} s" if "nearby_s" in row else "")
         )
     if where["accelerator"] and len(where["devices"]) < 2:
         mp = {"skipped": "one accelerator: local processes would share it"}
