@@ -25,6 +25,13 @@ SC = preset("label-shift").replace(
 DETECTORS = tuple(deployed(SC))
 
 
+@pytest.fixture(autouse=True)
+def no_plugin_loaded(monkeypatch):
+    """Each test starts as a process that has loaded no plugin: a plugin test that ran
+    earlier in the same pytest worker switched the cache off for that process."""
+    monkeypatch.setitem(result_cache._STATE, "plugins", False)
+
+
 def outcome(seeds):
     seeds = np.asarray(seeds)
     t = np.full((len(seeds), len(layout(DETECTORS).channel)), np.inf)
