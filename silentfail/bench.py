@@ -820,7 +820,7 @@ def bench(
         )
     else:
         log(f"flower: {fl.get('skipped') or fl.get('error')}")
-    e2e = end_to_end(END_TO_END_SMOKE, {}) if smoke else end_to_end(END_TO_END, NEARBY)
+    e2e = end_to_end(END_TO_END_SMOKE) if smoke else end_to_end(END_TO_END, NEARBY)
     for name, row in e2e.items():
         log(
             f"end to end {name}: cold {row['cold_s']:.1f} s, warm (compile cache) {row['warm_compile_cache_s']:.1f} s, "

@@ -97,6 +97,10 @@ def _one(cfg: Config, paths: tuple[str, ...], detectors: tuple[str, ...], values
     )
 
 
+#: the engine settings of every batch program (outcomes need no per-client trace outputs)
+BATCH_STATIC = {"population.trace_clients": 0}
+
+
 def batch_config(sc: Scenario) -> Config:
     """The static part of a batch program's scenario: ``sc`` without per-client trace
     outputs (``population.trace_clients = 0``; outcomes need none).
@@ -107,7 +111,7 @@ def batch_config(sc: Scenario) -> Config:
     Returns:
         The Config (no traced paths).
     """
-    return Config(sc, static={"population.trace_clients": 0})
+    return Config(sc, static=BATCH_STATIC)
 
 
 @functools.partial(jax.jit, static_argnames=("paths", "detectors", "devices", "expected"))
@@ -223,7 +227,7 @@ def run_batch(
 
     def compute() -> dict:
         try:  # the scenario's other floats traced too: one program for nearby scenarios (sim/buckets.py)
-            parts = call(shared_config(sc, exclude=tuple(paths), static={"population.trace_clients": 0}))
+            parts = call(shared_config(sc, exclude=tuple(paths), static=BATCH_STATIC))
         except TRACER_ERRORS:  # a float this scenario's program reads as a branch or a shape
             parts = call(cfg)
         parts = distributed.to_host(parts)  # a multi-process call's runs, gathered on every process

@@ -38,11 +38,10 @@ the dimension d, which change the arithmetic itself.
 from __future__ import annotations
 
 import jax
-from pydantic import BaseModel
 
 from .config import Config, substitute
 from .params import numeric_field
-from .scenario import Scenario
+from .scenario import Scenario, scenario_fields
 
 #: buckets per octave of the round count (the waste is below 1 / BUCKETS_PER_OCTAVE)
 BUCKETS_PER_OCTAVE = 4
@@ -109,18 +108,13 @@ def traced_floats(sc: Scenario) -> tuple[str, ...]:
         sc: the scenario.
 
     Returns:
-        The paths, in the scenario's field order.
+        The paths, in the scenario's field order (``scenario_fields``).
     """
-
-    def walk(model: BaseModel, prefix: str):
-        for name in type(model).model_fields:
-            value = getattr(model, name)
-            if isinstance(value, BaseModel):
-                yield from walk(value, f"{prefix}{name}.")
-            elif isinstance(value, float) and f"{prefix}{name}" not in STATIC_FLOATS:
-                yield f"{prefix}{name}"
-
-    return tuple(walk(sc, ""))
+    return tuple(
+        f.path
+        for f in scenario_fields()
+        if isinstance(numeric_field(sc, f.path), float) and f.path not in STATIC_FLOATS
+    )
 
 
 def shared_config(sc: Scenario, exclude: tuple[str, ...] = (), static: dict | None = None) -> Config:
