@@ -45,38 +45,78 @@ def pytest_configure(config):
 def pytest_pyfunc_call(pyfuncitem):
     """A test marked ``default_compiler`` is run-bound (long MCMC chains, slow under the
     test run's unoptimized code): under the test XLA flags it runs in a pytest child
-    process with the default pipeline, and its outcome is the child's."""
+    process with the default pipeline, and its outcome is the child's. The first such
+    test of a module starts one child for all the module's selected ``default_compiler``
+    tests (one interpreter start, not one per test) and every one reads its own outcome."""
     if pyfuncitem.get_closest_marker("default_compiler") is None or os.environ.get("XLA_FLAGS") != TEST_XLA_FLAGS:
         return None
+    module = str(pyfuncitem.path)
+    if module not in _CHILD_OUTCOMES:
+        ids = [
+            it.nodeid
+            for it in pyfuncitem.session.items
+            if str(it.path) == module and it.get_closest_marker("default_compiler") is not None
+        ]
+        _CHILD_OUTCOMES[module] = _run_in_child(pyfuncitem.config, ids)
+    outcome = _CHILD_OUTCOMES[module].get(pyfuncitem.name)
+    if outcome is None:
+        pytest.fail(f"{pyfuncitem.nodeid}: the default-pipeline child reported no outcome", pytrace=False)
+    kind, text = outcome
+    if kind == "skipped":
+        pytest.skip(text)
+    if kind != "passed":
+        pytest.fail(f"{pyfuncitem.nodeid} failed under the default XLA pipeline:\n{text[-6000:]}", pytrace=False)
+    return True
+
+
+#: module path -> {test name: (passed | failed | skipped, message)} of its child run.
+_CHILD_OUTCOMES: dict[str, dict[str, tuple[str, str]]] = {}
+
+
+def _run_in_child(config, nodeids: list[str]) -> dict[str, tuple[str, str]]:
+    """Run ``nodeids`` in one pytest child with the default XLA pipeline; their outcomes
+    by test name, read from the child's JUnit XML."""
     import subprocess
     import sys
+    import tempfile
+    import xml.etree.ElementTree as ET
 
     env = {**os.environ, "XLA_FLAGS": ""}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:xdist",
-            "-p",
-            "no:cacheprovider",
-            "-o",
-            "addopts=",
-            pyfuncitem.nodeid,
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=pyfuncitem.config.rootpath,
-    )
-    if proc.returncode != 0:
-        pytest.fail(
-            f"{pyfuncitem.nodeid} failed under the default XLA pipeline:\n{proc.stdout[-4000:]}{proc.stderr[-2000:]}",
-            pytrace=False,
+    with tempfile.TemporaryDirectory(prefix="silentfail-child-") as tmp:
+        report = os.path.join(tmp, "report.xml")
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:xdist",
+                "-p",
+                "no:cacheprovider",
+                "-o",
+                "addopts=",
+                f"--junitxml={report}",
+                *nodeids,
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=config.rootpath,
         )
-    return True
+        if not os.path.exists(report):
+            return {nodeid.split("::")[-1]: ("failed", proc.stdout[-4000:] + proc.stderr[-2000:]) for nodeid in nodeids}
+        outcomes = {}
+        for case in ET.parse(report).getroot().iter("testcase"):
+            bad = case.find("failure") if case.find("failure") is not None else case.find("error")
+            skip = case.find("skipped")
+            if bad is not None:
+                outcomes[case.get("name")] = ("failed", f"{bad.get('message', '')}\n{bad.text or ''}")
+            elif skip is not None:
+                outcomes[case.get("name")] = ("skipped", skip.get("message", ""))
+            else:
+                outcomes[case.get("name")] = ("passed", "")
+        return outcomes
 
 
 def pytest_unconfigure(config):

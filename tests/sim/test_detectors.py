@@ -100,7 +100,7 @@ def test_citation_uses_the_one_scenario_to_constraint_mapping():
 @pytest.fixture(scope="module")
 def small_sweep():
     """Detector behaviour over shift strength in the small DP world (one compile)."""
-    return sweep(SMALL, {"shifts.strength": [0.0, 0.5, 1.0]}, seeds=24, chunk=64)
+    return sweep(SMALL, {"shifts.strength": [0.0, 0.5, 1.0]}, seeds=24, chunk=64, theory=False)
 
 
 def test_conformal_rule_holds_its_false_alarm_rate_on_synthetic_data():
@@ -177,7 +177,7 @@ def test_a_blocked_detector_never_appears_in_a_verdict():
     )
     assert "no_attribute_use" in scenario_constraints(sc)
     assert "group_stratified_monitor" not in dt.deployed(sc)
-    ds = sweep(sc, {}, seeds=2, chunk=8)
+    ds = sweep(sc, {}, seeds=2, chunk=8, theory=False)
     assert "group_stratified_monitor" not in ds.detector.values
     assert not {"update_inspection", "central_audit"} & set(ds.detector.values)
     # lifting secure aggregation makes individual updates visible; the oracle needs both model and data

@@ -31,8 +31,9 @@ ALL_ACCESS = {f"federation.{flag}": not value for flag, value in ACCESS_CONSTRAI
 
 
 def open_runs(sc, seeds=SEEDS, attribute_nulls=False):
-    """The runs of ``sc`` with every detector deployed."""
-    return sweep(sc.replace(**ALL_ACCESS), {}, seeds=seeds, attribute_nulls=attribute_nulls)
+    """The runs of ``sc`` with every detector deployed (the simulated verdicts only: no
+    population-limit runs of the theory, which nothing here reads)."""
+    return sweep(sc.replace(**ALL_ACCESS), {}, seeds=seeds, attribute_nulls=attribute_nulls, theory=False)
 
 
 def judged(ds, sc):

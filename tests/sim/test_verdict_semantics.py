@@ -80,7 +80,7 @@ def noisy_null():
             "monitor.calibration_seeds": 32,
         }
     )
-    return sc, sweep(sc, {}, seeds=4)
+    return sc, sweep(sc, {}, seeds=4, theory=False)
 
 
 def test_a_mode_that_fails_in_the_null_runs_is_reported_as_caused_without_shift(noisy_null):
@@ -117,7 +117,7 @@ def test_a_null_failure_without_a_mechanism_to_lift_is_the_personalizations():
             "monitor.alpha": 0.25,
         }
     )
-    ds = sweep(sc, {}, seeds=2)
+    ds = sweep(sc, {}, seeds=2, theory=False)
     assert bool(ds["caused_without_shift"].sel(mode="alignment_erosion"))
     assert str(ds["null_cause"].sel(mode="alignment_erosion").values) == "personalization"
     assert str(ds["null_cause"].sel(mode="amplified_bias").values) == ""
@@ -137,7 +137,7 @@ def test_an_attack_that_erodes_with_no_shift_is_named_the_cause():
             "monitor.alpha": 0.25,
         }
     )
-    ds = sweep(sc, {}, seeds=2)
+    ds = sweep(sc, {}, seeds=2, theory=False)
     assert bool(ds["caused_without_shift"].sel(mode="alignment_erosion"))
     assert str(ds["null_cause"].sel(mode="alignment_erosion").values) == "byzantine clients"
 
@@ -170,7 +170,7 @@ def test_null_cause_names_the_constraints_only_where_lifting_them_removes_the_fa
 
 def test_the_no_failure_null_calibrates_on_failure_free_runs_and_counts_the_rejected(noisy_null):
     sc, ds = noisy_null
-    ds2 = sweep(sc.replace(**{"monitor.null": "no_failure"}), {}, seeds=4)
+    ds2 = sweep(sc.replace(**{"monitor.null": "no_failure"}), {}, seeds=4, theory=False)
     rejected = int(ds2["null_rejected"])
     assert rejected >= round(float(ds["null_failure_rate"].sel(mode="alignment_erosion")) * 32)
     assert float(ds2["null_failure_rate"].sel(mode="alignment_erosion")) == float(
