@@ -15,7 +15,8 @@ so one noisy DP round does not decide it):
 * ``mode:<m>`` the late value of mode m's ground-truth metric (sim/trace.py), and
   ``failed:<m>`` whether it crossed its threshold;
 * the late value of trace variables: ``acc_mean``, ``acc_parity_gap``,
-  ``worst_group_acc``, ``minority_acc`` (deployed models' pooled accuracy on group 1),
+  ``worst_group_acc``, ``minority_acc`` (deployed models' pooled accuracy on the worst minority group:
+  group 1 of two, the worst of the odd groups of more),
   ``global_alignment``, ``global_p0_acc``, ``global_minority_acc_p0``,
   ``bias_amp_mean``, ``global_spurious_weight``;
 * ``drift``: the relative distance of FedAvg's fixed point from the minimizer of the
@@ -49,6 +50,7 @@ from .engine import simulate
 from .federate import check_supported
 from .privacy import dp_epsilon, max_participation
 from .scenario import MODES, Scenario, ScenarioError, preset
+from .world import minority_groups
 
 #: Run quantities in the order of :func:`_quantities`' output.
 TRACE_QUANTITIES = (
@@ -411,13 +413,14 @@ def client_drift(pop) -> jax.Array:
 def _quantities(view, ctx, pop, rounds, theta_final) -> jax.Array:
     metric, (t_f, _) = run_failures(view, ctx, pop, rounds)
     drift = client_drift(pop)
+    minority = np.flatnonzero(minority_groups(view.world.groups))  # the odd groups
     vals = (
         [late(metric[:, i]) for i in range(len(MODES))]
         + [(t_f[i] >= 0).astype(jnp.float32) for i in range(len(MODES))]
         + [late(rounds[k]) for k in TRACE_QUANTITIES]
         + [
-            late(rounds["group_acc"][:, 1]),
-            late(rounds["global_group_acc_p0"][:, 1]),
+            late(rounds["group_acc"][:, minority].min(-1)),
+            late(rounds["global_group_acc_p0"][:, minority].min(-1)),
             drift,
             rounds["public_round"].sum().astype(jnp.float32),
         ]

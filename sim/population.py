@@ -24,7 +24,7 @@ from .metrics import Confidence, accuracy, cell_scores, fit_confidence
 from .personalize import check_stable, client_maps, max_curvature, projector, teacher_moments
 from .scenario import Scenario, ScenarioError
 from .shifts import SHIFT_FAMILIES, from_scenario, interpolate
-from .world import ClientWorld, World, Y, augment, base_client, client_moments, make_world
+from .world import ClientWorld, World, Y, augment, base_client, client_moments, make_world, minority_groups
 
 
 class Population(NamedTuple):
@@ -152,8 +152,10 @@ def sample_data(key: Array, cw: ClientWorld, world: World, n_max: int) -> tuple[
 
 
 def participation(sc: Scenario, shifted: ClientWorld) -> Array:
-    """q_c = q (1 - disparity pi_c(a=1)) / (1 - disparity mean_c pi_c(a=1)), clipped to [0, 1]:
-    clients rich in the minority group join less (participation resource disparity).
+    """q_c = q (1 - disparity m_c) / (1 - disparity mean_c m_c), clipped to [0, 1], m_c the
+    client's mass in the minority groups (the odd groups, ``world.minority_groups``:
+    a = 1 of two, a = 1 and 3 of four): clients rich in a minority join less
+    (participation resource disparity).
 
     Args:
         sc: the scenario (``participation`` q, ``participation_disparity``).
@@ -163,7 +165,8 @@ def participation(sc: Scenario, shifted: ClientWorld) -> Array:
         (N,) q_c.
     """
     f = sc.federation
-    minority = shifted.pi.sum(axis=1)[:, 1]
+    mass = shifted.pi.sum(axis=1)  # (N, G) P_c(a)
+    minority = jnp.where(minority_groups(mass.shape[1]), mass, 0.0).sum(1)  # with two groups: P_c(a = 1), exactly
     scale = (1 - f.participation_disparity * minority) / (1 - f.participation_disparity * minority.mean())
     return jnp.clip(f.participation * scale, 0.0, 1.0)
 

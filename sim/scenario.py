@@ -79,7 +79,9 @@ class World(_Section):
     """
 
     d: int = Field(16, ge=4, le=512, description="feature dimension of the FM's representation space")
-    groups: int = Field(2, ge=2, le=8, description="number of protected groups G (a = 1 is the minority)")
+    groups: int = Field(
+        2, ge=2, le=8, description="number of protected groups G (the odd groups a = 1, 3, ... are the minority)"
+    )
     group_shares: tuple[Prob, ...] | None = Field(
         None, description="P0(a), one per group, summing to 1 (default: 0.7/0.3 for two groups, else uniform)"
     )
@@ -281,7 +283,7 @@ class Federation(_Section):
     participation: Prob = Field(0.1, description="base probability q that a client joins a round")
     participation_disparity: Prob = Field(
         0.0,
-        description="q_c = q (1 - disparity pi_c(a=1)) / (1 - disparity mean pi(a=1)): minority-heavy clients join less",
+        description="q_c = q (1 - disparity m_c) / (1 - disparity mean m_c), m_c the client's mass in the minority (odd) groups: minority-heavy clients join less",
     )
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(
         0.0, description="probability a sampled client fails to report"

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
 from jax.scipy.special import ndtr
 
@@ -73,6 +74,22 @@ def prior(shares: Array, r: Array | float, signs: Array) -> Array:
 CORE_AXIS, SPU_AXIS, OFFSET_AXIS, ALIGN_AXIS, ROTATE_AXIS = 0, 1, 2, 3, 4
 
 
+def minority_groups(G: int) -> np.ndarray:
+    """The world's minority groups, the odd ones (a = 1, 3, ...): their label bias points
+    the other way (s_a = -1), their causal direction is rotated by
+    ``minority_core_angle``, and participation disparity lowers the participation of
+    clients rich in them. With two groups, a = 1.
+
+    Args:
+        G: the number of groups.
+
+    Returns:
+        (G,) bool (a NumPy constant, usable where a shape or an index is static), True for
+        a minority group.
+    """
+    return np.arange(G) % 2 == 1
+
+
 def make_world(sc: Scenario) -> World:
     """Build P0 and the probe world from a scenario's ``world`` section.
 
@@ -87,6 +104,7 @@ def make_world(sc: Scenario) -> World:
     d, G = w.d, w.groups
     eye = jnp.eye(d)
     e_core, e_spu, e_off, e_align = eye[CORE_AXIS], eye[SPU_AXIS], eye[OFFSET_AXIS], eye[ALIGN_AXIS]
+    # the minority groups (minority_groups) computed in the traced program, as the recorded numbers were
     signs = jnp.where(jnp.arange(G) % 2 == 0, 1.0, -1.0)
     a = jnp.arange(G, dtype=jnp.float32)
     offsets = w.group_offset * (a - a.mean())

@@ -69,6 +69,19 @@ def test_claim_quantities_are_the_engines_trace_values():
         assert values[L.quantities().index(f"failed:{m}")] == float(tr.failed.values[i])
 
 
+def test_minority_accuracy_is_the_worst_odd_group_with_more_than_two_groups():
+    """With four groups, ``minority_acc`` is the worst of the minority groups (1 and 3)
+    in each round, late-averaged as the trace's group accuracies are (with two groups it
+    is group 1's, the test above); group 3's noisier data make it the worst."""
+    claim = L.get_claim("byzantine")
+    sc = claim.scenario().replace(**{"world.groups": 4, "world.noise_std": [1.0, 1.0, 1.0, 1.6]})
+    values = L.measure(sc, (claim.arms[0],), seeds=2)[0, 1]
+    tr = run(sc.replace(**claim.arms[0]), 1)
+    worst = tr["group_acc"].values[-8:][:, [1, 3]].min(-1).mean()
+    np.testing.assert_allclose(values[L.quantities().index("minority_acc")], worst, rtol=2e-5, atol=2e-6)
+    assert worst < tr["group_acc"].values[-8:, 1].mean() - 0.01  # not group 1's, as the two-group rule read
+
+
 def test_client_drift_is_fedavgs_fixed_point():
     """The closed-form fixed point equals iterating the expected FedAvg round."""
     claim = L.get_claim("client_drift")

@@ -56,3 +56,36 @@ def test_wishart_mean_is_df_sigma():
         )
         W = np.asarray(W)
         assert (np.abs(W.mean(0) - df * np.asarray(Sigma)) <= 4 * W.std(0) / np.sqrt(20000)).all()
+
+
+def _pi(mass):
+    """(N, 2, G) cell priors with group masses ``mass`` (N, G), the labels balanced."""
+    mass = jnp.asarray(mass, jnp.float32)
+    return jnp.stack([mass / 2, mass / 2], axis=1)
+
+
+def test_participation_disparity_counts_every_minority_group():
+    """q_c = q (1 - rho m_c) / (1 - rho mean m_c), m_c the mass in the odd groups: with
+    four groups a client whose data are all in group 3 joins as rarely as one all in
+    group 1, and one all in group 2 as often as one all in group 0 (the old rule read
+    group 1 only)."""
+    from silentfail.sim.population import participation
+
+    sc = Scenario(world={"groups": 4}, federation={"participation": 0.2, "participation_disparity": 0.5})
+    eye = np.eye(4)
+    shifted = ClientWorld(pi=_pi(eye), mu=None, scale=None)
+    q = np.asarray(participation(sc, shifted))
+    m = np.array([0.0, 1.0, 0.0, 1.0])
+    np.testing.assert_allclose(q, 0.2 * (1 - 0.5 * m) / (1 - 0.5 * m.mean()), rtol=1e-6)
+    assert q[1] == q[3] < q[0] == q[2]
+
+
+def test_participation_disparity_with_two_groups_is_the_group_1_rule_exactly():
+    from silentfail.sim.population import participation
+
+    sc = Scenario(federation={"participation": 0.1, "participation_disparity": 0.8})
+    mass = np.random.default_rng(0).dirichlet([1.0, 1.0], size=50).astype(np.float32)
+    q = participation(sc, ClientWorld(pi=_pi(mass), mu=None, scale=None))
+    minority = _pi(mass).sum(axis=1)[:, 1]
+    expected = jnp.clip(0.1 * ((1 - 0.8 * minority) / (1 - 0.8 * minority.mean())), 0.0, 1.0)
+    np.testing.assert_array_equal(np.asarray(q), np.asarray(expected))
