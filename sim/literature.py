@@ -413,14 +413,16 @@ def client_drift(pop) -> jax.Array:
 def _quantities(view, ctx, pop, rounds, theta_final) -> jax.Array:
     metric, (t_f, _) = run_failures(view, ctx, pop, rounds)
     drift = client_drift(pop)
-    minority = np.flatnonzero(minority_groups(view.world.groups))  # the odd groups
+    odd = np.flatnonzero(minority_groups(view.world.groups))
+    # the worst minority group per round; with one (two groups), its column as recorded
+    worst = (lambda a: a[:, odd[0]]) if odd.size == 1 else (lambda a: a[:, odd].min(-1))
     vals = (
         [late(metric[:, i]) for i in range(len(MODES))]
         + [(t_f[i] >= 0).astype(jnp.float32) for i in range(len(MODES))]
         + [late(rounds[k]) for k in TRACE_QUANTITIES]
         + [
-            late(rounds["group_acc"][:, minority].min(-1)),
-            late(rounds["global_group_acc_p0"][:, minority].min(-1)),
+            late(worst(rounds["group_acc"])),
+            late(worst(rounds["global_group_acc_p0"])),
             drift,
             rounds["public_round"].sum().astype(jnp.float32),
         ]

@@ -166,7 +166,9 @@ def participation(sc: Scenario, shifted: ClientWorld) -> Array:
     """
     f = sc.federation
     mass = shifted.pi.sum(axis=1)  # (N, G) P_c(a)
-    minority = jnp.where(minority_groups(mass.shape[1]), mass, 0.0).sum(1)  # with two groups: P_c(a = 1), exactly
+    odd = np.flatnonzero(minority_groups(mass.shape[1]))
+    # one minority group (two groups): its column, the program the recorded numbers ran
+    minority = mass[:, odd[0]] if odd.size == 1 else mass[:, odd].sum(1)
     scale = (1 - f.participation_disparity * minority) / (1 - f.participation_disparity * minority.mean())
     return jnp.clip(f.participation * scale, 0.0, 1.0)
 
