@@ -50,7 +50,7 @@ from .engine import simulate
 from .federate import check_supported
 from .privacy import dp_epsilon, max_participation
 from .scenario import MODES, Scenario, ScenarioError, preset
-from .world import minority_groups
+from .world import over_minority
 
 #: Run quantities in the order of :func:`_quantities`' output.
 TRACE_QUANTITIES = (
@@ -413,16 +413,13 @@ def client_drift(pop) -> jax.Array:
 def _quantities(view, ctx, pop, rounds, theta_final) -> jax.Array:
     metric, (t_f, _) = run_failures(view, ctx, pop, rounds)
     drift = client_drift(pop)
-    odd = np.flatnonzero(minority_groups(view.world.groups))
-    # the worst minority group per round; with one (two groups), its column as recorded
-    worst = (lambda a: a[:, odd[0]]) if odd.size == 1 else (lambda a: a[:, odd].min(-1))
     vals = (
         [late(metric[:, i]) for i in range(len(MODES))]
         + [(t_f[i] >= 0).astype(jnp.float32) for i in range(len(MODES))]
         + [late(rounds[k]) for k in TRACE_QUANTITIES]
         + [
-            late(worst(rounds["group_acc"])),
-            late(worst(rounds["global_group_acc_p0"])),
+            late(over_minority(rounds["group_acc"], jnp.min)),  # the worst minority group per round
+            late(over_minority(rounds["global_group_acc_p0"], jnp.min)),
             drift,
             rounds["public_round"].sum().astype(jnp.float32),
         ]

@@ -24,7 +24,7 @@ from .metrics import Confidence, accuracy, cell_scores, fit_confidence
 from .personalize import check_stable, client_maps, max_curvature, projector, teacher_moments
 from .scenario import Scenario, ScenarioError
 from .shifts import SHIFT_FAMILIES, from_scenario, interpolate
-from .world import ClientWorld, World, Y, augment, base_client, client_moments, make_world, minority_groups
+from .world import ClientWorld, World, Y, augment, base_client, client_moments, make_world, over_minority
 
 
 class Population(NamedTuple):
@@ -165,10 +165,7 @@ def participation(sc: Scenario, shifted: ClientWorld) -> Array:
         (N,) q_c.
     """
     f = sc.federation
-    mass = shifted.pi.sum(axis=1)  # (N, G) P_c(a)
-    odd = np.flatnonzero(minority_groups(mass.shape[1]))
-    # one minority group (two groups): its column, the program the recorded numbers ran
-    minority = mass[:, odd[0]] if odd.size == 1 else mass[:, odd].sum(1)
+    minority = over_minority(shifted.pi.sum(axis=1), jnp.sum)  # (N,) m_c
     scale = (1 - f.participation_disparity * minority) / (1 - f.participation_disparity * minority.mean())
     return jnp.clip(f.participation * scale, 0.0, 1.0)
 

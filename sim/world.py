@@ -17,6 +17,7 @@ bias, f(x) = theta^T [x; 1]; D = d + 1.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax.numpy as jnp
@@ -88,6 +89,23 @@ def minority_groups(G: int) -> np.ndarray:
         a minority group.
     """
     return np.arange(G) % 2 == 1
+
+
+def over_minority(x: Array, reduce: Callable[..., Array]) -> Array:
+    """``reduce`` of ``x`` over its minority-group columns (last axis, one per group);
+    with a single minority group (two groups) that column itself, the program the
+    recorded two-group numbers ran (a reduction over one column reorders XLA's fusions
+    and moves float round-off downstream).
+
+    Args:
+        x: (..., G) a per-group quantity.
+        reduce: a reduction with an ``axis`` argument (``jnp.sum``, ``jnp.min``).
+
+    Returns:
+        (...) the reduced value.
+    """
+    odd = np.flatnonzero(minority_groups(x.shape[-1]))
+    return x[..., odd[0]] if odd.size == 1 else reduce(x[..., odd], axis=-1)
 
 
 def make_world(sc: Scenario) -> World:
