@@ -13,9 +13,9 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
+from .models import client_model, hook
 from .population import Context
 from .scenario import Scenario
-from .world import param_direction
 
 
 def crafted_updates(sc: Scenario, ctx: Context, delta: Array, key: Array) -> Array:
@@ -38,9 +38,13 @@ def crafted_updates(sc: Scenario, ctx: Context, delta: Array, key: Array) -> Arr
     f = sc.federation
     D = delta.shape[-1]
     if f.byzantine_kind == "alignment":
-        return jnp.broadcast_to(f.byzantine_scale * param_direction(ctx.world.e_align), delta.shape)
+        return jnp.broadcast_to(
+            f.byzantine_scale * hook(client_model(sc), "direction")(ctx, ctx.world.e_align), delta.shape
+        )
     if f.byzantine_kind == "spurious":
-        return jnp.broadcast_to(f.byzantine_scale * param_direction(ctx.world.e_spu), delta.shape)
+        return jnp.broadcast_to(
+            f.byzantine_scale * hook(client_model(sc), "direction")(ctx, ctx.world.e_spu), delta.shape
+        )
     if f.byzantine_kind == "sign_flip":
         return -f.byzantine_scale * delta
     return f.byzantine_scale * jax.random.normal(key, delta.shape) / jnp.sqrt(D)

@@ -44,7 +44,7 @@ from . import scale
 from .adversary import crafted_updates
 from .aggregators import Aggregator, aggregator
 from .config import Config
-from .ground_truth import client_block, client_pass, round_metrics, round_panel
+from .ground_truth import client_block, client_pass, replicated_round_metrics, round_metrics, round_panel
 from .mechanism import (
     REPORT_SENSITIVITY,
     Aggregate,
@@ -54,7 +54,7 @@ from .mechanism import (
     release,
     secure_aggregate,
 )
-from .models import client_model
+from .models import client_model, hook
 from .observe import inspect_updates
 from .population import Context, Population
 from .scenario import Scenario, ScenarioError
@@ -189,8 +189,11 @@ def _make_run(sc: Scenario, chunk: int | None = None, expected: bool = False, de
     C = min(sc.population.trace_clients, N)
     dp_weights = f.dp != "none"
     rule = aggregator(f.aggregator)
+    model = client_model(sc)
 
     def run(ctx: Context, pop: Population, key: Array) -> RunOutput:
+        direction = hook(model, "direction")
+        directions = (direction(ctx, ctx.world.e_align), direction(ctx, ctx.world.e_spu))
         if f.public_schedule != "never":
             S_pub, c_pub = public_steps(ctx.world, sc)
             fm = client_model(sc).global_metrics(ctx.theta0, ctx.world)
@@ -232,7 +235,7 @@ def _make_run(sc: Scenario, chunk: int | None = None, expected: bool = False, de
             new_state = jax.tree.map(lambda a, b: jnp.where(released, a, b), new_state, opt_state)
             if f.public_schedule != "never":
                 new_theta = jnp.where(public, S_pub @ theta_g + c_pub, new_theta)
-            out = round_metrics(sc, ctx, pop, theta_g, pc)
+            out = (round_metrics if model.exact else replicated_round_metrics)(sc, ctx, pop, theta_g, pc)
             out["client"] = jax.tree.map(lambda a: a[:C], out["client"])
             out["client"]["participated"] = mask[:C]
             out.update(n_reports=mask.sum(), capped_reports=capped)
@@ -247,7 +250,7 @@ def _make_run(sc: Scenario, chunk: int | None = None, expected: bool = False, de
                 obs_weight_sum=agg.weight_sum,
                 obs_count=agg.count,
                 obs_global=jnp.stack([out["global_alignment"], out["global_p0_acc"]]),
-                obs_inspect=inspect_updates(delta, mask, ctx),
+                obs_inspect=inspect_updates(delta, mask, ctx, directions),
                 obs_audit=out["mode_metric"],
             )
             out.update(

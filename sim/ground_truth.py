@@ -19,7 +19,7 @@ from jax import Array
 
 from . import metrics as mt
 from .intervention import intervene
-from .models import client_model
+from .models import GlobalMetrics, client_model
 from .observe import client_reports
 from .population import Context, Population
 from .registry import RoundView, plugin_modes
@@ -120,7 +120,15 @@ def round_panel(sc: Scenario, ctx: Context, pop: Population, t: Array) -> Panel:
     return Panel(world=cw, index=idx, fm_acc=pop.fm_acc[idx], p0_fm=p0_fm)
 
 
-def round_metrics(sc: Scenario, ctx: Context, pop: Population, theta_g: Array, pc: dict) -> dict:
+def round_metrics(
+    sc: Scenario,
+    ctx: Context,
+    pop: Population,
+    theta_g: Array,
+    pc: dict,
+    glob: GlobalMetrics | None = None,
+    glob_fm: GlobalMetrics | None = None,
+) -> dict:
     """Ground truth of the modes for one round, pooled over the clients'
     :func:`client_pass` outputs ``pc``: the six built-in modes' kernels, then each
     plugin mode's round metric on the same outputs (``sim/registry.py``).
@@ -131,15 +139,17 @@ def round_metrics(sc: Scenario, ctx: Context, pop: Population, theta_g: Array, p
         pop: the population (its pooling weights).
         theta_g: (D,) the global model.
         pc: the clients' :func:`client_pass` outputs.
+        glob: the global model's metrics (default: the client model's ``global_metrics``).
+        glob_fm: the FM's metrics (default: the same).
 
     Returns:
         ``{mode_metric: (modes,), reports, pooled summaries, client: {...}}``.
     """
     model = client_model(sc)
     w = pop.weight
-    glob = model.global_metrics(theta_g, ctx.world)
+    glob = model.global_metrics(theta_g, ctx.world) if glob is None else glob
     align_g, p0_g = glob.alignment, glob.p0_acc
-    align_fm = model.global_metrics(ctx.theta0, ctx.world).alignment
+    align_fm = (model.global_metrics(ctx.theta0, ctx.world) if glob_fm is None else glob_fm).alignment
     misalign = mt.within_round_drop(p0_g, pc["p0_acc"], align_g, pc["alignment"])
     acc = pc["acc"]
     ece = pc["ece_top_label"] if sc.thresholds.ece_kind == "top_label" else pc["ece_classwise"]
@@ -213,3 +223,55 @@ def round_metrics(sc: Scenario, ctx: Context, pop: Population, theta_g: Array, p
             train_test_gap=pc["train_test_gap"],
         ),
     )
+
+
+#: The pooled round variables whose Monte Carlo standard error a run of a model without
+#: closed forms reports beside them (``<name>_se``), with the mode metrics'.
+SE_VARS = (
+    "acc_mean",
+    "acc_q10",
+    "worst_group_acc",
+    "acc_parity_gap",
+    "eo_gap",
+    "ece_agg",
+    "global_alignment",
+    "global_p0_acc",
+    "bias_amp_mean",
+    "misalign_q90",
+    "ood_q90",
+)
+
+
+def replicated_round_metrics(sc: Scenario, ctx: Context, pop: Population, theta_g: Array, pc: dict) -> dict:
+    """:func:`round_metrics` of a Monte Carlo client model (``exact`` False): every
+    per-client metric in ``pc`` but ``theta`` carries a replicate axis (axis 1, R
+    independent held-out draws, ``sim/mlp.py``); each replicate is pooled over clients
+    on its own, and the round reports the replicates' mean and its standard error
+    sd / sqrt(R) (batch means), for the mode metrics (``mode_metric_se``) and the
+    pooled variables of :data:`SE_VARS` (``se``).
+
+    Args:
+        sc: the scenario.
+        ctx: the shared world and FM.
+        pop: the population.
+        theta_g: (D,) the global model.
+        pc: the clients' outputs, ``{name: (N, R, ...)}`` and ``theta`` (N, D).
+
+    Returns:
+        :func:`round_metrics`'s dict (replicate means) with ``mode_metric_se`` (modes,)
+        and ``se`` ``{name: ()}``.
+    """
+    model = client_model(sc)
+    theta = pc["theta"]
+    reps = {k: v for k, v in pc.items() if k != "theta"}
+    glob, glob_fm = model.global_replicates(theta_g, ctx.world), model.global_replicates(ctx.theta0, ctx.world)
+    outs = jax.vmap(
+        lambda r, g, f: round_metrics(sc, ctx, pop, theta_g, {**r, "theta": theta}, glob=g, glob_fm=f),
+        in_axes=(1, 0, 0),
+    )(reps, glob, glob_fm)
+    R = outs["mode_metric"].shape[0]
+    out = jax.tree.map(lambda a: a.mean(0), outs)
+    se = lambda a: a.std(0, ddof=1) / jnp.sqrt(R)  # noqa: E731
+    out["mode_metric_se"] = se(outs["mode_metric"])
+    out["se"] = {k: se(outs[k]) for k in SE_VARS}
+    return out

@@ -574,8 +574,26 @@ def client_metrics_batch(theta: Array, cw: ClientWorld, world: World) -> ClientM
     mean, sd = _scores_t(theta, cw.mu, cw.scale, world)
     pi = jnp.moveaxis(cw.pi, 0, -1)  # (2, G, n)
     z = mean / sd[None]
-    pos = phi(z)
-    correct = phi(Y[:, None, None] * z)
+    return rate_metrics(phi(z), phi(Y[:, None, None] * z), pi)._replace(
+        cells=CellScores(jnp.moveaxis(mean, -1, 0), sd.T)
+    )
+
+
+def rate_metrics(pos: Array, correct: Array, pi: Array) -> ClientMetrics:
+    """The per-client metrics of :class:`ClientMetrics` from the cells' rates: accuracy,
+    group accuracies and masses, TPR / FPR, bias amplification, demographic parity and
+    equalized odds gaps, all functions of P(yhat = +1 | y, a), P(correct | y, a) and the
+    prior pi(y, a) (exact rates for the linear model, Monte Carlo rates for a model
+    without closed forms, ``sim/mlp.py``). Client axis last.
+
+    Args:
+        pos: (2, G, n) P(yhat = +1 | y, a).
+        correct: (2, G, n) P(yhat = y | y, a).
+        pi: (2, G, n) the cell priors.
+
+    Returns:
+        ClientMetrics with a leading client axis (``cells`` None).
+    """
     # sums over the two labels written out: XLA:CPU hands a reduction over a leading
     # axis of (2, G, n) to a library kernel that was slower than the fused adds (measured)
     pa = pi[0] + pi[1]
@@ -596,7 +614,7 @@ def client_metrics_batch(theta: Array, cw: ClientWorld, world: World) -> ClientM
         bias_amp=directional_bias_amplification(model_rate, y_given_a[1], pa, here),
         dp_gap=group_gap(model_rate, here),
         eo_gap=jnp.maximum(group_gap(pos[1], pos_cell), group_gap(pos[0], neg_cell)),
-        cells=CellScores(jnp.moveaxis(mean, -1, 0), sd.T),
+        cells=None,
     )
 
 

@@ -219,14 +219,76 @@ class LinearModel:
             spurious_weight=mt.spurious_weight(theta, world),
         )
 
+    def foundation(self, sc: Scenario, world: World) -> Array:
+        """theta_0 in closed form (``world.fm_theta``).
+
+        Args:
+            sc: the scenario.
+            world: the world.
+
+        Returns:
+            (D,) theta_0.
+        """
+        from .world import fm_theta
+
+        return fm_theta(world, sc)
+
+    def confidence(self, sc: Scenario, world: World, theta0: Array) -> mt.Confidence:
+        """Platt scaling of the FM's Gaussian cell scores on P0 (``metrics.fit_confidence``).
+
+        Args:
+            sc: the scenario.
+            world: the world.
+            theta0: the FM.
+
+        Returns:
+            The FM's confidence map.
+        """
+        from .world import base_client
+
+        return mt.fit_confidence(mt.cell_scores(theta0, base_client(world), world), world.pi0)
+
+    def direction(self, ctx: Context, e: Array) -> Array:
+        """A feature direction as a parameter direction, [e; 0] (``world.param_direction``).
+
+        Args:
+            ctx: the context.
+            e: (d,) a feature direction.
+
+        Returns:
+            (D,) [e; 0].
+        """
+        from .world import param_direction
+
+        return param_direction(e)
+
     def __repr__(self) -> str:
         return "LinearModel()"
+
+
+#: The linear model: the hooks (``foundation``, ``confidence``, ``direction``) of a plugin
+#: model that defines none of its own.
+LINEAR = LinearModel()
+
+
+def hook(model: Any, name: str) -> Any:
+    """``model``'s method ``name``, or the linear readout's where the model has none (a
+    plugin model on the linear parameter vector needs only the protocol's methods).
+
+    Args:
+        model: a client model.
+        name: ``foundation``, ``confidence`` or ``direction``.
+
+    Returns:
+        The bound method.
+    """
+    return getattr(model, name, getattr(LINEAR, name))
 
 
 #: The registered client models by id (``scenario.model.kind`` names one).
 CLIENT_MODELS: dict[str, Any] = {}
 #: The models the package ships.
-BUILTIN_MODELS = ("linear",)
+BUILTIN_MODELS = ("linear", "mlp")
 
 
 def register_client_model(model: ClientModel) -> ClientModel:
@@ -253,7 +315,16 @@ def register_client_model(model: ClientModel) -> ClientModel:
     return model
 
 
-register_client_model(LinearModel())
+register_client_model(LINEAR)
+
+
+def _register_mlp() -> None:
+    from .mlp import MLPModel  # flax: imported here, after the protocol's types exist
+
+    register_client_model(MLPModel())
+
+
+_register_mlp()
 
 
 def client_model(sc: Scenario) -> ClientModel:
@@ -263,12 +334,14 @@ def client_model(sc: Scenario) -> ClientModel:
         sc: the scenario.
 
     Returns:
-        The registered model.
+        The registered model (bound to ``sc`` when it has a ``bind`` method: a model
+        whose parameter layout depends on the scenario, ``sim/mlp.py``).
 
     Raises:
         KeyError: naming the unknown model and the registered ones.
     """
     try:
-        return CLIENT_MODELS[sc.model.kind]
+        model = CLIENT_MODELS[sc.model.kind]
     except KeyError:
         raise KeyError(f"unknown client model {sc.model.kind!r}; registered: {', '.join(CLIENT_MODELS)}") from None
+    return model.bind(sc) if hasattr(model, "bind") else model

@@ -170,7 +170,7 @@ def client_reports(pc: dict, misalign: Array, ece: Array) -> dict:
     )
 
 
-def inspect_updates(delta: Array, mask: Array, ctx: Context) -> Array:
+def inspect_updates(delta: Array, mask: Array, ctx: Context, directions: tuple[Array, Array] | None = None) -> Array:
     """What a server that sees every update can compute: the largest projection on the
     alignment direction, the largest |projection| on the spurious direction, and the
     largest norm among the participants' updates (NaN in a round without reports).
@@ -179,15 +179,18 @@ def inspect_updates(delta: Array, mask: Array, ctx: Context) -> Array:
         delta: (N, D) the updates.
         mask: (N,) the participants.
         ctx: the world (its directions).
+        directions: the alignment and spurious directions in parameter space (the client
+            model's, ``sim/models.py``); default [e; 0] of the linear readout.
 
     Returns:
         (3,) the three maxima.
     """
     w = ctx.world
+    d_align, d_spu = (param_direction(w.e_align), param_direction(w.e_spu)) if directions is None else directions
     stats = jnp.stack(
         [
-            delta @ param_direction(w.e_align),
-            jnp.abs(delta @ param_direction(w.e_spu)),
+            delta @ d_align,
+            jnp.abs(delta @ d_spu),
             jnp.linalg.norm(delta, axis=-1),
         ],
         axis=-1,

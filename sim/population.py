@@ -20,7 +20,7 @@ from jax import Array
 
 from . import metrics as mt
 from .config import Config
-from .metrics import Confidence, accuracy, cell_scores, fit_confidence
+from .metrics import Confidence, accuracy
 from .personalize import check_stable, client_maps, max_curvature, projector, teacher_moments
 from .scenario import Scenario, ScenarioError
 from .shifts import SHIFT_FAMILIES, from_scenario, interpolate
@@ -57,6 +57,7 @@ class Context(NamedTuple):
     Pi: Array
     teacher: tuple[Array, Array]
     confidence: Confidence  # the FM's confidence map
+    key: Array | None = None  # the clients' held-out draws (a Monte Carlo client model, sim/mlp.py); None: exact
 
 
 def sample_sizes(sc: Scenario, key: Array) -> Array:
@@ -179,15 +180,22 @@ def make_context(sc: Scenario, key: Array) -> Context:
         key: a JAX PRNG key (the subspace projector).
 
     Returns:
-        Context(world, theta0, Pi, teacher, confidence).
+        Context(world, theta0, Pi, teacher, confidence, key): theta_0 and its confidence
+        map are the client model's (closed form for the linear readout).
     """
-    from .world import fm_theta
+    from .models import client_model, hook
 
+    model = client_model(sc)
     world = make_world(sc)
-    theta0 = fm_theta(world, sc)
-    conf = fit_confidence(cell_scores(theta0, base_client(world), world), world.pi0)
+    theta0 = hook(model, "foundation")(sc, world)
+    conf = hook(model, "confidence")(sc, world, theta0)
     return Context(
-        world=world, theta0=theta0, Pi=projector(sc, key), teacher=teacher_moments(world, sc), confidence=conf
+        world=world,
+        theta0=theta0,
+        Pi=projector(sc, key),
+        teacher=teacher_moments(world, sc),
+        confidence=conf,
+        key=None if model.exact else jax.random.fold_in(key, 1),
     )
 
 
@@ -262,8 +270,12 @@ def _compiled_build(cfg: Config, key: Array, clients: ClientWorld | None) -> tup
 
 
 def _build(sc: Scenario, key: Array, clients: ClientWorld | None = None) -> tuple[Context, Population, Array]:
+    from .models import client_model
+
     p = sc.population
     N = p.num_clients
+    model = client_model(sc)
+    needs_data = hasattr(model, "fm_client_rates")  # a Monte Carlo model personalized on samples (sim/mlp.py)
     kctx, kshift, kn, kstat, kbyz, kood, kdata = jax.random.split(key, 7)
     ctx = make_context(sc, kctx)
     world = ctx.world
@@ -279,11 +291,7 @@ def _build(sc: Scenario, key: Array, clients: ClientWorld | None = None) -> tupl
     M, m = jax.vmap(client_moments, in_axes=(None, 0))(world, shifted)
     n = sample_sizes(sc, kn)
     X = y = mask = None
-    if p.mode == "finite":
-        M_train, m_train = jax.vmap(sample_statistics, in_axes=(0, 0, None, 0))(
-            jax.random.split(kstat, N), shifted, world, n
-        )
-    elif p.mode == "logistic":
+    if p.mode == "logistic" or needs_data:  # materialized samples (the logistic loss, or a model trained on data)
         X, y, _ = jax.vmap(sample_data, in_axes=(0, 0, None, None))(
             jax.random.split(kdata, N), shifted, world, p.max_samples
         )
@@ -291,6 +299,10 @@ def _build(sc: Scenario, key: Array, clients: ClientWorld | None = None) -> tupl
         cnt = mask.sum(1)
         M_train = jnp.einsum("nk,nki,nkj->nij", mask, X, X) / cnt[:, None, None]
         m_train = jnp.einsum("nk,nk,nki->ni", mask, y, X) / cnt[:, None]
+    elif p.mode == "finite":
+        M_train, m_train = jax.vmap(sample_statistics, in_axes=(0, 0, None, 0))(
+            jax.random.split(kstat, N), shifted, world, n
+        )
     else:
         M_train, m_train = M, m
     prob, P, b = client_maps(M_train, m_train, ctx.teacher, ctx.Pi, sc)
@@ -298,7 +310,10 @@ def _build(sc: Scenario, key: Array, clients: ClientWorld | None = None) -> tupl
     n_byz = int(sc.federation.byzantine_fraction * N)
     byz = jnp.argsort(jax.random.uniform(kbyz, (N,))) < n_byz
     ood_panel = jax.random.choice(kood, N, (p.ood_subset,), replace=False)
-    fm_acc = jax.vmap(accuracy, in_axes=(None, 0, None))(ctx.theta0, shifted, world)
+    if needs_data:
+        fm_acc = model.fm_client_rates(ctx, shifted, jnp.arange(N))[0]
+    else:
+        fm_acc = jax.vmap(accuracy, in_axes=(None, 0, None))(ctx.theta0, shifted, world)
     return (
         ctx,
         Population(
@@ -337,4 +352,11 @@ def fm_fairness(sc: Scenario, ctx: Context, pop: Population) -> Array:
     Returns:
         () the FM's fairness measure.
     """
+    from .models import client_model
+
+    model = client_model(sc)
+    if hasattr(model, "fm_client_rates"):  # Monte Carlo: the FM's rates on the clients' held-out draws
+        acc, group_acc = model.fm_client_rates(ctx, pop.shifted, jnp.arange(pop.n.shape[0]))
+        mass = pop.shifted.pi.sum(1)
+        return mt.fairness_value(sc.thresholds.fairness_metric, acc, group_acc, mass, pop.weight)
     return mt.fm_fairness(sc.thresholds.fairness_metric, ctx.theta0, pop.shifted, pop.weight, ctx.world, pop.fm_acc)

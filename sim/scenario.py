@@ -151,9 +151,28 @@ class Model(_Section):
 
     kind: str = Field(
         "linear",
-        description="client model (sim/models.py): linear (the stylized world's readout, exact metrics) or a "
-        "registered plugin model",
+        description="client model (sim/models.py): linear (the stylized world's readout, exact metrics), mlp (a flax "
+        "MLP readout, Monte Carlo metrics with standard errors, sim/mlp.py) or a registered plugin model",
     )
+    width: int = Field(32, ge=1, le=4096, description="mlp: hidden units of the readout")
+    activation: Literal["relu", "tanh", "gelu", "identity"] = Field("relu", description="mlp: hidden activation")
+    hidden: Literal["train", "frozen"] = Field(
+        "train", description="mlp: the hidden layer is trained, or frozen at its initialization (FM pretraining too)"
+    )
+    hidden_init: Literal["random", "identity"] = Field(
+        "random", description="mlp: hidden kernel LeCun-normal, or the identity I (d x width; needs width >= d)"
+    )
+    eval_samples: int = Field(
+        64, ge=1, le=100_000, description="mlp: held-out draws per (label, group) cell and replicate for the metrics"
+    )
+    replicates: int = Field(
+        4, ge=2, le=64, description="mlp: independent replicates of the held-out draws (their spread is the SE)"
+    )
+    pretrain_steps: int = Field(300, ge=1, le=100_000, description="mlp: Adam steps of the FM's pretraining")
+    pretrain_samples: int = Field(
+        4096, ge=2, le=1_000_000, description="mlp: P0 draws (and as many probe draws) of the FM's pretraining"
+    )
+    pretrain_lr: Pos = Field(0.01, description="mlp: Adam learning rate of the FM's pretraining")
 
     @model_validator(mode="after")
     def _known(self) -> Model:
@@ -161,6 +180,10 @@ class Model(_Section):
 
         if self.kind not in CLIENT_MODELS:
             raise ValueError(f"model.kind: unknown client model {self.kind!r}; registered: {', '.join(CLIENT_MODELS)}")
+        if self.kind == "linear":
+            extra = [k for k, f in type(self).model_fields.items() if k != "kind" and getattr(self, k) != f.default]
+            if extra:
+                raise ValueError(f"model.{extra[0]} applies only to model.kind = 'mlp' (the linear readout has none)")
         return self
 
 
@@ -562,6 +585,33 @@ class Monitor(_Section):
         return self
 
 
+def _check_mlp(sc: Scenario) -> None:
+    """What the MLP client model (sim/mlp.py) needs of the rest of a scenario."""
+    m = sc.model
+    if sc.population.mode == "population":
+        raise ValueError(
+            "population.mode must be 'finite' (squared loss) or 'logistic' for model.kind = 'mlp': it is "
+            "personalized on each client's sample (no population risk in closed form)"
+        )
+    if m.hidden_init == "identity" and m.width < sc.world.d:
+        raise ValueError(f"model.width must be >= world.d = {sc.world.d} for hidden_init = 'identity', got {m.width}")
+    if sc.personalization.rule in ("subspace", "teacher"):
+        raise ValueError(
+            f"personalization.rule = {sc.personalization.rule!r} is defined for the linear readout only; "
+            "model.kind = 'mlp' takes full, proximal or head_only"
+        )
+    if sc.personalization.trainable is not None:
+        raise ValueError(
+            "personalization.trainable names linear coordinates; model.kind = 'mlp' with rule head_only trains its output layer"
+        )
+    if sc.federation.public_schedule != "never":
+        raise ValueError("federation.public_schedule needs the linear readout's closed-form centralized steps")
+    if sc.intervention.mode != "none":
+        raise ValueError("intervention.mode moves the linear readout's mechanisms; model.kind = 'mlp' takes none")
+    if sc.shifts.temporal.kind != "none":
+        raise ValueError("shifts.temporal needs population.mode = 'population', which model.kind = 'mlp' cannot use")
+
+
 class Scenario(_Section):
     """One simulated world: P0 and the probe, the FM, the clients, the personalization,
     the federation, and the failure thresholds."""
@@ -603,6 +653,8 @@ class Scenario(_Section):
                 raise ValueError(
                     f"personalization.trainable indices must be in [0, d] = [0, {d}], got {list(p.trainable)}"
                 )
+        if self.model.kind == "mlp":
+            _check_mlp(self)
         if self.population.ood_subset > n:
             raise ValueError(
                 f"population.ood_subset must be <= population.num_clients ({n}), got {self.population.ood_subset}"

@@ -147,6 +147,45 @@ _CLIENT_DOCS = {
 }
 
 
+#: How many standard errors from its threshold a Monte Carlo mode metric must stay for
+#: its verdict to be decided.
+UNDECIDED_SE = 2.0
+
+
+def undecided_modes(rounds: dict, se: np.ndarray, fm: dict, thresholds: Any) -> np.ndarray:
+    """The modes whose failure verdict a Monte Carlo metric leaves open: the verdict of the
+    metric moved up by :data:`UNDECIDED_SE` standard errors in every round differs from
+    that of the metric moved down by as much (it fails within 2 SE of its threshold, or
+    its crossing lasts ``persist`` rounds at one end of the band and not at the other).
+
+    Args:
+        rounds: the scan's outputs (``mode_metric``, ``acc_mean``).
+        se: (T, modes) the mode metrics' standard errors.
+        fm: the FM's references (fairness, acc_mean).
+        thresholds: the scenario's thresholds section.
+
+    Returns:
+        (modes,) bool.
+    """
+    metric = np.asarray(rounds["mode_metric"], dtype=np.float64)
+    acc = np.asarray(rounds["acc_mean"])
+    lo, hi = (
+        mode_failures(metric + sign * UNDECIDED_SE * se, acc, fm["fairness"], fm["acc_mean"], thresholds)[1].round
+        for sign in (-1.0, 1.0)
+    )
+    return (hi >= 0) != (lo >= 0)
+
+
+def _param_names(sc: Scenario, D: int) -> list[str]:
+    """The names of the D entries of the client model's parameter vector."""
+    if D == sc.world.d + 1:
+        return [f"x{i}" for i in range(sc.world.d)] + ["bias"]
+    from .models import client_model
+
+    model = client_model(sc)
+    return model.param_names() if hasattr(model, "param_names") else [f"p{i}" for i in range(D)]
+
+
 def build_trace(sc: Scenario, seed: int, rounds: dict, *, fm: dict, accounting: Accounting, weights) -> Trace:
     """Assemble the Dataset from the scan's per-round outputs (numpy-converted);
     ``weights`` are the clients' pooling weights (the first trace_clients are kept).
@@ -163,7 +202,7 @@ def build_trace(sc: Scenario, seed: int, rounds: dict, *, fm: dict, accounting: 
         The Trace.
     """
     T = sc.federation.rounds
-    d, G = sc.world.d, sc.world.groups
+    G = sc.world.groups
     th = sc.thresholds
     metric, (t_f, transients) = mode_failures(
         np.asarray(rounds["mode_metric"], dtype=np.float64),
@@ -180,7 +219,7 @@ def build_trace(sc: Scenario, seed: int, rounds: dict, *, fm: dict, accounting: 
         "mode": list(MODES),
         "group": np.arange(G),
         "client": np.arange(C),
-        "param": [f"x{i}" for i in range(d)] + ["bias"],
+        "param": _param_names(sc, np.asarray(rounds["theta_global"]).shape[1]),
     }
     data = {
         "mode_metric": (("round", "mode"), metric),
@@ -200,6 +239,12 @@ def build_trace(sc: Scenario, seed: int, rounds: dict, *, fm: dict, accounting: 
     }
     for v in _ROUND_VARS:
         data[v] = (("round",), np.asarray(rounds[v]))
+    if "mode_metric_se" in rounds:  # a Monte Carlo client model: standard errors and undecided verdicts
+        se = np.asarray(rounds["mode_metric_se"], dtype=np.float64)
+        data["mode_metric_se"] = (("round", "mode"), se)
+        data["undecided"] = (("mode",), undecided_modes(rounds, se, fm, th))
+        for v, val in rounds["se"].items():
+            data[f"{v}_se"] = (("round",), np.asarray(val))
     for ob in available_observables(sc):  # blocked observables are absent, not zero-filled
         spec = OBSERVABLES[ob]
         for key, dims in zip(spec.keys, spec.dims):

@@ -231,8 +231,10 @@ def test_plugin_client_model_runs_the_engine(registry):
     assert float(np.abs(tr["client_misalignment"].values).max()) < 1e-6
     linear = sf.run(sc.replace(**{"model.kind": "linear"}), seed=0)
     assert float(np.abs(linear["client_acc"].isel(round=0).values - fm_acc).max()) > 1e-3
-    with pytest.raises(sf.ScenarioError, match="model.kind: unknown client model 'mlp'; registered: linear, frozen"):
-        sc.replace(**{"model.kind": "mlp"})
+    with pytest.raises(
+        sf.ScenarioError, match="model.kind: unknown client model 'cnn'; registered: linear, mlp, frozen"
+    ):
+        sc.replace(**{"model.kind": "cnn"})
     with pytest.raises(plugins.PluginError, match="client model 'frozen' is already registered"):
         plugins.register_client_model(_Frozen())
     with pytest.raises(plugins.PluginError, match="a client model needs client_metrics, global_metrics"):
