@@ -521,9 +521,9 @@ def simulate(
             [
                 [
                     r["mode"],
-                    "FAILED" if r["failed"] else "ok",
+                    ("FAILED" if r["failed"] else "ok") + (" (undecided: within 2 SE)" if r.get("undecided") else ""),
                     str(r["failure_round"]) if r["failed"] else "-",
-                    f"{r['worst_value']:.4f}",
+                    f"{r['worst_value']:.4f}" + (f" ± {r['worst_se']:.4f}" if "worst_se" in r else ""),
                     f"{r['final_value']:.4f}",
                     f"{r['threshold']:.4f}",
                 ]
@@ -1332,6 +1332,8 @@ def _print_verdict(v) -> None:
         )
         if bool(v["early_warning"].sel(mode=m)):
             state += " (early warning)"
+        if "undecided" in v and bool(v["undecided"].sel(mode=m)):
+            state += " (undecided: the failure verdict flips within 2 SE)"
         if bool(v["caused_without_shift"].sel(mode=m)):
             state += f" [fails in {float(v['null_failure_rate'].sel(mode=m)):.0%} of null runs{caused_text(v, m)}]"
         rows.append([m, str(tf) if tf >= 0 else "-", *cells, state])

@@ -429,9 +429,11 @@ def summary(trace: Trace) -> list[dict]:
         trace: a run's trace.
 
     Returns:
-        One dict per mode: mode, failed, failure_round, worst_value, final_value, threshold.
+        One dict per mode: mode, failed, failure_round, worst_value, final_value,
+        threshold; for a Monte Carlo client model also undecided and worst_se (the
+        standard error of the worst value).
     """
-    return [
+    rows = [
         {
             "mode": m,
             "failed": bool(trace["failed"].sel(mode=m)),
@@ -442,3 +444,9 @@ def summary(trace: Trace) -> list[dict]:
         }
         for m in MODES
     ]
+    if "undecided" in trace:  # a Monte Carlo client model: the verdict's uncertainty
+        for r in rows:
+            metric, se = trace["mode_metric"].sel(mode=r["mode"]), trace["mode_metric_se"].sel(mode=r["mode"])
+            r["undecided"] = bool(trace["undecided"].sel(mode=r["mode"]))
+            r["worst_se"] = float(se[int(metric.argmax())])
+    return rows

@@ -453,6 +453,12 @@ def verdict(trace: Trace, calibrated: Calibrated | None = None) -> xr.Dataset:
         },
         coords={"mode": list(MODES), "detector": list(lay.detectors), "channel": list(lay.channel)},
     )
+    if "undecided" in trace:  # a Monte Carlo client model: the failure verdict flips within 2 SE
+        ds["undecided"] = ("mode", trace["undecided"].values.astype(bool))
+        ds["undecided"].attrs["description"] = (
+            "the failure verdict differs between the mode metric moved up and down by 2 standard errors "
+            "(a Monte Carlo client model, sim/mlp.py): failed, detected and silent are point estimates"
+        )
     ds.attrs.update(
         alpha=cal.nominal,
         grace=sc.monitor.grace,
