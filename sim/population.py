@@ -239,6 +239,26 @@ def check_clients(sc: Scenario, clients: ClientWorld) -> ClientWorld:
     return ClientWorld(*(jnp.asarray(out[k], jnp.float32) for k in ("pi", "mu", "scale")))
 
 
+def client_strengths(sc: Scenario, key: Array) -> Array:
+    """Per-client shift strengths s_c ~ Beta(f kappa, (1 - f) kappa), f = ``shifts.strength``
+    and kappa = ``shifts.strength_concentration``: E s_c = f and Var s_c = f (1 - f) /
+    (kappa + 1); s_c = f exactly at f = 0 (the null runs) and f = 1.
+
+    Args:
+        sc: the scenario.
+        key: a JAX PRNG key.
+
+    Returns:
+        (N,) strengths in [0, 1].
+    """
+    f = jnp.asarray(sc.shifts.strength, jnp.float32)
+    kappa = sc.shifts.strength_concentration
+    inside = (f > 0) & (f < 1)
+    a, b = jnp.where(inside, f * kappa, 1.0), jnp.where(inside, (1 - f) * kappa, 1.0)
+    s = jax.random.beta(key, a, b, (sc.population.num_clients,))
+    return jnp.where(inside, s, f)
+
+
 def build_population(sc: Scenario, key: Array, clients: ClientWorld | None = None) -> tuple[Context, Population]:
     """Draw the clients of a scenario: a pure function of (scenario, key), compiled
     once per scenario. Raises ScenarioError if local gradient descent would diverge.
@@ -287,7 +307,12 @@ def _build(sc: Scenario, key: Array, clients: ClientWorld | None = None) -> tupl
     else:  # supplied by the user (check_clients): they replace the shift families
         shifted = clients
     f = jnp.asarray(sc.shifts.strength, jnp.float32)
-    shifted = jax.tree.map(lambda full, part: jnp.where(f == 1.0, full, part), shifted, interpolate(base, shifted, f))
+    if sc.shifts.strength_spread == "beta":  # every client at its own strength s_c (client_strengths)
+        shifted = jax.vmap(interpolate)(base, shifted, client_strengths(sc, jax.random.fold_in(kshift, 1)))
+    else:
+        shifted = jax.tree.map(
+            lambda full, part: jnp.where(f == 1.0, full, part), shifted, interpolate(base, shifted, f)
+        )
     M, m = jax.vmap(client_moments, in_axes=(None, 0))(world, shifted)
     n = sample_sizes(sc, kn)
     X = y = mask = None

@@ -216,11 +216,25 @@ class Shifts(_Section):
         1.0,
         description="overall shift strength f: every client sits at f between its base and its fully shifted distribution (shifts.interpolate); 0 = no shift",
     )
+    strength_spread: Literal["none", "beta"] = Field(
+        "none",
+        description="per-client shift strength: none (every client at f) or beta (client c at s_c ~ Beta(f kappa, "
+        "(1 - f) kappa), mean f; kappa = shifts.strength_concentration)",
+    )
+    strength_concentration: Pos = Field(
+        4.0, description="kappa of shifts.strength_spread = beta: Var s_c = f (1 - f) / (kappa + 1)"
+    )
     temporal: Temporal = Field(default_factory=Temporal, description="temporal drift of all the above")
     by_family: dict[str, dict[str, float]] = Field(
         default_factory=dict,
         description="parameters of plugin shift families, e.g. {prior_tilt = {delta = 0.2}}; a family named here is on",
     )
+
+    @model_validator(mode="after")
+    def _strength_fields(self) -> Shifts:
+        if self.strength_spread == "none" and self.strength_concentration != 4.0:
+            raise ValueError("shifts.strength_concentration applies only to shifts.strength_spread = 'beta'")
+        return self
 
     @model_validator(mode="after")
     def _known_families(self) -> Shifts:

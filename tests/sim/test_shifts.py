@@ -147,3 +147,32 @@ def test_plugin_shift_family_is_applied_with_its_scenario_parameters():
         assert sh.from_scenario(WORLD, Scenario()) is sh.identity  # off unless named
     with pytest.raises(ScenarioError, match="shifts.by_family: \\['prior_tilt'\\] are not plugin shift families"):
         preset("default").replace(**{"shifts.by_family": {"prior_tilt": {"delta": 0.1}}})
+
+
+def test_per_client_shift_strengths_are_beta_with_mean_f_and_each_client_sits_at_its_own():
+    import jax
+    import numpy as np
+
+    from silentfail.sim.population import build_population, client_strengths
+    from silentfail.sim.scenario import ScenarioError, preset
+
+    key = jax.random.key(5)
+    kshift = jax.random.split(key, 7)[1]
+    size = {"population.num_clients": 4000, "federation.clients_per_round": 100, "shifts.label_alpha": 1.0}
+    full = preset("default").replace(**size)
+    sc = full.replace(**{"shifts.strength": 0.3, "shifts.strength_spread": "beta", "shifts.strength_concentration": 3.0})
+    s = np.asarray(client_strengths(sc, jax.random.fold_in(kshift, 1)), np.float64)
+    n = s.size
+    assert abs(s.mean() - 0.3) < 4 * s.std() / np.sqrt(n)
+    var, var_se = s.var(), np.sqrt(np.mean((s - s.mean()) ** 4) / n)
+    assert abs(var - 0.3 * 0.7 / 4.0) < 4 * var_se
+    _, pop_full = build_population(full, key)
+    _, pop = build_population(sc, key)
+    pi0 = np.asarray(pop_full.base.pi)
+    want = (1 - s)[:, None, None] * pi0 + s[:, None, None] * np.asarray(pop_full.shifted.pi)
+    np.testing.assert_allclose(np.asarray(pop.shifted.pi), want, atol=1e-6)
+    # the null runs (f = 0): every client at P0
+    _, pop0 = build_population(sc.replace(**{"shifts.strength": 0.0}), key)
+    np.testing.assert_array_equal(np.asarray(pop0.shifted.pi), pi0)
+    with pytest.raises(ScenarioError, match="shifts.strength_concentration applies only"):
+        full.replace(**{"shifts.strength_concentration": 2.0})
