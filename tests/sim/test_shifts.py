@@ -160,7 +160,9 @@ def test_per_client_shift_strengths_are_beta_with_mean_f_and_each_client_sits_at
     kshift = jax.random.split(key, 7)[1]
     size = {"population.num_clients": 4000, "federation.clients_per_round": 100, "shifts.label_alpha": 1.0}
     full = preset("default").replace(**size)
-    sc = full.replace(**{"shifts.strength": 0.3, "shifts.strength_spread": "beta", "shifts.strength_concentration": 3.0})
+    sc = full.replace(
+        **{"shifts.strength": 0.3, "shifts.strength_spread": "beta", "shifts.strength_concentration": 3.0}
+    )
     s = np.asarray(client_strengths(sc, jax.random.fold_in(kshift, 1)), np.float64)
     n = s.size
     assert abs(s.mean() - 0.3) < 4 * s.std() / np.sqrt(n)
