@@ -178,6 +178,30 @@ def binned_residuals(p: Array, y01: Array, w: Array, bins: int) -> tuple[Array, 
     return residual, jnp.sum(r * ((p >= a_mid) & (p < 0.5)), axis=-1)
 
 
+def masked_descent(objective, theta: Array, opt: optax.GradientTransformation, mask: Array, steps: int) -> Array:
+    """``steps`` steps of the optax optimizer ``opt`` on ``objective`` from ``theta``,
+    the gradient masked to the trainable parameters (``lax.scan``).
+
+    Args:
+        objective: theta -> () the loss.
+        theta: (D,) the start.
+        opt: the optax transformation (Adam for the FM, SGD for personalization).
+        mask: (D,) 0/1, the trainable parameters.
+        steps: the number of steps.
+
+    Returns:
+        (D,) the parameters after the steps.
+    """
+
+    def step(carry, _):
+        th, state = carry
+        updates, state = opt.update(jax.grad(objective)(th) * mask, state, th)
+        return (optax.apply_updates(th, updates), state), None
+
+    (theta, _), _ = jax.lax.scan(step, (theta, opt.init(theta)), None, length=steps)
+    return theta
+
+
 class MLPModel:
     """The flax MLP readout (module docstring): a ``ClientModel`` whose metrics are
     Monte Carlo estimates. ``bind(sc)`` gives the model of a scenario."""
@@ -306,15 +330,7 @@ class MLPModel:
             refuse = 0.5 * jnp.mean((self.score(th, Xh) + 1.0) ** 2)
             return fit + g * refuse + 0.5 * ridge * jnp.sum(th**2)
 
-        opt = optax.adam(m.pretrain_lr)
-
-        def step(carry, _):
-            th, state = carry
-            updates, state = opt.update(jax.grad(objective)(th) * mask, state, th)
-            return (optax.apply_updates(th, updates), state), None
-
-        (theta, _), _ = jax.lax.scan(step, (theta, opt.init(theta)), None, length=m.pretrain_steps)
-        return theta
+        return masked_descent(objective, theta, optax.adam(m.pretrain_lr), mask, m.pretrain_steps)
 
     def confidence(self, sc: Scenario, world: World, theta0: Array) -> mt.Confidence:
         """Platt scaling of the FM's score on the shared P0 draws (:func:`fit_confidence_draws`).
@@ -392,13 +408,7 @@ class MLPModel:
                 per = jnp.logaddexp(0.0, -y * f) if logistic else 0.5 * (f - y) ** 2
                 return jnp.sum(w * per) / jnp.sum(w) + 0.5 * p.lam * jnp.sum((th - theta_g) ** 2)
 
-            def step(carry, _):
-                th, state = carry
-                updates, state = opt.update(jax.grad(loss)(th) * mask_p, state, th)
-                return (optax.apply_updates(th, updates), state), None
-
-            (th, _), _ = jax.lax.scan(step, (theta_g, opt.init(theta_g)), None, length=p.K)
-            return th
+            return masked_descent(loss, theta_g, opt, mask_p, p.K)
 
         theta_c = jax.lax.map(lambda a: local(*a), (pop.X[..., :-1], pop.y, pop.mask), batch_size=EVAL_BATCH)
         return theta_c, pop.shifted
