@@ -13,12 +13,10 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from .models import client_model, hook
-from .population import Context
 from .scenario import Scenario
 
 
-def crafted_updates(sc: Scenario, ctx: Context, delta: Array, key: Array) -> Array:
+def crafted_updates(sc: Scenario, delta: Array, key: Array, directions: tuple[Array, Array]) -> Array:
     """Byzantine clients' updates: along +alignment direction (erodes refusal), along
     +spurious direction (amplifies bias), the honest update flipped, or noise.
 
@@ -28,23 +26,19 @@ def crafted_updates(sc: Scenario, ctx: Context, delta: Array, key: Array) -> Arr
 
     Args:
         sc: the scenario (``byzantine_kind``, ``byzantine_scale``).
-        ctx: the world (its alignment and spurious directions).
         delta: (N, D) the honest updates.
         key: a JAX PRNG key (the noise attack).
+        directions: the alignment and spurious directions in parameter space
+            (``models.param_directions``, computed once per run).
 
     Returns:
         (N, D) the crafted updates (the engine uses them for the Byzantine clients only).
     """
     f = sc.federation
     D = delta.shape[-1]
-    if f.byzantine_kind == "alignment":
-        return jnp.broadcast_to(
-            f.byzantine_scale * hook(client_model(sc), "direction")(ctx, ctx.world.e_align), delta.shape
-        )
-    if f.byzantine_kind == "spurious":
-        return jnp.broadcast_to(
-            f.byzantine_scale * hook(client_model(sc), "direction")(ctx, ctx.world.e_spu), delta.shape
-        )
+    if f.byzantine_kind in ("alignment", "spurious"):
+        e = directions[0] if f.byzantine_kind == "alignment" else directions[1]
+        return jnp.broadcast_to(f.byzantine_scale * e, delta.shape)
     if f.byzantine_kind == "sign_flip":
         return -f.byzantine_scale * delta
     return f.byzantine_scale * jax.random.normal(key, delta.shape) / jnp.sqrt(D)

@@ -54,7 +54,7 @@ from .mechanism import (
     release,
     secure_aggregate,
 )
-from .models import client_model, hook
+from .models import client_model, param_directions
 from .observe import inspect_updates
 from .population import Context, Population
 from .scenario import Scenario, ScenarioError
@@ -192,8 +192,7 @@ def _make_run(sc: Scenario, chunk: int | None = None, expected: bool = False, de
     model = client_model(sc)
 
     def run(ctx: Context, pop: Population, key: Array) -> RunOutput:
-        direction = hook(model, "direction")
-        directions = (direction(ctx, ctx.world.e_align), direction(ctx, ctx.world.e_spu))
+        directions = param_directions(sc, ctx)  # once per run (a gradient for the mlp)
         if f.public_schedule != "never":
             S_pub, c_pub = public_steps(ctx.world, sc)
             fm = client_model(sc).global_metrics(ctx.theta0, ctx.world)
@@ -219,7 +218,7 @@ def _make_run(sc: Scenario, chunk: int | None = None, expected: bool = False, de
                 mask = jnp.where(public, 0.0, mask)  # a centralized round: no client contributes
             delta = theta_c - theta_g
             if f.byzantine_fraction > 0:
-                delta = jnp.where(pop.byzantine[:, None], crafted_updates(sc, ctx, delta, kbyz), delta)
+                delta = jnp.where(pop.byzantine[:, None], crafted_updates(sc, delta, kbyz, directions), delta)
             delta = local_noise(clip_updates(delta, f.clip), kldp, sc)
             weight = jnp.ones_like(pop.weight) if dp_weights else pop.weight
             if rule.secure:
@@ -250,7 +249,7 @@ def _make_run(sc: Scenario, chunk: int | None = None, expected: bool = False, de
                 obs_weight_sum=agg.weight_sum,
                 obs_count=agg.count,
                 obs_global=jnp.stack([out["global_alignment"], out["global_p0_acc"]]),
-                obs_inspect=inspect_updates(delta, mask, ctx, directions),
+                obs_inspect=inspect_updates(delta, mask, directions),
                 obs_audit=out["mode_metric"],
             )
             out.update(

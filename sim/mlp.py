@@ -178,6 +178,49 @@ def binned_residuals(p: Array, y01: Array, w: Array, bins: int) -> tuple[Array, 
     return residual, jnp.sum(r * ((p >= a_mid) & (p < 0.5)), axis=-1)
 
 
+def positive_rates(s: Array) -> Array:
+    """P(yhat = +1 | y, a) per cell: the share of positive scores over the last axis.
+
+    Args:
+        s: (..., 2, G, n) scores of stratified draws.
+
+    Returns:
+        (..., 2, G).
+    """
+    return jnp.mean(s > 0, axis=-1)
+
+
+def accuracy_of(pos: Array, pi: Array) -> Array:
+    """The accuracy sum_(y,a) pi(y, a) P(yhat = y | y, a) of cell positive rates.
+
+    Args:
+        pos: (..., 2, G) P(yhat = +1 | y, a).
+        pi: (2, G) the cell priors.
+
+    Returns:
+        (...) the accuracy.
+    """
+    return jnp.einsum("...a,a->...", 1.0 - pos[..., 0, :], pi[0]) + jnp.einsum("...a,a->...", pos[..., 1, :], pi[1])
+
+
+def cell_metrics(pos: Array, pi: Array) -> mt.ClientMetrics:
+    """``metrics.rate_metrics`` of cell positive rates, the linear engine's formulas on
+    Monte Carlo rates; the leading axes are flattened for it and restored.
+
+    Args:
+        pos: (..., 2, G) P(yhat = +1 | y, a).
+        pi: (..., 2, G) the cell priors.
+
+    Returns:
+        ClientMetrics with leading axes (...) (``cells`` None).
+    """
+    lead = pos.shape[:-2]
+    flat = lambda a: jnp.moveaxis(a.reshape((-1,) + a.shape[-2:]), 0, -1)  # noqa: E731 - (2, G, prod(lead))
+    correct = jnp.stack([1.0 - pos[..., 0, :], pos[..., 1, :]], axis=-2)
+    cm = mt.rate_metrics(flat(pos), flat(correct), flat(pi))
+    return jax.tree.map(lambda a: a.reshape(lead + a.shape[1:]), cm)
+
+
 def masked_descent(objective, theta: Array, opt: optax.GradientTransformation, mask: Array, steps: int) -> Array:
     """``steps`` steps of the optax optimizer ``opt`` on ``objective`` from ``theta``,
     the gradient masked to the trainable parameters (``lax.scan``).
@@ -429,11 +472,16 @@ class MLPModel:
         risk = jnp.sum(w * 0.5 * (s - Y[None, :, None, None]) ** 2, axis=(1, 2, 3))
         return dict(pos=jnp.mean(s > 0, axis=-1), residual=res, mid_low=low, risk=risk)
 
+    def _p0_pass(self, theta: Array, world: World) -> tuple[Array, Array]:
+        """On the shared P0 draws: the cells' positive rates (R, 2, G) and the spurious
+        weight E_P0[grad_x f . e_spu] (R,), one forward pass with its JVP."""
+        x = self._p0_draws(world)
+        s, ds = jax.jvp(lambda v: self.score(theta, v), (x,), (jnp.broadcast_to(world.e_spu, x.shape),))
+        return positive_rates(s), jnp.einsum("ryan,ya->r", ds, world.pi0) / ds.shape[-1]
+
     def _accuracy(self, theta: Array, x: Array, pi: Array) -> Array:
         """(R,) Monte Carlo accuracy on stratified draws x (R, 2, G, n, d) of prior pi."""
-        s = self.score(theta, x)
-        correct = jnp.mean(Y[None, :, None, None] * s > 0, axis=-1)  # (R, 2, G)
-        return jnp.einsum("rya,ya->r", correct, pi)
+        return accuracy_of(positive_rates(self.score(theta, x)), pi)
 
     def client_metrics(
         self, sc: Scenario, ctx: Context, block: ClientBlock, theta_c: Array, cw: ClientWorld, panel: Panel
@@ -452,17 +500,15 @@ class MLPModel:
             ``{name: (n, R, ...)}`` for every metric, and ``theta`` (n, D).
         """
         world, pop, bins = ctx.world, block.pop, sc.thresholds.ece_bins
-        x_p0, x_probe = self._p0_draws(world), self._probe_draws(world)
+        x_probe = self._probe_draws(world)
         panel_keys = self.client_keys(ctx, panel.index)
         x_panel = jax.vmap(self._own_draws, in_axes=(0, 0, None))(panel_keys, panel.world, world)  # (Rp, R, 2, G, n, d)
-        e_spu = jnp.broadcast_to(world.e_spu, x_p0.shape)
 
         def one(args):
             theta, c, key, X, y, w = args
             own = self._cell_rates(theta, self._own_draws(key, c, world), ctx.confidence, c.pi, bins)
-            s0, ds0 = jax.jvp(lambda x: self.score(theta, x), (x_p0,), (e_spu,))
-            p0 = jnp.einsum("rya,ya->r", jnp.mean(Y[None, :, None, None] * s0 > 0, axis=-1), world.pi0)
-            spurious = jnp.einsum("ryan,ya->r", ds0, world.pi0) / ds0.shape[-1]
+            pos0, spurious = self._p0_pass(theta, world)
+            p0 = accuracy_of(pos0, world.pi0)
             align = jnp.mean(self.score(theta, x_probe) < 0, axis=-1)
             other = jax.vmap(self._accuracy, in_axes=(None, 0, 0))(theta, x_panel, panel.world.pi)  # (Rp, R)
             train = jnp.sum(w * 0.5 * (self.score(theta, X[:, :-1]) - y) ** 2) / jnp.sum(w)
@@ -474,11 +520,7 @@ class MLPModel:
         )
         n, R = p0.shape
         pi_r = jnp.broadcast_to(cw.pi[:, None], (n, R) + cw.pi.shape[1:])  # (n, R, 2, G)
-        pos = own["pos"]  # (n, R, 2, G)
-        flat = lambda a: jnp.moveaxis(a.reshape((n * R,) + a.shape[2:]), 0, -1)  # noqa: E731 - (2, G, n R)
-        correct = jnp.stack([1.0 - pos[..., 0, :], pos[..., 1, :]], axis=-2)
-        cm = mt.rate_metrics(flat(pos), flat(correct), flat(pi_r))
-        back = lambda a: a.reshape((n, R) + a.shape[1:])  # noqa: E731 - (n R, ...) -> (n, R, ...)
+        cm = cell_metrics(own["pos"], pi_r)  # (n, R, ...)
         residual, mid_low = own["residual"], own["mid_low"]  # (n, R, B), (n, R)
         not_self = (panel.index[:, None] != block.index[None, :]).astype(p0.dtype)
         ood = jax.vmap(  # per replicate r: other[:, :, r] is (n, Rp)
@@ -489,14 +531,14 @@ class MLPModel:
         return dict(
             theta=theta_c,
             pi=pi_r,
-            acc=back(cm.acc),
-            group_acc=back(cm.group_acc),
-            group_mass=back(cm.group_mass),
-            tpr=back(cm.tpr),
-            fpr=back(cm.fpr),
-            bias_amp=back(cm.bias_amp),
-            dp_gap=back(cm.dp_gap),
-            eo_gap=back(cm.eo_gap),
+            acc=cm.acc,
+            group_acc=cm.group_acc,
+            group_mass=cm.group_mass,
+            tpr=cm.tpr,
+            fpr=cm.fpr,
+            bias_amp=cm.bias_amp,
+            dp_gap=cm.dp_gap,
+            eo_gap=cm.eo_gap,
             ece_classwise=jnp.abs(residual).sum(-1),
             ece_top_label=mt.top_label_ece(jnp.moveaxis(residual, -1, 0), mid_low),
             ece_residual=residual,
@@ -518,15 +560,13 @@ class MLPModel:
         Returns:
             GlobalMetrics with a leading replicate axis (R,).
         """
-        x_p0 = self._p0_draws(world)
-        s0, ds0 = jax.jvp(lambda x: self.score(theta, x), (x_p0,), (jnp.broadcast_to(world.e_spu, x_p0.shape),))
-        correct = jnp.mean(Y[None, :, None, None] * s0 > 0, axis=-1)  # (R, 2, G)
-        mass = world.pi0.sum(0)
+        pos, spurious = self._p0_pass(theta, world)
+        cm = cell_metrics(pos, jnp.broadcast_to(world.pi0, pos.shape))
         return GlobalMetrics(
             alignment=jnp.mean(self.score(theta, self._probe_draws(world)) < 0, axis=-1),
-            p0_acc=jnp.einsum("rya,ya->r", correct, world.pi0),
-            group_acc_p0=jnp.einsum("rya,ya->ra", correct, world.pi0) / mass,
-            spurious_weight=jnp.einsum("ryan,ya->r", ds0, world.pi0) / ds0.shape[-1],
+            p0_acc=cm.acc,
+            group_acc_p0=cm.group_acc,
+            spurious_weight=spurious,
         )
 
     def global_metrics(self, theta: Array, world: World) -> GlobalMetrics:
@@ -558,16 +598,11 @@ class MLPModel:
 
         def one(args):
             c, key = args
-            s = self.score(ctx.theta0, self._own_draws(key, c, world))
-            return jnp.mean(Y[None, :, None, None] * s > 0, axis=(0, -1))  # (2, G)
+            return positive_rates(self.score(ctx.theta0, self._own_draws(key, c, world))).mean(0)  # (2, G)
 
-        correct = jax.lax.map(one, (shifted, self.client_keys(ctx, index)), batch_size=EVAL_BATCH)  # (N, 2, G)
-        pi = shifted.pi
-        mass = pi.sum(1)
-        group = jnp.where(
-            mass > mt.GROUP_MASS_MIN, (pi * correct).sum(1) / jnp.maximum(mass, mt.GROUP_MASS_MIN), 0.5 * correct.sum(1)
-        )
-        return (pi * correct).sum((1, 2)), group
+        pos = jax.lax.map(one, (shifted, self.client_keys(ctx, index)), batch_size=EVAL_BATCH)  # (N, 2, G)
+        cm = cell_metrics(pos, shifted.pi)
+        return cm.acc, cm.group_acc
 
     def direction(self, ctx: Context, e: Array) -> Array:
         """The parameter direction of a feature direction e: the normalized gradient at

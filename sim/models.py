@@ -271,6 +271,22 @@ class LinearModel:
 LINEAR = LinearModel()
 
 
+def param_directions(sc: Scenario, ctx: Context) -> tuple[Array, Array]:
+    """The alignment and spurious directions of the world in the client model's parameter
+    space (its ``direction`` hook): what the crafted Byzantine updates move along and
+    what a server that reads updates projects them on.
+
+    Args:
+        sc: the scenario.
+        ctx: the context (world, FM).
+
+    Returns:
+        (alignment direction (D,), spurious direction (D,)).
+    """
+    direction = hook(client_model(sc), "direction")
+    return direction(ctx, ctx.world.e_align), direction(ctx, ctx.world.e_spu)
+
+
 def hook(model: Any, name: str) -> Any:
     """``model``'s method ``name``, or the linear readout's where the model has none (a
     plugin model on the linear parameter vector needs only the protocol's methods).

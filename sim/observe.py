@@ -25,16 +25,12 @@ Observables (round-output key -> taxonomy observable):
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import jax.numpy as jnp
 from jax import Array
 
 from .scenario import MODES, Scenario
-from .world import param_direction
-
-if TYPE_CHECKING:
-    from .population import Context
 
 ACCESS = (
     "per_client_values",
@@ -170,7 +166,7 @@ def client_reports(pc: dict, misalign: Array, ece: Array) -> dict:
     )
 
 
-def inspect_updates(delta: Array, mask: Array, ctx: Context, directions: tuple[Array, Array] | None = None) -> Array:
+def inspect_updates(delta: Array, mask: Array, directions: tuple[Array, Array]) -> Array:
     """What a server that sees every update can compute: the largest projection on the
     alignment direction, the largest |projection| on the spurious direction, and the
     largest norm among the participants' updates (NaN in a round without reports).
@@ -178,15 +174,13 @@ def inspect_updates(delta: Array, mask: Array, ctx: Context, directions: tuple[A
     Args:
         delta: (N, D) the updates.
         mask: (N,) the participants.
-        ctx: the world (its directions).
         directions: the alignment and spurious directions in parameter space (the client
-            model's, ``sim/models.py``); default [e; 0] of the linear readout.
+            model's, ``models.param_directions``).
 
     Returns:
         (3,) the three maxima.
     """
-    w = ctx.world
-    d_align, d_spu = (param_direction(w.e_align), param_direction(w.e_spu)) if directions is None else directions
+    d_align, d_spu = directions
     stats = jnp.stack(
         [
             delta @ d_align,
