@@ -142,6 +142,24 @@ def test_undecided_is_a_verdict_that_flips_within_2_se():
             "personalization.rule",
         ),
         ({"model.width": 64}, "model.width"),
+        (
+            {
+                "model.kind": "mlp",
+                "population.mode": "finite",
+                "personalization.rule": "head_only",
+                "personalization.trainable": [0],
+            },
+            "personalization.trainable",
+        ),
+        (
+            {"model.kind": "mlp", "population.mode": "finite", "federation.public_schedule": "alternate"},
+            "federation.public_schedule",
+        ),
+        (
+            {"model.kind": "mlp", "population.mode": "finite", "intervention.mode": "amplified_bias"},
+            "intervention.mode",
+        ),
+        ({"model.kind": "mlp", "population.mode": "finite", "shifts.temporal.kind": "linear"}, "shifts.temporal"),
     ],
 )
 def test_bad_model_settings_get_one_line_errors_naming_the_field(updates, field):
