@@ -190,6 +190,9 @@ def _make_run(sc: Scenario, chunk: int | None = None, expected: bool = False, de
     dp_weights = f.dp != "none"
     rule = aggregator(f.aggregator)
     model = client_model(sc)
+    # the parameters clients send (a LoRA client's frozen backbone is not one); None: all
+    shared = model.communicated() if hasattr(model, "communicated") else None
+    send = (lambda a: a * shared) if shared is not None else (lambda a: a)
 
     def run(ctx: Context, pop: Population, key: Array) -> RunOutput:
         directions = param_directions(sc, ctx)  # once per run (a gradient for the mlp)
@@ -219,13 +222,13 @@ def _make_run(sc: Scenario, chunk: int | None = None, expected: bool = False, de
             delta = theta_c - theta_g
             if f.byzantine_fraction > 0:
                 delta = jnp.where(pop.byzantine[:, None], crafted_updates(sc, delta, kbyz, directions), delta)
-            delta = local_noise(clip_updates(delta, f.clip), kldp, sc)
+            delta = send(local_noise(clip_updates(send(delta), f.clip), kldp, sc))
             weight = jnp.ones_like(pop.weight) if dp_weights else pop.weight
             if rule.secure:
                 agg = secure_aggregate(delta, mask, weight, kcdp, sc)
             else:  # the server reads every update (no secure aggregation, no central DP)
                 agg = read_aggregate(rule, delta, mask, weight, f)
-            mean_update = agg.update_sum / jnp.maximum(agg.weight_sum, 1.0 if f.dp == "central" else 1e-12)
+            mean_update = send(agg.update_sum / jnp.maximum(agg.weight_sum, 1.0 if f.dp == "central" else 1e-12))
             updates, new_state = opt.update(-mean_update, opt_state, theta_g)
             released = (
                 agg.count >= 1.0 if f.dp == "central" else agg.count > 0

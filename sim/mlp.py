@@ -32,8 +32,11 @@ the server optimizer) handles it as it handles the linear readout.
 * **Spurious weight**: E_P0[grad_x f(x) . e_spu], the mean derivative of the score
   along the spurious direction (for a linear readout, <theta_x, e_spu>).
 * **A direction in parameter space** (crafted updates, the server's inspection of
-  updates): the gradient at theta_0 of E_P0[f(x + e) - f(x)], normalized; for a linear
+  updates): the gradient at theta_0 of E_P0[f(x + e) - f(x)] restricted to the
+  parameters clients send (:meth:`MLPModel.communicated`), normalized; for a linear
   readout it is [e; 0].
+* **What is sent**: a client sends, and the server updates, only the parameters its
+  rule trains; frozen ones are outside the protocol, so no DP noise moves them.
 
 References:
     Heek et al. (2024), Flax: A neural network library and ecosystem for JAX.
@@ -318,22 +321,40 @@ class MLPModel:
         """
         return self.module.apply(self.unravel(theta), x)
 
-    def trainable(self, head_only: bool) -> Array:
-        """The mask of the parameters a gradient step moves: all, or the output layer only
-        (rule ``head_only``, or a frozen hidden layer).
+    def _frozen(self, name: str, rule: str | None) -> bool:
+        """Whether the flax submodule ``name`` stays fixed in phase ``rule`` (None: the FM's
+        pretraining; else the personalization rule)."""
+        if name == "hidden":
+            return self.sc.model.hidden == "frozen" or rule == "head_only"
+        return False
+
+    def trainable(self, rule: str | None) -> Array:
+        """The mask of the parameters a gradient step moves in a phase: the FM's pretraining
+        (``rule`` None) or personalization under ``rule`` (all, or the output layer only
+        under ``head_only`` or with a frozen hidden layer).
 
         Args:
-            head_only: train the output layer only.
+            rule: None for the FM's pretraining, else ``personalization.rule``.
 
         Returns:
             (D,) 0/1 mask.
         """
-        frozen = head_only or self.sc.model.hidden == "frozen"
         tree = jax.tree_util.tree_map_with_path(
-            lambda path, a: np.full(a.shape, 0.0 if frozen and path[1].key == "hidden" else 1.0, np.float32),
+            lambda path, a: np.full(a.shape, 0.0 if self._frozen(path[1].key, rule) else 1.0, np.float32),
             self._template,
         )
         return jnp.asarray(np.concatenate([a.ravel() for a in jax.tree.leaves(tree)]))
+
+    def communicated(self) -> Array:
+        """The parameters a client sends and the server updates: those the personalization
+        rule trains. The others are not part of the protocol, so neither local nor central
+        DP noise nor the server optimizer ever moves them (for a LoRA client, the frozen
+        backbone).
+
+        Returns:
+            (D,) 0/1 mask.
+        """
+        return self.trainable(self.sc.personalization.rule)
 
     def param_names(self) -> list[str]:
         """Names of the parameter vector's entries (the trace's ``param`` coordinate).
@@ -366,7 +387,7 @@ class MLPModel:
         pi_fm = prior(world.pi0.sum(axis=0), sc.fm.r0, world.signs)
         X, y, _ = sample_data(k_p0, ClientWorld(pi_fm, world.mu, jnp.asarray(1.0)), world, m.pretrain_samples)
         Xh = probe_draws(k_probe, world, (m.pretrain_samples,))
-        g, ridge, mask = sc.fm.alignment_weight, sc.fm.ridge, self.trainable(False)
+        g, ridge, mask = sc.fm.alignment_weight, sc.fm.ridge, self.trainable(None)
 
         def objective(th):
             fit = 0.5 * jnp.mean((self.score(th, X[:, :-1]) - y) ** 2)
@@ -441,7 +462,7 @@ class MLPModel:
             (theta_c (n, D), the clients' distributions).
         """
         p = sc.personalization
-        mask_p = self.trainable(p.rule == "head_only")
+        mask_p = self.trainable(p.rule)
         logistic = sc.population.mode == "logistic"
         opt = optax.sgd(p.eta)
 
@@ -617,4 +638,5 @@ class MLPModel:
         """
         x = self._p0_draws(ctx.world).reshape(-1, ctx.world.mu.shape[-1])
         g = jax.grad(lambda th: jnp.mean(self.score(th, x + e) - self.score(th, x)))(ctx.theta0)
+        g = g * self.communicated()  # a client can move only what it sends
         return g / jnp.maximum(jnp.linalg.norm(g), 1e-30)

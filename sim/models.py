@@ -304,7 +304,7 @@ def hook(model: Any, name: str) -> Any:
 #: The registered client models by id (``scenario.model.kind`` names one).
 CLIENT_MODELS: dict[str, Any] = {}
 #: The models the package ships.
-BUILTIN_MODELS = ("linear", "mlp")
+BUILTIN_MODELS = ("linear", "mlp", "lora")
 
 
 def register_client_model(model: ClientModel) -> ClientModel:
@@ -335,9 +335,11 @@ register_client_model(LINEAR)
 
 
 def _register_mlp() -> None:
-    from .mlp import MLPModel  # flax: imported here, after the protocol's types exist
+    from .lora import LoRAModel  # flax: imported here, after the protocol's types exist
+    from .mlp import MLPModel
 
     register_client_model(MLPModel())
+    register_client_model(LoRAModel())
 
 
 _register_mlp()

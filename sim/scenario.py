@@ -152,8 +152,10 @@ class Model(_Section):
     kind: str = Field(
         "linear",
         description="client model (sim/models.py): linear (the stylized world's readout, exact metrics), mlp (a flax "
-        "MLP readout, Monte Carlo metrics with standard errors, sim/mlp.py) or a registered plugin model",
+        "MLP readout, Monte Carlo metrics with standard errors, sim/mlp.py), lora (the MLP's backbone frozen as the FM, "
+        "a trainable rank-r adapter and head, sim/lora.py) or a registered plugin model",
     )
+    rank: int = Field(4, ge=1, le=4096, description="lora: rank r of the adapter (at most width and world.d)")
     width: int = Field(32, ge=1, le=4096, description="mlp: hidden units of the readout")
     activation: Literal["relu", "tanh", "gelu", "identity"] = Field("relu", description="mlp: hidden activation")
     hidden: Literal["train", "frozen"] = Field(
@@ -183,7 +185,13 @@ class Model(_Section):
         if self.kind == "linear":
             extra = [k for k, f in type(self).model_fields.items() if k != "kind" and getattr(self, k) != f.default]
             if extra:
-                raise ValueError(f"model.{extra[0]} applies only to model.kind = 'mlp' (the linear readout has none)")
+                raise ValueError(
+                    f"model.{extra[0]} applies only to model.kind = 'mlp' or 'lora' (the linear readout has none)"
+                )
+        if self.kind == "mlp" and self.rank != type(self).model_fields["rank"].default:
+            raise ValueError("model.rank applies only to model.kind = 'lora' (the mlp has no adapter)")
+        if self.kind == "lora" and self.rank > self.width:
+            raise ValueError(f"model.rank must be <= model.width ({self.width}) for the adapter, got {self.rank}")
         return self
 
 
@@ -600,30 +608,36 @@ class Monitor(_Section):
 
 
 def _check_mlp(sc: Scenario) -> None:
-    """What the MLP client model (sim/mlp.py) needs of the rest of a scenario."""
+    """What the Monte Carlo client models (sim/mlp.py, sim/lora.py) need of the rest of a scenario."""
     m = sc.model
+    kind = f"model.kind = {m.kind!r}"
     if sc.population.mode == "population":
         raise ValueError(
-            "population.mode must be 'finite' (squared loss) or 'logistic' for model.kind = 'mlp': it is "
+            f"population.mode must be 'finite' (squared loss) or 'logistic' for {kind}: it is "
             "personalized on each client's sample (no population risk in closed form)"
         )
     if m.hidden_init == "identity" and m.width < sc.world.d:
         raise ValueError(f"model.width must be >= world.d = {sc.world.d} for hidden_init = 'identity', got {m.width}")
-    if sc.personalization.rule in ("subspace", "teacher"):
+    if m.kind == "lora" and m.rank > sc.world.d:
+        raise ValueError(f"model.rank must be <= world.d ({sc.world.d}) for the adapter, got {m.rank}")
+    rules = ("full", "proximal", "head_only") + (("subspace",) if m.kind == "lora" else ())
+    if sc.personalization.rule not in rules:
         raise ValueError(
             f"personalization.rule = {sc.personalization.rule!r} is defined for the linear readout only; "
-            "model.kind = 'mlp' takes full, proximal or head_only"
+            f"{kind} takes {', '.join(rules)}"
         )
+    if sc.personalization.rank is not None:
+        raise ValueError("personalization.rank is the linear readout's subspace; model.kind = 'lora' takes model.rank")
     if sc.personalization.trainable is not None:
         raise ValueError(
-            "personalization.trainable names linear coordinates; model.kind = 'mlp' with rule head_only trains its output layer"
+            f"personalization.trainable names linear coordinates; {kind} with rule head_only trains its output layer"
         )
     if sc.federation.public_schedule != "never":
         raise ValueError("federation.public_schedule needs the linear readout's closed-form centralized steps")
     if sc.intervention.mode != "none":
-        raise ValueError("intervention.mode moves the linear readout's mechanisms; model.kind = 'mlp' takes none")
+        raise ValueError(f"intervention.mode moves the linear readout's mechanisms; {kind} takes none")
     if sc.shifts.temporal.kind != "none":
-        raise ValueError("shifts.temporal needs population.mode = 'population', which model.kind = 'mlp' cannot use")
+        raise ValueError(f"shifts.temporal needs population.mode = 'population', which {kind} cannot use")
 
 
 class Scenario(_Section):
@@ -667,7 +681,7 @@ class Scenario(_Section):
                 raise ValueError(
                     f"personalization.trainable indices must be in [0, d] = [0, {d}], got {list(p.trainable)}"
                 )
-        if self.model.kind == "mlp":
+        if self.model.kind in ("mlp", "lora"):
             _check_mlp(self)
         if self.population.ood_subset > n:
             raise ValueError(

@@ -232,7 +232,7 @@ def test_plugin_client_model_runs_the_engine(registry):
     linear = sf.run(sc.replace(**{"model.kind": "linear"}), seed=0)
     assert float(np.abs(linear["client_acc"].isel(round=0).values - fm_acc).max()) > 1e-3
     with pytest.raises(
-        sf.ScenarioError, match="model.kind: unknown client model 'cnn'; registered: linear, mlp, frozen"
+        sf.ScenarioError, match="model.kind: unknown client model 'cnn'; registered: linear, mlp, lora, frozen"
     ):
         sc.replace(**{"model.kind": "cnn"})
     with pytest.raises(plugins.PluginError, match="client model 'frozen' is already registered"):

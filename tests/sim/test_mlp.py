@@ -167,3 +167,79 @@ def test_bad_model_settings_get_one_line_errors_naming_the_field(updates, field)
         preset("default").replace(**updates)
     msg = str(err.value)
     assert field in msg and "\n" not in msg, msg
+
+
+# --- the LoRA client model (sim/lora.py) ------------------------------------------------
+LORA = {"model.kind": "lora", "population.mode": "finite", "population.samples_per_client": 64, "model.rank": 2}
+
+
+def _params(model, theta):
+    return jax.tree.map(np.asarray, model.unravel(jnp.asarray(theta))["params"])
+
+
+def test_lora_backbone_is_the_fm_and_never_moves_under_dp_noise_and_attacks():
+    sc = preset("default").replace(
+        **{
+            **BASE,
+            **LORA,
+            "federation.clients_per_round": 60,
+            "federation.dp": "central",
+            "federation.noise_multiplier": 1.0,
+            "federation.clip": 1.0,
+            "federation.byzantine_fraction": 0.2,
+            "federation.byzantine_kind": "noise",
+        }
+    )
+    model = client_model(sc)
+    tr = run(sc, 2)
+    theta = tr["theta_global"].values  # (T, D): round 0 is the FM
+    first = _params(model, theta[0])
+    np.testing.assert_array_equal(first["adapter_up"], 0.0)  # BA = 0: the FM is the backbone and its head
+    assert np.abs(first["adapter_down"]).max() > 0
+    for t in range(1, theta.shape[0]):
+        p = _params(model, theta[t])
+        np.testing.assert_array_equal(p["hidden"]["kernel"], first["hidden"]["kernel"])
+        np.testing.assert_array_equal(p["hidden"]["bias"], first["hidden"]["bias"])
+    last = _params(model, theta[-1])
+    assert np.abs(last["adapter_up"]).max() > 0 and np.abs(last["head"]["kernel"] - first["head"]["kernel"]).max() > 0
+
+
+def test_lora_rules_move_only_their_parameters_and_the_update_has_the_adapters_rank():
+    sc = preset("default").replace(**BASE, **LORA, **{"personalization.rule": "subspace"})
+    model = client_model(sc)
+    ctx, pop = build_population(sc, jax.random.key(0))
+    theta_c, _ = model.personalize(sc, ctx, pop, ctx.theta0, jnp.asarray(0))
+    before = _params(model, ctx.theta0)
+    for th in np.asarray(theta_c[:5]):
+        p = _params(model, th)
+        np.testing.assert_array_equal(p["head"]["kernel"], before["head"]["kernel"])  # subspace: the adapter only
+        np.testing.assert_array_equal(p["hidden"]["kernel"], before["hidden"]["kernel"])
+        change = np.asarray(model.adapter_product(jnp.asarray(th)))  # (d, width)
+        s = np.linalg.svd(change, compute_uv=False)
+        assert s[0] > 0 and np.all(s[sc.model.rank :] <= 1e-6 * s[0])
+    head = preset("default").replace(**BASE, **LORA, **{"personalization.rule": "head_only"})
+    model_h = client_model(head)
+    theta_h, _ = model_h.personalize(head, ctx, pop, ctx.theta0, jnp.asarray(0))
+    p = _params(model_h, theta_h[0])
+    np.testing.assert_array_equal(p["adapter_up"], before["adapter_up"])
+    np.testing.assert_array_equal(p["adapter_down"], before["adapter_down"])
+    assert np.abs(p["head"]["kernel"] - before["head"]["kernel"]).max() > 0
+
+
+@pytest.mark.parametrize(
+    ("updates", "field"),
+    [
+        ({**LORA, "model.rank": 40}, "model.rank"),  # rank > width (32)
+        ({**LORA, "model.rank": 20, "model.width": 32}, "model.rank"),  # rank > d (16)
+        ({"model.kind": "mlp", "population.mode": "finite", "model.rank": 3}, "model.rank"),
+        ({**LORA, "personalization.rule": "subspace", "personalization.rank": 2}, "personalization.rank"),
+        ({**LORA, "personalization.rule": "teacher"}, "personalization.rule"),
+        ({**LORA, "population.samples_per_client": 0}, "population.samples_per_client"),
+        ({"model.rank": 2}, "model.rank"),
+    ],
+)
+def test_bad_lora_settings_get_one_line_errors_naming_the_field(updates, field):
+    with pytest.raises(ScenarioError) as err:
+        preset("default").replace(**updates)
+    msg = str(err.value)
+    assert field in msg and "\n" not in msg, msg
