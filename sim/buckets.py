@@ -49,7 +49,14 @@ BUCKETS_PER_OCTAVE = 4
 #: float fields the engine reads in a Python branch or a shape (a sweep over one compiles
 #: once per value, ``sim.batch.traceable``): a single run keeps them in its program's key
 STATIC_FLOATS = frozenset(
-    {"shifts.covariate_scale", "shifts.covariate_var_spread", "shifts.concept_angle", "federation.byzantine_fraction"}
+    {
+        "shifts.covariate_scale",
+        "shifts.covariate_var_spread",
+        "shifts.concept_angle",
+        "federation.byzantine_fraction",
+        "shifts.label_noise",
+        "shifts.label_noise_minority",
+    }
 )
 
 #: the value a traced float holds in the program's key (any: the engine reads the leaf)

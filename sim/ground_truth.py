@@ -175,7 +175,7 @@ def round_metrics(
     builtin = [hi[0], hi[1], fair, hi[2], hi[3], mt.alignment_erosion(align_fm, align_g)]
     view = RoundView(sc, ctx, pop, theta_g, pc)
     mode = jnp.stack(builtin + [jnp.asarray(m.metric(view), builtin[0].dtype).reshape(()) for m in plugin_modes()])
-    reports = client_reports(pc, misalign, ece)
+    reports = client_reports(pc, misalign, ece, ctx.world.flip)
     return dict(
         reports=reports,
         mode_metric=mode,

@@ -385,7 +385,8 @@ class MLPModel:
         k_init, k_p0, k_probe = jax.random.split(jax.random.key(FM_KEY), 3)
         theta, _ = ravel_pytree(self.module.init(k_init, jnp.zeros(sc.world.d)))
         pi_fm = prior(world.pi0.sum(axis=0), sc.fm.r0, world.signs)
-        X, y, _ = sample_data(k_p0, ClientWorld(pi_fm, world.mu, jnp.asarray(1.0)), world, m.pretrain_samples)
+        clean = world._replace(flip=None)  # the FM's pretraining labels are clean
+        X, y, _ = sample_data(k_p0, ClientWorld(pi_fm, world.mu, jnp.asarray(1.0)), clean, m.pretrain_samples)
         Xh = probe_draws(k_probe, world, (m.pretrain_samples,))
         g, ridge, mask = sc.fm.alignment_weight, sc.fm.ridge, self.trainable(None)
 
@@ -477,9 +478,12 @@ class MLPModel:
         theta_c = jax.lax.map(lambda a: local(*a), (pop.X[..., :-1], pop.y, pop.mask), batch_size=EVAL_BATCH)
         return theta_c, pop.shifted
 
-    def _cell_rates(self, theta: Array, x: Array, conf: mt.Confidence, pi: Array, bins: int) -> dict:
+    def _cell_rates(
+        self, theta: Array, x: Array, conf: mt.Confidence, pi: Array, bins: int, flip: Array | None = None
+    ) -> dict:
         """Monte Carlo estimates on one distribution's stratified draws ``x`` (R, 2, G, n, d):
-        P(yhat = +1 | y, a), the calibration residuals and the squared-loss risk, per replicate."""
+        P(yhat = +1 | y, a), the calibration residuals and the squared-loss risk against the
+        client's observed labels (flip rates ``flip``), per replicate."""
         s = self.score(theta, x)  # (R, 2, G, n)
         n = s.shape[-1]
         y01 = jnp.array([0.0, 1.0])[None, :, None, None]
@@ -490,7 +494,11 @@ class MLPModel:
             w.reshape(s.shape[0], -1),
             bins,
         )
-        risk = jnp.sum(w * 0.5 * (s - Y[None, :, None, None]) ** 2, axis=(1, 2, 3))
+        if flip is None:
+            risk = jnp.sum(w * 0.5 * (s - Y[None, :, None, None]) ** 2, axis=(1, 2, 3))
+        else:  # against the observed labels: E[(s - y~)^2 / 2 | y, a] = s^2 / 2 - (1 - 2 rho_a) y s + 1/2
+            ys = (1.0 - 2.0 * flip)[None, None, :, None] * Y[None, :, None, None] * s
+            risk = jnp.sum(w * (0.5 * s**2 - ys + 0.5), axis=(1, 2, 3))
         return dict(pos=jnp.mean(s > 0, axis=-1), residual=res, mid_low=low, risk=risk)
 
     def _p0_pass(self, theta: Array, world: World) -> tuple[Array, Array]:
@@ -527,7 +535,7 @@ class MLPModel:
 
         def one(args):
             theta, c, key, X, y, w = args
-            own = self._cell_rates(theta, self._own_draws(key, c, world), ctx.confidence, c.pi, bins)
+            own = self._cell_rates(theta, self._own_draws(key, c, world), ctx.confidence, c.pi, bins, world.flip)
             pos0, spurious = self._p0_pass(theta, world)
             p0 = accuracy_of(pos0, world.pi0)
             align = jnp.mean(self.score(theta, x_probe) < 0, axis=-1)

@@ -141,26 +141,37 @@ def observed_keys(sc: Scenario) -> tuple[str, ...]:
     return tuple(k for name in available_observables(sc) for k in OBSERVABLES[name].keys)
 
 
-def client_reports(pc: dict, misalign: Array, ece: Array) -> dict:
+def client_reports(pc: dict, misalign: Array, ece: Array, flip: Array | None = None) -> dict:
     """What each client computes on its own deployed model for the server's secure sums
     (rows: clients): its accuracy on its own data (``report``); per group its mass,
     correct mass, predicted-positive mass and positive-label mass (``group``, needs the
     attribute); its scores on the public probes and P0, its ECE (of the mode's kind) and
     within-round drop (``fedeval``).
 
+    Under label noise (``flip``, rho_a) a client sees only its observed labels, so the
+    accuracy and the correct and positive-label masses it reports are against them:
+    correct mass rho_a P(a) + (1 - 2 rho_a) (clean correct mass), positive-label mass
+    (1 - rho_a) pi(+, a) + rho_a pi(-, a) (``world.label_noise_risk``).
+
     Args:
         pc: the per-client outputs of the round (``ground_truth.client_pass``).
         misalign: (N,) the within-round drops.
         ece: (N,) the clients' ECE of the mode's kind.
+        flip: (G,) the label flip rates, or None (clean labels).
 
     Returns:
         ``{report: (N, 1), group: (N, 4, G), fedeval: (N, 4)}``.
     """
     pi, mass = pc["pi"], pc["group_mass"]
     pos_mass = pi[:, 1, :] * pc["tpr"] + pi[:, 0, :] * pc["fpr"]
-    group = jnp.stack([mass, pc["group_acc"] * mass, pos_mass, pi[:, 1, :]], axis=1)  # (N, 4, G)
+    correct, positive, acc = pc["group_acc"] * mass, pi[:, 1, :], pc["acc"]
+    if flip is not None:
+        correct = flip * mass + (1.0 - 2.0 * flip) * correct
+        positive = (1.0 - flip) * pi[:, 1, :] + flip * pi[:, 0, :]
+        acc = correct.sum(-1)
+    group = jnp.stack([mass, correct, pos_mass, positive], axis=1)  # (N, 4, G)
     return dict(
-        report=pc["acc"][:, None],
+        report=acc[:, None],
         group=group,
         fedeval=jnp.stack([pc["alignment"], pc["p0_acc"], ece, misalign], axis=-1),
     )

@@ -104,7 +104,15 @@ def wishart(key: Array, df: Array, Sigma: Array) -> Array:
 
 def sample_statistics(key: Array, cw: ClientWorld, world: World, n: Array) -> tuple[Array, Array]:
     """Exact finite-sample squared-loss statistics (M_hat, m_hat) of n samples:
-    M_hat = (1/n) sum_i x~_i x~_i^T, m_hat = (1/n) sum_i y_i x~_i.
+    M_hat = (1/n) sum_i x~_i x~_i^T, m_hat = (1/n) sum_i y~_i x~_i, y~ the observed label.
+
+    Cell (y, a) holds n_ya ~ Multinomial samples with mean xbar_ya ~ N(mu_ya, Sigma_a / n_ya)
+    and scatter W_ya ~ Wishart(n_ya - 1, Sigma_a), independent. Under label noise
+    (``world.flip``) f_ya ~ Binomial(n_ya, rho_a) of them are flipped; given the cell's
+    sum, the flipped part's sum is S_f = (f/n) S + v with v ~ N(0, f (n - f)/n Sigma_a)
+    independent of the two parts' own scatters, and W = W' + (n / (f (n - f))) v v^T with
+    W' ~ Wishart(n - 2, Sigma_a): the same law as flipping materialized samples, and
+    m_hat = (1/n) sum_ya y (S~_ya - 2 S~_f,ya) (x~ sums).
 
     Args:
         key: a JAX PRNG key.
@@ -123,16 +131,33 @@ def sample_statistics(key: Array, cw: ClientWorld, world: World, n: Array) -> tu
     z = jax.random.normal(km, (2, G, d))
     xbar = cw.mu + jnp.einsum("aij,yaj->yai", L, z) / jnp.sqrt(jnp.maximum(counts, 1.0))[..., None]
     wkeys = jax.random.split(kw, 2 * G).reshape(2, G)
-    W = jax.vmap(jax.vmap(wishart, in_axes=(0, 0, 0)), in_axes=(0, 0, None))(wkeys, jnp.maximum(counts - 1.0, 0.0), Sig)
+    wishart_cells = jax.vmap(jax.vmap(wishart, in_axes=(0, 0, 0)), in_axes=(0, 0, None))
     xt = augment(xbar)  # (2, G, D)
+    if world.flip is None:
+        W = wishart_cells(wkeys, jnp.maximum(counts - 1.0, 0.0), Sig)
+        ysum = xt  # the observed labels' sum per cell / n_ya: y xbar~
+    else:  # the flips' draws come from a key of their own
+        kf, kv = jax.random.split(jax.random.fold_in(key, 1))
+        flips = jax.random.binomial(kf, counts, jnp.broadcast_to(world.flip, counts.shape))
+        split = flips * (counts - flips) / jnp.maximum(counts, 1.0)  # f (n - f) / n, 0 when f = 0 or f = n
+        v = jnp.einsum("aij,yaj->yai", L, jax.random.normal(kv, (2, G, d))) * jnp.sqrt(split)[..., None]
+        u = v * jnp.sqrt(counts / jnp.maximum(flips * (counts - flips), 1.0))[..., None]
+        W = wishart_cells(wkeys, jnp.maximum(counts - 2.0, 0.0), Sig) + jnp.einsum("yai,yaj->yaij", u, u)
+        W = jnp.where((split > 0)[..., None, None], W, wishart_cells(wkeys, jnp.maximum(counts - 1.0, 0.0), Sig))
+        # S~_f / n_ya = (f / n) [xbar; 1] + [v / n; 0]
+        flipped = (flips / jnp.maximum(counts, 1.0))[..., None] * xt + jnp.pad(
+            v / jnp.maximum(counts, 1.0)[..., None], ((0, 0), (0, 0), (0, 1))
+        )
+        ysum = xt - 2.0 * flipped
     S = jnp.zeros((2, G, d + 1, d + 1)).at[..., :d, :d].set(W)
     M_hat = (S + counts[..., None, None] * jnp.einsum("yai,yaj->yaij", xt, xt)).sum((0, 1)) / n
-    m_hat = jnp.einsum("ya,y,yai->i", counts, Y, xt) / n
+    m_hat = jnp.einsum("ya,y,yai->i", counts, Y, ysum) / n
     return M_hat, m_hat
 
 
 def sample_data(key: Array, cw: ClientWorld, world: World, n_max: int) -> tuple[Array, Array, Array]:
-    """Materialize n_max samples (x~, y, a) of a client's distribution.
+    """Materialize n_max samples (x~, y, a) of a client's distribution, y the observed
+    label (flipped with probability rho_a under the world's label noise).
 
     Args:
         key: a JAX PRNG key.
@@ -149,7 +174,10 @@ def sample_data(key: Array, cw: ClientWorld, world: World, n_max: int) -> tuple[
     yi, ai = cell // G, cell % G
     L = jnp.linalg.cholesky(cw.scale * world.Sigma)
     x = cw.mu[yi, ai] + jnp.einsum("nij,nj->ni", L[ai], jax.random.normal(k2, (n_max, d)))
-    return augment(x), Y[yi], ai
+    y = Y[yi]
+    if world.flip is not None:  # the observed labels: flipped with probability rho_a (a key of its own)
+        y = jnp.where(jax.random.uniform(jax.random.fold_in(key, 1), (n_max,)) < world.flip[ai], -y, y)
+    return augment(x), y, ai
 
 
 def participation(sc: Scenario, shifted: ClientWorld) -> Array:

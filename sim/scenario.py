@@ -232,6 +232,18 @@ class Shifts(_Section):
     strength_concentration: Pos = Field(
         4.0, description="kappa of shifts.strength_spread = beta: Var s_c = f (1 - f) / (kappa + 1)"
     )
+    label_noise: float = Field(
+        0.0,
+        ge=0.0,
+        lt=0.5,
+        description="label noise: probability rho that a client's training label is flipped (clean FM and evaluation)",
+    )
+    label_noise_minority: float | None = Field(
+        None,
+        ge=0.0,
+        lt=0.5,
+        description="group-dependent label noise: the flip rate in the minority groups (default label_noise)",
+    )
     temporal: Temporal = Field(default_factory=Temporal, description="temporal drift of all the above")
     by_family: dict[str, dict[str, float]] = Field(
         default_factory=dict,

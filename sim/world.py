@@ -42,6 +42,7 @@ class World(NamedTuple):
     e_align: Array  # (d,) unit alignment direction u
     mu_h: Array  # (d,) probe mean
     Sigma_h: Array  # (d, d) probe covariance
+    flip: Array | None = None  # (G,) rho_a: the flip rate of the clients' labels in group a (label_noise); None: clean
 
 
 class ClientWorld(NamedTuple):
@@ -147,7 +148,53 @@ def make_world(sc: Scenario) -> World:
         e_align=e_align,
         mu_h=w.probe_strength * e_align,
         Sigma_h=w.probe_std**2 * eye,
+        flip=flip_rates(sc.shifts, G),
     )
+
+
+def flip_rates(shifts, G: int) -> Array | None:
+    """rho_a, the probability that a client's training label y is flipped to -y in group
+    a: ``shifts.label_noise`` in the majority groups and ``shifts.label_noise_minority``
+    (default the same) in the minority groups (:func:`minority_groups`); symmetric,
+    class-conditional noise independent of x given (y, a) (Natarajan et al. 2013; the
+    group-dependent case of Wang et al. 2020). Only the clients' data carry it: the FM's
+    pretraining data and every evaluation use the clean labels.
+
+    Args:
+        shifts: the scenario's ``shifts`` section.
+        G: the number of groups.
+
+    Returns:
+        (G,) rates in [0, 1/2), or None when every rate is 0 (the clean world, whose
+        programs are the recorded ones).
+    """
+    rho, rho_min = shifts.label_noise, shifts.label_noise_minority
+    rho_min = rho if rho_min is None else rho_min
+    if rho == 0.0 and rho_min == 0.0:
+        return None
+    return jnp.asarray(np.where(minority_groups(G), rho_min, rho), jnp.float32)
+
+
+def label_noise_risk(group_error: Array, group_mass: Array, flip: Array) -> Array:
+    """The 0-1 risk against noisy labels of a classifier with clean error R_a in group a:
+
+        R~(h) = sum_a P(a) [rho_a + (1 - 2 rho_a) R_a(h)]
+
+    (a label flipped with probability rho_a independently of x given (y, a) disagrees
+    with h exactly when the clean label agrees). For rho_a < 1/2 it is increasing in
+    every R_a, so the Bayes classifier of the clean labels stays Bayes-optimal for the
+    noisy ones and, with symmetric noise rho, the Bayes risk becomes
+    rho + (1 - 2 rho) R* (Natarajan et al. 2013, Lemma 7 and its discussion).
+
+    Args:
+        group_error: (..., G) clean error R_a of the classifier in each group.
+        group_mass: (..., G) P(a).
+        flip: (G,) rho_a.
+
+    Returns:
+        (...) the noisy-label risk.
+    """
+    return jnp.sum(group_mass * (flip + (1.0 - 2.0 * flip) * group_error), axis=-1)
 
 
 def base_client(world: World) -> ClientWorld:
@@ -174,17 +221,19 @@ def augment(x: Array) -> Array:
     return jnp.concatenate([x, jnp.ones(x.shape[:-1] + (1,), x.dtype)], axis=-1)
 
 
-def second_moments(pi: Array, mu: Array, Sigma: Array) -> tuple[Array, Array]:
+def second_moments(pi: Array, mu: Array, Sigma: Array, flip: Array | None = None) -> tuple[Array, Array]:
     """Squared-loss sufficient statistics of a cell mixture (the silentfail reference paper (paper/main.tex), The stylized model):
 
-        M = sum_{y,a} pi(y,a) (Sigma~_a + mu~_{y,a} mu~_{y,a}^T),  m = sum_{y,a} pi(y,a) y mu~_{y,a}
+        M = sum_{y,a} pi(y,a) (Sigma~_a + mu~_{y,a} mu~_{y,a}^T),  m = sum_{y,a} pi(y,a) (1 - 2 rho_a) y mu~_{y,a}
 
-    so that R(theta) = 1/2 theta^T M theta - theta^T m + 1/2.
+    so that R(theta) = 1/2 theta^T M theta - theta^T m + 1/2 (E[y~ | y, a] = (1 - 2 rho_a) y
+    for labels flipped with probability rho_a, :func:`flip_rates`; E[y~^2] = 1).
 
     Args:
         pi: (2, G) cell priors.
         mu: (2, G, d) cell means.
         Sigma: (G, d, d) cell covariances.
+        flip: (G,) label flip rates rho_a, or None (clean labels).
 
     Returns:
         (M (D, D), m (D,)), D = d + 1.
@@ -193,12 +242,16 @@ def second_moments(pi: Array, mu: Array, Sigma: Array) -> tuple[Array, Array]:
     mt = augment(mu)  # (2, G, D)
     cov = jnp.zeros(Sigma.shape[:-2] + (d + 1, d + 1)).at[..., :d, :d].set(Sigma)  # (G, D, D)
     M = jnp.einsum("ya,aij->ij", pi, cov) + jnp.einsum("ya,yai,yaj->ij", pi, mt, mt)
-    m = jnp.einsum("ya,y,yai->i", pi, Y, mt)
+    if flip is None:
+        m = jnp.einsum("ya,y,yai->i", pi, Y, mt)
+    else:
+        m = jnp.einsum("ya,y,a,yai->i", pi, Y, 1.0 - 2.0 * flip, mt)
     return M, m
 
 
 def client_moments(world: World, cw: ClientWorld) -> tuple[Array, Array]:
-    """A client's squared-loss statistics (M_c, m_c) = (sum pi (Sigma~ + mu~ mu~^T), sum pi y mu~).
+    """A client's squared-loss statistics (M_c, m_c) = (sum pi (Sigma~ + mu~ mu~^T), sum pi (1 - 2 rho_a) y mu~)
+    of its data, whose labels carry the world's label noise (:func:`flip_rates`).
 
     Args:
         world: the base world (the covariances Sigma_a).
@@ -207,7 +260,7 @@ def client_moments(world: World, cw: ClientWorld) -> tuple[Array, Array]:
     Returns:
         (M_c (D, D), m_c (D,)).
     """
-    return second_moments(cw.pi, cw.mu, cw.scale * world.Sigma)
+    return second_moments(cw.pi, cw.mu, cw.scale * world.Sigma, world.flip)
 
 
 def probe_moments(world: World) -> tuple[Array, Array]:
