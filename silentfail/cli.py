@@ -1085,6 +1085,82 @@ def literature_cmd(
     err_console.print(f"wrote {output / 'claims'}/*.nc, {output / 'literature.md'}, {', '.join(str(p) for p in figs)}")
 
 
+@app.command("transfer")
+def transfer_cmd(
+    output: Path = typer.Option(Path("transfer"), "--output", "-o", help="Output folder."),
+    quick: bool = typer.Option(
+        False, "--quick", help="Claims at 12 rounds and 4 seeds per arm; the phase grid at 100 clients and 12 rounds."
+    ),
+    claims: Optional[str] = typer.Option(
+        None, "--claims", "-c", help="Comma-separated claim keys (default: all; `literature --list` shows them)."
+    ),
+    models: str = typer.Option("linear,mlp,lora", "--models", help="Client models, the reference first."),
+    seeds: Optional[int] = typer.Option(
+        None, "--seeds", "-s", min=2, max=4096, help="Seeds per arm and per phase cell (default: the claims' own, 8)."
+    ),
+    no_phase: bool = typer.Option(False, "--no-phase", help="Only the claims, not the coarse phase diagram."),
+    set_: Optional[list[str]] = typer.Option(
+        None, "--set", help="Override a field of every run (repeatable), e.g. model.width=64."
+    ),
+) -> None:
+    """Do the conclusions survive a nonlinear client model? Run the literature's claims and a
+    coarse phase diagram (lambda x shift strength, the phase preset) under the linear readout,
+    the flax MLP and the frozen backbone with a LoRA adapter, all on the clients' finite
+    samples, and write the side-by-side table (claim, each model's verdict with effect and
+    SE, transfers?), the regime agreement per mode, transfer.md, transfer.pdf/png and the
+    NetCDF results.
+
+    Example: silentfail transfer --quick -c byzantine,underrepresented -o transfer
+    """
+    from .figures import transfer_figure
+    from .report import transfer_markdown
+    from .sim.literature import CLAIM_KEYS, get_claim
+    from .sim.trace import save_netcdf
+    from .sim.transfer import (
+        MODEL_KINDS,
+        QUICK_CLAIMS,
+        QUICK_PHASE,
+        QUICK_SEEDS,
+        regime_rows,
+        transfer_claims,
+        transfer_phase,
+        transfer_rows,
+    )
+
+    kinds = tuple(k.strip() for k in models.split(","))
+    bad = [k for k in kinds if k not in MODEL_KINDS]
+    if bad or len(kinds) < 2:
+        raise UserError(f"--models: {', '.join(bad) or models!r}: give two or more of {', '.join(MODEL_KINDS)}")
+    keys = tuple(get_claim(k.strip()).key for k in claims.split(",")) if claims else CLAIM_KEYS
+    extra = _overrides(set_)
+    size_claims = {**(QUICK_CLAIMS if quick else {}), **extra}
+    size_phase = {**(QUICK_PHASE if quick else {}), **extra}
+    seeds = seeds if seeds is not None else (QUICK_SEEDS if quick else None)
+    output.mkdir(parents=True, exist_ok=True)
+    bar, update = _progress()
+    done = []
+    with bar:
+        ds = transfer_claims(
+            keys,
+            kinds,
+            seeds,
+            size_claims,
+            progress=lambda *_: (done.append(1), update(len(done), len(keys) * len(kinds))),
+        )
+    save_netcdf(ds, output / "transfer_claims.nc")
+    phase = None
+    if not no_phase:
+        err_console.print(f"phase grid under {', '.join(kinds)} ...")
+        phase = transfer_phase(kinds, seeds or 8, size_phase)
+        save_netcdf(phase, output / "transfer_phase.nc")
+    figs = transfer_figure(ds, phase, output / "transfer")
+    (output / "transfer.md").write_text(transfer_markdown(ds, phase, figs[1]))
+    console.print(_table("claims under each client model (effect ± SE)", *transfer_rows(ds)))
+    if phase is not None:
+        console.print(_table("phase regimes: agreement with the linear readout", *regime_rows(phase)))
+    err_console.print(f"wrote {output / 'transfer.md'}, {', '.join(str(p) for p in figs)} and the NetCDF results")
+
+
 @app.command("influences")
 def influences_cmd(
     scenario_file: Optional[Path] = typer.Argument(None, help="A scenario TOML file (default: the 'default' preset)."),

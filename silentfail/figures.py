@@ -629,3 +629,63 @@ def frontier_figure(ds: xr.Dataset, out: str | Path) -> list[Path]:
         fontsize=9,
     )
     return _save(fig, out, overlay=drawn)
+
+
+def transfer_figure(claims: xr.Dataset, phase: xr.Dataset | None, out: str | Path) -> list[Path]:
+    """The transfer table as a figure: left, each claim's effect (signed so that the claim
+    predicts > 0) with 2 SE under each client model (hollow where the claim does not hold,
+    absent where it does not apply); right, per mode, the share of the coarse phase grid's
+    cells in which each model's regime is the linear readout's.
+
+    Args:
+        claims: ``sim.transfer.transfer_claims``' Dataset.
+        phase: ``sim.transfer.transfer_phase``' Dataset, or None.
+        out: the output stem.
+
+    Returns:
+        The written paths.
+    """
+    import matplotlib.pyplot as plt
+
+    kinds = [str(k) for k in claims["model"].values]
+    n = claims.sizes["claim"]
+    ncols = 1 if phase is None else 2
+    fig, axes = plt.subplots(1, ncols, figsize=(5.2 * ncols, 0.42 * n + 1.4), squeeze=False)
+    ax = axes[0, 0]
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    step = 0.8 / len(kinds)
+    for j, kind in enumerate(kinds):
+        y = np.arange(n) + (j - (len(kinds) - 1) / 2) * step
+        e, s, h = (claims[v].values[:, j] for v in ("effect", "effect_se", "holds"))
+        ok = ~np.isnan(e)
+        ax.errorbar(e[ok], y[ok], xerr=2 * s[ok], fmt="none", ecolor=colors[j], lw=1)
+        for held, face in ((1.0, colors[j]), (0.0, "none")):
+            sel = ok & (h == held)
+            ax.scatter(
+                e[sel], y[sel], marker="o", s=22, facecolors=face, edgecolors=colors[j], label=kind if held else None
+            )
+    ax.axvline(0.0, color="grey", lw=0.6)
+    ax.set_yticks(np.arange(n), [str(t) for t in claims["title"].values], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("effect (claim predicts > 0), ± 2 SE; hollow: does not hold", fontsize=8)
+    ax.legend(fontsize=7, loc="best")
+    if phase is not None:
+        ax2 = axes[0, 1]
+        modes = [str(m) for m in phase["mode"].values]
+        others = [str(k) for k in phase["model"].values][1:]
+        x = np.arange(len(modes))
+        width = 0.8 / max(len(others), 1)
+        for j, kind in enumerate(others):
+            ax2.bar(
+                x + (j - (len(others) - 1) / 2) * width,
+                phase["agreement"].sel(model=kind).values,
+                width,
+                color=colors[kinds.index(kind) if kind in kinds else j + 1],
+                label=kind,
+            )
+        ax2.set_xticks(x, [mode_title(m) for m in modes], rotation=40, ha="right", fontsize=7)
+        ax2.set_ylim(0, 1)
+        ax2.set_ylabel("cells in the linear readout's regime", fontsize=8)
+        ax2.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, out)

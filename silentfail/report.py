@@ -655,3 +655,53 @@ def influences_markdown(ds: xr.Dataset, figure: str | Path | None = None) -> str
         lines += [f"![influences]({Path(figure).name})", ""]
     lines.append(_md_table(*influence_rows(ds)))
     return "\n".join(lines) + "\n"
+
+
+def transfer_markdown(claims: xr.Dataset, phase: xr.Dataset | None, figure: str | Path | None = None) -> str:
+    """The transfer table as a Markdown report: which claims and which phase regimes of the
+    linear readout hold under the nonlinear client models.
+
+    Args:
+        claims: ``sim.transfer.transfer_claims``' Dataset.
+        phase: ``sim.transfer.transfer_phase``' Dataset, or None.
+        figure: the figure to embed.
+
+    Returns:
+        The Markdown.
+    """
+    from .sim.transfer import regime_rows, transfer_rows
+
+    t = claims["transfers"].values
+    parts = [
+        "# Do the conclusions survive a nonlinear client model?",
+        "",
+        "Every model runs on the clients' finite samples. A claim holds when its quantity moves in the predicted "
+        "direction by more than its margin and 3 SE; it transfers when every model it applies to gives the linear "
+        "readout's verdict. n/a: the claim's mechanism is the linear readout's only.",
+        "",
+        _md_table(*transfer_rows(claims)),
+        "",
+        f"Claims that transfer: {int(np.nansum(t))} of {int(np.sum(~np.isnan(t)))} comparable.",
+        "",
+    ]
+    why = [
+        f"- {claims['title'].values[i]} under {m}: {claims['reason'].values[i, j]}"
+        for i in range(claims.sizes["claim"])
+        for j, m in enumerate(claims["model"].values)
+        if not claims["applies"].values[i, j]
+    ]
+    if why:
+        parts += ["Not applicable:", "", *why, ""]
+    if phase is not None:
+        parts += [
+            f"## The coarse phase diagram ({phase.attrs['axes']}, {phase.attrs['seeds']} seeds a cell)",
+            "",
+            "Per mode, the share of cells whose majority regime (none / detected / silent) is the linear "
+            "readout's, and each model's failing / silent cell counts.",
+            "",
+            _md_table(*regime_rows(phase)),
+            "",
+        ]
+    if figure is not None:
+        parts += [f"![transfer]({Path(figure).name})", ""]
+    return "\n".join(parts)

@@ -529,3 +529,9 @@ def test_simulate_fills_the_persistent_compilation_cache(tmp_path):
     again = subprocess.run(args, capture_output=True, text=True, env=env, cwd=tmp_path)
     assert again.returncode == 0 and again.stdout == proc.stdout  # same numbers from the cached programs
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == entries  # nothing new compiled
+
+
+@pytest.mark.parametrize("models", ["linear,cnn", "mlp"])
+def test_transfer_rejects_bad_models_in_one_line(capsys, models):
+    code, _, err = run(capsys, "transfer", "--models", models, "--no-phase", "-c", "byzantine")
+    assert code == 2 and err.startswith("error: --models") and len(err.strip().splitlines()) == 1, err

@@ -1,0 +1,273 @@
+"""Do the stylized world's conclusions survive a nonlinear client model? The transfer
+table runs the literature's claims (:mod:`sim.literature`) and a coarse version of the
+default phase diagram under each client model (the linear readout, the flax MLP, the
+frozen backbone with a LoRA adapter) and says, claim by claim and cell by cell, whether
+the models agree.
+
+Every model runs on the clients' finite samples (``population.mode = "finite"``: the
+linear readout's exact finite-sample statistics, the flax models' optax steps on the
+materialized samples), so what differs between the columns is the model alone.
+
+* **Claims**: each claim's experiment (its arms and quantity, :func:`run_claim`) with the
+  model's overrides; a claim whose mechanism a model does not have (a teacher, public
+  rounds: linear-only rules) is *not applicable* to it, with the scenario's own reason.
+  A claim *transfers* when every model it applies to gives the linear readout's verdict
+  (holds or not, :func:`sim.literature.assess`).
+* **Regimes**: the ``phase`` preset over the proximal strength lambda x shift strength,
+  each cell's regime per mode the majority over seeds of none / detected / silent
+  (detectors calibrated on the model's own null runs); a cell transfers when the model's
+  regime is the linear readout's.
+
+References:
+    Kumar et al. (2022), Fine-Tuning can Distort Pretrained Features and Underperform
+    Out-of-Distribution, ICLR (linear probes against fine-tuning, the stylized model's
+    premise).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from .literature import CLAIM_KEYS, get_claim, run_claim
+from .scenario import MODES, ScenarioError, preset
+
+#: The client models the table compares, in its column order.
+MODEL_KINDS = ("linear", "mlp", "lora")
+
+#: The overrides that put a scenario on each client model (all on finite samples).
+MODEL_OVERRIDES: dict[str, dict[str, Any]] = {
+    "linear": {"population.mode": "finite"},
+    "mlp": {"model.kind": "mlp", "population.mode": "finite"},
+    "lora": {"model.kind": "lora", "population.mode": "finite"},
+}
+
+#: ``--quick``: the claims at 12 rounds and 4 seeds per arm, the phase grid 3 x 3 cells x 4
+#: seeds of 100 clients and 12 rounds (the detectors' 80 null runs per lambda kept).
+QUICK_CLAIMS = {"federation.rounds": 12}
+QUICK_SEEDS = 4
+QUICK_PHASE = {"population.num_clients": 100, "federation.clients_per_round": 100, "federation.rounds": 12}
+
+#: The coarse phase grid: lambda (log-spaced) x shift strength.
+PHASE_AXES = {"personalization.lam": [0.01, 0.1, 1.0], "shifts.strength": [0.0, 0.5, 1.0]}
+
+#: The regimes of a cell, by code.
+REGIMES = ("none", "detected", "silent")
+
+
+def overrides(kind: str, size: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The field overrides of client model ``kind`` with ``size``'s (its ``model.*`` fields
+    only for the Monte Carlo models: the linear readout has none).
+
+    Args:
+        kind: one of :data:`MODEL_KINDS`.
+        size: more overrides (run sizes, evaluation sizes), or None.
+
+    Returns:
+        ``{path: value}``.
+    """
+    size = {k: v for k, v in (size or {}).items() if kind != "linear" or not k.startswith("model.")}
+    return {**MODEL_OVERRIDES[kind], **size}
+
+
+def claim_on_model(key: str, kind: str, size: dict[str, Any] | None = None):
+    """The claim ``key`` with the scenario of client model ``kind`` (and ``size``'s overrides).
+
+    Args:
+        key: a claim key.
+        kind: one of :data:`MODEL_KINDS`.
+        size: more overrides (run sizes), or None.
+
+    Returns:
+        (the Claim, None), or (None, the reason it does not apply to the model).
+    """
+    claim = get_claim(key)
+    variant = dataclasses.replace(claim, overrides={**claim.overrides, **overrides(kind, size)})
+    try:
+        variant.arm_scenarios()  # validates the base and every arm
+    except ScenarioError as exc:
+        return None, str(exc).removeprefix("invalid scenario: ")
+    return variant, None
+
+
+def transfer_claims(
+    keys: Sequence[str] = CLAIM_KEYS,
+    kinds: Sequence[str] = MODEL_KINDS,
+    seeds: int | None = None,
+    size: dict[str, Any] | None = None,
+    progress: Callable[[str, str], None] | None = None,
+) -> xr.Dataset:
+    """Each claim under each client model: Dataset over (claim, model) of ``holds`` (1, 0,
+    NaN where not applicable), ``effect`` and ``effect_se`` (:func:`sim.literature.assess`),
+    ``applies`` and the reason where it does not (``reason``), and per claim ``transfers``.
+
+    Args:
+        keys: the claims.
+        kinds: the client models (the first is the reference, the linear readout).
+        seeds: seeds per arm (default: each claim's own).
+        size: overrides of every claim's run size (``--quick``: :data:`QUICK_CLAIMS`).
+        progress: called with (claim, model) after each experiment.
+
+    Returns:
+        The Dataset.
+    """
+    shape = (len(keys), len(kinds))
+    holds, effect, se = (np.full(shape, np.nan) for _ in range(3))
+    reason = np.full(shape, "", dtype=object)
+    for i, key in enumerate(keys):
+        for j, kind in enumerate(kinds):
+            claim, why = claim_on_model(key, kind, size)
+            if claim is None:
+                reason[i, j] = why
+            else:
+                ds = run_claim(claim, seeds)
+                holds[i, j], effect[i, j], se[i, j] = ds.attrs["holds"], ds.attrs["effect"], ds.attrs["effect_se"]
+            if progress is not None:
+                progress(key, kind)
+    out = xr.Dataset(
+        {
+            "holds": (("claim", "model"), holds),
+            "effect": (("claim", "model"), effect),
+            "effect_se": (("claim", "model"), se),
+            "applies": (("claim", "model"), ~np.isnan(holds)),
+            "reason": (("claim", "model"), reason.astype(str)),
+        },
+        coords={"claim": list(keys), "model": list(kinds), "title": ("claim", [get_claim(k).title for k in keys])},
+    )
+    out["transfers"] = ("claim", [_agree(holds[i]) for i in range(len(keys))])
+    out.attrs.update(kind="silentfail.transfer.claims", seeds=-1 if seeds is None else seeds)
+    return out
+
+
+def _agree(verdicts: np.ndarray) -> float:
+    """1 when every applicable verdict equals the reference's (the first), 0 when one differs,
+    NaN when the reference or every other model does not apply."""
+    ref, rest = verdicts[0], verdicts[1:][~np.isnan(verdicts[1:])]
+    if math.isnan(ref) or rest.size == 0:
+        return math.nan
+    return float(np.all(rest == ref))
+
+
+def cell_regimes(ds: xr.Dataset) -> xr.DataArray:
+    """The majority regime of every (cell, mode) of a sweep over seeds: 0 none, 1 detected,
+    2 silent (ties: the more severe); invalid runs are left out.
+
+    Args:
+        ds: a sweep (``silent``, ``failure_round``, ``valid_run``).
+
+    Returns:
+        (*axes, mode) int codes into :data:`REGIMES`.
+    """
+    failed = (ds["failure_round"] >= 0) & ds["valid_run"]
+    silent = ds["silent"].astype(bool) & failed
+    counts = xr.concat(
+        [(~failed & ds["valid_run"]).sum("seed"), (failed & ~silent).sum("seed"), silent.sum("seed")], dim="regime"
+    )
+    # argmax of the reversed counts breaks ties toward the more severe regime
+    return (len(REGIMES) - 1) - counts.isel(regime=slice(None, None, -1)).argmax("regime")
+
+
+def transfer_phase(
+    kinds: Sequence[str] = MODEL_KINDS,
+    seeds: int = 8,
+    size: dict[str, Any] | None = None,
+    axes: dict[str, list] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> xr.Dataset:
+    """The coarse default phase diagram under each client model: Dataset over (model,
+    *axes, mode) of ``regime`` (codes into :data:`REGIMES`), ``p_fail`` and ``p_silent``,
+    and per (model, mode) ``agreement``, the share of cells whose regime is the reference
+    model's (the first).
+
+    Args:
+        kinds: the client models.
+        seeds: seeds per cell.
+        size: overrides of the ``phase`` preset's run size (``--quick``: :data:`QUICK_PHASE`).
+        axes: the grid (default :data:`PHASE_AXES`).
+        progress: called with the model after its sweep.
+
+    Returns:
+        The Dataset.
+    """
+    from .sweep import sweep
+
+    axes = axes or PHASE_AXES
+    per_model = []
+    for kind in kinds:
+        sc = preset("phase").replace(**overrides(kind, size))
+        ds = sweep(sc, axes, seeds=seeds, theory=False, attribute_nulls=False)
+        failed = (ds["failure_round"] >= 0) & ds["valid_run"]
+        n = ds["valid_run"].sum("seed")
+        per_model.append(
+            xr.Dataset(
+                {
+                    "regime": cell_regimes(ds),
+                    "p_fail": failed.sum("seed") / n,
+                    "p_silent": (ds["silent"].astype(bool) & failed).sum("seed") / n,
+                }
+            )
+        )
+        if progress is not None:
+            progress(kind)
+    out = xr.concat(per_model, dim=xr.DataArray(list(kinds), dims="model", name="model"))
+    cells = [d for d in out["regime"].dims if d not in ("model", "mode")]
+    out["agreement"] = (out["regime"] == out["regime"].isel(model=0)).mean(cells)
+    out.attrs.update(kind="silentfail.transfer.phase", seeds=seeds, axes=str(list(axes)))
+    return out
+
+
+def transfer_rows(claims: xr.Dataset) -> tuple[list[str], list[list[str]]]:
+    """The claims' side-by-side table: claim, each model's verdict with effect and SE, agree?
+
+    Args:
+        claims: :func:`transfer_claims`' Dataset.
+
+    Returns:
+        (header, rows) of strings.
+    """
+    kinds = [str(k) for k in claims["model"].values]
+    header = ["claim"] + kinds + ["transfers"]
+    rows = []
+    for i, key in enumerate(claims["claim"].values):
+        row = [f"{claims['title'].values[i]} ({key})"]
+        for j in range(len(kinds)):
+            if not claims["applies"].values[i, j]:
+                row.append("n/a")
+            else:
+                h, e, s = (float(claims[v].values[i, j]) for v in ("holds", "effect", "effect_se"))
+                row.append(f"{'holds' if h else 'fails'} {e:+.3f} ± {s:.3f}")
+        t = float(claims["transfers"].values[i])
+        row.append("-" if math.isnan(t) else ("yes" if t else "no"))
+        rows.append(row)
+    return header, rows
+
+
+def regime_rows(phase: xr.Dataset) -> tuple[list[str], list[list[str]]]:
+    """Per mode, each model's share of cells in the reference model's regime.
+
+    Args:
+        phase: :func:`transfer_phase`' Dataset.
+
+    Returns:
+        (header, rows) of strings.
+    """
+    kinds = [str(k) for k in phase["model"].values]
+    header = ["mode"] + [f"{k}: agrees" for k in kinds[1:]] + [f"{k}: fail/silent cells" for k in kinds]
+    rows = []
+    for mode in MODES:
+        r = phase["regime"].sel(mode=mode)
+
+        def cells(k: str, code: int, r=r) -> int:
+            return int((r.sel(model=k) == code).sum())
+
+        rows.append(
+            [mode]
+            + [f"{float(phase['agreement'].sel(model=k, mode=mode)):.0%}" for k in kinds[1:]]
+            + [f"{cells(k, 1) + cells(k, 2)}/{cells(k, 2)}" for k in kinds]
+        )
+    return header, rows
