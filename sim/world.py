@@ -156,8 +156,8 @@ def flip_rates(shifts, G: int) -> Array | None:
     """rho_a, the probability that a client's training label y is flipped to -y in group
     a: ``shifts.label_noise`` in the majority groups and ``shifts.label_noise_minority``
     (default the same) in the minority groups (:func:`minority_groups`); symmetric,
-    class-conditional noise independent of x given (y, a) (Natarajan et al. 2013; the
-    group-dependent case of Wang et al. 2020). Only the clients' data carry it: the FM's
+    class-conditional noise independent of x given (y, a) (Natarajan et al. 2013, Learning
+    with Noisy Labels, NeurIPS), group-dependent when the two rates differ. Only the clients' data carry it: the FM's
     pretraining data and every evaluation use the clean labels.
 
     Args:
@@ -184,7 +184,7 @@ def label_noise_risk(group_error: Array, group_mass: Array, flip: Array) -> Arra
     with h exactly when the clean label agrees). For rho_a < 1/2 it is increasing in
     every R_a, so the Bayes classifier of the clean labels stays Bayes-optimal for the
     noisy ones and, with symmetric noise rho, the Bayes risk becomes
-    rho + (1 - 2 rho) R* (Natarajan et al. 2013, Lemma 7 and its discussion).
+    rho + (1 - 2 rho) R* (Natarajan et al. 2013).
 
     Args:
         group_error: (..., G) clean error R_a of the classifier in each group.
