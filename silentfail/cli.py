@@ -1094,7 +1094,7 @@ def transfer_cmd(
     claims: Optional[str] = typer.Option(
         None, "--claims", "-c", help="Comma-separated claim keys (default: all; `literature --list` shows them)."
     ),
-    models: str = typer.Option("linear,mlp,lora", "--models", help="Client models, the reference first."),
+    models: str = typer.Option("linear,mlp,lora,digits", "--models", help="Client models, the reference first."),
     seeds: Optional[int] = typer.Option(
         None, "--seeds", "-s", min=2, max=4096, help="Seeds per arm and per phase cell (default: the claims' own, 8)."
     ),
@@ -1103,12 +1103,14 @@ def transfer_cmd(
         None, "--set", help="Override a field of every run (repeatable), e.g. model.width=64."
     ),
 ) -> None:
-    """Do the conclusions survive a nonlinear client model? Run the literature's claims and a
-    coarse phase diagram (lambda x shift strength, the phase preset) under the linear readout,
-    the flax MLP and the frozen backbone with a LoRA adapter, all on the clients' finite
+    """Do the conclusions survive a nonlinear client model and real data? Run the
+    literature's claims and a coarse phase diagram (lambda x shift strength, the phase
+    preset) under the linear readout, the flax MLP, the frozen backbone with a LoRA adapter
+    and the MLP on real data (scikit-learn's handwritten digits), all on the clients' finite
     samples, and write the side-by-side table (claim, each model's verdict with effect and
     SE, transfers?), the regime agreement per mode, transfer.md, transfer.pdf/png and the
-    NetCDF results.
+    NetCDF results. Every finished experiment is saved under the output folder (claims/,
+    phase/) and reused by a rerun with the same settings, so an interrupted table resumes.
 
     Example: silentfail transfer --quick -c byzantine,underrepresented -o transfer
     """
@@ -1146,12 +1148,13 @@ def transfer_cmd(
             seeds,
             size_claims,
             progress=lambda *_: (done.append(1), update(len(done), len(keys) * len(kinds))),
+            folder=output / "claims",
         )
     save_netcdf(ds, output / "transfer_claims.nc")
     phase = None
     if not no_phase:
         err_console.print(f"phase grid under {', '.join(kinds)} ...")
-        phase = transfer_phase(kinds, seeds or 8, size_phase)
+        phase = transfer_phase(kinds, seeds or 8, size_phase, folder=output / "phase")
         save_netcdf(phase, output / "transfer_phase.nc")
     figs = transfer_figure(ds, phase, output / "transfer")
     (output / "transfer.md").write_text(transfer_markdown(ds, phase, figs[1]))

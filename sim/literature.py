@@ -613,26 +613,39 @@ def run_claims(
     """
     from pathlib import Path
 
-    from .trace import save_netcdf
-
     claims = [get_claim(k) for k in keys] if keys else list(CLAIMS)
     out = {}
     for c in claims:
-        n = c.seeds if seeds is None else seeds
-        path = Path(folder) / f"{c.key}.nc" if folder is not None else None
-        if path is not None and path.exists():
-            saved = xr.load_dataset(path, engine="h5netcdf")
-            if _same_claim(saved, c, n):
-                out[c.key] = saved
-                if progress is not None:
-                    progress(c.key)
-                continue
-        out[c.key] = run_claim(c, n)
-        if path is not None:
-            save_netcdf(out[c.key], path)
+        out[c.key] = run_claim_saved(c, seeds, Path(folder) / f"{c.key}.nc" if folder is not None else None)
         if progress is not None:
             progress(c.key)
     return out
+
+
+def run_claim_saved(claim: Claim, seeds: int | None, path) -> xr.Dataset:
+    """:func:`run_claim`, resumable: the result saved at ``path`` is loaded when it is this
+    claim's (same scenario, arms, quantity and seeds), else the claim is run and its
+    result written there atomically.
+
+    Args:
+        claim: the claim (with its overrides).
+        seeds: seeds per arm (default: the claim's).
+        path: the result's file, or None (run, save nothing).
+
+    Returns:
+        The claim's Dataset.
+    """
+    from .trace import save_netcdf
+
+    n = claim.seeds if seeds is None else seeds
+    if path is not None and path.exists():
+        saved = xr.load_dataset(path, engine="h5netcdf")
+        if _same_claim(saved, claim, n):
+            return saved
+    ds = run_claim(claim, n)
+    if path is not None:
+        save_netcdf(ds, path)
+    return ds
 
 
 def load_claims(folder) -> dict[str, xr.Dataset]:

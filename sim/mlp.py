@@ -60,6 +60,7 @@ from jax.flatten_util import ravel_pytree
 
 from . import metrics as mt
 from .models import GlobalMetrics
+from .realdata import stratified_cells
 from .world import ClientWorld, World, Y, prior
 
 if TYPE_CHECKING:
@@ -386,7 +387,9 @@ class MLPModel:
         theta, _ = ravel_pytree(self.module.init(k_init, jnp.zeros(sc.world.d)))
         pi_fm = prior(world.pi0.sum(axis=0), sc.fm.r0, world.signs)
         clean = world._replace(flip=None)  # the FM's pretraining labels are clean
-        X, y, _ = sample_data(k_p0, ClientWorld(pi_fm, world.mu, jnp.asarray(1.0)), clean, m.pretrain_samples)
+        X, y, _ = sample_data(
+            k_p0, ClientWorld(pi_fm, world.mu, jnp.asarray(1.0)), clean, m.pretrain_samples, split="public"
+        )
         Xh = probe_draws(k_probe, world, (m.pretrain_samples,))
         g, ridge, mask = sc.fm.alignment_weight, sc.fm.ridge, self.trainable(None)
 
@@ -422,15 +425,17 @@ class MLPModel:
         return jnp.linalg.cholesky(world.Sigma)
 
     def _p0_draws(self, world: World) -> Array:
-        return cell_draws(
-            jax.random.key(P0_KEY), ClientWorld(world.pi0, world.mu, jnp.asarray(1.0)), self._chol(world), self._shape()
-        )
+        return self._own_draws(jax.random.key(P0_KEY), ClientWorld(world.pi0, world.mu, jnp.asarray(1.0)), world)
 
     def _probe_draws(self, world: World) -> Array:
         R, n = self._shape()
         return probe_draws(jax.random.key(PROBE_KEY), world, (R, 2 * world.mu.shape[1] * n))
 
     def _own_draws(self, key: Array, cw: ClientWorld, world: World) -> Array:
+        """Held-out draws (R, 2, G, n, d) of every cell of ``cw``: Gaussian, or a real
+        dataset's private-test images (``sim/realdata.py``)."""
+        if world.data is not None:
+            return stratified_cells(key, world.data, cw.mu, cw.scale, world.mu, self._shape())
         return cell_draws(key, cw, self._chol(world), self._shape())
 
     @staticmethod

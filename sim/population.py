@@ -22,6 +22,7 @@ from . import metrics as mt
 from .config import Config
 from .metrics import Confidence, accuracy
 from .personalize import check_stable, client_maps, max_curvature, projector, teacher_moments
+from .realdata import sample_cells
 from .scenario import Scenario, ScenarioError
 from .shifts import SHIFT_FAMILIES, from_scenario, interpolate
 from .world import ClientWorld, World, Y, augment, base_client, client_moments, make_world, over_minority
@@ -155,25 +156,32 @@ def sample_statistics(key: Array, cw: ClientWorld, world: World, n: Array) -> tu
     return M_hat, m_hat
 
 
-def sample_data(key: Array, cw: ClientWorld, world: World, n_max: int) -> tuple[Array, Array, Array]:
+def sample_data(
+    key: Array, cw: ClientWorld, world: World, n_max: int, split: str = "train"
+) -> tuple[Array, Array, Array]:
     """Materialize n_max samples (x~, y, a) of a client's distribution, y the observed
-    label (flipped with probability rho_a under the world's label noise).
+    label (flipped with probability rho_a under the world's label noise). On a real
+    dataset (``world.data``) the samples are images of ``split`` (``sim/realdata.py``).
 
     Args:
         key: a JAX PRNG key.
         cw: the client's distribution.
         world: the base world.
         n_max: the samples drawn.
+        split: a real dataset's split: ``"train"`` (the clients') or ``"public"`` (the FM's).
 
     Returns:
         (x~ (n_max, D), y (n_max,), a (n_max,)).
     """
     G, d = cw.mu.shape[1], cw.mu.shape[2]
     k1, k2 = jax.random.split(key)
-    cell = jax.random.categorical(k1, jnp.log(jnp.maximum(cw.pi.reshape(-1), 1e-30)), shape=(n_max,))
-    yi, ai = cell // G, cell % G
-    L = jnp.linalg.cholesky(cw.scale * world.Sigma)
-    x = cw.mu[yi, ai] + jnp.einsum("nij,nj->ni", L[ai], jax.random.normal(k2, (n_max, d)))
+    if world.data is not None:
+        x, yi, ai = sample_cells(key, world.data, split, cw.pi, cw.mu, cw.scale, world.mu, n_max)
+    else:
+        cell = jax.random.categorical(k1, jnp.log(jnp.maximum(cw.pi.reshape(-1), 1e-30)), shape=(n_max,))
+        yi, ai = cell // G, cell % G
+        L = jnp.linalg.cholesky(cw.scale * world.Sigma)
+        x = cw.mu[yi, ai] + jnp.einsum("nij,nj->ni", L[ai], jax.random.normal(k2, (n_max, d)))
     y = Y[yi]
     if world.flip is not None:  # the observed labels: flipped with probability rho_a (a key of its own)
         y = jnp.where(jax.random.uniform(jax.random.fold_in(key, 1), (n_max,)) < world.flip[ai], -y, y)

@@ -70,6 +70,17 @@ class _Section(BaseModel):
         return value
 
 
+#: The ``world`` fields that shape the Gaussian cells: a real dataset's cells are its images.
+GAUSSIAN_CELLS = (
+    "core_strength",
+    "spurious_strength",
+    "group_offset",
+    "noise_std",
+    "align_noise_std",
+    "minority_core_angle",
+)
+
+
 class World(_Section):
     """The base world P0 and the probe world (paper/main.tex, The stylized model).
 
@@ -78,6 +89,12 @@ class World(_Section):
     the minority's causal direction rotates toward.
     """
 
+    data: Literal["gaussian", "digits"] = Field(
+        "gaussian",
+        description="the cells' data: gaussian (the stylized world's Gaussian cells) or digits (scikit-learn's bundled "
+        "handwritten digits: real images as the cells, y = digit >= 5, the minority group the heaviest-ink 30%; "
+        "sim/realdata.py); real data need model.kind = 'mlp' or 'lora'",
+    )
     d: int = Field(16, ge=4, le=512, description="feature dimension of the FM's representation space")
     groups: int = Field(
         2, ge=2, le=8, description="number of protected groups G (the odd groups a = 1, 3, ... are the minority)"
@@ -116,7 +133,28 @@ class World(_Section):
                 raise ValueError(f"world.group_shares must sum to 1, got {sum(self.group_shares):.6g}")
         if isinstance(self.noise_std, tuple) and len(self.noise_std) != self.groups:
             raise ValueError(f"world.noise_std needs {self.groups} entries or one number, got {len(self.noise_std)}")
+        if self.data != "gaussian":
+            self._check_real()
         return self
+
+    def _check_real(self) -> None:
+        from .realdata import dataset_dims
+
+        if self.groups != 2:
+            raise ValueError(
+                f"world.groups must be 2 for world.data = {self.data!r} (its two groups), got {self.groups}"
+            )
+        top = dataset_dims(self.data)
+        if self.d > top:
+            raise ValueError(
+                f"world.d must be <= {top} for world.data = {self.data!r} (its features + 1), got {self.d}"
+            )
+        for name in GAUSSIAN_CELLS:
+            if getattr(self, name) != type(self).model_fields[name].default:
+                raise ValueError(
+                    f"world.{name} shapes the Gaussian cells; with world.data = {self.data!r} the cells are the "
+                    "dataset's images (leave it at its default)"
+                )
 
     def shares(self) -> tuple[float, ...]:
         """The group shares P_0(a) (default 0.7 / 0.3 for two groups, uniform otherwise).
@@ -695,6 +733,11 @@ class Scenario(_Section):
                 )
         if self.model.kind in ("mlp", "lora"):
             _check_mlp(self)
+        elif self.world.data != "gaussian":
+            raise ValueError(
+                f"world.data = {self.world.data!r} needs model.kind = 'mlp' or 'lora' (personalized on samples, "
+                f"metrics on held-out images); model.kind = {self.model.kind!r} computes on Gaussian cells"
+            )
         if self.population.ood_subset > n:
             raise ValueError(
                 f"population.ood_subset must be <= population.num_clients ({n}), got {self.population.ood_subset}"

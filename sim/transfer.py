@@ -1,7 +1,7 @@
 """Do the stylized world's conclusions survive a nonlinear client model? The transfer
 table runs the literature's claims (:mod:`sim.literature`) and a coarse version of the
 default phase diagram under each client model (the linear readout, the flax MLP, the
-frozen backbone with a LoRA adapter) and says, claim by claim and cell by cell, whether
+frozen backbone with a LoRA adapter, and the MLP on a real dataset) and says, claim by claim and cell by cell, whether
 the models agree.
 
 Every model runs on the clients' finite samples (``population.mode = "finite"``: the
@@ -29,22 +29,33 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from .literature import CLAIM_KEYS, get_claim, run_claim
-from .scenario import MODES, ScenarioError, preset
+from .literature import CLAIM_KEYS, get_claim, run_claim_saved
+from .scenario import GAUSSIAN_CELLS, MODES, ScenarioError, preset
+from .scenario import World as WorldSection
 
-#: The client models the table compares, in its column order.
-MODEL_KINDS = ("linear", "mlp", "lora")
+#: The client models the table compares, in its column order: the stylized world's
+#: linear readout (the reference), the flax MLP, the LoRA model, and the real-data
+#: bridge (the MLP on scikit-learn's handwritten digits, ``sim/realdata.py``).
+MODEL_KINDS = ("linear", "mlp", "lora", "digits")
 
 #: The overrides that put a scenario on each client model (all on finite samples).
 MODEL_OVERRIDES: dict[str, dict[str, Any]] = {
     "linear": {"population.mode": "finite"},
     "mlp": {"model.kind": "mlp", "population.mode": "finite"},
     "lora": {"model.kind": "lora", "population.mode": "finite"},
+    # the real cells replace the Gaussian ones: a preset's cell shape is reset (an arm that varies it is n/a)
+    "digits": {
+        "model.kind": "mlp",
+        "population.mode": "finite",
+        "world.data": "digits",
+        **{f"world.{k}": WorldSection.model_fields[k].default for k in GAUSSIAN_CELLS},
+    },
 }
 
 #: ``--quick``: the claims at 12 rounds and 4 seeds per arm, the phase grid 3 x 3 cells x 4
@@ -101,6 +112,7 @@ def transfer_claims(
     seeds: int | None = None,
     size: dict[str, Any] | None = None,
     progress: Callable[[str, str], None] | None = None,
+    folder: Path | str | None = None,
 ) -> xr.Dataset:
     """Each claim under each client model: Dataset over (claim, model) of ``holds`` (1, 0,
     NaN where not applicable), ``effect`` and ``effect_se`` (:func:`sim.literature.assess`),
@@ -112,6 +124,9 @@ def transfer_claims(
         seeds: seeds per arm (default: each claim's own).
         size: overrides of every claim's run size (``--quick``: :data:`QUICK_CLAIMS`).
         progress: called with (claim, model) after each experiment.
+        folder: each experiment's result is saved at ``folder/<model>/<claim>.nc`` as it
+            finishes and reused when it is the same experiment
+            (:func:`sim.literature.run_claim_saved`): an interrupted table resumes.
 
     Returns:
         The Dataset.
@@ -125,7 +140,8 @@ def transfer_claims(
             if claim is None:
                 reason[i, j] = why
             else:
-                ds = run_claim(claim, seeds)
+                path = Path(folder) / kind / f"{key}.nc" if folder is not None else None
+                ds = run_claim_saved(claim, seeds, path)
                 holds[i, j], effect[i, j], se[i, j] = ds.attrs["holds"], ds.attrs["effect"], ds.attrs["effect_se"]
             if progress is not None:
                 progress(key, kind)
@@ -178,6 +194,7 @@ def transfer_phase(
     size: dict[str, Any] | None = None,
     axes: dict[str, list] | None = None,
     progress: Callable[[str], None] | None = None,
+    folder: Path | str | None = None,
 ) -> xr.Dataset:
     """The coarse default phase diagram under each client model: Dataset over (model,
     *axes, mode) of ``regime`` (codes into :data:`REGIMES`), ``p_fail`` and ``p_silent``,
@@ -190,6 +207,8 @@ def transfer_phase(
         size: overrides of the ``phase`` preset's run size (``--quick``: :data:`QUICK_PHASE`).
         axes: the grid (default :data:`PHASE_AXES`).
         progress: called with the model after its sweep.
+        folder: each model's sweep is a resumable store at ``folder/<model>``
+            (``sim.sweep``'s ``store``): an interrupted grid resumes.
 
     Returns:
         The Dataset.
@@ -200,7 +219,8 @@ def transfer_phase(
     per_model = []
     for kind in kinds:
         sc = preset("phase").replace(**overrides(kind, size))
-        ds = sweep(sc, axes, seeds=seeds, theory=False, attribute_nulls=False)
+        store = Path(folder) / kind if folder is not None else None
+        ds = sweep(sc, axes, seeds=seeds, theory=False, attribute_nulls=False, store=store, resume=True)
         failed = (ds["failure_round"] >= 0) & ds["valid_run"]
         n = ds["valid_run"].sum("seed")
         per_model.append(

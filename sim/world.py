@@ -25,6 +25,7 @@ import numpy as np
 from jax import Array
 from jax.scipy.special import ndtr
 
+from .realdata import RealData, load
 from .scenario import Scenario
 
 Y = jnp.array([-1.0, 1.0])  # label values by cell index
@@ -43,6 +44,7 @@ class World(NamedTuple):
     mu_h: Array  # (d,) probe mean
     Sigma_h: Array  # (d, d) probe covariance
     flip: Array | None = None  # (G,) rho_a: the flip rate of the clients' labels in group a (label_noise); None: clean
+    data: RealData | None = None  # the real dataset's cell pools (world.data, sim/realdata.py); None: Gaussian cells
 
 
 class ClientWorld(NamedTuple):
@@ -121,6 +123,8 @@ def make_world(sc: Scenario) -> World:
     """
     w = sc.world
     d, G = w.d, w.groups
+    if w.data != "gaussian":
+        return _real_world(sc)
     eye = jnp.eye(d)
     e_core, e_spu, e_off, e_align = eye[CORE_AXIS], eye[SPU_AXIS], eye[OFFSET_AXIS], eye[ALIGN_AXIS]
     # the minority groups (minority_groups) computed in the traced program, as the recorded numbers were
@@ -149,6 +153,29 @@ def make_world(sc: Scenario) -> World:
         mu_h=w.probe_strength * e_align,
         Sigma_h=w.probe_std**2 * eye,
         flip=flip_rates(sc.shifts, G),
+    )
+
+
+def _real_world(sc: Scenario) -> World:
+    """P0 and the probe world of a real dataset (``world.data``, ``sim/realdata.py``): the
+    cells' means and covariances are the public split's, the prior and the probe world
+    the scenario's, as in :func:`make_world`."""
+    w = sc.world
+    data, stats = load(w.data, w.d, ALIGN_AXIS)
+    signs = jnp.where(jnp.arange(w.groups) % 2 == 0, 1.0, -1.0)
+    e_align = jnp.eye(w.d)[ALIGN_AXIS]
+    return World(
+        mu=stats["mu"],
+        pi0=prior(jnp.asarray(w.shares(), dtype=jnp.float32), w.spurious_r, signs),
+        Sigma=stats["Sigma"],
+        signs=signs,
+        e_core=stats["e_core"],
+        e_spu=stats["e_spu"],
+        e_align=e_align,
+        mu_h=w.probe_strength * e_align,
+        Sigma_h=w.probe_std**2 * jnp.eye(w.d),
+        flip=flip_rates(sc.shifts, w.groups),
+        data=data,
     )
 
 
