@@ -58,13 +58,40 @@ def test_cell_regimes_are_the_majority_over_seeds_ties_to_the_more_severe():
     assert cell_regimes(ds).values[0].tolist() == [2, 2]
 
 
-def test_phase_regimes_under_two_models():
+def test_phase_regimes_under_two_models_resume_from_their_stores(tmp_path):
+    # the real-data column: the phase preset's Gaussian cell shape is reset on the digits
     size = {**TINY, "federation.clients_per_round": 40}  # the phase world is under central DP: every client a slot
-    ph = transfer_phase(("linear", "lora"), seeds=2, size=size, axes={"personalization.lam": [0.01, 1.0]})
+    axes = {"personalization.lam": [0.01, 1.0]}
+    ph = transfer_phase(("linear", "digits"), seeds=2, size=size, axes=axes, folder=tmp_path)
     assert ph["regime"].dims == ("model", "personalization.lam", "mode")
     assert set(np.unique(ph["regime"].values)) <= {0, 1, 2}
     np.testing.assert_array_equal(ph["agreement"].sel(model="linear").values, 1.0)
-    same = (ph["regime"].sel(model="lora") == ph["regime"].sel(model="linear")).mean("personalization.lam")
-    np.testing.assert_allclose(ph["agreement"].sel(model="lora").values, same.values)
+    same = (ph["regime"].sel(model="digits") == ph["regime"].sel(model="linear")).mean("personalization.lam")
+    np.testing.assert_allclose(ph["agreement"].sel(model="digits").values, same.values)
     assert list(ph["mode"].values) == list(MODES)
     assert (ph["p_silent"] <= ph["p_fail"]).all()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["digits", "linear"]
+    again = transfer_phase(("linear", "digits"), seeds=2, size=size, axes=axes, folder=tmp_path)
+    xr.testing.assert_identical(again, ph)
+
+
+def test_an_interrupted_claims_table_resumes_from_its_saved_experiments(tmp_path, monkeypatch):
+    from silentfail.sim import literature
+
+    first = transfer_claims(("byzantine",), ("linear", "mlp"), seeds=2, size=TINY, folder=tmp_path)
+    assert (tmp_path / "mlp" / "byzantine.nc").exists()
+    (tmp_path / "linear" / "byzantine.nc").unlink()  # as if the run stopped after the mlp's experiment
+    ran = []
+    real = literature.run_claim
+    monkeypatch.setattr(literature, "run_claim", lambda c, n: ran.append(c.key) or real(c, n))
+    again = transfer_claims(("byzantine",), ("linear", "mlp"), seeds=2, size=TINY, folder=tmp_path)
+    assert ran == ["byzantine"]  # only the missing linear experiment ran again
+    xr.testing.assert_identical(again, first)
+    # another run size is another experiment: it is run, never read from the old file
+    other = transfer_claims(
+        ("byzantine",), ("linear", "mlp"), seeds=2, size={**TINY, "federation.rounds": 5}, folder=tmp_path
+    )
+    assert ran == ["byzantine"] * 3
+    assert float(other["effect"].sel(claim="byzantine", model="mlp")) != float(
+        first["effect"].sel(claim="byzantine", model="mlp")
+    )
