@@ -5,7 +5,8 @@ bounded and a run's numbers do not depend on how many runs share the call.
 A run's outcome is what the verdicts and phase diagrams need: the failure round of
 each mode, the final and worst mode metric, the horizon maximum of every detector
 channel (for calibration on null runs) and the first alarm round of every channel
-given its threshold. The full Trace of one run is :func:`silentfail.sim.run.run`; the
+given its threshold, and for a Monte Carlo client model whether each verdict is undecided
+(open within 2 SE) and the SE of the worst round's metric. The full Trace of one run is :func:`silentfail.sim.run.run`; the
 two agree (a test checks it).
 """
 
@@ -29,7 +30,7 @@ from .models import client_model
 from .population import fm_fairness
 from .scale import GRID, grid_mesh
 from .scenario import MODES, Scenario
-from .trace import mode_failures
+from .trace import mode_failures, undecided_modes
 
 #: Runs vmapped together (``jax.lax.map(batch_size=LANES)``) and runs per device call
 #: (a multiple of LANES). Every call has the same shape, so a scenario compiles once
@@ -52,6 +53,8 @@ class Outcome(NamedTuple):
     alarm_round: np.ndarray  # (B, K) int, -1 = never
     finite: np.ndarray  # (B,) bool
     lam_max: np.ndarray  # (B,) largest local curvature (stability of local GD)
+    undecided: np.ndarray  # (B, modes) bool: a Monte Carlo verdict open within 2 SE (False for exact models)
+    worst_se: np.ndarray  # (B, modes) the SE of the worst round's metric (0 for exact models)
 
 
 def run_failures(view, ctx, pop, rounds):
@@ -85,6 +88,13 @@ def _one(cfg: Config, paths: tuple[str, ...], detectors: tuple[str, ...], values
     pub = Public(fm.alignment, fm.p0_acc)
     metric, (t_f, transients) = run_failures(view, ctx, pop, rounds)
     stats = statistics(rounds, pub, view, detectors)
+    if "mode_metric_se" in rounds:  # a Monte Carlo client model: the verdicts' uncertainty
+        se = rounds["mode_metric_se"]
+        refs = {"fairness": fm_fairness(view, ctx, pop), "acc_mean": pop.fm_acc.mean()}
+        undecided = undecided_modes(rounds, se, refs, view.thresholds, xp=jnp)
+        worst_se = jnp.take_along_axis(se, jnp.argmax(metric, axis=0)[None], axis=0)[0]
+    else:
+        undecided, worst_se = jnp.zeros(metric.shape[1], bool), jnp.zeros(metric.shape[1], metric.dtype)
     return dict(
         failure_round=t_f,
         transients=transients,
@@ -94,6 +104,8 @@ def _one(cfg: Config, paths: tuple[str, ...], detectors: tuple[str, ...], values
         alarm_round=first_over(stats, thresholds),
         finite=jnp.all(rounds["finite"]),
         lam_max=jnp.max(lam_max),
+        undecided=undecided,
+        worst_se=worst_se,
     )
 
 

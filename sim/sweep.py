@@ -29,6 +29,10 @@ theory's predicted regime of every mode (``theory_failed``, ``theory_silent``,
 ``theory_p_fail``, ``theory_p_silent``, ``theory_failure_round``, ``theory_stat_max``
 (the noise-free channel maxima, mean over the draws): population-limit runs
 of ``theory.THEORY_DRAWS`` population draws at the point's thresholds, sim/theory.py).
+For a Monte Carlo client model (``model.kind = "mlp"``, ``"lora"``) also per run
+``undecided`` (the failure verdict moves when the metric moves by 2 SE,
+``trace.undecided_modes``) and ``worst_se`` (the SE of the worst round's metric), and per
+point ``p_undecided``, the share of valid runs whose verdict is undecided.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ import xarray as xr
 from . import distributed
 from .batch import CALL, NULL_STRENGTH, Outcome, run_batch, traceable
 from .detectors import Calibration, deployed, layout
+from .models import client_model
 from .params import axis_value, numeric_field
 from .personalize import stable
 from .scenario import MODES, Scenario, ScenarioError
@@ -145,6 +150,7 @@ class Plan:
             seeds=self.seeds,
             chunk=chunk,
             version=_version(),
+            outcome=list(Outcome._fields),  # a store of older outcomes cannot be resumed into this one
         )
 
 
@@ -312,6 +318,8 @@ class Store:
             "alarm_round": ("run", "channel"),
             "finite": ("run",),
             "lam_max": ("run",),
+            "undecided": ("run", "mode"),
+            "worst_se": ("run", "mode"),
         }
         save_netcdf(xr.Dataset({k: (dims[k], np.asarray(getattr(out, k))) for k in Outcome._fields}), self.path(name))
         if self.sums is not None:
@@ -540,6 +548,17 @@ def assemble(
         "false_alarm_se": (g + ("detector",), per_point([c.achieved_se for c in pt_cal])),
         "calibrated": (g + ("detector",), per_point([c.calibrated for c in pt_cal])),
     }
+    if not client_model(sc).exact:  # Monte Carlo metrics: how sure each verdict is
+        undecided = r(main.undecided)
+        data.update(
+            undecided=(gs + ("mode",), undecided),
+            worst_se=(gs + ("mode",), r(main.worst_se)),
+            p_undecided=(
+                g + ("mode",),
+                np.where(valid_run[..., None], undecided, False).sum(len(shape))
+                / np.maximum(valid_run.sum(-1), 1)[..., None],
+            ),
+        )
     if theory is not None:
         R = len(theory.finite) // P
         data.update(_theory_variables(plan, theory, g, shape))

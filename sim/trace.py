@@ -152,7 +152,7 @@ _CLIENT_DOCS = {
 UNDECIDED_SE = 2.0
 
 
-def undecided_modes(rounds: dict, se: np.ndarray, fm: dict, thresholds: Any) -> np.ndarray:
+def undecided_modes(rounds: dict, se: np.ndarray, fm: dict, thresholds: Any, xp=np) -> np.ndarray:
     """The modes whose failure verdict a Monte Carlo metric leaves open: the verdict of the
     metric moved up by :data:`UNDECIDED_SE` standard errors in every round differs from
     that of the metric moved down by as much (it fails within 2 SE of its threshold, or
@@ -163,14 +163,24 @@ def undecided_modes(rounds: dict, se: np.ndarray, fm: dict, thresholds: Any) -> 
         se: (T, modes) the mode metrics' standard errors.
         fm: the FM's references (fairness, acc_mean).
         thresholds: the scenario's thresholds section.
+        xp: ``numpy`` (float64, the trace) or ``jax.numpy`` (inside a batch program).
 
     Returns:
         (modes,) bool.
     """
-    metric = np.asarray(rounds["mode_metric"], dtype=np.float64)
-    acc = np.asarray(rounds["acc_mean"])
+    metric = rounds["mode_metric"]
+    metric, acc = (
+        (np.asarray(metric, dtype=np.float64), np.asarray(rounds["acc_mean"]))
+        if xp is np
+        else (
+            metric,
+            rounds["acc_mean"],
+        )
+    )
     lo, hi = (
-        mode_failures(metric + sign * UNDECIDED_SE * se, acc, fm["fairness"], fm["acc_mean"], thresholds)[1].round
+        mode_failures(metric + sign * UNDECIDED_SE * se, acc, fm["fairness"], fm["acc_mean"], thresholds, xp=xp)[
+            1
+        ].round
         for sign in (-1.0, 1.0)
     )
     return (hi >= 0) != (lo >= 0)

@@ -197,7 +197,8 @@ def transfer_phase(
     folder: Path | str | None = None,
 ) -> xr.Dataset:
     """The coarse default phase diagram under each client model: Dataset over (model,
-    *axes, mode) of ``regime`` (codes into :data:`REGIMES`), ``p_fail`` and ``p_silent``,
+    *axes, mode) of ``regime`` (codes into :data:`REGIMES`), ``p_fail``, ``p_silent`` and
+    ``p_undecided`` (a Monte Carlo model's verdicts open within 2 SE; NaN for exact ones),
     and per (model, mode) ``agreement``, the share of cells whose regime is the reference
     model's (the first).
 
@@ -229,6 +230,10 @@ def transfer_phase(
                     "regime": cell_regimes(ds),
                     "p_fail": failed.sum("seed") / n,
                     "p_silent": (ds["silent"].astype(bool) & failed).sum("seed") / n,
+                    # a Monte Carlo model's verdicts open within 2 SE (NaN: exact metrics)
+                    "p_undecided": (
+                        ds["p_undecided"] if "p_undecided" in ds else xr.full_like(failed.sum("seed"), np.nan, float)
+                    ),
                 }
             )
         )
@@ -268,7 +273,9 @@ def transfer_rows(claims: xr.Dataset) -> tuple[list[str], list[list[str]]]:
 
 
 def regime_rows(phase: xr.Dataset) -> tuple[list[str], list[list[str]]]:
-    """Per mode, each model's share of cells in the reference model's regime.
+    """Per mode, each model's share of cells in the reference model's regime, its failing /
+    silent cells, and for a Monte Carlo model the share of its runs' verdicts left open
+    within 2 SE (mean over cells).
 
     Args:
         phase: :func:`transfer_phase`' Dataset.
@@ -277,7 +284,14 @@ def regime_rows(phase: xr.Dataset) -> tuple[list[str], list[list[str]]]:
         (header, rows) of strings.
     """
     kinds = [str(k) for k in phase["model"].values]
-    header = ["mode"] + [f"{k}: agrees" for k in kinds[1:]] + [f"{k}: fail/silent cells" for k in kinds]
+    cells_of = [d for d in phase["regime"].dims if d not in ("model", "mode")]
+    mc = [k for k in kinds if "p_undecided" in phase and not np.isnan(phase["p_undecided"].sel(model=k).values).all()]
+    header = (
+        ["mode"]
+        + [f"{k}: agrees" for k in kinds[1:]]
+        + [f"{k}: fail/silent cells" for k in kinds]
+        + [f"{k}: undecided" for k in mc]
+    )
     rows = []
     for mode in MODES:
         r = phase["regime"].sel(mode=mode)
@@ -289,5 +303,6 @@ def regime_rows(phase: xr.Dataset) -> tuple[list[str], list[list[str]]]:
             [mode]
             + [f"{float(phase['agreement'].sel(model=k, mode=mode)):.0%}" for k in kinds[1:]]
             + [f"{cells(k, 1) + cells(k, 2)}/{cells(k, 2)}" for k in kinds]
+            + [f"{float(phase['p_undecided'].sel(model=k, mode=mode).mean(cells_of)):.0%}" for k in mc]
         )
     return header, rows

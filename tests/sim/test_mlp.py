@@ -243,3 +243,41 @@ def test_bad_lora_settings_get_one_line_errors_naming_the_field(updates, field):
         preset("default").replace(**updates)
     msg = str(err.value)
     assert field in msg and "\n" not in msg, msg
+
+
+def test_a_sweep_reports_the_traces_undecided_verdicts_and_worst_se():
+    from silentfail.sim.sweep import sweep
+
+    sc = preset("default").replace(
+        **BASE,
+        **{
+            "model.kind": "mlp",
+            "population.mode": "finite",
+            "model.eval_samples": 16,
+            "model.pretrain_steps": 50,
+            "thresholds.persist": 1,
+            "monitor.alpha": 0.2,  # a small calibration (the detectors are not under test)
+            "monitor.calibration_seeds": 20,
+        },
+    )
+    worst = run(sc, 0)["mode_metric"].values.max(0)
+    # amplified bias' threshold at its worst value: the metric touches it, so its verdict is open within 2 SE
+    sc = sc.replace(**{"thresholds.amplified_bias": float(worst[0])})
+    traces = [run(sc, s) for s in range(2)]
+    assert traces[0]["undecided"].values[0]
+    ds = sweep(sc, seeds=2, theory=False, attribute_nulls=False)
+    for s, tr in enumerate(traces):
+        np.testing.assert_array_equal(ds["undecided"].isel(seed=s).values, tr["undecided"].values)
+        metric, se = tr["mode_metric"].values, tr["mode_metric_se"].values
+        at_worst = se[metric.argmax(0), np.arange(len(MODES))]
+        np.testing.assert_allclose(ds["worst_se"].isel(seed=s).values, at_worst, rtol=1e-5, atol=1e-7)
+    assert float(ds["p_undecided"].sel(mode="amplified_bias")) == np.mean([t["undecided"].values[0] for t in traces])
+    lin = sweep(
+        preset("default").replace(
+            **BASE, **{"population.mode": "finite", "monitor.alpha": 0.2, "monitor.calibration_seeds": 20}
+        ),
+        seeds=2,
+        theory=False,
+        attribute_nulls=False,
+    )
+    assert "undecided" not in lin  # exact metrics: nothing undecided to report

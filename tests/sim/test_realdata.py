@@ -11,7 +11,7 @@ from silentfail.sim import realdata
 from silentfail.sim.run import run
 from silentfail.sim.scenario import ScenarioError, preset
 from silentfail.sim.transfer import claim_on_model
-from silentfail.sim.world import ALIGN_AXIS, ClientWorld, make_world
+from silentfail.sim.world import ALIGN_AXIS, make_world
 
 D = 16
 DIGITS = {"world.data": "digits", "model.kind": "mlp", "population.mode": "finite"}

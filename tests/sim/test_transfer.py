@@ -8,7 +8,14 @@ import xarray as xr
 
 from silentfail.sim.literature import run_claim
 from silentfail.sim.scenario import MODES
-from silentfail.sim.transfer import _agree, cell_regimes, claim_on_model, transfer_claims, transfer_phase
+from silentfail.sim.transfer import (
+    _agree,
+    cell_regimes,
+    claim_on_model,
+    regime_rows,
+    transfer_claims,
+    transfer_phase,
+)
 
 TINY = {
     "population.num_clients": 40,
@@ -70,6 +77,11 @@ def test_phase_regimes_under_two_models_resume_from_their_stores(tmp_path):
     np.testing.assert_allclose(ph["agreement"].sel(model="digits").values, same.values)
     assert list(ph["mode"].values) == list(MODES)
     assert (ph["p_silent"] <= ph["p_fail"]).all()
+    assert np.isnan(ph["p_undecided"].sel(model="linear")).all()  # exact metrics
+    und = ph["p_undecided"].sel(model="digits").values
+    assert ((und >= 0) & (und <= 1)).all()
+    header, rows = regime_rows(ph)
+    assert header[-1] == "digits: undecided" and len(rows) == len(MODES)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["digits", "linear"]
     again = transfer_phase(("linear", "digits"), seeds=2, size=size, axes=axes, folder=tmp_path)
     xr.testing.assert_identical(again, ph)
