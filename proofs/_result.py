@@ -11,12 +11,96 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 
+class Phi(sp.Function):
+    """The standard normal CDF, for printing: Phi(x) = (1 + erf(x / sqrt 2)) / 2."""
+
+    def _latex(self, printer, exp=None):
+        out = rf"\Phi\left({printer._print(self.args[0])}\right)"
+        return out if exp is None else rf"{out}^{{{exp}}}"
+
+
+class Quantile(sp.Function):
+    """z_p, the standard normal p-quantile, for printing: z_p = sqrt(2) erfinv(2 p - 1)."""
+
+    def _latex(self, printer, exp=None):
+        out = rf"z_{{{printer._print(self.args[0])}}}"
+        return out if exp is None else rf"{out}^{{{exp}}}"
+
+
+def readable(expr: sp.Basic) -> sp.Basic:
+    """An expression rewritten for reading, equal to ``expr``: erf, erfc and erfinv in
+    the statistician's notation, erf(x) = 2 Phi(sqrt 2 x) - 1, erfc(x) = 2 Phi(-sqrt 2 x)
+    and erfinv(u) = z_((1 + u) / 2) / sqrt 2, then a sum (the expression or a side of a
+    relation) expanded one level so that Phi's constants cancel
+    ((2 Phi(y) - 1) / 2 + 1/2 = Phi(y)); products stay factored.
+
+    Args:
+        expr: a sympy expression (or a relation of two).
+
+    Returns:
+        The rewritten expression.
+    """
+    out = expr.replace(sp.erfinv, lambda u: Quantile((1 + u) / 2) / sp.sqrt(2))
+    out = out.replace(sp.erfc, lambda u: 2 * Phi(-sp.sqrt(2) * u))
+    out = out.replace(sp.erf, lambda u: 2 * Phi(sp.sqrt(2) * u) - 1)
+
+    def tidy(e):
+        return sp.expand(e, deep=False) if isinstance(e, sp.Add) else e
+
+    if isinstance(out, sp.Equality):
+        return sp.Eq(*(tidy(side) for side in out.args), evaluate=False)
+    return tidy(out)
+
+
+#: LaTeX of the symbols whose names are words or compound quantities.
+SYMBOL_TEX = {
+    "Power": r"\mathrm{Power}",
+    "Power_max": r"\mathrm{Power}_{\max}",
+    "delta_min": r"\delta_{\min}",
+    "Delta R_min": r"\Delta R_{\min}",
+    "Delta R_agg": r"\Delta R_{\mathrm{agg}}",
+    "ECE_c": r"\mathrm{ECE}_c",
+    "P(Z > w)": r"P(Z > w)",
+    "theta_task": r"\theta_{\mathrm{task}}",
+    "<theta^* - theta_0, u>": r"\langle \theta^* - \theta_0, u \rangle",
+    "theta^* - theta_0": r"\theta^* - \theta_0",
+    "theta_lambda": r"\theta_\lambda",
+    "x_{K,i}": r"x_{K,i}",
+    "MSE": r"\mathrm{MSE}",
+}
+
+
+def tex(expr: sp.Basic) -> str:
+    """The LaTeX of an expression as a reader expects it (:func:`readable`, and the word
+    and compound symbols of :data:`SYMBOL_TEX`).
+
+    Args:
+        expr: a sympy expression or relation.
+
+    Returns:
+        The LaTeX (math mode).
+
+    Raises:
+        ValueError: ``expr`` is a bare boolean (a relation sympy evaluated, such as a
+            symbol equal to a matrix: a derivation step that states nothing).
+    """
+    if isinstance(expr, sp.logic.boolalg.BooleanAtom):
+        raise ValueError(f"a derivation step is the bare boolean {expr}: build its relation with evaluate=False")
+    names = {s: SYMBOL_TEX[s.name] for s in getattr(expr, "free_symbols", ()) if s.name in SYMBOL_TEX}
+    return sp.latex(readable(expr), symbol_names=names)
+
+
 @dataclass(frozen=True)
 class Step:
-    """One step of a derivation: what was done, and the expression it produced."""
+    """One step of a derivation: what was done, and the expression it produced (never a
+    bare boolean: a relation sympy would evaluate is built with ``evaluate=False``)."""
 
     text: str
     expr: sp.Basic
+
+    def __post_init__(self) -> None:
+        if isinstance(self.expr, (bool, sp.logic.boolalg.BooleanAtom)):
+            raise ValueError(f"derivation step {self.text!r} is the bare boolean {self.expr}")
 
 
 @dataclass(frozen=True)
@@ -59,7 +143,7 @@ class Result:
         Returns:
             The LaTeX of lhs = rhs.
         """
-        return sp.latex(self.statement)
+        return tex(self.statement)
 
     def pretty(self) -> str:
         """The statement, pretty-printed (unicode).
@@ -70,18 +154,20 @@ class Result:
         return sp.pretty(self.statement, use_unicode=True)
 
     def latex_block(self) -> str:
-        """A LaTeX paragraph: the statement, its conditions, and the derivation steps.
+        """A LaTeX paragraph: the statement, its conditions, and the derivation steps; each
+        display is set with ``\\fitmath`` (defined by the document: the expression at its
+        natural size, scaled down to the line width when it is wider).
 
         Returns:
             The LaTeX paragraph.
         """
         lines = [
             f"\\paragraph{{{self.title}.}}",
-            f"\\begin{{equation}}\\label{{eq:{self.name}}}{self.latex()}\\end{{equation}}",
+            f"\\begin{{equation}}\\label{{eq:{self.name}}}\\fitmath{{{self.latex()}}}\\end{{equation}}",
             f"Holds when {_tex_text(self.conditions)}. Source: {_tex_text(self.reference)}.",
             "\\begin{enumerate}",
         ]
-        lines += [f"\\item {_tex_text(s.text)}: $\\displaystyle {sp.latex(s.expr)}$" for s in self.steps]
+        lines += [f"\\item {_tex_text(s.text)}:\\par\\fitmath{{{tex(s.expr)}}}" for s in self.steps]
         lines.append("\\end{enumerate}")
         return "\n".join(lines)
 

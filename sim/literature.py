@@ -489,7 +489,10 @@ def _silence(claim: Claim, seeds: int) -> np.ndarray:
     from .sweep import sweep
 
     path = next(iter(claim.arms[0]))
-    ds = sweep(claim.scenario(), {path: [arm[path] for arm in claim.arms]}, seeds=seeds, theory=False)
+    # the claim reads silence and failure only: no theory runs, no null attribution runs
+    ds = sweep(
+        claim.scenario(), {path: [arm[path] for arm in claim.arms]}, seeds=seeds, theory=False, attribute_nulls=False
+    )
     out = np.full((len(claim.arms), seeds, len(silence_quantities())), np.nan, np.float32)
     out[..., : len(MODES)] = ds["silent"].values
     out[..., len(MODES) :] = ds["failure_round"].values >= 0

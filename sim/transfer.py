@@ -306,3 +306,39 @@ def regime_rows(phase: xr.Dataset) -> tuple[list[str], list[list[str]]]:
             + [f"{float(phase['p_undecided'].sel(model=k, mode=mode).mean(cells_of)):.0%}" for k in mc]
         )
     return header, rows
+
+
+#: BibTeX of the client models and the dataset the transfer table uses (the paper's
+#: bibliography carries it).
+BIBTEX = r"""
+@inproceedings{hu2022lora,
+  title = {{LoRA}: Low-Rank Adaptation of Large Language Models},
+  author = {Hu, Edward J. and Shen, Yelong and Wallis, Phillip and Allen-Zhu, Zeyuan and Li, Yuanzhi and Wang, Shean and Wang, Lu and Chen, Weizhu},
+  booktitle = {International Conference on Learning Representations},
+  year = {2022}
+}
+
+@misc{alpaydin1998digits,
+  title = {Optical Recognition of Handwritten Digits},
+  author = {Alpaydin, E. and Kaynak, C.},
+  howpublished = {UCI Machine Learning Repository},
+  doi = {10.24432/C50P49},
+  year = {1998}
+}
+
+@article{pedregosa2011scikit,
+  title = {Scikit-learn: Machine Learning in {P}ython},
+  author = {Pedregosa, F. and Varoquaux, G. and Gramfort, A. and Michel, V. and Thirion, B. and Grisel, O. and Blondel, M. and Prettenhofer, P. and Weiss, R. and Dubourg, V. and Vanderplas, J. and Passos, A. and Cournapeau, D. and Brucher, M. and Perrot, M. and Duchesnay, E.},
+  journal = {Journal of Machine Learning Research},
+  volume = {12},
+  pages = {2825--2830},
+  year = {2011}
+}
+
+@misc{heek2024flax,
+  title = {Flax: A neural network library and ecosystem for {JAX}},
+  author = {Heek, Jonathan and Levskaya, Anselm and Oliver, Avital and Ritter, Marvin and Rondepierre, Bertrand and Steiner, Andreas and van Zee, Marc},
+  howpublished = {\url{http://github.com/google/flax}},
+  year = {2024}
+}
+"""

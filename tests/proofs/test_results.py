@@ -150,6 +150,55 @@ def test_every_result_renders():
     assert doc.count("\\paragraph{") == len(BUILDERS)
 
 
+def test_derivations_read_as_a_theorist_writes_them():
+    from silentfail.proofs._result import Step
+
+    doc = latex_document()
+    # no step that sympy evaluated to a bare boolean (the old erosion step printed "False")
+    assert "\\text{False}" not in doc and "\\text{True}" not in doc
+    with pytest.raises(ValueError, match="bare boolean"):
+        Step("a symbol equal to a matrix", sp.Eq(sp.Symbol("x"), sp.Matrix([1, 2])))
+    # the normal CDF and its quantiles, never erf / erfinv
+    assert "erf" not in doc and "\\Phi\\left(" in doc and "z_{1 - \\alpha}" in doc
+    assert "\\mathrm{Power}" in doc and "\\Delta R_{\\min}" in doc
+    # every display is fitted to the line (paper/main.tex defines \fitmath)
+    assert doc.count("\\fitmath{") == doc.count("\\item ") + len(BUILDERS)
+
+
+def test_rewritten_expressions_equal_the_derived_ones():
+    from silentfail.proofs._result import Phi, Quantile, readable
+
+    back = {Phi: lambda x: (1 + sp.erf(x / sp.sqrt(2))) / 2, Quantile: lambda p: sp.sqrt(2) * sp.erfinv(2 * p - 1)}
+    rng = np.random.default_rng(0)
+    for name in ("dp_power", "minimal_detectable_shift", "gdp_ceiling"):
+        rhs = result(name).rhs
+        again = readable(rhs)
+        for f, g in back.items():
+            again = again.replace(f, g)
+        syms = sorted(rhs.free_symbols, key=str)
+        for _ in range(5):
+            vals = {s: float(rng.uniform(0.05, 0.45)) for s in syms}
+            assert float(rhs.subs(vals)) == pytest.approx(float(again.subs(vals)), rel=1e-9)
+
+
+def test_erosion_is_derived_in_n_dimensions():
+    r = result("erosion")
+    nsym = sp.Symbol("n", integer=True, positive=True)
+    n = 5  # the derivation holds for any n: evaluate it at n = 5 on a random instance
+    grad, d = (r.extras[k].subs(nsym, n) for k in ("gradient", "solution"))
+    H, task, th0, th = (sp.MatrixSymbol(k, n, n if k == "H" else 1) for k in ("H", "theta_task", "theta_0", "theta"))
+    lam = next(s for s in d.free_symbols if s.name == "lambda")
+    solution = sp.lambdify([H, task, th0, lam], d, "numpy")
+    gradient = sp.lambdify([H, task, th0, th, lam], grad, "numpy")
+    rng = np.random.default_rng(1)
+    A = rng.normal(size=(n, n))
+    Hn = A @ A.T / n  # symmetric positive semi-definite
+    t, t0 = rng.normal(size=(n, 1)), rng.normal(size=(n, 1))
+    dn = solution(Hn, t, t0, 0.3)
+    np.testing.assert_allclose(dn, np.linalg.solve(Hn + 0.3 * np.eye(n), Hn @ (t - t0)), rtol=1e-10)
+    np.testing.assert_allclose(gradient(Hn, t, t0, t0 + dn, 0.3), 0.0, atol=1e-12)  # stationary
+
+
 # ------------------------------------------------------------------ result 5
 
 
