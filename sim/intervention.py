@@ -17,6 +17,15 @@ parameter-space mediation: the change of B along g_A is the indirect part). The 
 model is both deployed and sent, so effects also travel through the federation (the
 next round's global model) as the paper's feedback influences do.
 
+**Monte Carlo client models** (``model.kind = "mlp"``, ``"lora"``) have no closed-form
+metrics to differentiate: g_A is the gradient of the same per-client metric on the same
+held-out draws with the indicator 1{s > 0} replaced by sigmoid(s / tau)
+(tau = :data:`SMOOTH_TEMPERATURE`; ``MLPModel.smoothed``), so the block is first order
+in that surrogate; the mechanisms are the same in the model's parameters
+(:func:`_smooth_direction`), and both v_A and g_A are restricted to the parameters the
+client trains (a LoRA client never moves its frozen backbone). The moved models are
+measured by the unsmoothed Monte Carlo metrics, as every model is.
+
 The mechanisms (taxonomy node -> mode):
 
 * ``amplified_bias`` <- spurious_reliance: more weight on the spurious direction, with
@@ -48,6 +57,7 @@ import jax.numpy as jnp
 from jax import Array
 
 from . import metrics as mt
+from .models import client_model
 from .world import ClientWorld, alignment_score, param_direction
 
 if TYPE_CHECKING:
@@ -112,6 +122,8 @@ def client_mode_metric(
     from .models import LinearModel
 
     world = ctx.world
+    if not client_model(sc).exact:  # a Monte Carlo model: its smooth surrogate on the same draws
+        return _smooth_mode_metric(mode, sc, ctx, block, theta_c, cw, panel, theta_g)
     out = LinearModel().client_metrics(sc, ctx, block, theta_c, cw, panel)
     if mode == "amplified_bias":
         return out["bias_amp"]
@@ -207,7 +219,110 @@ def intervene(
         return client_mode_metric(iv.mode, sc, ctx, block, theta, cw, panel, theta_g).sum()
 
     g = jax.grad(total)(theta_c)  # finite: metrics.calibration_points keeps the bin edges' scores finite
-    v = mechanism_direction(iv.mode, sc, ctx, block, theta_c, cw, theta_g, g)
+    model = client_model(sc)
+    if model.exact:
+        v = mechanism_direction(iv.mode, sc, ctx, block, theta_c, cw, theta_g, g)
+    else:  # a client moves only the parameters it trains (a LoRA client: never the backbone)
+        g = g * model.trainable(sc.personalization.rule)
+        v = _smooth_direction(iv.mode, sc, ctx, block, theta_c, cw, panel, theta_g, g)
     v = v * jnp.linalg.norm(theta_c, axis=-1, keepdims=True) / (jnp.linalg.norm(v, axis=-1, keepdims=True) + EPS)
     proj = jnp.sum(v * g, -1, keepdims=True) / (jnp.sum(g * g, -1, keepdims=True) + EPS)
     return theta_c + iv.strength * (v - iv.block * proj * g)
+
+
+#: Temperature (score units) of the sigmoid that replaces 1{s > 0} in a Monte Carlo
+#: model's metrics when an intervention differentiates them (scores are O(1): the
+#: models regress +-1 labels).
+SMOOTH_TEMPERATURE = 0.1
+
+
+def _smooth_metrics(sc: Scenario, ctx: Context, block: ClientBlock, theta_c: Array, cw: ClientWorld, panel: Panel):
+    """A Monte Carlo model's per-client metrics with the indicator smoothed
+    (``MLPModel.smoothed``), replicates averaged, and the smoothed model."""
+    model = client_model(sc).smoothed(SMOOTH_TEMPERATURE)
+    out = model.client_metrics(sc, ctx, block, theta_c, cw, panel)
+    return {k: v.mean(1) for k, v in out.items() if k != "theta"}, model
+
+
+def _smooth_mode_metric(
+    mode: str,
+    sc: Scenario,
+    ctx: Context,
+    block: ClientBlock,
+    theta_c: Array,
+    cw: ClientWorld,
+    panel: Panel,
+    theta_g: Array,
+) -> Array:
+    """:func:`client_mode_metric` of a Monte Carlo model: the same per-client quantities
+    on its held-out draws, with sigmoid(s / :data:`SMOOTH_TEMPERATURE`) for 1{s > 0} so
+    that the gradient g_A exists."""
+    out, model = _smooth_metrics(sc, ctx, block, theta_c, cw, panel)
+    if mode == "amplified_bias":
+        return out["bias_amp"]
+    if mode == "confidence_miscalibration":
+        return out["ece_top_label"] if sc.thresholds.ece_kind == "top_label" else out["ece_classwise"]
+    if mode == "fairness_collapse":
+        return mt.group_gap(out["group_acc"].T, mt.present_groups(out["group_mass"]).T)
+    if mode == "adaptation_misalignment":
+        glob = model.global_metrics(theta_g, ctx.world)
+        return mt.within_round_drop(glob.p0_acc, out["p0_acc"], glob.alignment, out["alignment"])
+    if mode == "out_of_domain_degradation":
+        return out["ood"]
+    if mode == "alignment_erosion":
+        return model.global_metrics(ctx.theta0, ctx.world).alignment - out["alignment"]
+    raise ValueError(f"no intervention for mode {mode!r}; interventions exist for {', '.join(MECHANISMS)}")
+
+
+def _smooth_direction(
+    mode: str,
+    sc: Scenario,
+    ctx: Context,
+    block: ClientBlock,
+    theta_c: Array,
+    cw: ClientWorld,
+    panel: Panel,
+    theta_g: Array,
+    grad: Array,
+) -> Array:
+    """:func:`mechanism_direction` of a Monte Carlo model, the same mechanisms in its
+    parameters, restricted to those the client trains:
+
+    * spurious reliance: the model's parameter direction of e_spu (``direction``, the
+      gradient at theta_0 of E_P0[f(x + e_spu) - f(x)]), signed by E_c[y <x, e_spu>];
+    * personal overfitting: the output layer's parameters scaled (for an MLP exactly the
+      logit scale), on the side that worsens calibration;
+    * majority dominance: the gradient of the smoothed accuracy of P0's largest group
+      minus that of its smallest;
+    * domain overspecialization: theta_c - theta_g;
+    * alignment overwrite: toward the client's task optimum, -grad of its sample loss.
+    """
+    model = client_model(sc)
+    mask = model.trainable(sc.personalization.rule)
+    world = ctx.world
+    if mode == "amplified_bias":
+        corr = jnp.einsum("nya,y,nyai,i->n", cw.pi, jnp.array([-1.0, 1.0]), cw.mu, world.e_spu)
+        sign = jnp.where(corr < 0, -1.0, 1.0)
+        v = sign[:, None] * model.direction(ctx, world.e_spu)[None, :]
+    elif mode == "confidence_miscalibration":
+        head = theta_c * model.trainable("head_only")
+        v = jnp.where(jnp.sum(head * grad, -1, keepdims=True) < 0, -1.0, 1.0) * head
+    elif mode == "fairness_collapse":
+        shares = world.pi0.sum(0)
+        major, minor = jnp.argmax(shares), jnp.argmin(shares)
+
+        def dominance(theta):
+            acc = _smooth_metrics(sc, ctx, block, theta, cw, panel)[0]["group_acc"]
+            return (acc[:, major] - acc[:, minor]).sum()
+
+        v = jax.grad(dominance)(theta_c)
+    elif mode in ("adaptation_misalignment", "out_of_domain_degradation"):
+        v = theta_c - theta_g
+    elif mode == "alignment_erosion":
+        pop = block.pop
+        v = -jax.vmap(jax.grad(lambda th, x, y, w: model.sample_loss(sc, th, x, y, w)))(
+            theta_c, pop.X[..., :-1], pop.y, pop.mask
+        )
+    else:
+        raise ValueError(f"no intervention for mode {mode!r}; interventions exist for {', '.join(MECHANISMS)}")
+    return v * mask

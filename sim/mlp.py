@@ -182,6 +182,19 @@ def binned_residuals(p: Array, y01: Array, w: Array, bins: int) -> tuple[Array, 
     return residual, jnp.sum(r * ((p >= a_mid) & (p < 0.5)), axis=-1)
 
 
+def positive_share(s: Array, temperature: float | None = None) -> Array:
+    """1{s > 0}, or its smooth surrogate sigmoid(s / temperature) (differentiable in s).
+
+    Args:
+        s: scores.
+        temperature: None for the indicator, else the sigmoid's temperature.
+
+    Returns:
+        Values in [0, 1], the shape of s.
+    """
+    return (s > 0).astype(s.dtype) if temperature is None else jax.nn.sigmoid(s / temperature)
+
+
 def positive_rates(s: Array) -> Array:
     """P(yhat = +1 | y, a) per cell: the share of positive scores over the last axis.
 
@@ -257,8 +270,26 @@ class MLPModel:
     description = "flax MLP readout on the FM's features; optax personalization on samples, Monte Carlo metrics with SE"
     exact = False
 
-    def __init__(self, sc: Scenario | None = None):
+    def __init__(self, sc: Scenario | None = None, temperature: float | None = None):
         self.sc = sc
+        self.temperature = temperature
+
+    def smoothed(self, temperature: float) -> MLPModel:
+        """The same model whose metrics count a positive score by sigmoid(s / temperature)
+        instead of 1{s > 0}: differentiable surrogates of the Monte Carlo metrics on the
+        same draws (the gradients of the interventions, ``sim/intervention.py``).
+
+        Args:
+            temperature: the sigmoid's temperature (score units).
+
+        Returns:
+            The smoothed model.
+        """
+        return type(self)(self.sc, temperature)
+
+    def _above(self, s: Array) -> Array:
+        """1{s > 0} per draw, or its smooth surrogate (:meth:`smoothed`)."""
+        return positive_share(s, self.temperature)
 
     def bind(self, sc: Scenario) -> MLPModel:
         """The model of scenario ``sc`` (its width, activation and evaluation sizes).
@@ -469,19 +500,34 @@ class MLPModel:
         """
         p = sc.personalization
         mask_p = self.trainable(p.rule)
-        logistic = sc.population.mode == "logistic"
         opt = optax.sgd(p.eta)
 
         def local(x, y, w):
             def loss(th):
-                f = self.score(th, x)
-                per = jnp.logaddexp(0.0, -y * f) if logistic else 0.5 * (f - y) ** 2
-                return jnp.sum(w * per) / jnp.sum(w) + 0.5 * p.lam * jnp.sum((th - theta_g) ** 2)
+                return self.sample_loss(sc, th, x, y, w) + 0.5 * p.lam * jnp.sum((th - theta_g) ** 2)
 
             return masked_descent(loss, theta_g, opt, mask_p, p.K)
 
         theta_c = jax.lax.map(lambda a: local(*a), (pop.X[..., :-1], pop.y, pop.mask), batch_size=EVAL_BATCH)
         return theta_c, pop.shifted
+
+    def sample_loss(self, sc: Scenario, theta: Array, x: Array, y: Array, w: Array) -> Array:
+        """A client's loss on its sample: the squared loss on +-1 labels (``finite`` mode)
+        or the logistic loss (``logistic`` mode), weighted by the sample mask.
+
+        Args:
+            sc: the scenario (``population.mode``).
+            theta: (D,) parameters.
+            x: (n, d) features.
+            y: (n,) labels.
+            w: (n,) 0/1 weights (the client's first n_c samples).
+
+        Returns:
+            () the mean loss.
+        """
+        f = self.score(theta, x)
+        per = jnp.logaddexp(0.0, -y * f) if sc.population.mode == "logistic" else 0.5 * (f - y) ** 2
+        return jnp.sum(w * per) / jnp.sum(w)
 
     def _cell_rates(
         self, theta: Array, x: Array, conf: mt.Confidence, pi: Array, bins: int, flip: Array | None = None
@@ -504,18 +550,18 @@ class MLPModel:
         else:  # against the observed labels: E[(s - y~)^2 / 2 | y, a] = s^2 / 2 - (1 - 2 rho_a) y s + 1/2
             ys = (1.0 - 2.0 * flip)[None, None, :, None] * Y[None, :, None, None] * s
             risk = jnp.sum(w * (0.5 * s**2 - ys + 0.5), axis=(1, 2, 3))
-        return dict(pos=jnp.mean(s > 0, axis=-1), residual=res, mid_low=low, risk=risk)
+        return dict(pos=jnp.mean(self._above(s), axis=-1), residual=res, mid_low=low, risk=risk)
 
     def _p0_pass(self, theta: Array, world: World) -> tuple[Array, Array]:
         """On the shared P0 draws: the cells' positive rates (R, 2, G) and the spurious
         weight E_P0[grad_x f . e_spu] (R,), one forward pass with its JVP."""
         x = self._p0_draws(world)
         s, ds = jax.jvp(lambda v: self.score(theta, v), (x,), (jnp.broadcast_to(world.e_spu, x.shape),))
-        return positive_rates(s), jnp.einsum("ryan,ya->r", ds, world.pi0) / ds.shape[-1]
+        return jnp.mean(self._above(s), axis=-1), jnp.einsum("ryan,ya->r", ds, world.pi0) / ds.shape[-1]
 
     def _accuracy(self, theta: Array, x: Array, pi: Array) -> Array:
         """(R,) Monte Carlo accuracy on stratified draws x (R, 2, G, n, d) of prior pi."""
-        return accuracy_of(positive_rates(self.score(theta, x)), pi)
+        return accuracy_of(jnp.mean(self._above(self.score(theta, x)), axis=-1), pi)
 
     def client_metrics(
         self, sc: Scenario, ctx: Context, block: ClientBlock, theta_c: Array, cw: ClientWorld, panel: Panel
@@ -543,7 +589,7 @@ class MLPModel:
             own = self._cell_rates(theta, self._own_draws(key, c, world), ctx.confidence, c.pi, bins, world.flip)
             pos0, spurious = self._p0_pass(theta, world)
             p0 = accuracy_of(pos0, world.pi0)
-            align = jnp.mean(self.score(theta, x_probe) < 0, axis=-1)
+            align = jnp.mean(self._above(-self.score(theta, x_probe)), axis=-1)
             other = jax.vmap(self._accuracy, in_axes=(None, 0, 0))(theta, x_panel, panel.world.pi)  # (Rp, R)
             train = jnp.sum(w * 0.5 * (self.score(theta, X[:, :-1]) - y) ** 2) / jnp.sum(w)
             return own, p0, spurious, align, other, train
@@ -597,7 +643,7 @@ class MLPModel:
         pos, spurious = self._p0_pass(theta, world)
         cm = cell_metrics(pos, jnp.broadcast_to(world.pi0, pos.shape))
         return GlobalMetrics(
-            alignment=jnp.mean(self.score(theta, self._probe_draws(world)) < 0, axis=-1),
+            alignment=jnp.mean(self._above(-self.score(theta, self._probe_draws(world))), axis=-1),
             p0_acc=cm.acc,
             group_acc_p0=cm.group_acc,
             spurious_weight=spurious,

@@ -684,8 +684,6 @@ def _check_mlp(sc: Scenario) -> None:
         )
     if sc.federation.public_schedule != "never":
         raise ValueError("federation.public_schedule needs the linear readout's closed-form centralized steps")
-    if sc.intervention.mode != "none":
-        raise ValueError(f"intervention.mode moves the linear readout's mechanisms; {kind} takes none")
     if sc.shifts.temporal.kind != "none":
         raise ValueError(f"shifts.temporal needs population.mode = 'population', which {kind} cannot use")
 

@@ -155,10 +155,6 @@ def test_undecided_is_a_verdict_that_flips_within_2_se():
             {"model.kind": "mlp", "population.mode": "finite", "federation.public_schedule": "alternate"},
             "federation.public_schedule",
         ),
-        (
-            {"model.kind": "mlp", "population.mode": "finite", "intervention.mode": "amplified_bias"},
-            "intervention.mode",
-        ),
         ({"model.kind": "mlp", "population.mode": "finite", "shifts.temporal.kind": "linear"}, "shifts.temporal"),
     ],
 )
