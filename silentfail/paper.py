@@ -381,6 +381,20 @@ def influence_table_tex(ds: xr.Dataset) -> str:
     )
 
 
+def fit_tables(tex: str) -> str:
+    """Every tabular of a generated table wrapped in ``\\fittable`` (paper/main.tex: the
+    table at its natural width, scaled down to the line width when it is wider), so no
+    table overfills its column or page.
+
+    Args:
+        tex: a table's LaTeX.
+
+    Returns:
+        The LaTeX with each ``tabular`` fitted.
+    """
+    return tex.replace("\\begin{tabular}", "\\fittable{\\begin{tabular}").replace("\\end{tabular}", "\\end{tabular}}")
+
+
 def load_transfer(folder: str | Path) -> tuple[xr.Dataset, xr.Dataset]:
     """The recorded transfer table: ``silentfail transfer``'s claims and phase results.
 
@@ -788,8 +802,9 @@ def build(
     say("taxonomy")
     tax = builtin_taxonomy()
     tx_export.write(tax, "latex", gen / "taxonomy_table.tex")
+    (gen / "taxonomy_table.tex").write_text(fit_tables((gen / "taxonomy_table.tex").read_text()))
     tx_export.write(tax, "pdf", gen / "taxonomy.pdf")
-    (gen / "silence_map.tex").write_text(silence_map_tex(silence_map(tax)))
+    (gen / "silence_map.tex").write_text(fit_tables(silence_map_tex(silence_map(tax))))
     say("theorems")
     (gen / "theorems.tex").write_text(latex_document())
 
@@ -798,7 +813,7 @@ def build(
     ds = sweep(sc, settings.axes, seeds=settings.seeds)
     save_netcdf(ds, gen / "sweep.nc")
     figures.phase_figure(ds, gen / "phase")  # with full settings, README's figure (silentfail phase's defaults)
-    (gen / "theory_table.tex").write_text(theory_table_tex(ds))
+    (gen / "theory_table.tex").write_text(fit_tables(theory_table_tex(ds)))
     say("boundary posteriors")
     # the paper shows and quotes the P(silent) boundaries only
     est, _ = estimate(
@@ -816,7 +831,7 @@ def build(
     figures.literature_figure(claims, gen / "claims")
     if "adaptive_switching" in claims:
         figures.switching_figure(claims["adaptive_switching"], gen / "switching")
-    (gen / "literature_table.tex").write_text(literature_table_tex(claims))
+    (gen / "literature_table.tex").write_text(fit_tables(literature_table_tex(claims)))
 
     say("influence tests")
     from .sim.influence import influences, reduced
@@ -825,15 +840,15 @@ def build(
     infl = influences(reduced(preset("default")) if quick else preset("default"), seeds=settings.influence_seeds)
     save_netcdf(infl, gen / "influences.nc")
     figures.influence_figure(infl, gen / "influences")
-    (gen / "influence_table.tex").write_text(influence_table_tex(infl))
+    (gen / "influence_table.tex").write_text(fit_tables(influence_table_tex(infl)))
 
     say("transfer table")
     t_claims, t_phase = load_transfer(transfer if transfer is not None else source / "data" / "transfer")
     save_netcdf(t_claims, gen / "transfer" / TRANSFER[0])
     save_netcdf(t_phase, gen / "transfer" / TRANSFER[1])
     figures.transfer_figure(t_claims, t_phase, gen / "transfer")
-    (gen / "transfer_table.tex").write_text(transfer_table_tex(t_claims))
-    (gen / "regime_table.tex").write_text(regime_table_tex(t_phase))
+    (gen / "transfer_table.tex").write_text(fit_tables(transfer_table_tex(t_claims)))
+    (gen / "regime_table.tex").write_text(fit_tables(regime_table_tex(t_phase)))
 
     say("numbers")
     nums = {**numbers(sc, ds, est, claims, infl), **transfer_numbers(t_claims, t_phase)}

@@ -42,6 +42,8 @@ def test_quick_build_produces_a_pdf_whose_pages_render(quick_paper, tmp_path):
         img = mpimg.imread(p)[..., :3]
         assert img.shape[0] > 400 and (img.mean(-1) < 0.9).mean() > 0.005, p.name
     log = (quick_paper / "main.log").read_text(errors="replace")
+    overfull = re.findall(r"Overfull \\hbox \(([\d.]+)pt too wide\)[^\n]*", log)
+    assert not overfull, f"{len(overfull)} overfull boxes, widest {max(map(float, overfull)):.1f}pt (main.log)"
     assert not re.search(r"Citation `[^']+' .*undefined", log), "a citation is undefined"
     assert not re.search(r"Reference `[^']+' .*undefined", log), "a reference is undefined"
 
