@@ -122,9 +122,18 @@ def client_mode_metric(
     from .models import LinearModel
 
     world = ctx.world
-    if not client_model(sc).exact:  # a Monte Carlo model: its smooth surrogate on the same draws
-        return _smooth_mode_metric(mode, sc, ctx, block, theta_c, cw, panel, theta_g)
-    out = LinearModel().client_metrics(sc, ctx, block, theta_c, cw, panel)
+    if client_model(sc).exact:
+        out = LinearModel().client_metrics(sc, ctx, block, theta_c, cw, panel)
+
+        def glob(theta):  # (P0 accuracy, alignment) of one model, in closed form
+            return mt.base_accuracy(theta, world), alignment_score(theta, world)
+    else:  # a Monte Carlo model: its smooth surrogate on the same draws
+        out, smooth = _smooth_metrics(sc, ctx, block, theta_c, cw, panel)
+
+        def glob(theta):
+            g = smooth.global_metrics(theta, world)
+            return g.p0_acc, g.alignment
+
     if mode == "amplified_bias":
         return out["bias_amp"]
     if mode == "confidence_miscalibration":
@@ -133,12 +142,12 @@ def client_mode_metric(
         present = mt.present_groups(out["group_mass"]).T
         return mt.group_gap(out["group_acc"].T, present)
     if mode == "adaptation_misalignment":
-        p0_g, align_g = mt.base_accuracy(theta_g, world), alignment_score(theta_g, world)
+        p0_g, align_g = glob(theta_g)
         return mt.within_round_drop(p0_g, out["p0_acc"], align_g, out["alignment"])
     if mode == "out_of_domain_degradation":
         return out["ood"]
     if mode == "alignment_erosion":
-        return alignment_score(ctx.theta0, world) - out["alignment"]
+        return glob(ctx.theta0)[1] - out["alignment"]
     raise ValueError(f"no intervention for mode {mode!r}; interventions exist for {', '.join(MECHANISMS)}")
 
 
@@ -242,36 +251,6 @@ def _smooth_metrics(sc: Scenario, ctx: Context, block: ClientBlock, theta_c: Arr
     model = client_model(sc).smoothed(SMOOTH_TEMPERATURE)
     out = model.client_metrics(sc, ctx, block, theta_c, cw, panel)
     return {k: v.mean(1) for k, v in out.items() if k != "theta"}, model
-
-
-def _smooth_mode_metric(
-    mode: str,
-    sc: Scenario,
-    ctx: Context,
-    block: ClientBlock,
-    theta_c: Array,
-    cw: ClientWorld,
-    panel: Panel,
-    theta_g: Array,
-) -> Array:
-    """:func:`client_mode_metric` of a Monte Carlo model: the same per-client quantities
-    on its held-out draws, with sigmoid(s / :data:`SMOOTH_TEMPERATURE`) for 1{s > 0} so
-    that the gradient g_A exists."""
-    out, model = _smooth_metrics(sc, ctx, block, theta_c, cw, panel)
-    if mode == "amplified_bias":
-        return out["bias_amp"]
-    if mode == "confidence_miscalibration":
-        return out["ece_top_label"] if sc.thresholds.ece_kind == "top_label" else out["ece_classwise"]
-    if mode == "fairness_collapse":
-        return mt.group_gap(out["group_acc"].T, mt.present_groups(out["group_mass"]).T)
-    if mode == "adaptation_misalignment":
-        glob = model.global_metrics(theta_g, ctx.world)
-        return mt.within_round_drop(glob.p0_acc, out["p0_acc"], glob.alignment, out["alignment"])
-    if mode == "out_of_domain_degradation":
-        return out["ood"]
-    if mode == "alignment_erosion":
-        return model.global_metrics(ctx.theta0, ctx.world).alignment - out["alignment"]
-    raise ValueError(f"no intervention for mode {mode!r}; interventions exist for {', '.join(MECHANISMS)}")
 
 
 def _smooth_direction(

@@ -16,16 +16,10 @@ from silentfail.sim.intervention import intervene
 from silentfail.sim.models import client_model
 from silentfail.sim.population import build_population
 
-SMALL = {
-    "population.num_clients": 24,
-    "population.trace_clients": 24,
-    "population.ood_subset": 6,
-    "federation.clients_per_round": 24,
-    "federation.rounds": 3,
-    "population.mode": "finite",
-    "model.eval_samples": 32,
-    "model.pretrain_steps": 100,
-}
+from . import test_influence
+
+#: the linear readout's intervention tests' world, on finite samples with a small evaluation
+SMALL = {**test_influence.SMALL, "population.mode": "finite", "model.eval_samples": 32, "model.pretrain_steps": 100}
 
 
 def _round(sc, mode, strength, block=0.0, r=0):
