@@ -43,6 +43,92 @@ BUILDERS: dict[str, Callable[[], Result]] = {
 }
 
 
+#: What every statement's symbols mean (the paper prints it under each result; a test
+#: checks that every symbol of every statement is here).
+NOTATION: dict[str, dict[str, str]] = {
+    "kstep": {
+        "x_K": "the iterate after K steps",
+        "x_0": "the start",
+        "c": "the minimizer of the client's quadratic f(x) = a/2 (x - c)^2",
+        "a": "its curvature",
+        "eta": "the step size",
+        "K": "the number of local steps",
+    },
+    "fedavg_fixed_point": {
+        "x^*": "FedAvg's fixed point",
+        "n": "the number of clients",
+        "c": "c_i, client i's optimum",
+        "p": "p_i, its FedAvg weight",
+        "q": "q_i = 1 - (1 - eta a_i)^K, the share of the way to c_i that K local steps of rate eta travel on curvature a_i",
+    },
+    "ditto": {
+        "lambda": "the personalization strength",
+        "n": "the client's sample size",
+        "s2": "the variance of one sample's noise",
+        "tau2": "the variance of the client's parameter about the global one",
+    },
+    "masking": {
+        "pi": "the minority's share",
+        "Delta R_min": "the minority's excess risk at the aggregate optimum",
+        "Delta R_agg": "the aggregate's excess risk there",
+    },
+    "dp_power": {
+        "Power": "the probability that the level-alpha aggregate test alarms",
+        "pi": "the share of shifted clients",
+        "delta": "their mean shift",
+        "s2": "the variance of one client's report",
+        "M": "the number of reports",
+        "z": "the noise multiplier",
+        "C": "the clipping bound",
+        "alpha": "the test's level",
+    },
+    "minimal_detectable_shift": {
+        "delta_min": "the smallest mean shift the test detects with power 1 - beta",
+        "pi": "the share of shifted clients",
+        "s2": "the variance of one client's report",
+        "M": "the number of reports",
+        "z": "the noise multiplier",
+        "C": "the clipping bound",
+        "alpha": "the test's level",
+        "beta": "the miss probability",
+    },
+    "gdp_ceiling": {
+        "Power_max": "the most power any level-alpha test has",
+        "mu": "the release's GDP parameter (sqrt(T)/z for T Gaussian releases of noise multiplier z)",
+        "alpha": "the level",
+    },
+    "erosion": {
+        "<theta^* - theta_0, u>": "the tuned model's displacement along the alignment direction u",
+        "n": "the dimension",
+        "h": "h_i, the eigenvalues of the task's curvature H (eigenvectors e_i)",
+        "Delta": "Delta_i = <theta_task - theta_0, e_i>, the task's pull",
+        "u": "u_i = <e_i, u>",
+        "lambda": "the proximal strength",
+    },
+    "label_shift": {
+        "b_c": "the Bayes-optimal bias under the client's prior pi_c = P(y = +1)",
+        "b_0": "that under the base prior pi_0",
+        "pi_c": "the client's prior",
+        "pi_0": "the base prior",
+    },
+    "qffl": {
+        "theta_q": "the q-FFL optimum",
+        "c_1": "group 1's optimum (c_1 < c_2)",
+        "c_2": "group 2's",
+        "p_1": "group 1's share",
+        "p_2": "group 2's",
+        "q": "the fairness parameter",
+    },
+    "mean_field": {
+        "theta_t": "the global model in round t of the population limit",
+        "theta_0": "the FM",
+        "P": "Pbar = sum_c w_c q_c P_c / sum_c w_c q_c, the clients' mean personalization map",
+        "b": "bbar, their mean offset",
+        "t": "the round",
+    },
+}
+
+
 @cache
 def result(name: str) -> Result:
     """The derived result ``name`` (derived once, then cached).
@@ -58,7 +144,9 @@ def result(name: str) -> Result:
     """
     if name not in BUILDERS:
         raise KeyError(f"unknown result {name!r}; results: {', '.join(BUILDERS)}")
-    return BUILDERS[name]()
+    from dataclasses import replace
+
+    return replace(BUILDERS[name](), notation=NOTATION.get(name, {}))
 
 
 def latex_document(names: list[str] | None = None) -> str:
@@ -84,4 +172,4 @@ FITMATH = r"""\makeatletter\@ifundefined{fitbox}{\newsavebox{\fitbox}}{}\makeato
 """
 
 
-__all__ = ["BUILDERS", "Result", "Step", "latex_document", "result"]
+__all__ = ["BUILDERS", "NOTATION", "Result", "Step", "latex_document", "result"]

@@ -67,6 +67,8 @@ SYMBOL_TEX = {
     "theta_lambda": r"\theta_\lambda",
     "x_{K,i}": r"x_{K,i}",
     "MSE": r"\mathrm{MSE}",
+    "s2": r"s^2",
+    "tau2": r"\tau^2",
 }
 
 
@@ -118,6 +120,7 @@ class Result:
     reference: str
     extras: dict[str, sp.Basic] = field(default_factory=dict)
     numeric_impl: Callable | None = None  # for statements over n clients (sums), given directly
+    notation: dict[str, str] = field(default_factory=dict)  # the statement's symbols (by name) and their meaning
 
     @property
     def rhs(self) -> sp.Basic:
@@ -161,9 +164,11 @@ class Result:
         Returns:
             The LaTeX paragraph.
         """
+        where = "; ".join(f"${tex(sp.Symbol(k))}$: {_tex_text(v)}" for k, v in self.notation.items())
         lines = [
             f"\\paragraph{{{self.title}.}}",
             f"\\begin{{equation}}\\label{{eq:{self.name}}}\\fitmath{{{self.latex()}}}\\end{{equation}}",
+            *([f"where {where}."] if where else []),
             f"Holds when {_tex_text(self.conditions)}. Source: {_tex_text(self.reference)}.",
             "\\begin{enumerate}",
         ]

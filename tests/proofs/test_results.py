@@ -165,6 +165,18 @@ def test_derivations_read_as_a_theorist_writes_them():
     assert doc.count("\\fitmath{") == doc.count("\\item ") + len(BUILDERS)
 
 
+def test_every_statement_symbol_is_defined():
+    from silentfail.proofs import NOTATION
+
+    for name in BUILDERS:
+        st = result(name).statement
+        used = {str(s) for s in st.free_symbols if not isinstance(s, sp.Indexed)} - {"i"}
+        used |= {str(s.base) for s in st.atoms(sp.Indexed)}
+        missing = used - set(NOTATION[name])
+        assert not missing, (name, missing)
+        assert "where $" in result(name).latex_block()
+
+
 def test_rewritten_expressions_equal_the_derived_ones():
     from silentfail.proofs._result import Phi, Quantile, readable
 
