@@ -1089,7 +1089,10 @@ def literature_cmd(
 def transfer_cmd(
     output: Path = typer.Option(Path("transfer"), "--output", "-o", help="Output folder."),
     quick: bool = typer.Option(
-        False, "--quick", help="Claims at 12 rounds and 4 seeds per arm; the phase grid at 100 clients and 12 rounds."
+        False,
+        "--quick",
+        help="Claims at 12 rounds and 4 seeds per arm; the phase grid at 100 clients and 12 rounds; an OOD panel of 4 "
+        "clients and 32 held-out draws per cell for the Monte Carlo models.",
     ),
     claims: Optional[str] = typer.Option(
         None, "--claims", "-c", help="Comma-separated claim keys (default: all; `literature --list` shows them)."
