@@ -1449,7 +1449,6 @@ def prove(
 
     Example: silentfail prove --latex -o paper/generated/theorems.tex
     """
-    import numpy as np
 
     from .proofs import BUILDERS, latex_document, result
 
@@ -1474,15 +1473,13 @@ def prove(
             console.print(r.pretty(), markup=False, highlight=False)
             console.print(f"  holds when {r.conditions}", markup=False)
     if verify:
-        from .verify import VERIFIERS
+        from .verify import verify_all
 
-        rng = np.random.default_rng(seed)
         rows, failed = [], False
-        for name in chosen:
-            if name not in VERIFIERS:
+        for name, check in verify_all(chosen, seed).items():
+            if check is None:
                 rows.append([name, "-", "checked symbolically (no simulation counterpart)", "-", "-"])
                 continue
-            check = VERIFIERS[name](rng)
             failed |= not check.ok
             rows.append([name, f"{check.error:.2e}", check.kind, f"{check.tolerance:g}", "yes" if check.ok else "NO"])
         console.print(
