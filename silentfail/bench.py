@@ -872,3 +872,44 @@ def bench(
 
 if __name__ == "__main__":
     print(json.dumps(_child(json.loads(sys.argv[1]))))
+
+#: BibTeX of the tools the paper's related work compares with.
+RELATED_BIBTEX = r"""
+@article{beutel2020flower,
+  title = {Flower: A Friendly Federated Learning Research Framework},
+  author = {Beutel, Daniel J. and Topal, Taner and Mathur, Akhil and Qiu, Xinchi and Fernandez-Marques, Javier and Gao, Yan and Sani, Lorenzo and Li, Kwing Hei and Parcollet, Titouan and de Gusm{\~a}o, Pedro Porto Buarque and Lane, Nicholas D.},
+  journal = {arXiv preprint arXiv:2007.14390},
+  year = {2020}
+}
+
+@article{granqvist2024pfl,
+  title = {pfl-research: simulation framework for accelerating research in Private Federated Learning},
+  author = {Granqvist, Filip and Song, Congzheng and Cahill, {\'A}ine and van Dalen, Rogier and Pelikan, Martin and Chan, Yi Sheng and Feng, Xiaojun and Krishnaswami, Natarajan and Jina, Vojta and Chitnis, Mona},
+  journal = {arXiv preprint arXiv:2404.06430},
+  year = {2024}
+}
+
+@article{ro2021fedjax,
+  title = {{FedJAX}: Federated learning simulation with {JAX}},
+  author = {Ro, Jae Hun and Suresh, Ananda Theertha and Wu, Ke},
+  journal = {arXiv preprint arXiv:2108.02117},
+  year = {2021}
+}
+
+@article{weerts2023fairlearn,
+  title = {Fairlearn: Assessing and Improving Fairness of {AI} Systems},
+  author = {Weerts, Hilde and Dud{\'\i}k, Miroslav and Edgar, Richard and Jalali, Adrin and Lutz, Roman and Madaio, Michael},
+  journal = {Journal of Machine Learning Research},
+  volume = {24},
+  number = {257},
+  pages = {1--8},
+  year = {2023}
+}
+
+@misc{dpaccounting,
+  title = {dp-accounting: differential privacy accounting},
+  author = {{Google Differential Privacy Team}},
+  howpublished = {\url{https://github.com/google/differential-privacy/tree/main/python}},
+  year = {2024}
+}
+"""

@@ -381,6 +381,37 @@ def influence_table_tex(ds: xr.Dataset) -> str:
     )
 
 
+#: The recorded benchmark the related-work section quotes (``silentfail bench`` writes it).
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "bench.json"
+
+
+def bench_numbers(bench: dict) -> dict[str, str]:
+    """The related-work section's macros from ``silentfail bench``'s record: the engine's
+    client-rounds per second at its smallest and largest population, the plain NumPy
+    loop's on the same FedAvg workload, the ratio, and the machine.
+
+    Args:
+        bench: the parsed ``benchmarks/results/bench.json``.
+
+    Returns:
+        ``{macro: text}``.
+    """
+    runs = sorted(bench["run"], key=lambda r: r["clients"])
+    small, large = runs[0], runs[-1]
+    numpy_rate = bench["numpy_loop"]["client_rounds_per_s"]
+    return {
+        "BenchDate": str(bench["date"]),
+        "BenchCores": _f(int(bench["machine"]["cores"])),
+        "BenchSmallClients": f"{small['clients']:,}",
+        "BenchSmallRate": f"{small['client_rounds_per_s'] / 1e6:.2f}",
+        "BenchLargeClients": f"{large['clients']:,}",
+        "BenchLargeRate": f"{large['client_rounds_per_s'] / 1e6:.2f}",
+        "BenchNumpyRate": f"{numpy_rate:,.0f}",
+        "BenchNumpyClients": f"{bench['numpy_loop']['clients']:,}",
+        "BenchSpeedup": f"{small['client_rounds_per_s'] / numpy_rate:,.0f}",
+    }
+
+
 def _sci(x: float) -> str:
     """x in LaTeX scientific notation with two significant digits (2.4 \\times 10^{-7}), or
     plainly when 0.1 <= |x| < 100."""
@@ -479,6 +510,8 @@ def transfer_numbers(claims: xr.Dataset, phase: xr.Dataset) -> dict[str, str]:
     Returns:
         ``{macro: text}``.
     """
+    from .sim.realdata import MINORITY_SHARE
+
     t = claims["transfers"].values
     out = {
         "TransferClaims": _f(int(claims.sizes["claim"])),
@@ -488,6 +521,7 @@ def transfer_numbers(claims: xr.Dataset, phase: xr.Dataset) -> dict[str, str]:
         "TransferSeeds": _f(int(claims.attrs["seeds"])) if int(claims.attrs["seeds"]) > 0 else "each claim's own",
         "TransferPhaseSeeds": _f(int(phase.attrs["seeds"])),
         "TransferCells": _f(int(np.prod([phase.sizes[d] for d in phase["regime"].dims if d not in ("model", "mode")]))),
+        "TransferMinorityPercent": _f(round(100 * MINORITY_SHARE)),
     }
     for kind in [str(k) for k in claims["model"].values]:
         app = claims["applies"].sel(model=kind).values
@@ -746,13 +780,14 @@ def bibliography() -> str:
     Returns:
         The .bib text.
     """
+    from .bench import RELATED_BIBTEX
     from .sim.estimate import BIBTEX as EST
     from .sim.influence import BIBTEX as INFLUENCE
     from .sim.transfer import BIBTEX as TRANSFER_BIB
     from .taxonomy.references import BIBTEX, PACKAGE_BIBTEX
 
     entries = dict(BIBTEX)
-    for entry in re.split(r"\n(?=@)", "\n".join(b.strip() for b in (EST, INFLUENCE, TRANSFER_BIB))):
+    for entry in re.split(r"\n(?=@)", "\n".join(b.strip() for b in (EST, INFLUENCE, TRANSFER_BIB, RELATED_BIBTEX))):
         key = re.match(r"@\w+\{([^,]+),", entry.strip())
         if key is None:
             raise PaperError(f"unreadable BibTeX entry in silentfail.sim.estimate.BIBTEX: {entry[:60]!r}")
@@ -903,8 +938,11 @@ def build(
     (gen / "transfer_table.tex").write_text(fit_tables(transfer_table_tex(t_claims)))
     (gen / "regime_table.tex").write_text(fit_tables(regime_table_tex(t_phase)))
 
+    shutil.copy2(BENCH, gen / "bench.json")
+
     say("numbers")
-    nums = {**numbers(sc, ds, est, claims, infl), **transfer_numbers(t_claims, t_phase)}
+    bench = json.loads((gen / "bench.json").read_text())
+    nums = {**numbers(sc, ds, est, claims, infl), **transfer_numbers(t_claims, t_phase), **bench_numbers(bench)}
     (gen / "numbers.tex").write_text(numbers_tex(nums))
     if pdf:
         say("latexmk")
@@ -930,4 +968,8 @@ def numbers_from_disk(out: str | Path, claims: dict[str, xr.Dataset] | None = No
     est = xr.load_dataset(gen / "estimate.nc", engine="h5netcdf")
     claims = claims if claims is not None else literature.load_claims(gen / "claims")
     infl = xr.load_dataset(gen / "influences.nc", engine="h5netcdf")
-    return {**numbers(phase_scenario(), ds, est, claims, infl), **transfer_numbers(*load_transfer(gen / "transfer"))}
+    return {
+        **numbers(phase_scenario(), ds, est, claims, infl),
+        **transfer_numbers(*load_transfer(gen / "transfer")),
+        **bench_numbers(json.loads((gen / "bench.json").read_text())),
+    }

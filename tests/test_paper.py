@@ -73,7 +73,7 @@ def test_the_text_types_no_number_by_hand_and_uses_only_defined_macros(quick_pap
     defined = set(paper.read_numbers(quick_paper / "generated" / "numbers.tex"))
     used = set(
         re.findall(
-            r"\\((?:Phase|Lit|Est|Tax|Silent|Fail|Switch|Rhat|Ess|Band|Struct|Constraint|Theory|Influence)[A-Za-z]*)",
+            r"\\((?:Phase|Lit|Est|Tax|Silent|Fail|Switch|Rhat|Ess|Band|Struct|Constraint|Theory|Influence|Transfer|Bench)[A-Za-z]*)",
             tex,
         )
     )
