@@ -1049,18 +1049,25 @@ def literature_cmd(
         None, "--seeds", "-s", min=2, max=2**30, help="Seeds per arm (default: each claim's own)."
     ),
     list_: bool = typer.Option(False, "--list", help="List the claims and exit."),
+    set_: Optional[list[str]] = typer.Option(
+        None,
+        "--set",
+        help="Override a field of every claim's scenario (repeatable), e.g. model.kind=mlp and population.mode=finite; "
+        "a claim the override makes invalid is skipped with the reason.",
+    ),
     plugin: Optional[list[Path]] = PluginOption,
 ) -> None:
     """Run the founding literature's claims in the stylized world and say which hold: one
     NetCDF per claim (written as each finishes; a rerun reuses the finished ones), a figure
     (claims.pdf/png), the switching effect on every mode (switching.pdf/png) and literature.md.
+    With --set every claim runs on the changed scenario (another client model, real data).
 
     Example: silentfail literature -c teacher_bias,byzantine -o literature
     """
     _load_plugins(plugin)
     from .figures import literature_figure, switching_figure
     from .report import literature_markdown, literature_rows
-    from .sim.literature import CLAIM_KEYS, CLAIMS, get_claim, run_claims
+    from .sim.literature import CLAIM_KEYS, CLAIMS, claim_with, get_claim, run_claims
 
     if list_:
         console.print(
@@ -1068,6 +1075,15 @@ def literature_cmd(
         )
         return
     chosen = tuple(get_claim(k.strip()).key for k in claims.split(",")) if claims else CLAIM_KEYS
+    extra = _overrides(set_)
+    if extra:
+        variants = {k: claim_with(k, extra) for k in chosen}
+        for k, (_, why) in variants.items():
+            if why is not None:
+                err_console.print(f"skipped {k}: {why}")
+        chosen = tuple(c for c, _ in variants.values() if c is not None)
+        if not chosen:
+            raise UserError("--set: no claim can run with these overrides (each one's reason is above)")
     bar, update = _progress()
     done = []
     with bar:

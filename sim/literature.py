@@ -370,6 +370,29 @@ def get_claim(key: str) -> Claim:
     raise ScenarioError(f"unknown literature claim {key!r}; known: {', '.join(CLAIM_KEYS)}")
 
 
+def claim_with(key: str, overrides: dict[str, Any]) -> tuple[Claim | None, str | None]:
+    """The claim ``key`` with more field overrides on its scenario (every arm inherits
+    them), or why it cannot take them: the scenario's own error, e.g. a linear-only rule
+    under ``model.kind = "mlp"``.
+
+    Args:
+        key: a claim key.
+        overrides: ``{path: value}``.
+
+    Returns:
+        (the Claim, None), or (None, the reason).
+    """
+    import dataclasses
+
+    claim = get_claim(key)
+    variant = dataclasses.replace(claim, overrides={**claim.overrides, **overrides})
+    try:
+        variant.arm_scenarios()  # validates the base and every arm
+    except ScenarioError as exc:
+        return None, str(exc).removeprefix("invalid scenario: ")
+    return variant, None
+
+
 # --------------------------------------------------------------------------- runs
 def late(x: jax.Array) -> jax.Array:
     """Mean over the last quarter of the rounds (leading axis).
@@ -606,7 +629,7 @@ def run_claims(
     so an interrupted run loses nothing finished.
 
     Args:
-        keys: claim keys (default: all).
+        keys: claim keys or Claims (:func:`claim_with`'s variants; default: all).
         seeds: seeds per arm (default: each claim's).
         progress: optional callback ``progress(key)`` per claim.
         folder: where results are saved and reused.
@@ -616,7 +639,7 @@ def run_claims(
     """
     from pathlib import Path
 
-    claims = [get_claim(k) for k in keys] if keys else list(CLAIMS)
+    claims = [k if isinstance(k, Claim) else get_claim(k) for k in keys] if keys else list(CLAIMS)
     out = {}
     for c in claims:
         out[c.key] = run_claim_saved(c, seeds, Path(folder) / f"{c.key}.nc" if folder is not None else None)

@@ -26,7 +26,6 @@ References:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -35,8 +34,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from .literature import CLAIM_KEYS, get_claim, run_claim_saved
-from .scenario import GAUSSIAN_CELLS, MODES, ScenarioError, preset
+from .literature import CLAIM_KEYS, claim_with, get_claim, run_claim_saved
+from .scenario import GAUSSIAN_CELLS, MODES, preset
 from .scenario import World as WorldSection
 
 #: The client models the table compares, in its column order: the stylized world's
@@ -106,13 +105,7 @@ def claim_on_model(key: str, kind: str, size: dict[str, Any] | None = None):
     Returns:
         (the Claim, None), or (None, the reason it does not apply to the model).
     """
-    claim = get_claim(key)
-    variant = dataclasses.replace(claim, overrides={**claim.overrides, **overrides(kind, size)})
-    try:
-        variant.arm_scenarios()  # validates the base and every arm
-    except ScenarioError as exc:
-        return None, str(exc).removeprefix("invalid scenario: ")
-    return variant, None
+    return claim_with(key, overrides(kind, size))
 
 
 def transfer_claims(

@@ -535,3 +535,19 @@ def test_simulate_fills_the_persistent_compilation_cache(tmp_path):
 def test_transfer_rejects_bad_models_in_one_line(capsys, models):
     code, _, err = run(capsys, "transfer", "--models", models, "--no-phase", "-c", "byzantine")
     assert code == 2 and err.startswith("error: --models") and len(err.strip().splitlines()) == 1, err
+
+
+def test_literature_takes_set_and_says_which_claims_it_skips(capsys, tmp_path):
+    small = ["population.num_clients=40", "federation.clients_per_round=20", "federation.rounds=4"]
+    mlp = ["model.kind=mlp", "population.mode=finite", "model.eval_samples=16", "model.pretrain_steps=50"]
+    args = ["literature", "-c", "byzantine,teacher_bias", "-s", "2", "-o", str(tmp_path)]
+    code, out, err = run(capsys, *args, *(a for kv in small + mlp for a in ("--set", kv)))
+    assert code == 0, err
+    assert "skipped teacher_bias: personalization.rule" in err  # the teacher is the linear readout's
+    assert (tmp_path / "claims" / "byzantine.nc").exists() and not (tmp_path / "claims" / "teacher_bias.nc").exists()
+    import xarray as xr
+
+    ds = xr.load_dataset(tmp_path / "claims" / "byzantine.nc", engine="h5netcdf")
+    assert '"kind": "mlp"' in ds.attrs["scenario"]
+    code, _, err = run(capsys, "literature", "-c", "teacher_bias", "--set", "model.kind=mlp", "-o", str(tmp_path))
+    assert code == 2 and "no claim can run" in err
