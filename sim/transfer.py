@@ -94,6 +94,16 @@ def overrides(kind: str, size: dict[str, Any] | None = None) -> dict[str, Any]:
     return {**MODEL_OVERRIDES[kind], **size}
 
 
+def release_programs() -> None:
+    """Drop the compiled programs of the experiment just finished (``jax.clear_caches``):
+    every (claim, model) compiles programs of its own, and a whole table kept in memory
+    exhausts LLVM's code memory ("Unable to allocate section memory") after a few dozen
+    experiments; the persistent compilation cache on disk is kept."""
+    import jax
+
+    jax.clear_caches()
+
+
 def claim_on_model(key: str, kind: str, size: dict[str, Any] | None = None):
     """The claim ``key`` with the scenario of client model ``kind`` (and ``size``'s overrides).
 
@@ -144,6 +154,7 @@ def transfer_claims(
             else:
                 path = Path(folder) / kind / f"{key}.nc" if folder is not None else None
                 ds = run_claim_saved(claim, seeds, path)
+                release_programs()
                 holds[i, j], effect[i, j], se[i, j] = ds.attrs["holds"], ds.attrs["effect"], ds.attrs["effect_se"]
             if progress is not None:
                 progress(key, kind)
@@ -239,6 +250,7 @@ def transfer_phase(
                 }
             )
         )
+        release_programs()
         if progress is not None:
             progress(kind)
     out = xr.concat(per_model, dim=xr.DataArray(list(kinds), dims="model", name="model"))
