@@ -88,14 +88,18 @@ def _one(cfg: Config, paths: tuple[str, ...], detectors: tuple[str, ...], values
     pub = Public(fm.alignment, fm.p0_acc)
     metric, (t_f, transients) = run_failures(view, ctx, pop, rounds)
     stats = statistics(rounds, pub, view, detectors)
+    uncertainty = {}
     if "mode_metric_se" in rounds:  # a Monte Carlo client model: the verdicts' uncertainty
         se = rounds["mode_metric_se"]
         refs = {"fairness": fm_fairness(view, ctx, pop), "acc_mean": pop.fm_acc.mean()}
-        undecided = undecided_modes(rounds, se, refs, view.thresholds, xp=jnp)
-        worst_se = jnp.take_along_axis(se, jnp.argmax(metric, axis=0)[None], axis=0)[0]
-    else:
-        undecided, worst_se = jnp.zeros(metric.shape[1], bool), jnp.zeros(metric.shape[1], metric.dtype)
+        uncertainty = dict(
+            undecided=undecided_modes(rounds, se, refs, view.thresholds, xp=jnp),
+            worst_se=jnp.take_along_axis(se, jnp.argmax(metric, axis=0)[None], axis=0)[0],
+        )
+    # an exact model's program has no such outputs (its fusions, hence its round-off, stay
+    # the recorded ones); run_batch fills them on the host
     return dict(
+        **uncertainty,
         failure_round=t_f,
         transients=transients,
         final_value=metric[-1],
@@ -104,8 +108,6 @@ def _one(cfg: Config, paths: tuple[str, ...], detectors: tuple[str, ...], values
         alarm_round=first_over(stats, thresholds),
         finite=jnp.all(rounds["finite"]),
         lam_max=jnp.max(lam_max),
-        undecided=undecided,
-        worst_se=worst_se,
     )
 
 
@@ -154,7 +156,7 @@ def program(
         expected: population-limit runs (:func:`~silentfail.sim.engine.simulate`).
 
     Returns:
-        ``{Outcome field: (CALL, ...)}``.
+        ``{Outcome field: (CALL, ...)}`` (an exact model's without ``undecided`` and ``worst_se``).
     """
     one = functools.partial(_one, cfg, paths, detectors, expected=expected)
 
@@ -243,7 +245,11 @@ def run_batch(
         except TRACER_ERRORS:  # a float this scenario's program reads as a branch or a shape
             parts = call(cfg)
         parts = distributed.to_host(parts)  # a multi-process call's runs, gathered on every process
-        return {k: np.concatenate([p[k] for p in parts])[:B] for k in Outcome._fields}
+        out = {k: np.concatenate([p[k] for p in parts])[:B] for k in parts[0]}
+        modes = out["failure_round"].shape[1]
+        out.setdefault("undecided", np.zeros((B, modes), bool))  # an exact model: nothing undecided
+        out.setdefault("worst_se", np.zeros((B, modes), np.float32))
+        return out
 
     inputs = (
         cfg.static.key,

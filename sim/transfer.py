@@ -95,13 +95,13 @@ def overrides(kind: str, size: dict[str, Any] | None = None) -> dict[str, Any]:
 
 
 def release_programs() -> None:
-    """Drop the compiled programs of the experiment just finished (``jax.clear_caches``):
+    """Drop the compiled programs of the experiment just finished (``sim.clear_caches``):
     every (claim, model) compiles programs of its own, and a whole table kept in memory
     exhausts LLVM's code memory ("Unable to allocate section memory") after a few dozen
     experiments; the persistent compilation cache on disk is kept."""
-    import jax
+    from . import clear_caches
 
-    jax.clear_caches()
+    clear_caches()
 
 
 def claim_on_model(key: str, kind: str, size: dict[str, Any] | None = None):
