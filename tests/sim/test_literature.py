@@ -139,3 +139,23 @@ def test_an_interrupted_claims_run_resumes_without_recomputing(tmp_path, monkeyp
     np.testing.assert_array_equal(again["synthetic_bias"]["value"].values, first["synthetic_bias"]["value"].values)
     with pytest.raises(AssertionError, match="run again"):  # other seeds: a different result, so it is run
         L.run_claims(("synthetic_bias",), seeds=3, folder=tmp_path)
+
+
+def test_measure_runs_whole_lanes_and_drops_the_padding():
+    """lax.map's remainder batch is never used (the client-drift program's remainder path
+    never returned on XLA's CPU runtime): the runs are padded to a multiple of LANES."""
+    from silentfail.sim.batch import LANES
+    from silentfail.sim.literature import _whole_lanes
+
+    seen = []
+
+    def fn(values, seeds):
+        seen.append(len(seeds))
+        return np.stack([seeds.astype(np.float32), values[:, 0]], axis=1)
+
+    values = np.arange(12, dtype=np.float32)[:, None]
+    out = _whole_lanes(fn, values, np.arange(12, dtype=np.uint32))
+    assert seen == [2 * LANES] and out.shape == (12, 2)
+    np.testing.assert_array_equal(out[:, 0], np.arange(12))  # each run's own seed, in order
+    _whole_lanes(fn, values[:8], np.arange(8, dtype=np.uint32))
+    assert seen[-1] == LANES  # a whole number of lanes is not padded
