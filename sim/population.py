@@ -174,10 +174,10 @@ def sample_data(
         (x~ (n_max, D), y (n_max,), a (n_max,)).
     """
     G, d = cw.mu.shape[1], cw.mu.shape[2]
-    k1, k2 = jax.random.split(key)
     if world.data is not None:
         x, yi, ai = sample_cells(key, world.data, split, cw.pi, cw.mu, cw.scale, world.mu, n_max)
     else:
+        k1, k2 = jax.random.split(key)
         cell = jax.random.categorical(k1, jnp.log(jnp.maximum(cw.pi.reshape(-1), 1e-30)), shape=(n_max,))
         yi, ai = cell // G, cell % G
         L = jnp.linalg.cholesky(cw.scale * world.Sigma)
