@@ -408,6 +408,8 @@ def literature_figure(results: dict[str, xr.Dataset], out: str | Path, *, column
     """
     import matplotlib
 
+    from .sim.literature import holds
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -420,7 +422,7 @@ def literature_figure(results: dict[str, xr.Dataset], out: str | Path, *, column
         q = ds.attrs["quantity"]
         x, labels, categorical = _arm_positions(ds)
         m, s = ds["mean"].sel(quantity=q).values, ds["se"].sel(quantity=q).values
-        colour = OKABE_ITO[0] if ds.attrs["holds"] else OKABE_ITO[1]
+        colour = {True: OKABE_ITO[0], False: OKABE_ITO[1], None: "0.5"}[holds(ds)]
         ax.errorbar(
             x, m, yerr=2 * s, color=colour, marker="o", ms=4, lw=1.5, capsize=2, ls="none" if categorical else "-"
         )

@@ -144,6 +144,7 @@ def numbers(
         ``{macro name: TeX text}``.
     """
     from .constraints import scenario_constraints
+    from .sim.literature import holds
     from .sim.privacy import account, max_participation
     from .taxonomy import builtin_taxonomy
 
@@ -209,7 +210,7 @@ def numbers(
     out["EstChains"] = _f(int(est.attrs["chains"]))
     out["EstDraws"] = _f(int(est.attrs["draws"]))
     out["LitClaims"] = _f(len(claims))
-    out["LitHold"] = _f(sum(int(ds.attrs["holds"]) for ds in claims.values()))
+    out["LitHold"] = _f(sum(holds(ds) is True for ds in claims.values()))
     for key, ds in claims.items():
         c = _camel(key)
         q = ds.attrs["quantity"]
@@ -557,6 +558,9 @@ def transfer_table_tex(claims: xr.Dataset) -> str:
                 cells.append("n/a")
                 continue
             h, e, se = (float(claims[v].values[i, j]) for v in ("holds", "effect", "effect_se"))
+            if math.isnan(h):
+                cells.append("undet.")
+                continue
             mark = "\\checkmark" if h else "$\\times$"
             cells.append(f"{mark}~${e:+.3f}\\,({se:.3f})$")
         t = float(claims["transfers"].values[i])
@@ -671,6 +675,8 @@ def literature_table_tex(claims: dict[str, xr.Dataset]) -> str:
     Returns:
         The table's LaTeX.
     """
+    from .sim.literature import verdict_word
+
     rows = []
     for key, ds in claims.items():
         cites = ",".join(json.loads(ds.attrs["cites"]))
@@ -678,7 +684,7 @@ def literature_table_tex(claims: dict[str, xr.Dataset]) -> str:
         rows.append(
             f"{ds.attrs['title']} \\citep{{{cites}}} & {_tex(ds.attrs['quantity_label'])} & "
             f"$\\Lit{c}First \\to \\Lit{c}Last$ & $\\Lit{c}Effect \\pm \\Lit{c}SE$ & "
-            f"{'yes' if ds.attrs['holds'] else 'no'} \\\\"
+            f"{verdict_word(ds)} \\\\"
         )
     return "\n".join(
         [

@@ -495,6 +495,8 @@ def literature_rows(results: dict[str, xr.Dataset]) -> tuple[list[str], list[lis
     Returns:
         (header, rows).
     """
+    from .sim.literature import verdict_word
+
     header = ["claim", "quantity", "first arm", "last arm", "effect (SE)", "margin", "holds"]
     rows = []
     for ds in results.values():
@@ -509,7 +511,7 @@ def literature_rows(results: dict[str, xr.Dataset]) -> tuple[list[str], list[lis
                 f"{_fmt(m[-1], 3)} ({x[-1]})",
                 f"{_fmt(ds.attrs['effect'], 3)} ({_fmt(ds.attrs['effect_se'], 3)})",
                 _fmt(ds.attrs["margin"], 3),
-                "yes" if ds.attrs["holds"] else "no",
+                verdict_word(ds),
             ]
         )
     return header, rows

@@ -79,6 +79,12 @@ def quantities() -> tuple[str, ...]:
     )
 
 
+#: Quantities defined only by the linear readout's closed forms (``drift``: the fixed
+#: point of its affine local maps, :func:`client_drift`); NaN in a Monte Carlo model's
+#: runs, and a claim measured by one does not apply to such a model.
+LINEAR_QUANTITIES = frozenset({"drift"})
+
+
 #: The reduced size every literature scenario runs at (a claim may override it).
 SMALL = {
     "population.num_clients": 300,
@@ -390,6 +396,12 @@ def claim_with(key: str, overrides: dict[str, Any]) -> tuple[Claim | None, str |
         variant.arm_scenarios()  # validates the base and every arm
     except ScenarioError as exc:
         return None, str(exc).removeprefix("invalid scenario: ")
+    kind = variant.scenario().model.kind
+    if variant.quantity in LINEAR_QUANTITIES and kind != "linear":
+        return None, (
+            f"its quantity {variant.quantity!r} is the linear readout's closed form (the fixed point of the affine "
+            f"local maps); model.kind = {kind!r} has none"
+        )
     return variant, None
 
 
@@ -433,9 +445,9 @@ def client_drift(pop) -> jax.Array:
     return jnp.linalg.norm(x - star) / jnp.linalg.norm(star)
 
 
-def _quantities(view, ctx, pop, rounds, theta_final) -> jax.Array:
+def _quantities(view, ctx, pop, rounds, theta_final, linear: bool = True) -> jax.Array:
     metric, (t_f, _) = run_failures(view, ctx, pop, rounds)
-    drift = client_drift(pop)
+    drift = client_drift(pop) if linear else jnp.float32(jnp.nan)  # LINEAR_QUANTITIES
     vals = (
         [late(metric[:, i]) for i in range(len(MODES))]
         + [(t_f[i] >= 0).astype(jnp.float32) for i in range(len(MODES))]
@@ -453,7 +465,7 @@ def _quantities(view, ctx, pop, rounds, theta_final) -> jax.Array:
 
 def _one(cfg: Config, paths: tuple[str, ...], values, seed):
     view, ctx, pop, _, out = simulate(cfg.with_values(paths, values), seed)
-    return _quantities(view, ctx, pop, out.rounds, out.theta_final)
+    return _quantities(view, ctx, pop, out.rounds, out.theta_final, cfg.scenario.model.kind == "linear")
 
 
 @functools.partial(jax.jit, static_argnames=("paths",))
@@ -602,6 +614,9 @@ def assess(ds: xr.Dataset) -> xr.Dataset:
     """Add the mean and SE per arm of every quantity and the verdict on the claim:
     effect = direction * (mean_last - mean_first), se = sqrt(se_first^2 + se_last^2),
     holds = effect > margin and effect > 3 se (1 or 0; NaN runs are dropped and counted).
+    When the first or last arm has no valid run (or fewer than two, so no SE), the
+    verdict is *undetermined*: effect, effect_se and holds are NaN and the attribute
+    ``undetermined`` says why, never a silent "does not hold".
 
     Args:
         ds: a claim's raw values.
@@ -619,10 +634,39 @@ def assess(ds: xr.Dataset) -> xr.Dataset:
     effect = d * (m[-1] - m[0])
     eff_se = float(np.hypot(s[0], s[-1]))
     out = ds.assign(mean=mean, se=se, n_valid=n)
+    nv = n.sel(quantity=q).values
+    if not (np.isfinite(effect) and np.isfinite(eff_se)):
+        out.attrs.update(
+            effect=math.nan,
+            effect_se=math.nan,
+            holds=math.nan,
+            undetermined=f"no valid run of {q!r} in the first or last arm (valid runs: first {int(nv[0])}, "
+            f"last {int(nv[-1])}; at least 2 each)",
+        )
+        return out
     out.attrs.update(
         effect=float(effect), effect_se=eff_se, holds=int(effect > float(ds.attrs["margin"]) and effect > 3 * eff_se)
     )
     return out
+
+
+def holds(ds: xr.Dataset) -> bool | None:
+    """A claim result's verdict: True (holds), False (does not), None (undetermined:
+    :func:`assess` found no valid run in an end arm).
+
+    Args:
+        ds: an assessed claim result.
+
+    Returns:
+        The verdict.
+    """
+    h = float(ds.attrs["holds"])
+    return None if math.isnan(h) else bool(h)
+
+
+def verdict_word(ds: xr.Dataset) -> str:
+    """``"yes"``, ``"no"`` or ``"undetermined"`` (:func:`holds`)."""
+    return {True: "yes", False: "no", None: "undetermined"}[holds(ds)]
 
 
 def _same_claim(ds: xr.Dataset, claim: Claim, seeds: int) -> bool:

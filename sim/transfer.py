@@ -127,7 +127,7 @@ def transfer_claims(
     folder: Path | str | None = None,
 ) -> xr.Dataset:
     """Each claim under each client model: Dataset over (claim, model) of ``holds`` (1, 0,
-    NaN where not applicable), ``effect`` and ``effect_se`` (:func:`sim.literature.assess`),
+    NaN where not applicable or undetermined), ``effect`` and ``effect_se`` (:func:`sim.literature.assess`),
     ``applies`` and the reason where it does not (``reason``), and per claim ``transfers``.
 
     Args:
@@ -146,6 +146,7 @@ def transfer_claims(
     shape = (len(keys), len(kinds))
     holds, effect, se = (np.full(shape, np.nan) for _ in range(3))
     reason = np.full(shape, "", dtype=object)
+    applies = np.zeros(shape, bool)
     for i, key in enumerate(keys):
         for j, kind in enumerate(kinds):
             claim, why = claim_on_model(key, kind, size)
@@ -156,6 +157,8 @@ def transfer_claims(
                 ds = run_claim_saved(claim, seeds, path)
                 release_programs()
                 holds[i, j], effect[i, j], se[i, j] = ds.attrs["holds"], ds.attrs["effect"], ds.attrs["effect_se"]
+                applies[i, j] = True
+                reason[i, j] = ds.attrs.get("undetermined", "")  # applies, but no verdict: why
             if progress is not None:
                 progress(key, kind)
     out = xr.Dataset(
@@ -163,7 +166,7 @@ def transfer_claims(
             "holds": (("claim", "model"), holds),
             "effect": (("claim", "model"), effect),
             "effect_se": (("claim", "model"), se),
-            "applies": (("claim", "model"), ~np.isnan(holds)),
+            "applies": (("claim", "model"), applies),
             "reason": (("claim", "model"), reason.astype(str)),
         },
         coords={"claim": list(keys), "model": list(kinds), "title": ("claim", [get_claim(k).title for k in keys])},
@@ -279,7 +282,7 @@ def transfer_rows(claims: xr.Dataset) -> tuple[list[str], list[list[str]]]:
                 row.append("n/a")
             else:
                 h, e, s = (float(claims[v].values[i, j]) for v in ("holds", "effect", "effect_se"))
-                row.append(f"{'holds' if h else 'fails'} {e:+.3f} ± {s:.3f}")
+                row.append("undetermined" if math.isnan(h) else f"{'holds' if h else 'fails'} {e:+.3f} ± {s:.3f}")
         t = float(claims["transfers"].values[i])
         row.append("-" if math.isnan(t) else ("yes" if t else "no"))
         rows.append(row)

@@ -13,6 +13,7 @@ from silentfail.sim import literature as L
 from silentfail.sim.population import build_population
 from silentfail.sim.run import run
 from silentfail.sim.scenario import ScenarioError
+from silentfail.sim.transfer import overrides
 
 
 @pytest.mark.parametrize("key", L.CLAIM_KEYS)
@@ -159,3 +160,22 @@ def test_measure_runs_whole_lanes_and_drops_the_padding():
     np.testing.assert_array_equal(out[:, 0], np.arange(12))  # each run's own seed, in order
     _whole_lanes(fn, values[:8], np.arange(8, dtype=np.uint32))
     assert seen[-1] == LANES  # a whole number of lanes is not padded
+
+
+def test_a_claim_with_no_valid_value_in_an_arm_is_undetermined_not_failed():
+    # every run of the last arm NaN (e.g. a quantity the model does not define): the
+    # verdict is NaN with the count of valid runs, never "does not hold"
+    ds = _fake([[0.0, 0.1, 0.2], [np.nan, np.nan, np.nan]])
+    assert np.isnan(ds.attrs["holds"]) and np.isnan(ds.attrs["effect"])
+    assert "no valid run" in ds.attrs["undetermined"]
+
+
+def test_drift_is_a_linear_readout_quantity():
+    # FedAvg's fixed point is the closed form of the linear readout's affine local maps:
+    # under a Monte Carlo model the claim does not apply, and its runs never carry the
+    # linear closed form as if it were the model's
+    for kind in ("mlp", "lora", "digits"):
+        claim, why = L.claim_with("client_drift", overrides(kind))
+        assert claim is None and "'drift'" in why and "linear readout" in why, kind
+    claim, why = L.claim_with("client_drift", overrides("linear"))
+    assert claim is not None and why is None
