@@ -47,6 +47,19 @@ import xarray as xr
 
 from .sim.scenario import MODES, Scenario
 
+#: BibTeX of the results the frontier draws that the taxonomy's references lack.
+BIBTEX = r"""
+@article{bu2020deep,
+  author  = {Bu, Zhiqi and Dong, Jinshuo and Long, Qi and Su, Weijie J.},
+  title   = {Deep Learning with {G}aussian Differential Privacy},
+  journal = {Harvard Data Science Review},
+  volume  = {2},
+  number  = {3},
+  year    = {2020},
+  doi     = {10.1162/99608f92.cfc5dd25}
+}
+"""
+
 Z = "federation.noise_multiplier"
 STRENGTH = "shifts.strength"
 

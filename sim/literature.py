@@ -665,7 +665,14 @@ def holds(ds: xr.Dataset) -> bool | None:
 
 
 def verdict_word(ds: xr.Dataset) -> str:
-    """``"yes"``, ``"no"`` or ``"undetermined"`` (:func:`holds`)."""
+    """A claim result's verdict in a word, for tables.
+
+    Args:
+        ds: an assessed claim result.
+
+    Returns:
+        ``"yes"``, ``"no"`` or ``"undetermined"`` (:func:`holds`).
+    """
     return {True: "yes", False: "no", None: "undetermined"}[holds(ds)]
 
 

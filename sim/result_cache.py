@@ -22,8 +22,12 @@ import hashlib
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 _STATE: dict = {"plugins": False, "folder": None}
 
@@ -134,6 +138,41 @@ def cached(kind: str, parts: tuple[str | bytes, ...], compute: Callable[[], dict
         tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
         np.savez(tmp, **{k: np.asarray(v) for k, v in out.items()})
         tmp.replace(path)
+    except OSError:  # a read-only or full disk: the result is still returned
+        pass
+    return out
+
+
+def cached_dataset(kind: str, parts: tuple[str | bytes, ...], compute: Callable[[], xr.Dataset]) -> xr.Dataset:
+    """:func:`cached` for a whole result Dataset (a sweep, a posterior, the influence
+    tests), stored as NetCDF (:func:`~silentfail.sim.trace.save_netcdf`, atomic) under
+    the key of ``parts``; read back when present, so what a command already computed
+    for the same inputs and code is reused (the paper build: ``silentfail paper``).
+
+    Args:
+        kind: a name for the file (e.g. ``"paper-sweep"``).
+        parts: the inputs that determine the result.
+        compute: computes the result.
+
+    Returns:
+        The Dataset (loaded into memory).
+    """
+    import xarray as xr
+
+    from .trace import save_netcdf
+
+    folder = directory()
+    if folder is None:
+        return compute()
+    path = folder / f"{kind}-{key(kind, *parts)}.nc"
+    if path.exists():
+        try:
+            return xr.load_dataset(path, engine="h5netcdf")
+        except Exception:  # noqa: BLE001 - an unreadable file is computed again
+            pass
+    out = compute()
+    try:
+        save_netcdf(out, path)
     except OSError:  # a read-only or full disk: the result is still returned
         pass
     return out

@@ -38,9 +38,14 @@ def test_quick_build_produces_a_pdf_whose_pages_render(quick_paper, tmp_path):
     assert len(pages) >= 6
     import matplotlib.image as mpimg
 
-    for p in pages:  # every page rendered with something on it (not blank)
+    for p in pages:  # every page rendered with something on it (not blank), nothing off its edges
         img = mpimg.imread(p)[..., :3]
         assert img.shape[0] > 400 and (img.mean(-1) < 0.9).mean() > 0.005, p.name
+        assert paper.edge_ink(img, int(0.04 * min(img.shape[:2]))) == 0, f"{p.name}: content runs into the margin"
+    figures = sorted((quick_paper / "generated").glob("*.png"))
+    assert len(figures) >= 7
+    for f in figures:  # no figure clipped by its canvas (tight bounding boxes leave a white rim)
+        assert paper.edge_ink(mpimg.imread(f), 2) == 0, f"{f.name} is clipped at its edge"
     log = (quick_paper / "main.log").read_text(errors="replace")
     overfull = re.findall(r"Overfull \\hbox \(([\d.]+)pt too wide\)[^\n]*", log)
     assert not overfull, f"{len(overfull)} overfull boxes, widest {max(map(float, overfull)):.1f}pt (main.log)"
@@ -100,3 +105,40 @@ def test_missing_source_is_a_clear_error(tmp_path):
 def test_numbers_format_integers_floats_and_infinity():
     assert paper._f(3) == "3" and paper._f(np.int64(7)) == "7" and paper._f(0.12345) == "0.123"
     assert paper._f(float("inf")) == r"\infty" and paper._camel("adaptive_switching") == "AdaptiveSwitching"
+
+
+def test_edge_ink_sees_a_clipped_figure_and_a_page_that_overruns():
+    img = np.ones((100, 80, 3))
+    img[40:60, 30:50] = 0.0  # content inside
+    assert paper.edge_ink(img, 2) == 0
+    img[45:50, 78:] = 0.0  # a label cut off at the right edge
+    assert paper.edge_ink(img, 2) > 0
+    page = np.ones((550, 425))
+    page[20:530, 10:400] = 0.2  # text running into the left margin
+    assert paper.edge_ink(page, 17) > 0
+
+
+def test_the_recorded_frontier_is_the_phase_worlds_and_its_epsilons_are_the_accountants():
+    from silentfail.frontier import Z, epsilons, gdp_boundary
+
+    ds = paper.load_frontier(paper.SOURCE / "data" / "frontier")  # refuses a stale record
+    sc = paper.phase_scenario()
+    ends = [0, -1]  # the accountant at the grid's ends (each call composes the whole run)
+    np.testing.assert_allclose(ds["epsilon"].values[ends], epsilons(sc, ds[Z].values[ends]), rtol=1e-9)
+    assert ds.attrs["gdp_epsilon"] == pytest.approx(gdp_boundary(sc, sc.monitor.alpha), rel=1e-9)
+    nums = paper.frontier_numbers(ds)
+    assert nums["FrontierSeeds"] == str(ds.attrs["seeds"]) and nums["FrontierGridZ"] == str(ds.sizes[Z])
+    assert int(nums["FrontierSilentModes"]) <= int(nums["FrontierModes"]) == ds.sizes["mode"]
+    tex = paper.frontier_table_tex(ds)
+    assert tex.count("\\\\") == ds.sizes["mode"] + 1  # a row per mode and the header
+
+
+def test_a_stale_or_missing_frontier_record_is_refused(tmp_path):
+    with pytest.raises(paper.PaperError, match="silentfail frontier -o"):
+        paper.load_frontier(tmp_path)
+    ds = paper.load_frontier(paper.SOURCE / "data" / "frontier")
+    sc = paper.phase_scenario().replace(**{"federation.rounds": 7})
+    ds.attrs["scenario"] = sc.to_json()
+    ds.to_netcdf(tmp_path / paper.FRONTIER, engine="h5netcdf")
+    with pytest.raises(paper.PaperError, match="another scenario"):
+        paper.load_frontier(tmp_path)

@@ -108,3 +108,23 @@ def test_a_second_simulate_reads_its_calibration_from_the_result_cache(tmp_path)
     again = subprocess.run(args, capture_output=True, text=True, env=env, cwd=tmp_path)
     assert again.returncode == 0 and again.stdout == first.stdout  # the same verdict
     assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "results").iterdir()} == stored  # read, not written
+
+
+def test_a_whole_dataset_is_computed_once_per_inputs_and_read_back_equal(tmp_path):
+    import xarray as xr
+
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return xr.Dataset({"p": (("x",), np.arange(3.0) / 7)}, attrs={"scenario": "{}", "seeds": 4})
+
+    assert result_cache.cached_dataset("t", ("a",), compute) is not None and len(calls) == 1  # no cache: computed
+    with result_cache.enabled(tmp_path):
+        first = result_cache.cached_dataset("t", ("a",), compute)
+        again = result_cache.cached_dataset("t", ("a",), compute)
+        other = result_cache.cached_dataset("t", ("b",), compute)
+    assert len(calls) == 3  # "a" once, "b" once, the second "a" read back
+    xr.testing.assert_identical(first, again)
+    xr.testing.assert_identical(first, other)
+    assert len(list(tmp_path.glob("t-*.nc"))) == 2
