@@ -47,9 +47,9 @@ BUILDERS: dict[str, Callable[[], Result]] = {
 #: checks that every symbol of every statement is here).
 NOTATION: dict[str, dict[str, str]] = {
     "kstep": {
-        "x_K": "the iterate after K steps",
+        "x_K": r"the iterate after $K$ steps",
         "x_0": "the start",
-        "c": "the minimizer of the client's quadratic f(x) = a/2 (x - c)^2",
+        "c": r"the minimizer of the client's quadratic $f(x) = \frac{a}{2}(x - c)^2$",
         "a": "its curvature",
         "eta": "the step size",
         "K": "the number of local steps",
@@ -57,9 +57,9 @@ NOTATION: dict[str, dict[str, str]] = {
     "fedavg_fixed_point": {
         "x^*": "FedAvg's fixed point",
         "n": "the number of clients",
-        "c": "c_i, client i's optimum",
-        "p": "p_i, its FedAvg weight",
-        "q": "q_i = 1 - (1 - eta a_i)^K, the share of the way to c_i that K local steps of rate eta travel on curvature a_i",
+        "c": r"$c_i$, client $i$'s optimum",
+        "p": r"$p_i$, its FedAvg weight",
+        "q": r"$q_i = 1 - (1 - \eta a_i)^K$, the share of the way to $c_i$ that $K$ local steps of rate $\eta$ travel on curvature $a_i$",
     },
     "ditto": {
         "lambda": "the personalization strength",
@@ -73,7 +73,7 @@ NOTATION: dict[str, dict[str, str]] = {
         "Delta R_agg": "the aggregate's excess risk there",
     },
     "dp_power": {
-        "Power": "the probability that the level-alpha aggregate test alarms",
+        "Power": r"the probability that the level-$\alpha$ aggregate test alarms",
         "pi": "the share of shifted clients",
         "delta": "their mean shift",
         "s2": "the variance of one client's report",
@@ -83,7 +83,7 @@ NOTATION: dict[str, dict[str, str]] = {
         "alpha": "the test's level",
     },
     "minimal_detectable_shift": {
-        "delta_min": "the smallest mean shift the test detects with power 1 - beta",
+        "delta_min": r"the smallest mean shift the test detects with power $1 - \beta$",
         "pi": "the share of shifted clients",
         "s2": "the variance of one client's report",
         "M": "the number of reports",
@@ -93,38 +93,38 @@ NOTATION: dict[str, dict[str, str]] = {
         "beta": "the miss probability",
     },
     "gdp_ceiling": {
-        "Power_max": "the most power any level-alpha test has",
-        "mu": "the release's GDP parameter (sqrt(T)/z for T Gaussian releases of noise multiplier z)",
+        "Power_max": r"the most power any level-$\alpha$ test has",
+        "mu": r"the release's GDP parameter ($\sqrt{T}/z$ for $T$ Gaussian releases of noise multiplier $z$)",
         "alpha": "the level",
     },
     "erosion": {
-        "<theta^* - theta_0, u>": "the tuned model's displacement along the alignment direction u",
+        "<theta^* - theta_0, u>": r"the tuned model's displacement along the alignment direction $u$",
         "n": "the dimension",
-        "h": "h_i, the eigenvalues of the task's curvature H (eigenvectors e_i)",
-        "Delta": "Delta_i = <theta_task - theta_0, e_i>, the task's pull",
-        "u": "u_i = <e_i, u>",
+        "h": r"$h_i$, the eigenvalues of the task's curvature $H$ (eigenvectors $e_i$)",
+        "Delta": r"$\Delta_i = \langle \theta_{\mathrm{task}} - \theta_0, e_i\rangle$, the task's pull",
+        "u": r"$u_i = \langle e_i, u\rangle$",
         "lambda": "the proximal strength",
     },
     "label_shift": {
-        "b_c": "the Bayes-optimal bias under the client's prior pi_c = P(y = +1)",
-        "b_0": "that under the base prior pi_0",
+        "b_c": r"the Bayes-optimal bias under the client's prior $\pi_c = P(y = +1)$",
+        "b_0": r"that under the base prior $\pi_0$",
         "pi_c": "the client's prior",
         "pi_0": "the base prior",
     },
     "qffl": {
         "theta_q": "the q-FFL optimum",
-        "c_1": "group 1's optimum (c_1 < c_2)",
+        "c_1": r"group 1's optimum ($c_1 < c_2$)",
         "c_2": "group 2's",
         "p_1": "group 1's share",
         "p_2": "group 2's",
         "q": "the fairness parameter",
     },
     "mean_field": {
-        "theta_t": "the global model in round t of the population limit",
+        "theta_t": r"the global model in round $t$ of the population limit",
         "theta_0": "the FM",
-        "P": "Pbar = sum_c w_c q_c P_c / sum_c w_c q_c, the clients' mean personalization map",
-        "b": "bbar, their mean offset",
-        "t": "the round",
+        "P": r"$\bar P = \sum_c w_c q_c P_c / \sum_c w_c q_c$, the clients' mean personalization map",
+        "b": r"$\bar b$, their mean offset",
+        "t": r"the round",
     },
 }
 
@@ -163,6 +163,50 @@ def latex_document(names: list[str] | None = None) -> str:
     return header + "\n\n".join(blocks) + "\n"
 
 
+#: How the notation table refers to a result: its equation number.
+EQREF = "\\eqref{{eq:{}}}"
+
+
+def notation_table_tex() -> str:
+    """The paper's notation table (booktabs, full width): every symbol of every result's
+    statement with its meaning and the results that use it in that meaning, in the order
+    of first use (:data:`NOTATION`).
+
+    Returns:
+        The table's LaTeX.
+    """
+    import sympy as sp
+
+    from ._result import _tex_text, tex
+
+    rows: dict[tuple[str, str], list[str]] = {}
+    for name in BUILDERS:
+        for sym, meaning in NOTATION.get(name, {}).items():
+            rows.setdefault((sym, meaning), []).append(name)
+    body = [
+        f"${tex(sp.Symbol(sym))}$ & {_tex_text(meaning)} & {', '.join(EQREF.format(n) for n in names)} \\\\"
+        for (sym, meaning), names in rows.items()
+    ]
+    return "\n".join(
+        [
+            "% generated by `silentfail paper` from silentfail.proofs.NOTATION; do not edit",
+            "\\begin{table*}[t]",
+            "\\centering\\small",
+            "\\caption{Notation of the theory's results: each symbol, its meaning, and the results that use it "
+            "in that meaning (Section~\\ref{sec:theory}).}",
+            "\\label{tab:notation}",
+            "\\begin{tabular}{@{}l p{0.62\\textwidth} l@{}}",
+            "\\toprule",
+            "Symbol & Meaning & Results \\\\",
+            "\\midrule",
+            *body,
+            "\\bottomrule",
+            "\\end{tabular}",
+            "\\end{table*}",
+        ]
+    )
+
+
 #: ``\fitmath{...}``: a display at its natural size, scaled down to the line width when it
 #: is wider (needs graphicx); defined by the fragment itself unless the document has it.
 FITMATH = r"""\makeatletter\@ifundefined{fitbox}{\newsavebox{\fitbox}}{}\makeatother
@@ -172,4 +216,4 @@ FITMATH = r"""\makeatletter\@ifundefined{fitbox}{\newsavebox{\fitbox}}{}\makeato
 """
 
 
-__all__ = ["BUILDERS", "NOTATION", "Result", "Step", "latex_document", "result"]
+__all__ = ["BUILDERS", "NOTATION", "Result", "Step", "latex_document", "notation_table_tex", "result"]

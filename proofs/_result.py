@@ -169,7 +169,7 @@ class Result:
             f"\\paragraph{{{self.title}.}}",
             f"\\begin{{equation}}\\label{{eq:{self.name}}}\\fitmath{{{self.latex()}}}\\end{{equation}}",
             *([f"where {where}."] if where else []),
-            f"Holds when {_tex_text(self.conditions)}. Source: {_tex_text(self.reference)}.",
+            f"Holds when {_tex_text(self.conditions)}. Source: {_tex_text(self.reference.replace(*SELF_REFERENCE))}.",
             "\\begin{enumerate}",
         ]
         lines += [f"\\item {_tex_text(s.text)}:\\par\\fitmath{{{tex(s.expr)}}}" for s in self.steps]
@@ -204,6 +204,57 @@ _TEX_SPECIAL = {
 }
 
 
+#: The project's name for the paper in references, and how the paper itself says it.
+SELF_REFERENCE = ("the silentfail reference paper (paper/main.tex)", "this paper")
+
+#: LaTeX commands of the texts' inline math and their plain-text reading (:func:`plain_text`).
+_PLAIN = {
+    r"\langle": "<",
+    r"\rangle": ">",
+    r"\le": "<=",
+    r"\ge": ">=",
+    r"\times": "x",
+    r"\top": "T",
+    r"\star": "*",
+    r"\in": "in",
+    r"\sum": "sum",
+    r"\partial": "d",
+    r"\,": " ",
+}
+
+
 def _tex_text(text: str) -> str:
-    """Plain text made safe for LaTeX's text mode (one pass, so escapes are not re-escaped)."""
-    return "".join(_TEX_SPECIAL.get(ch, ch) for ch in text)
+    """A text (prose with inline math between ``$`` signs) for LaTeX: the prose made
+    safe for text mode (one pass, so escapes are not re-escaped), the math kept as it is.
+
+    Raises:
+        ValueError: an unbalanced ``$``.
+    """
+    parts = text.split("$")
+    if len(parts) % 2 == 0:
+        raise ValueError(f"unbalanced $ in {text!r}")
+    return "".join(f"${p}$" if i % 2 else "".join(_TEX_SPECIAL.get(ch, ch) for ch in p) for i, p in enumerate(parts))
+
+
+def plain_text(text: str) -> str:
+    """A text's plain reading for a terminal: the inline math's ``$`` signs dropped, its
+    commands read as words or ASCII (``\\lambda`` -> ``lambda``, ``\\bar P`` -> ``P``).
+
+    Args:
+        text: prose with inline math.
+
+    Returns:
+        The plain text.
+    """
+    import re
+
+    out = []
+    for i, part in enumerate(text.split("$")):
+        if i % 2:
+            for cmd, word in _PLAIN.items():
+                part = re.sub(re.escape(cmd) + r"(?![A-Za-z])", word, part)
+            part = re.sub(r"\\bar\s*\{?(\w)\}?", r"\1bar", part)
+            part = re.sub(r"\\(mathrm|mathbb|frac|hat)\b", "", part)
+            part = re.sub(r"\\([A-Za-z]+)", r"\1", part).replace("{", "").replace("}", "")
+        out.append(part)
+    return "".join(out)

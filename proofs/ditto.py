@@ -50,7 +50,7 @@ def ditto() -> Result:
                 sp.Eq(sp.Symbol("theta_lambda") - sp.Symbol("theta_c"), error),
             ),
             Step("expected squared error", sp.Eq(sp.Function("MSE")(lam), mse)),
-            Step("d MSE / d lambda = 0", sp.Eq(sp.Symbol("lambda^*"), lam_star)),
+            Step(r"$\partial\,\mathrm{MSE} / \partial\lambda = 0$", sp.Eq(sp.Symbol("lambda^*"), lam_star)),
             Step("MSE at the optimum", sp.Eq(sp.Function("MSE")(sp.Symbol("lambda^*")), mse_star)),
         ),
         arguments=(s2, n, tau2, lam),

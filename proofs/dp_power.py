@@ -88,12 +88,16 @@ def dp_power() -> Result:
         steps=(
             Step("variance of the noised secure mean", sp.Eq(sp.Symbol("sigma_T") ** 2, sigma_T**2)),
             Step("upper tail of a standard normal", sp.Eq(sp.Symbol("P(Z > w)"), tail)),
-            Step("P(T > z_{1-alpha} sigma_T) with T = pi delta + sigma_T Z", sp.Eq(sp.Symbol("Power"), power_raw)),
             Step(
-                "silent iff power < 1 - beta; solving power = 1 - beta for delta", sp.Eq(sp.Symbol("delta_min"), d_min)
+                r"$P(T > z_{1-\alpha} \sigma_T)$ with $T = \pi\delta + \sigma_T Z$",
+                sp.Eq(sp.Symbol("Power"), power_raw),
             ),
             Step(
-                "mu-GDP ceiling: the Neyman-Pearson test between N(0,1) and N(mu,1)",
+                r"silent iff the power is below $1 - \beta$; solving power $= 1 - \beta$ for $\delta$",
+                sp.Eq(sp.Symbol("delta_min"), d_min),
+            ),
+            Step(
+                r"$\mu$-GDP ceiling: the Neyman--Pearson test between $N(0,1)$ and $N(\mu,1)$",
                 sp.Eq(sp.Symbol("Power_max"), ceiling_raw),
             ),
         ),
@@ -126,11 +130,12 @@ def minimal_detectable_shift() -> Result:
         statement=sp.Eq(sp.Symbol("delta_min"), closed),
         steps=(
             Step(
-                "solve Power(delta) = 1 - beta (result dp_power)", sp.Eq(sp.Symbol("delta_min"), r.extras["delta_min"])
+                r"solve $\mathrm{Power}(\delta) = 1 - \beta$ (result dp_power)",
+                sp.Eq(sp.Symbol("delta_min"), r.extras["delta_min"]),
             ),
         ),
         arguments=(pi, s2, M, z, C, alpha, beta),
-        conditions="as for dp_power; 0 < alpha, beta < 1",
+        conditions=r"as for dp_power; $0 < \alpha, \beta < 1$",
         reference="the silentfail reference paper (paper/main.tex), Theory, result 4, and its detectors",
         extras={"derived": r.extras["delta_min"]},
     )
@@ -151,12 +156,12 @@ def gdp_ceiling() -> Result:
         statement=sp.Eq(sp.Symbol("Power_max"), Phi(mu - za)),
         steps=(
             Step(
-                "Neyman-Pearson between N(0,1) and N(mu,1) at level alpha",
+                r"Neyman--Pearson between $N(0,1)$ and $N(\mu,1)$ at level $\alpha$",
                 sp.Eq(sp.Symbol("Power_max"), r.extras["ceiling_raw"]),
             ),
         ),
         arguments=(mu, alpha),
-        conditions="the release is mu-GDP (T Gaussian releases with noise multiplier z: mu = sqrt(T)/z)",
+        conditions=r"the release is $\mu$-GDP ($T$ Gaussian releases with noise multiplier $z$: $\mu = \sqrt{T}/z$)",
         reference="Dong, Roth, Su (2022), Gaussian Differential Privacy",
         extras={"derived": r.extras["ceiling_raw"]},
     )

@@ -61,22 +61,25 @@ def erosion() -> Result:
         title="Alignment erosion under proximal fine-tuning",
         statement=sp.Eq(along, general),
         steps=(
-            Step("proximal objective (theta, theta_task, theta_0 in R^n, H symmetric n x n)", objective),
+            Step(
+                r"proximal objective ($\theta, \theta_{\mathrm{task}}, \theta_0 \in \mathbb{R}^n$, $H$ symmetric $n \times n$)",
+                objective,
+            ),
             Step("its gradient (matrix calculus), set to 0", sp.Eq(grad, sp.ZeroMatrix(n, 1), evaluate=False)),
             Step("the normal equations", normal),
             Step(
-                "solved (H + lambda I is positive definite)",
+                r"solved ($H + \lambda I$ is positive definite)",
                 sp.Eq(sp.MatrixSymbol("theta^*", n, 1) - th0, d, evaluate=False),
             ),
             Step(
-                "along u, in the eigenbasis H = sum_i h_i e_i e_i^T, with Delta_i = <theta_task - theta_0, e_i> "
-                "and u_i = <e_i, u>",
+                r"along $u$, in the eigenbasis $H = \sum_i h_i e_i e_i^\top$, with "
+                r"$\Delta_i = \langle \theta_{\mathrm{task}} - \theta_0, e_i\rangle$ and $u_i = \langle e_i, u\rangle$",
                 sp.Eq(along, general, evaluate=False),
             ),
         ),
         arguments=(),
-        conditions="H symmetric positive semi-definite, lambda > 0 (or H positive definite and lambda >= 0); "
-        "gradient descent run to convergence",
+        conditions=r"$H$ symmetric positive semi-definite, $\lambda > 0$ (or $H$ positive definite and "
+        r"$\lambda \ge 0$); gradient descent run to convergence",
         reference="the silentfail reference paper (paper/main.tex), Theory, result 5; Qi et al. (2024)",
         extras={
             "projection": projection,

@@ -45,12 +45,12 @@ def kstep() -> Result:
         title="K-step local gradient descent on a quadratic",
         statement=sp.Eq(sp.Symbol("x_K"), closed),
         steps=(
-            Step("gradient step on f(x) = a/2 (x - c)^2", recurrence),
-            Step("solve the linear recurrence from x_0", sp.Eq(x(k), solution)),
-            Step("at k = K, simplified", sp.Eq(sp.Symbol("x_K"), xK)),
+            Step(r"gradient step on $f(x) = \frac{a}{2}(x - c)^2$", recurrence),
+            Step(r"solve the linear recurrence from $x_0$", sp.Eq(x(k), solution)),
+            Step(r"at $k = K$, simplified", sp.Eq(sp.Symbol("x_K"), xK)),
         ),
         arguments=(eta, a, K, c, x0),
-        conditions="any step size; contracts to c iff 0 < eta a < 2",
+        conditions=r"any step size; contracts to $c$ iff $0 < \eta a < 2$",
         reference="the silentfail reference paper (paper/main.tex), Theory, result 1",
         extras={"derived": xK},
     )
@@ -80,14 +80,17 @@ def fedavg_fixed_point() -> Result:
         title="FedAvg's fixed point under client drift",
         statement=sp.Eq(sp.Symbol("x^*"), general),
         steps=(
-            Step("each client's K local steps from the global x (result kstep)", sp.Eq(sp.Symbol("x_{K,i}"), local[0])),
+            Step(
+                r"each client's $K$ local steps from the global $x$ (result kstep)",
+                sp.Eq(sp.Symbol("x_{K,i}"), local[0]),
+            ),
             Step(
                 f"fixed point of the weighted average, solved for {N_CLIENTS} clients", sp.Eq(sp.Symbol("x^*"), fixed)
             ),
-            Step("with q_i = 1 - (1 - eta a_i)^K", sp.Eq(sp.Symbol("x^*"), formula)),
+            Step(r"with $q_i = 1 - (1 - \eta a_i)^K$", sp.Eq(sp.Symbol("x^*"), formula)),
         ),
         arguments=(),
-        conditions="full participation, no noise, 0 < eta a_i < 2 for every client (so the iteration contracts)",
+        conditions=r"full participation, no noise, $0 < \eta a_i < 2$ for every client (so the iteration contracts)",
         reference="the silentfail reference paper (paper/main.tex), Theory, result 1; Karimireddy et al. (2020)",
         extras={"derived": fixed, "formula": formula, "p": p, "a": aa, "c": cc},
         numeric_impl=lambda p, q, c: jnp.sum(p * q * c) / jnp.sum(p * q),

@@ -47,15 +47,15 @@ def label_shift() -> Result:
         title="Label shift moves the Bayes bias by the log prior ratio",
         statement=sp.Eq(sp.Symbol("b_c") - sp.Symbol("b_0"), shift),
         steps=(
-            Step("posterior log-odds under prior pi_c", sp.Eq(sp.Function("ell_c")(x), lo_c)),
+            Step(r"posterior log-odds under prior $\pi_c$", sp.Eq(sp.Function("ell_c")(x), lo_c)),
             Step(
-                "the slope 2 mu / sigma^2 does not depend on the prior; the intercepts differ by",
+                r"the slope $2\mu/\sigma^2$ does not depend on the prior; the intercepts differ by",
                 sp.Eq(sp.Symbol("b_c") - sp.Symbol("b_0"), shift),
             ),
             Step("calibration error of the uncorrected base posterior on the client", sp.Eq(sp.Symbol("ECE_c"), ece)),
         ),
         arguments=(pi_c, pi_0),
-        conditions="Gaussian classes with equal variance (the log-odds is affine in x); 0 < pi_c, pi_0 < 1",
+        conditions=r"Gaussian classes with equal variance (the log-odds is affine in $x$); $0 < \pi_c, \pi_0 < 1$",
         reference="Saerens et al. (2002); the silentfail reference paper (paper/main.tex), Theory, result 6",
         extras={"log_odds_c": lo_c, "log_odds_0": lo_0, "ece": ece},
     )

@@ -38,11 +38,11 @@ def masking() -> Result:
         steps=(
             Step("aggregate risk", sp.Eq(sp.Symbol("R"), R)),
             Step("its minimizer", sp.Eq(sp.Symbol("theta^*"), star)),
-            Step("minority excess risk at theta*", sp.Eq(sp.Symbol("Delta R_min"), excess_min)),
-            Step("aggregate excess risk at theta*", sp.Eq(sp.Symbol("Delta R_agg"), excess_agg)),
+            Step(r"minority excess risk at $\theta^\star$", sp.Eq(sp.Symbol("Delta R_min"), excess_min)),
+            Step(r"aggregate excess risk at $\theta^\star$", sp.Eq(sp.Symbol("Delta R_agg"), excess_agg)),
         ),
         arguments=(pi,),
-        conditions="0 < pi < 1, equal curvature h > 0, distinct group optima",
+        conditions=r"$0 < \pi < 1$, equal curvature $h > 0$, distinct group optima",
         reference="the silentfail reference paper (paper/main.tex), Theory, result 3; Oh & Bui (2026)",
         extras={"theta_star": star, "excess_min": excess_min, "excess_agg": excess_agg},
     )

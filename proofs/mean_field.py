@@ -53,16 +53,17 @@ def mean_field() -> Result:
         title="The population limit of personalized FedAvg",
         statement=sp.Eq(sp.Symbol("theta_t"), closed),
         steps=(
-            Step("the expected round: theta_(t+1) = Pbar theta_t + bbar", recurrence),
-            Step("solve the linear recurrence from theta_0", sp.Eq(x(t), solution)),
+            Step(r"the expected round: $\theta_{t+1} = \bar P \theta_t + \bar b$", recurrence),
+            Step(r"solve the linear recurrence from $\theta_0$", sp.Eq(x(t), solution)),
             Step(
-                f"matrix form, induction step: Pbar theta* + bbar - theta* with theta* = (I - Pbar)^(-1) bbar ({D} x {D})",
+                r"matrix form, induction step: the residual $r = \bar P \theta^\star + \bar b - \theta^\star$ with "
+                rf"$\theta^\star = (I - \bar P)^{{-1}} \bar b$ (symbolic ${D} \times {D}$ matrices)",
                 sp.Eq(sp.Symbol("r"), sp.Integer(0) if residual == sp.zeros(D, 1) else residual[0]),
             ),
         ),
         arguments=(p, b, x0, t),
         conditions="every draw of a round replaced by its mean (many reports: a ratio of sums is the ratio of their "
-        "means), clipping not binding, server SGD at rate 1; converges iff the spectral radius of Pbar is below 1",
+        r"means), clipping not binding, server SGD at rate 1; converges iff the spectral radius of $\bar P$ is below 1",
         reference="the silentfail reference paper (paper/main.tex), Theory on the phase diagram",
         extras={"derived": solution, "fixed_point": star, "matrix_residual": residual},
     )

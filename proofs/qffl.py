@@ -52,12 +52,12 @@ def qffl() -> Result:
         steps=(
             Step("q-FFL objective", objective),
             Step("stationarity, divided by group 1's term", sp.Eq(stationarity, 0)),
-            Step("with d_1 = theta - c_1, d_2 = c_2 - theta (both > 0 between the optima)", balance),
-            Step("so d_1 = r d_2 with", sp.Eq(sp.Symbol("r"), r)),
-            Step("solving theta - c_1 = r (c_2 - theta)", sp.Eq(sp.Symbol("theta_q"), theta_q)),
+            Step(r"with $d_1 = \theta - c_1$, $d_2 = c_2 - \theta$ (both positive between the optima)", balance),
+            Step(r"so $d_1 = r d_2$ with", sp.Eq(sp.Symbol("r"), r)),
+            Step(r"solving $\theta - c_1 = r (c_2 - \theta)$", sp.Eq(sp.Symbol("theta_q"), theta_q)),
         ),
         arguments=(q, p1, p2, c1, c2),
-        conditions="two groups, equal curvature a > 0, c_1 < c_2 (theta_q lies between them)",
+        conditions=r"two groups, equal curvature $a > 0$, $c_1 < c_2$ ($\theta_q$ lies between them)",
         reference="Li et al. (2020), q-FFL; the silentfail reference paper (paper/main.tex), Theory, result 7",
         extras={
             "r": r,

@@ -1467,6 +1467,7 @@ def prove(
     """
 
     from .proofs import BUILDERS, latex_document, result
+    from .proofs._result import plain_text
 
     chosen = list(names or BUILDERS)
     unknown = [n for n in chosen if n not in BUILDERS]
@@ -1487,7 +1488,7 @@ def prove(
             r = result(name)
             console.print(f"[bold]{escape(name)}[/bold]: {escape(r.title)}", markup=True)
             console.print(r.pretty(), markup=False, highlight=False)
-            console.print(f"  holds when {r.conditions}", markup=False)
+            console.print(f"  holds when {plain_text(r.conditions)}", markup=False)
     if verify:
         from .verify import verify_all
 

@@ -412,6 +412,39 @@ def bench_numbers(bench: dict) -> dict[str, str]:
         "BenchNumpyRate": f"{numpy_rate:,.0f}",
         "BenchNumpyClients": f"{bench['numpy_loop']['clients']:,}",
         "BenchSpeedup": f"{small['client_rounds_per_s'] / numpy_rate:,.0f}",
+        **flower_numbers(bench),
+    }
+
+
+def flower_numbers(bench: dict) -> dict[str, str]:
+    """The Flower comparison's macros from the record's ``flower`` row (``bench.flower_peer``):
+    Flower's client-rounds per second on the same FedAvg clients, the engine's, the ratio,
+    the largest difference of the final global models, Flower's version and the date.
+
+    Args:
+        bench: the parsed ``benchmarks/results/bench.json``.
+
+    Returns:
+        ``{macro: text}``.
+
+    Raises:
+        PaperError: the record has no Flower measurement (naming how to make one).
+    """
+    fl = bench.get("flower", {})
+    if "speed_ratio" not in fl:
+        raise PaperError(
+            f"benchmarks/results/bench.json has no Flower measurement ({fl.get('skipped') or fl.get('error')}): "
+            "build its venv with `bash benchmarks/peers/build_flower_venv.sh` and run `silentfail bench`"
+        )
+    return {
+        "BenchFlowerVersion": str(fl["flwr"]),
+        "BenchFlowerClients": _f(int(fl["clients"])),
+        "BenchFlowerRounds": _f(int(fl["rounds"])),
+        "BenchFlowerRate": f"{fl['flower_client_rounds_per_s']:,.0f}",
+        "BenchFlowerOurRate": f"{fl['silentfail_client_rounds_per_s']:,.0f}",
+        "BenchFlowerRatio": f"{fl['speed_ratio']:,.0f}",
+        "BenchFlowerDiff": _sci(float(fl["max_abs_diff_global_model"])),
+        "BenchFlowerDate": str(fl.get("date", bench["date"])),
     }
 
 
@@ -981,7 +1014,7 @@ def build(
         PaperError: run outside the checkout, or a failed LaTeX build (its first error).
     """
     from . import figures
-    from .proofs import BUILDERS, latex_document
+    from .proofs import BUILDERS, latex_document, notation_table_tex
     from .sim import literature
     from .sim.estimate import estimate
     from .sim.result_cache import cached_dataset, directory, key
@@ -1014,6 +1047,7 @@ def build(
     (gen / "silence_map.tex").write_text(fit_tables(silence_map_tex(silence_map(tax))))
     say("theorems")
     (gen / "theorems.tex").write_text(latex_document())
+    (gen / "notation_table.tex").write_text(fit_tables(notation_table_tex()))
     (gen / "verification_table.tex").write_text(fit_tables(verification_table_tex(verify_all(list(BUILDERS)))))
 
     say("phase sweep")

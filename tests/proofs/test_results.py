@@ -313,3 +313,29 @@ def test_qffl_equals_direct_minimization():
         obj = lambda t: (p * (a / 2 * (t - c) ** 2) ** (q + 1)).sum() / (q + 1)  # noqa: B023, E731
         best = minimize_scalar(obj, bounds=(c[0], c[1]), method="bounded", options={"xatol": 1e-12}).x
         assert abs(f(q, p[0], p[1], c[0], c[1]) - best) < 1e-7
+
+
+def test_the_prose_of_every_result_sets_its_math_as_math():
+    # ASCII math in the prose (pi_c, sigma^2, theta*) would print as escaped text; the
+    # results write it between $ signs, which the LaTeX keeps and the terminal reads plainly
+    from silentfail.proofs import latex_document
+    from silentfail.proofs._result import _tex_text, plain_text
+
+    doc = latex_document()
+    assert "\\_" not in doc.replace("dp\\_power", "") and "textasciicircum" not in doc
+    assert "paper/main.tex" not in doc  # the paper says "this paper"
+    assert _tex_text(r"rate $\eta$ of a_b") == r"rate $\eta$ of a\_b"
+    assert plain_text(r"$\bar P \theta^\star$, $\lambda \ge 0$") == "Pbar theta^*, lambda >= 0"
+    with pytest.raises(ValueError, match="unbalanced"):
+        _tex_text("a $x")
+
+
+def test_the_notation_table_lists_every_symbol_of_every_statement_once_per_meaning():
+    from silentfail.proofs import NOTATION, notation_table_tex
+
+    table = notation_table_tex()
+    pairs = {(s, m) for n in BUILDERS for s, m in NOTATION[n].items()}
+    rows = [r for r in table.splitlines() if r.endswith("\\\\") and "\\eqref" in r]
+    assert len(rows) == len(pairs)
+    for name in BUILDERS:  # every result is referenced by its equation
+        assert f"\\eqref{{eq:{name}}}" in table
