@@ -558,6 +558,7 @@ def transfer_numbers(claims: xr.Dataset, phase: xr.Dataset) -> dict[str, str]:
         "TransferPhaseSeeds": _f(int(phase.attrs["seeds"])),
         "TransferCells": _f(int(np.prod([phase.sizes[d] for d in phase["regime"].dims if d not in ("model", "mode")]))),
         "TransferMinorityPercent": _f(round(100 * MINORITY_SHARE)),
+        "TransferNoList": _and_list([_tex(str(claims["title"].values[i])) for i in np.flatnonzero(t == 0)]),
     }
     for kind in [str(k) for k in claims["model"].values]:
         app = claims["applies"].sel(model=kind).values
@@ -673,6 +674,13 @@ def frontier_table_tex(ds: xr.Dataset) -> str:
             "\\end{table}",
         ]
     )
+
+
+def _and_list(items: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``; ``none`` for no items."""
+    if not items:
+        return "none"
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 #: How the paper names each client model of the transfer table.
