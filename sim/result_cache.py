@@ -110,6 +110,29 @@ def key(*parts: str | bytes) -> str:
     return h.hexdigest()
 
 
+def _through_file(kind: str, parts: tuple[str | bytes, ...], suffix: str, load, save, compute):
+    """``compute()``, read from the cache file of ``parts`` (``load(path)``) when it holds
+    one, else computed and written there (``save(value, path)``, atomic); outside
+    :func:`enabled`, just computed. An unreadable file is computed again; a write that
+    fails (read-only or full disk) still returns the result."""
+    folder = directory()
+    if folder is None:
+        return compute()
+    path = folder / f"{kind}-{key(kind, *parts)}{suffix}"
+    if path.exists():
+        try:
+            return load(path)
+        except Exception:  # noqa: BLE001 - an unreadable file is computed again
+            pass
+    out = compute()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        save(out, path)
+    except OSError:
+        pass
+    return out
+
+
 def cached(kind: str, parts: tuple[str | bytes, ...], compute: Callable[[], dict[str, np.ndarray]]) -> dict:
     """``compute()`` (a dict of arrays), read from the cache when it holds the result of
     the same ``parts``, else computed and stored.
@@ -122,25 +145,17 @@ def cached(kind: str, parts: tuple[str | bytes, ...], compute: Callable[[], dict
     Returns:
         The dict of NumPy arrays.
     """
-    folder = directory()
-    if folder is None:
-        return compute()
-    path = folder / f"{kind}-{key(kind, *parts)}.npz"
-    if path.exists():
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                return {k: data[k] for k in data.files}
-        except Exception:  # noqa: BLE001 - an unreadable file is computed again
-            pass
-    out = compute()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
+
+    def load(path: Path) -> dict:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+
+    def save(out: dict, path: Path) -> None:
         tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
         np.savez(tmp, **{k: np.asarray(v) for k, v in out.items()})
         tmp.replace(path)
-    except OSError:  # a read-only or full disk: the result is still returned
-        pass
-    return out
+
+    return _through_file(kind, parts, ".npz", load, save, compute)
 
 
 def cached_dataset(kind: str, parts: tuple[str | bytes, ...], compute: Callable[[], xr.Dataset]) -> xr.Dataset:
@@ -161,18 +176,6 @@ def cached_dataset(kind: str, parts: tuple[str | bytes, ...], compute: Callable[
 
     from .trace import save_netcdf
 
-    folder = directory()
-    if folder is None:
-        return compute()
-    path = folder / f"{kind}-{key(kind, *parts)}.nc"
-    if path.exists():
-        try:
-            return xr.load_dataset(path, engine="h5netcdf")
-        except Exception:  # noqa: BLE001 - an unreadable file is computed again
-            pass
-    out = compute()
-    try:
-        save_netcdf(out, path)
-    except OSError:  # a read-only or full disk: the result is still returned
-        pass
-    return out
+    return _through_file(
+        kind, parts, ".nc", lambda path: xr.load_dataset(path, engine="h5netcdf"), save_netcdf, compute
+    )
