@@ -599,8 +599,9 @@ def load_frontier(folder: str | Path) -> xr.Dataset:
 
 def frontier_numbers(ds: xr.Dataset) -> dict[str, str]:
     """The frontier section's macros: the grid (noise multipliers, their epsilon range at
-    delta, strengths, seeds), the mu-GDP boundary, and per mode the largest epsilon at which
-    a failing shift stays silent (``--``: at no epsilon of the grid).
+    delta, strengths, seeds), the mu-GDP boundary, and how many modes stay silent while
+    failing at some epsilon of the grid and at its largest (the per-mode epsilons are in
+    :func:`frontier_table_tex`).
 
     Args:
         ds: the frontier (:func:`silentfail.frontier.frontier`).
@@ -612,7 +613,7 @@ def frontier_numbers(ds: xr.Dataset) -> dict[str, str]:
 
     eps, z = ds["epsilon"].values, ds[Z].values
     largest = largest_silent_epsilon(ds)
-    out = {
+    return {
         "FrontierZMin": _f(float(z.min()), 2),
         "FrontierZMax": _f(float(z.max()), 1),
         "FrontierGridZ": _f(int(z.size)),
@@ -627,9 +628,6 @@ def frontier_numbers(ds: xr.Dataset) -> dict[str, str]:
         "FrontierSilentAtMax": _f(sum(v == float(eps.max()) for v in largest.values())),
         "FrontierModes": _f(len(largest)),
     }
-    for mode, v in largest.items():
-        out[f"FrontierLargest{_camel(mode)}"] = _f(v, 2)
-    return out
 
 
 def frontier_table_tex(ds: xr.Dataset) -> str:
@@ -1080,11 +1078,12 @@ def build(
     figures.boundary_figure(est, gen / "boundary_silent", quantity="silent", title=" ")
 
     say("literature claims")
+    saved = None  # where the claims were saved as they were run
     if claims is None:  # run (resumably) and saved claim by claim, in the result cache when there is one
         cache = directory()
-        claims = literature.run_claims(folder=cache / f"paper-claims-{key('claims')}" if cache else gen / "claims")
-        literature.save_claims(claims, gen / "claims")
-    else:
+        saved = cache / f"paper-claims-{key('claims')}" if cache else gen / "claims"
+        claims = literature.run_claims(folder=saved)
+    if saved != gen / "claims":
         literature.save_claims(claims, gen / "claims")
     figures.literature_figure(claims, gen / "claims")
     if "adaptive_switching" in claims:

@@ -445,9 +445,9 @@ def client_drift(pop) -> jax.Array:
     return jnp.linalg.norm(x - star) / jnp.linalg.norm(star)
 
 
-def _quantities(view, ctx, pop, rounds, theta_final, linear: bool = True) -> jax.Array:
+def _quantities(view, ctx, pop, rounds, theta_final) -> jax.Array:
     metric, (t_f, _) = run_failures(view, ctx, pop, rounds)
-    drift = client_drift(pop) if linear else jnp.float32(jnp.nan)  # LINEAR_QUANTITIES
+    drift = client_drift(pop) if view.model.kind == "linear" else jnp.float32(jnp.nan)  # LINEAR_QUANTITIES
     vals = (
         [late(metric[:, i]) for i in range(len(MODES))]
         + [(t_f[i] >= 0).astype(jnp.float32) for i in range(len(MODES))]
@@ -465,7 +465,7 @@ def _quantities(view, ctx, pop, rounds, theta_final, linear: bool = True) -> jax
 
 def _one(cfg: Config, paths: tuple[str, ...], values, seed):
     view, ctx, pop, _, out = simulate(cfg.with_values(paths, values), seed)
-    return _quantities(view, ctx, pop, out.rounds, out.theta_final, cfg.scenario.model.kind == "linear")
+    return _quantities(view, ctx, pop, out.rounds, out.theta_final)
 
 
 @functools.partial(jax.jit, static_argnames=("paths",))
