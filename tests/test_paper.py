@@ -142,3 +142,10 @@ def test_a_stale_or_missing_frontier_record_is_refused(tmp_path):
     ds.to_netcdf(tmp_path / paper.FRONTIER, engine="h5netcdf")
     with pytest.raises(paper.PaperError, match="another scenario"):
         paper.load_frontier(tmp_path)
+
+
+def test_a_bench_record_without_flower_is_refused_with_how_to_make_one():
+    with pytest.raises(paper.PaperError, match="no Flower measurement .--no-flower.*build_flower_venv.sh"):
+        paper.flower_numbers({"flower": {"skipped": "--no-flower"}, "date": "2026-12-07"})
+    with pytest.raises(paper.PaperError, match="no Flower measurement"):
+        paper.flower_numbers({"date": "2026-12-07"})
