@@ -741,7 +741,7 @@ def spawn(spec: dict, env: dict | None = None) -> dict:
         [sys.executable, "-m", "silentfail.bench", json.dumps(spec)],
         capture_output=True,
         text=True,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, "SILENTFAIL_COMPILE": "full", **(env or {})},  # XLA's optimized programs
     )
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark {spec} failed:\n{proc.stderr[-3000:]}")

@@ -17,7 +17,6 @@ function of (scenario, seed): the same key splits, the same population, the same
 
 from __future__ import annotations
 
-import functools
 from typing import NamedTuple
 
 import jax
@@ -25,6 +24,7 @@ from jax import Array
 
 from . import scale
 from .config import Config
+from .effort import effort_jit
 from .federate import RunOutput, _make_run
 from .population import Context, Population, _build
 from .scenario import Scenario
@@ -88,7 +88,7 @@ def simulate(
     )
 
 
-@functools.partial(jax.jit, static_argnames=("chunk", "devices"))
+@effort_jit(static_argnames=("chunk", "devices"))
 def program(
     cfg: Config,
     seed: Array | int,

@@ -47,6 +47,7 @@ import xarray as xr
 
 from .batch import LANES, batch_config, run_failures
 from .config import Config
+from .effort import effort_jit
 from .engine import simulate
 from .intervention import MECHANISMS
 from .literature import late
@@ -194,7 +195,7 @@ def _one(cfg: Config, values, seed):
     return jnp.where(ok, late(metric), jnp.nan), t_f
 
 
-@jax.jit
+@effort_jit(runs_arg=1)
 def program(cfg: Config, values: jax.Array, seeds: jax.Array) -> tuple[jax.Array, jax.Array]:
     """The late mode metrics and failure rounds of a batch of intervened runs.
 

@@ -46,6 +46,7 @@ import xarray as xr
 
 from .batch import LANES, batch_config, run_failures, traceable
 from .config import Config
+from .effort import effort_jit
 from .engine import simulate
 from .federate import check_supported
 from .privacy import dp_epsilon, max_participation
@@ -468,7 +469,7 @@ def _one(cfg: Config, paths: tuple[str, ...], values, seed):
     return _quantities(view, ctx, pop, out.rounds, out.theta_final)
 
 
-@functools.partial(jax.jit, static_argnames=("paths",))
+@effort_jit(runs_arg=1, static_argnames=("paths",))
 def program(cfg: Config, values: jax.Array, seeds: jax.Array, *, paths: tuple[str, ...]) -> jax.Array:
     """The claim quantities of a batch of runs, vmapped LANES at a time.
 
