@@ -20,9 +20,10 @@ and on the default phase sweep:
 * the cost exponents in clients, rounds and grid cells (least-squares slope of
   log time on log size);
 * the peers on the same work: the plain NumPy loop over clients
-  (``silentfail.sim.reference``) and, when its own virtual environment exists,
-  Flower's simulation engine running FedAvg on the same clients
-  (``benchmarks/peers/``), checked to reach the same global model.
+  (``silentfail.sim.reference``) and, when their own virtual environments exist,
+  three frameworks running FedAvg on the same clients (:data:`PEERS`: Flower's
+  simulation engine, pfl-research with PyTorch, FedJAX; ``benchmarks/peers/``), each
+  checked to reach the same global model.
 
 Results go to ``benchmarks/results/bench.json`` with the machine description.
 """
@@ -41,13 +42,32 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
-FLOWER_VENV = ROOT / "benchmarks" / "peers" / ".flower-venv"
+PEERS_DIR = ROOT / "benchmarks" / "peers"
+
+
+class Peer(NamedTuple):
+    """A simulation framework measured on the same FedAvg workload, in its own venv."""
+
+    title: str
+    venv: Path
+    script: str  # under benchmarks/peers/
+    build: str  # the script that builds its venv
+    version: str  # the key of its version in the peer's JSON (and the row's)
+
+
+#: the frameworks ``silentfail bench`` runs the FedAvg workload in (``framework_peer``)
+PEERS = {
+    "flower": Peer("Flower", PEERS_DIR / ".flower-venv", "flower_fedavg.py", "build_flower_venv.sh", "flwr"),
+    "pfl": Peer("pfl-research", PEERS_DIR / ".pfl-venv", "pfl_fedavg.py", "build_pfl_venv.sh", "pfl"),
+    "fedjax": Peer("FedJAX", PEERS_DIR / ".fedjax-venv", "fedjax_fedavg.py", "build_fedjax_venv.sh", "fedjax"),
+}
+FLOWER_VENV = PEERS["flower"].venv
 
 
 def default_output() -> Path:
@@ -497,27 +517,32 @@ def peer_clients(sc, path: Path) -> np.ndarray:
     return np.asarray(scan(Config(sc), ctx, pop, krun).theta_final, np.float64)
 
 
-def flower_peer(clients: int, rounds: int, venv: Path = FLOWER_VENV) -> dict:
-    """FedAvg in Flower's simulation engine (its own venv) against silentfail on the same
-    clients: wall times, speed ratio and the largest difference of the final global model.
+def framework_peer(name: str, clients: int, rounds: int, venv: Path | None = None) -> dict:
+    """FedAvg in a framework's simulator (``PEERS[name]``, its own venv) against silentfail
+    on the same clients: wall times, speed ratio and the largest difference of the final
+    global model. The row's keys are prefixed with the peer's name (``flower_rounds_s``).
 
     Args:
+        name: a key of :data:`PEERS`.
         clients: N.
         rounds: T.
-        venv: Flower's virtual environment.
+        venv: the framework's virtual environment (default the peer's).
 
     Returns:
         The peer row (or the reason it was skipped).
     """
-    python = venv / "bin" / "python"
+    peer = PEERS[name]
+    python = (venv or peer.venv) / "bin" / "python"
     if not python.exists():
-        return {"skipped": f"no Flower venv at {venv}; build it with: bash benchmarks/peers/build_flower_venv.sh"}
+        return {
+            "skipped": f"no {peer.title} venv at {venv or peer.venv}; build it with: bash benchmarks/peers/{peer.build}"
+        }
     sc = fedavg_scenario(clients, rounds)
     with tempfile.TemporaryDirectory() as tmp:
-        data, out = Path(tmp) / "clients.npz", Path(tmp) / "flower.json"
+        data, out = Path(tmp) / "clients.npz", Path(tmp) / f"{name}.json"
         theta_sf = peer_clients(sc, data)
         proc = subprocess.run(
-            [str(python), str(ROOT / "benchmarks" / "peers" / "flower_fedavg.py"), str(data), str(out)],
+            [str(python), str(PEERS_DIR / peer.script), str(data), str(out)],
             capture_output=True,
             text=True,
             timeout=3600,
@@ -526,18 +551,25 @@ def flower_peer(clients: int, rounds: int, venv: Path = FLOWER_VENV) -> dict:
             return {"error": proc.stderr[-2000:]}
         fl = json.loads(out.read_text())
     m = measure_run(clients, rounds, 5, chunk=None, sc=sc)  # the full engine (every metric) on the same workload
-    return {
+    row = {
         "clients": clients,
         "rounds": rounds,
-        "flwr": fl["flwr"],
-        "flower_total_s": fl["total_s"],
-        "flower_rounds_s": fl["rounds_s"],
-        "flower_client_rounds_per_s": clients * rounds / fl["rounds_s"],
+        peer.version: fl[peer.version],
+        f"{name}_rounds_s": fl["rounds_s"],
+        f"{name}_client_rounds_per_s": clients * rounds / fl["rounds_s"],
         "silentfail_run_s": m["run_s"],
         "silentfail_client_rounds_per_s": m["client_rounds_per_s"],
         "speed_ratio": fl["rounds_s"] / m["run_s"],
         "max_abs_diff_global_model": float(np.abs(np.asarray(fl["theta"]) - theta_sf).max()),
     }
+    if "total_s" in fl:
+        row[f"{name}_total_s"] = fl["total_s"]
+    return row
+
+
+def flower_peer(clients: int, rounds: int, venv: Path = FLOWER_VENV) -> dict:
+    """:func:`framework_peer` for Flower (``benchmarks/peers/flower_fedavg.py``)."""
+    return framework_peer("flower", clients, rounds, venv)
 
 
 def exponent(sizes: list[float], times: list[float]) -> float:
@@ -722,6 +754,8 @@ def _child(spec: dict) -> dict:
         return {"clients": spec["clients"], **round_cost(**spec)}
     if kind == "flower":
         return flower_peer(**spec)
+    if kind == "peer":
+        return framework_peer(**spec)
     if kind == "machine":
         return machine()
     raise ValueError(f"unknown benchmark kind {kind!r}")
@@ -758,7 +792,7 @@ def bench(
     Args:
         smoke: tiny sizes, in this process.
         output: the JSON file (None: not written).
-        flower: run the Flower peer.
+        flower: run the framework peers (:data:`PEERS`: Flower, pfl-research, FedJAX).
         log: a progress printer.
 
     Returns:
@@ -807,19 +841,21 @@ def bench(
     log("cost exponents: " + ", ".join(f"{k}^{v:.2f}" for k, v in exps.items()))
     floor = spawn_({"kind": "numpy", "clients": cfg["numpy_clients"]})
     log(f"numpy loop {floor['clients']} clients: {floor['client_rounds_per_s']:,.0f} client-rounds/s")
-    fl = (
-        spawn_({"kind": "flower", "clients": cfg["flower"][0], "rounds": cfg["flower"][1]})
-        if flower
-        else {"skipped": "--no-flower"}
-    )
-    if "speed_ratio" in fl:
-        log(
-            f"flower {fl['clients']} clients x {fl['rounds']} rounds: {fl['flower_client_rounds_per_s']:,.0f} client-rounds/s; "
-            f"silentfail {fl['silentfail_client_rounds_per_s']:,.0f}: {fl['speed_ratio']:,.0f}x; "
-            f"same global model to {fl['max_abs_diff_global_model']:.1e}"
+    peers = {}
+    for name in PEERS:
+        n, r = cfg["flower"]  # every peer runs the same workload
+        row = (
+            spawn_({"kind": "peer", "name": name, "clients": n, "rounds": r}) if flower else {"skipped": "--no-flower"}
         )
-    else:
-        log(f"flower: {fl.get('skipped') or fl.get('error')}")
+        peers[name] = row
+        if "speed_ratio" in row:
+            log(
+                f"{name} {n} clients x {r} rounds: {row[f'{name}_client_rounds_per_s']:,.0f} client-rounds/s; "
+                f"silentfail {row['silentfail_client_rounds_per_s']:,.0f}: {row['speed_ratio']:,.0f}x; "
+                f"same global model to {row['max_abs_diff_global_model']:.1e}"
+            )
+        else:
+            log(f"{name}: {row.get('skipped') or row.get('error')}")
     e2e = end_to_end(END_TO_END_SMOKE) if smoke else end_to_end(END_TO_END, NEARBY)
     for name, row in e2e.items():
         log(
@@ -849,7 +885,7 @@ def bench(
         "grid_scaling": by_grid,
         "exponents": exps,
         "numpy_loop": floor,
-        "flower": fl,
+        **peers,
         "end_to_end": e2e,
         "multiprocess": mp,
         "targets": {

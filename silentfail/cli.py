@@ -829,7 +829,9 @@ def bench_cmd(
         "accelerator; none with --smoke).",
     ),
     flower: bool = typer.Option(
-        True, "--flower/--no-flower", help="Run the Flower peer (needs benchmarks/peers/.flower-venv)."
+        True,
+        "--flower/--no-flower",
+        help="Run the framework peers, Flower, pfl-research and FedJAX (each needs its venv: benchmarks/peers/build_*_venv.sh).",
     ),
 ) -> None:
     """Measure speed and scale: client-rounds and local steps per second, compile time,

@@ -412,39 +412,47 @@ def bench_numbers(bench: dict) -> dict[str, str]:
         "BenchNumpyRate": f"{numpy_rate:,.0f}",
         "BenchNumpyClients": f"{bench['numpy_loop']['clients']:,}",
         "BenchSpeedup": f"{small['client_rounds_per_s'] / numpy_rate:,.0f}",
-        **flower_numbers(bench),
+        **peer_numbers(bench, "flower"),
+        **peer_numbers(bench, "pfl"),
+        **peer_numbers(bench, "fedjax"),
     }
 
 
-def flower_numbers(bench: dict) -> dict[str, str]:
-    """The Flower comparison's macros from the record's ``flower`` row (``bench.flower_peer``):
-    Flower's client-rounds per second on the same FedAvg clients, the engine's, the ratio,
-    the largest difference of the final global models, Flower's version and the date.
+def peer_numbers(bench: dict, name: str) -> dict[str, str]:
+    """A framework peer's macros from the record's row ``name`` (``bench.framework_peer``):
+    the framework's client-rounds per second on the same FedAvg clients, the engine's, the
+    ratio, the largest difference of the final global models, the framework's version and
+    the date, as ``\\Bench<Name>Rate`` and so on (``Flower``, ``Pfl``, ``Fedjax``).
 
     Args:
         bench: the parsed ``benchmarks/results/bench.json``.
+        name: a key of ``bench.PEERS`` (``flower``, ``pfl``, ``fedjax``).
 
     Returns:
         ``{macro: text}``.
 
     Raises:
-        PaperError: the record has no Flower measurement (naming how to make one).
+        PaperError: the record has no measurement of that peer (naming how to make one).
     """
-    fl = bench.get("flower", {})
-    if "speed_ratio" not in fl:
+    from .bench import PEERS
+
+    peer = PEERS[name]
+    row = bench.get(name, {})
+    if "speed_ratio" not in row:
         raise PaperError(
-            f"benchmarks/results/bench.json has no Flower measurement ({fl.get('skipped') or fl.get('error')}): "
-            "build its venv with `bash benchmarks/peers/build_flower_venv.sh` and run `silentfail bench`"
+            f"benchmarks/results/bench.json has no {peer.title} measurement ({row.get('skipped') or row.get('error')}): "
+            f"build its venv with `bash benchmarks/peers/{peer.build}` and run `silentfail bench`"
         )
+    p = "Bench" + name.capitalize()
     return {
-        "BenchFlowerVersion": str(fl["flwr"]),
-        "BenchFlowerClients": _f(int(fl["clients"])),
-        "BenchFlowerRounds": _f(int(fl["rounds"])),
-        "BenchFlowerRate": f"{fl['flower_client_rounds_per_s']:,.0f}",
-        "BenchFlowerOurRate": f"{fl['silentfail_client_rounds_per_s']:,.0f}",
-        "BenchFlowerRatio": f"{fl['speed_ratio']:,.0f}",
-        "BenchFlowerDiff": _sci(float(fl["max_abs_diff_global_model"])),
-        "BenchFlowerDate": str(fl.get("date", bench["date"])),
+        f"{p}Version": str(row[peer.version]),
+        f"{p}Clients": _f(int(row["clients"])),
+        f"{p}Rounds": _f(int(row["rounds"])),
+        f"{p}Rate": f"{row[f'{name}_client_rounds_per_s']:,.0f}",
+        f"{p}OurRate": f"{row['silentfail_client_rounds_per_s']:,.0f}",
+        f"{p}Ratio": f"{row['speed_ratio']:,.0f}",
+        f"{p}Diff": _sci(float(row["max_abs_diff_global_model"])),
+        f"{p}Date": str(row.get("date", bench["date"])),
     }
 
 

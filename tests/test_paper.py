@@ -4,6 +4,7 @@ recomputed from code; the bibliography is the code's."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -144,8 +145,30 @@ def test_a_stale_or_missing_frontier_record_is_refused(tmp_path):
         paper.load_frontier(tmp_path)
 
 
-def test_a_bench_record_without_flower_is_refused_with_how_to_make_one():
-    with pytest.raises(paper.PaperError, match="no Flower measurement .--no-flower.*build_flower_venv.sh"):
-        paper.flower_numbers({"flower": {"skipped": "--no-flower"}, "date": "2026-12-07"})
-    with pytest.raises(paper.PaperError, match="no Flower measurement"):
-        paper.flower_numbers({"date": "2026-12-07"})
+@pytest.mark.parametrize(
+    ("name", "title", "build"),
+    [
+        ("flower", "Flower", "build_flower_venv.sh"),
+        ("pfl", "pfl-research", "build_pfl_venv.sh"),
+        ("fedjax", "FedJAX", "build_fedjax_venv.sh"),
+    ],
+)
+def test_a_bench_record_without_a_peer_is_refused_with_how_to_make_one(name, title, build):
+    with pytest.raises(paper.PaperError, match=f"no {title} measurement .--no-flower.*{build}"):
+        paper.peer_numbers({name: {"skipped": "--no-flower"}, "date": "2026-12-07"}, name)
+    with pytest.raises(paper.PaperError, match=f"no {title} measurement"):
+        paper.peer_numbers({"date": "2026-12-07"}, name)
+
+
+def test_the_recorded_peers_reach_the_engines_global_model():
+    """Each framework ran the same FedAvg to the same final global model (float64 peers
+    against the float32 engine), and the paper's macros quote the record."""
+    bench = json.loads(paper.BENCH.read_text())
+    for name in ("flower", "pfl", "fedjax"):
+        row = bench[name]
+        assert row["max_abs_diff_global_model"] < 1e-6
+        assert row["speed_ratio"] == pytest.approx(
+            row["silentfail_client_rounds_per_s"] / row[f"{name}_client_rounds_per_s"]
+        )
+        macros = paper.peer_numbers(bench, name)
+        assert macros[f"Bench{name.capitalize()}Ratio"] == f"{row['speed_ratio']:,.0f}"
