@@ -1587,7 +1587,9 @@ def _enable_compilation_cache() -> None:
     except OSError:  # a read-only home: run without the cache
         return
     os.environ["JAX_COMPILATION_CACHE_DIR"] = str(path)
-    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+    # every program, the small ones too: a warm `simulate --preset default` compiled 21
+    # programs under 0.5 s each (1.35 s in all) on every call when only slower ones were kept
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 
 def _quiet_logs(argv: list[str]) -> None:
