@@ -63,9 +63,9 @@ class Peer(NamedTuple):
 
 #: the frameworks ``silentfail bench`` runs the FedAvg workload in (``framework_peer``)
 PEERS = {
-    "flower": Peer("Flower", PEERS_DIR / ".flower-venv", "flower_fedavg.py", "build_flower_venv.sh", "flwr"),
-    "pfl": Peer("pfl-research", PEERS_DIR / ".pfl-venv", "pfl_fedavg.py", "build_pfl_venv.sh", "pfl"),
-    "fedjax": Peer("FedJAX", PEERS_DIR / ".fedjax-venv", "fedjax_fedavg.py", "build_fedjax_venv.sh", "fedjax"),
+    "flower": Peer("Flower", PEERS_DIR / ".flower-venv", "flower_fedavg.py", "build_venv.sh flower", "flwr"),
+    "pfl": Peer("pfl-research", PEERS_DIR / ".pfl-venv", "pfl_fedavg.py", "build_venv.sh pfl", "pfl"),
+    "fedjax": Peer("FedJAX", PEERS_DIR / ".fedjax-venv", "fedjax_fedavg.py", "build_venv.sh fedjax", "fedjax"),
 }
 FLOWER_VENV = PEERS["flower"].venv
 

@@ -831,7 +831,7 @@ def bench_cmd(
     flower: bool = typer.Option(
         True,
         "--flower/--no-flower",
-        help="Run the framework peers, Flower, pfl-research and FedJAX (each needs its venv: benchmarks/peers/build_*_venv.sh).",
+        help="Run the framework peers, Flower, pfl-research and FedJAX (each needs its venv: benchmarks/peers/build_venv.sh NAME).",
     ),
 ) -> None:
     """Measure speed and scale: client-rounds and local steps per second, compile time,

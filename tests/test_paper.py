@@ -187,9 +187,9 @@ def test_a_stale_or_missing_frontier_record_is_refused(tmp_path):
 @pytest.mark.parametrize(
     ("name", "title", "build"),
     [
-        ("flower", "Flower", "build_flower_venv.sh"),
-        ("pfl", "pfl-research", "build_pfl_venv.sh"),
-        ("fedjax", "FedJAX", "build_fedjax_venv.sh"),
+        ("flower", "Flower", "build_venv.sh flower"),
+        ("pfl", "pfl-research", "build_venv.sh pfl"),
+        ("fedjax", "FedJAX", "build_venv.sh fedjax"),
     ],
 )
 def test_a_bench_record_without_a_peer_is_refused_with_how_to_make_one(name, title, build):

@@ -9,7 +9,7 @@ the primitive FedJAX's own algorithms are built on (the global model is its shar
 input, so the proximal term sees theta_g), over ``InMemoryFederatedData`` batched by
 ``ShuffleRepeatBatchHParams`` (one example, K epochs: K full-batch steps), in float64 as
 the other peers. One warm-up round compiles the client step; the timed rounds follow.
-Runs in its own virtual environment (``benchmarks/peers/build_fedjax_venv.sh``), never in
+Runs in its own virtual environment (``benchmarks/peers/build_venv.sh fedjax``), never in
 the package's: it reads the clients from an .npz written by ``silentfail bench`` and
 writes the final global model and the timings as JSON.
 

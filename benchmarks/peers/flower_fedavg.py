@@ -2,7 +2,7 @@
 participation, each client running the same K full-batch local steps as silentfail's
 personalization rule on its own quadratic (``fedavg_numpy.local_steps``; H_c, r_c from
 ``silentfail.sim.personalize.local_problem``), weighted by n_c. Runs in
-its own virtual environment (``benchmarks/peers/build_flower_venv.sh``), never in the
+its own virtual environment (``benchmarks/peers/build_venv.sh flower``), never in the
 package's: it reads the clients from an .npz written by ``silentfail bench`` and writes
 the final global model and the timings as JSON.
 

@@ -6,7 +6,7 @@ central SGD step of rate 1: the same workload as ``fedavg_numpy.fedavg``. The lo
 objective is pfl's FedProx with mu = lambda on the data term
 0.5 theta^T (H_c - lambda I) theta - r_c^T theta, whose gradient is
 H_c theta - r_c - lambda theta_g, silentfail's. Runs in its own virtual environment
-(``benchmarks/peers/build_pfl_venv.sh``), never in the package's: it reads the clients
+(``benchmarks/peers/build_venv.sh pfl``), never in the package's: it reads the clients
 from an .npz written by ``silentfail bench`` and writes the final global model and the
 timings as JSON.
 
