@@ -568,7 +568,16 @@ def framework_peer(name: str, clients: int, rounds: int, venv: Path | None = Non
 
 
 def flower_peer(clients: int, rounds: int, venv: Path = FLOWER_VENV) -> dict:
-    """:func:`framework_peer` for Flower (``benchmarks/peers/flower_fedavg.py``)."""
+    """:func:`framework_peer` for Flower (``benchmarks/peers/flower_fedavg.py``).
+
+    Args:
+        clients: N.
+        rounds: T.
+        venv: Flower's virtual environment.
+
+    Returns:
+        The peer row (or the reason it was skipped).
+    """
     return framework_peer("flower", clients, rounds, venv)
 
 

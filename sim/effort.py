@@ -15,6 +15,7 @@ to float round-off (the test suite runs every program with these options).
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -76,11 +77,17 @@ class EffortJit:
         self.full = jax.jit(fun, **jit_kwargs)
         self.fast = jax.jit(fun, compiler_options=FAST_COMPILE, **jit_kwargs)
         self.runs_arg = runs_arg
-        self.__doc__ = fun.__doc__
-        self.__wrapped__ = fun
+        functools.update_wrapper(self, fun)  # the function's name, module and docstring
 
     def work(self, args: Sequence[Any]) -> float:
-        """The client-rounds of a call with positional arguments ``args``."""
+        """The client-rounds of a call: runs x clients x rounds.
+
+        Args:
+            args: the call's positional arguments (a Config first).
+
+        Returns:
+            The client-rounds the call runs.
+        """
         sc = args[0].static.scenario  # the compiled shape (a traced field keeps its bucket value)
         runs = 1 if self.runs_arg is None else len(args[self.runs_arg])
         return float(runs) * sc.population.num_clients * sc.federation.rounds
@@ -93,7 +100,15 @@ class EffortJit:
         return (self.fast if fast(self.work(args) if work is None else work) else self.full)(*args, **kwargs)
 
     def lower(self, *args: Any, **kwargs: Any):
-        """The full pipeline's ``lower`` (benchmarks time XLA's optimized program)."""
+        """The full pipeline's ``lower`` (benchmarks time XLA's optimized program).
+
+        Args:
+            *args: the call's arguments.
+            **kwargs: its keyword arguments (the static ones).
+
+        Returns:
+            JAX's Lowered program.
+        """
         return self.full.lower(*args, **kwargs)
 
     def _cache_size(self) -> int:
