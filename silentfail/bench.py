@@ -67,7 +67,6 @@ PEERS = {
     "pfl": Peer("pfl-research", PEERS_DIR / ".pfl-venv", "pfl_fedavg.py", "build_venv.sh pfl", "pfl"),
     "fedjax": Peer("FedJAX", PEERS_DIR / ".fedjax-venv", "fedjax_fedavg.py", "build_venv.sh fedjax", "fedjax"),
 }
-FLOWER_VENV = PEERS["flower"].venv
 
 
 def default_output() -> Path:
@@ -117,7 +116,7 @@ FULL = dict(
     rounds=[25, 50, 100],
     grid_runs=[32, 64, 128],
     repeats=3,
-    flower=(100, 3),
+    peers=(100, 3),
     numpy_clients=2_000,
     cost_clients=10_000,
 )
@@ -128,7 +127,7 @@ SMOKE = dict(
     rounds=[2, 3],
     grid_runs=[32, 64],
     repeats=1,
-    flower=(8, 2),
+    peers=(8, 2),
     numpy_clients=20,
     cost_clients=64,
 )
@@ -567,20 +566,6 @@ def framework_peer(name: str, clients: int, rounds: int, venv: Path | None = Non
     return row
 
 
-def flower_peer(clients: int, rounds: int, venv: Path = FLOWER_VENV) -> dict:
-    """:func:`framework_peer` for Flower (``benchmarks/peers/flower_fedavg.py``).
-
-    Args:
-        clients: N.
-        rounds: T.
-        venv: Flower's virtual environment.
-
-    Returns:
-        The peer row (or the reason it was skipped).
-    """
-    return framework_peer("flower", clients, rounds, venv)
-
-
 def exponent(sizes: list[float], times: list[float]) -> float:
     """Least-squares slope of log(time) on log(size): cost ~ size^exponent.
 
@@ -761,8 +746,6 @@ def _child(spec: dict) -> dict:
         return peaks()
     if kind == "cost":
         return {"clients": spec["clients"], **round_cost(**spec)}
-    if kind == "flower":
-        return flower_peer(**spec)
     if kind == "peer":
         return framework_peer(**spec)
     if kind == "machine":
@@ -851,8 +834,8 @@ def bench(
     floor = spawn_({"kind": "numpy", "clients": cfg["numpy_clients"]})
     log(f"numpy loop {floor['clients']} clients: {floor['client_rounds_per_s']:,.0f} client-rounds/s")
     peers = {}
+    n, r = cfg["peers"]  # every peer runs the same workload
     for name in PEERS:
-        n, r = cfg["flower"]  # every peer runs the same workload
         row = (
             spawn_({"kind": "peer", "name": name, "clients": n, "rounds": r}) if flower else {"skipped": "--no-flower"}
         )

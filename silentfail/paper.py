@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from .bench import PEERS
 from .sim.scenario import MODES, Scenario
 
 #: The TeX toolchain, from Debian's packages (see README, "Building the paper").
@@ -391,7 +392,8 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "bench.
 def bench_numbers(bench: dict) -> dict[str, str]:
     """The related-work section's macros from ``silentfail bench``'s record: the engine's
     client-rounds per second at its smallest and largest population, the plain NumPy
-    loop's on the same FedAvg workload, the ratio, and the machine.
+    loop's on the same FedAvg workload, the ratio, the machine, and every framework
+    peer's (:func:`peer_numbers`).
 
     Args:
         bench: the parsed ``benchmarks/results/bench.json``.
@@ -412,9 +414,7 @@ def bench_numbers(bench: dict) -> dict[str, str]:
         "BenchNumpyRate": f"{numpy_rate:,.0f}",
         "BenchNumpyClients": f"{bench['numpy_loop']['clients']:,}",
         "BenchSpeedup": f"{small['client_rounds_per_s'] / numpy_rate:,.0f}",
-        **peer_numbers(bench, "flower"),
-        **peer_numbers(bench, "pfl"),
-        **peer_numbers(bench, "fedjax"),
+        **{k: v for name in PEERS for k, v in peer_numbers(bench, name).items()},
     }
 
 
@@ -434,8 +434,6 @@ def peer_numbers(bench: dict, name: str) -> dict[str, str]:
     Raises:
         PaperError: the record has no measurement of that peer (naming how to make one).
     """
-    from .bench import PEERS
-
     peer = PEERS[name]
     row = bench.get(name, {})
     if "speed_ratio" not in row:

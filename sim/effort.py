@@ -64,8 +64,8 @@ class EffortJit:
     """``jax.jit(fun)`` twice, with XLA's full pipeline and with :data:`FAST_COMPILE`; a
     call picks one by the work of the call (:func:`fast`): the runs in the leading axis
     of the argument ``runs_arg`` (1 without one) times the scenario's clients and rounds
-    (the Config in the first argument), or the ``work=`` a caller passes (a sweep judges
-    by its whole batch, so a million small runs are compiled with the full pipeline). ``lower`` and the cache size are the full one's.
+    (the Config in the first argument). ``lower`` is the full one's; the cache size is
+    both's.
 
     Args:
         fun: the function.
@@ -92,12 +92,10 @@ class EffortJit:
         runs = 1 if self.runs_arg is None else len(args[self.runs_arg])
         return float(runs) * sc.population.num_clients * sc.federation.rounds
 
-    def __call__(self, *args: Any, work: float | None = None, **kwargs: Any) -> Any:
-        """Call the fast or the full compilation; ``work``: the client-rounds to judge by
-        (a sweep's whole batch, not one call of it), default :meth:`work` of this call."""
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves((args, kwargs))):
             return self.full(*args, **kwargs)  # inside another trace: compiler options belong to the outer jit
-        return (self.fast if fast(self.work(args) if work is None else work) else self.full)(*args, **kwargs)
+        return (self.fast if fast(self.work(args)) else self.full)(*args, **kwargs)
 
     def lower(self, *args: Any, **kwargs: Any):
         """The full pipeline's ``lower`` (benchmarks time XLA's optimized program).

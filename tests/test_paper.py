@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from silentfail import paper
+from silentfail.bench import PEERS
 
 HAVE_TEX = all(shutil.which(t) for t in ("latexmk", "pdflatex", "pdftoppm"))
 
@@ -203,7 +204,8 @@ def test_the_recorded_peers_reach_the_engines_global_model():
     """Each framework ran the same FedAvg to the same final global model (float64 peers
     against the float32 engine), and the paper's macros quote the record."""
     bench = json.loads(paper.BENCH.read_text())
-    for name in ("flower", "pfl", "fedjax"):
+    assert set(PEERS) == {"flower", "pfl", "fedjax"}
+    for name in PEERS:
         row = bench[name]
         assert row["max_abs_diff_global_model"] < 1e-6
         assert row["speed_ratio"] == pytest.approx(

@@ -25,9 +25,11 @@ def test_a_small_call_compiles_fast_and_a_large_one_in_full(monkeypatch):
     x = jnp.linspace(-3, 3, 257, dtype=jnp.float32)
     per_run = sc.population.num_clients * sc.federation.rounds
     assert prog.work((cfg, x)) == 257 * per_run
-    small = prog(cfg, x, work=effort.FAST_WORK)
+    monkeypatch.setattr(effort, "FAST_WORK", 257 * per_run)  # this call is at the bound: fast
+    small = prog(cfg, x)
     assert prog.fast._cache_size() == 1 and prog.full._cache_size() == 0
-    large = prog(cfg, x, work=effort.FAST_WORK + 1)
+    monkeypatch.setattr(effort, "FAST_WORK", 257 * per_run - 1)  # and now above it: full
+    large = prog(cfg, x)
     assert prog.full._cache_size() == 1
     np.testing.assert_allclose(np.asarray(small), np.asarray(large), rtol=1e-6, atol=1e-7)
     assert prog._cache_size() == 2
