@@ -40,12 +40,31 @@ GRID = "grid"
 #: blocks of about AUTO_CHUNK clients (benchmarks/README.md has the measurements).
 AUTO_MIN = 25_000
 AUTO_CHUNK = 4096
+#: the same two on an accelerator (GPU, TPU): one block up to, and blocks of about, this
+#: many clients. A block costs some 80 kernel launches there, so blocks sized for a CPU's
+#: caches would leave a run launch-bound (1e7 clients in blocks of 4,096: ~8e5 launches in
+#: 4 rounds); this size is bounded by memory instead (a block's fused intermediates, ~16 KB
+#: a client by XLA's cost analysis: ~4 GB). Not yet measured on a GPU (benchmarks/gpu.sh).
+AUTO_ACCELERATOR = 262_144
+
+
+def auto_sizes() -> tuple[int, int]:
+    """``chunk="auto"``'s (one-block limit, block size) on the default backend:
+    (:data:`AUTO_MIN`, :data:`AUTO_CHUNK`) on the CPU, :data:`AUTO_ACCELERATOR` twice on
+    an accelerator.
+
+    Returns:
+        (the most clients run in one block, the block size aimed at).
+    """
+    if jax.default_backend() == "cpu":
+        return AUTO_MIN, AUTO_CHUNK
+    return AUTO_ACCELERATOR, AUTO_ACCELERATOR
 
 
 def resolve_chunk(chunk: int | str | None, num_clients: int, devices: int = 1) -> int | None:
     """The block size actually used: None (one block) for ``None`` or when the population
     fits in one block. ``"auto"`` keeps populations up to :data:`AUTO_MIN` clients in one
-    block and splits larger ones by :func:`auto_block`. A block is rounded up to a
+    block and splits larger ones by :func:`auto_block` (:func:`auto_sizes` on an accelerator). A block is rounded up to a
     multiple of the device count so that every device holds the same rows of it.
 
     Args:
@@ -59,35 +78,37 @@ def resolve_chunk(chunk: int | str | None, num_clients: int, devices: int = 1) -
     if chunk is None:
         return None
     if chunk == "auto":
-        if num_clients <= AUTO_MIN:
+        one_block, target = auto_sizes()
+        if num_clients <= one_block:
             return None
-        chunk = auto_block(num_clients, devices)
+        chunk = auto_block(num_clients, devices, target)
     if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
         raise ValueError(f"chunk must be a positive integer, 'auto' or None, got {chunk!r}")
     chunk = -(-int(chunk) // devices) * devices
     return None if chunk >= num_clients else chunk
 
 
-def auto_block(num_clients: int, devices: int = 1) -> int:
+def auto_block(num_clients: int, devices: int = 1, target: int = AUTO_CHUNK) -> int:
     """The ``"auto"`` block size of N clients: the divisor of N (a multiple of the device
-    count) nearest :data:`AUTO_CHUNK` in ratio within a factor of 2, so that laying the
+    count) nearest ``target`` in ratio within a factor of 2, so that laying the
     population out in blocks is a reshape and copies nothing (a padded layout copies the
     whole population once per run: 15% of a 4-round run at 1e6 clients,
-    benchmarks/README.md); without one, ceil(N / AUTO_CHUNK) equal blocks (the least
+    benchmarks/README.md); without one, ceil(N / target) equal blocks (the least
     padding).
 
     Args:
         num_clients: N.
         devices: the device count.
+        target: the block size aimed at (:data:`AUTO_CHUNK` on the CPU).
 
     Returns:
         The block size.
     """
-    lo, hi = AUTO_CHUNK // 2, 2 * AUTO_CHUNK
+    lo, hi = target // 2, 2 * target
     exact = [c for c in range(lo - lo % devices + devices, hi + 1, devices) if num_clients % c == 0]
     if exact:
-        return min(exact, key=lambda c: (abs(np.log(c / AUTO_CHUNK)), c))
-    return -(-num_clients // -(-num_clients // AUTO_CHUNK))
+        return min(exact, key=lambda c: (abs(np.log(c / target)), c))
+    return -(-num_clients // -(-num_clients // target))
 
 
 #: rows of the first level of :func:`client_sum`

@@ -61,6 +61,7 @@ def test_resolve_chunk_rules():
         scale.resolve_chunk("auto", 999_984, devices=8) % 8 == 0
         and 999_984 % scale.resolve_chunk("auto", 999_984, devices=8) == 0
     )
+    assert scale.auto_sizes() == (scale.AUTO_MIN, scale.AUTO_CHUNK)  # the CPU's
     prime = 1_000_003  # no divisor: equal blocks, the least padding
     assert scale.resolve_chunk("auto", prime) == -(-prime // -(-prime // scale.AUTO_CHUNK))
     assert scale.resolve_chunk(100, 1000, devices=8) == 104  # a multiple of the device count
@@ -278,3 +279,13 @@ def test_materialized_is_the_identity_to_the_bit():
     np.testing.assert_array_equal(np.asarray(jax.jit(scale.materialized)(x)), x)
     x[1, 4] = np.inf
     assert not np.isfinite(np.asarray(scale.materialized(jnp.asarray(x)))[1]).all()
+
+
+def test_auto_blocks_on_an_accelerator_are_bounded_by_memory_not_cache(monkeypatch):
+    """On a GPU the CPU's cache-sized blocks would make a run launch-bound: "auto" keeps
+    far larger populations in one block and splits the rest near AUTO_ACCELERATOR."""
+    monkeypatch.setattr(scale.jax, "default_backend", lambda: "gpu")
+    assert scale.resolve_chunk("auto", 200_000) is None
+    block = scale.resolve_chunk("auto", 10_000_000)
+    assert 10_000_000 % block == 0 and scale.AUTO_ACCELERATOR / 2 <= block <= 2 * scale.AUTO_ACCELERATOR
+    assert scale.resolve_chunk("auto", 10_000_000, devices=8) % 8 == 0
