@@ -31,6 +31,7 @@ from jax import Array
 
 from . import metrics as mt
 from . import scale
+from .distributed import process_count
 from .registry import check_new_id
 from .world import ClientWorld, World, alignment_score, client_moments
 
@@ -146,7 +147,9 @@ class LinearModel:
                 theta_g, pop.X, pop.y, pop.mask, ctx.teacher, ctx.Pi, sc
             )
         else:
-            theta_c = scale.materialized(jnp.einsum("nij,j->ni", P, theta_g) + b)  # read by ~30 fusions
+            theta_c = jnp.einsum("nij,j->ni", P, theta_g) + b
+            if process_count() == 1:  # read by ~30 fusions; see scale.materialized for why not across processes
+                theta_c = scale.materialized(theta_c)
         return theta_c, cw
 
     def client_metrics(

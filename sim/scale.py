@@ -64,8 +64,9 @@ def auto_sizes() -> tuple[int, int]:
 def resolve_chunk(chunk: int | str | None, num_clients: int, devices: int = 1) -> int | None:
     """The block size actually used: None (one block) for ``None`` or when the population
     fits in one block. ``"auto"`` keeps populations up to :data:`AUTO_MIN` clients in one
-    block and splits larger ones by :func:`auto_block` (:func:`auto_sizes` on an accelerator). A block is rounded up to a
-    multiple of the device count so that every device holds the same rows of it.
+    block and splits larger ones by :func:`auto_block` (on an accelerator, the sizes of
+    :func:`auto_sizes`). A block is rounded up to a multiple of the device count so that
+    every device holds the same rows of it.
 
     Args:
         chunk: clients per block, ``"auto"``, or None.
@@ -149,9 +150,16 @@ def materialized(x: jax.Array) -> jax.Array:
     plus products by 0). Without it XLA:CPU fuses a cheap elementwise producer such as
     ``P_c theta_g + b_c`` into every consumer, and each consumer fusion re-reads b_c at a
     stride of one client: in a block of 8,000 clients out of 2e5 the OOD panel's fusion
-    alone took 223 ns a client-round instead of 35 (benchmarks/README.md, The clients
-    exponent). A non-finite entry spreads NaN over its row (inf * 0), which the run's
+    alone took 223 ns a client-round instead of 35 (benchmarks/README.md, Linear in
+    clients). A non-finite entry spreads NaN over its row (inf * 0), which the run's
     ``finite`` flag reports the same.
+
+    Not used in a run of several processes: there, with JAX's persistent compilation
+    cache warm, the cached program of a round with this dot made the processes' gloo
+    collectives disagree ("Received data size doesn't match expected size. 8 vs 4") in 3
+    of 4 launches of a 2-process ``simulate``, while a fresh compile ran; the same run
+    without it is exact either way (``tests/test_distributed.py`` launches twice on one
+    cache).
 
     Args:
         x: (..., D) values.

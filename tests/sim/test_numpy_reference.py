@@ -91,6 +91,17 @@ def test_bench_harness_smoke(tmp_path):
         assert row["processes"] == 2 and row["speed_up"] == pytest.approx(row["one_process_s"] / row["n_process_s"])
 
 
+def test_block_benchmark_harness_smoke():
+    """The interleaved block-size benchmark runs every case and fits the exponent over
+    the cases that use chunk="auto"'s block (no timing is asserted)."""
+    out = subprocess.run(
+        [sys.executable, str(BENCH / "bench_blocks.py"), "--smoke"], capture_output=True, text=True, timeout=600
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.count("ns a client-round") == 3 and "(auto)" in out.stdout
+    assert "clients exponent over 64, 128 (auto blocks)" in out.stdout
+
+
 def test_estimate_benchmark_harness_smoke():
     out = subprocess.run(
         [sys.executable, str(BENCH / "bench_estimate.py"), "--smoke"], capture_output=True, text=True, timeout=600
