@@ -14,7 +14,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ os.environ.setdefault("SILENTFAIL_COMPILE", "full")
 
 import jax  # noqa: E402
 
-from silentfail.bench import exponent, machine, scenario  # noqa: E402
+from silentfail.bench import exponent, machine, scenario, write_record  # noqa: E402
 from silentfail.sim import scale  # noqa: E402
 from silentfail.sim.config import Config  # noqa: E402
 from silentfail.sim.federate import scan  # noqa: E402
@@ -91,6 +90,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("-o", "--output", type=Path, default=OUT)
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {args.repeats}")
     rows = measure(SMOKE if args.smoke else FULL, 1 if args.smoke else args.repeats)
     for row in rows:
         block = "one" if row["block"] is None else f"{row['block']:,}"
@@ -114,10 +115,7 @@ def main() -> None:
             "rows": rows,
             "clients_exponent": exp,
         }
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.output.with_suffix(".tmp")
-        tmp.write_text(json.dumps(result, indent=1) + "\n")
-        tmp.replace(args.output)
+        write_record(result, args.output)
         print(f"wrote {args.output}")
 
 

@@ -890,12 +890,23 @@ def bench(
         },
     }
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        tmp = output.with_suffix(".tmp")
-        tmp.write_text(json.dumps(result, indent=1) + "\n")
-        tmp.replace(output)
+        write_record(result, output)
         log(f"wrote {output}")
     return result
+
+
+def write_record(result: dict, output: Path) -> None:
+    """Write a benchmark's record as JSON atomically (a temporary file renamed over
+    ``output``), so that an interrupted run leaves the previous record whole.
+
+    Args:
+        result: the record.
+        output: the JSON file.
+    """
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=1) + "\n")
+    tmp.replace(output)
 
 
 if __name__ == "__main__":

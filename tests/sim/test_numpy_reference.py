@@ -100,6 +100,10 @@ def test_block_benchmark_harness_smoke():
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.count("ns a client-round") == 3 and "(auto)" in out.stdout
     assert "clients exponent over 64, 128 (auto blocks)" in out.stdout
+    bad = subprocess.run(
+        [sys.executable, str(BENCH / "bench_blocks.py"), "--repeats", "0"], capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and "--repeats must be at least 1, got 0" in bad.stderr
 
 
 def test_estimate_benchmark_harness_smoke():
